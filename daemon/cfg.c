@@ -1,0 +1,401 @@
+/* cfg.c: see cfg.h. */
+#include "cfg.h"
+
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+/* -- the table --------------------------------------------------------- */
+
+typedef enum { S_STR, S_UINT } s_type_t;
+
+typedef struct {
+    const char *key;
+    s_type_t type;
+    size_t offset;
+    const char *def_str;
+    unsigned def_uint;
+    const char *help;
+} s_field_t;
+
+#define S_STR_ROW(name, def, help) \
+    {#name, S_STR, offsetof(cfg_t, name), def, 0, help},
+#define S_UINT_ROW(name, def, help) \
+    {#name, S_UINT, offsetof(cfg_t, name), NULL, def, help},
+#define S_ROW(type, name, def, help) S_##type##_ROW(name, def, help)
+
+static const s_field_t s_fields[] = {CFG_FIELDS(S_ROW)};
+#define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
+
+static char **s_str(cfg_t *cfg, const s_field_t *f)
+{
+    return (char **)((char *)cfg + f->offset);
+}
+
+static unsigned *s_uint(cfg_t *cfg, const s_field_t *f)
+{
+    return (unsigned *)((char *)cfg + f->offset);
+}
+
+void cfg_defaults(cfg_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < S_NFIELDS; i++) {
+        const s_field_t *f = &s_fields[i];
+        if (f->type == S_STR)
+            *s_str(cfg, f) = xstrdup(f->def_str);
+        else
+            *s_uint(cfg, f) = f->def_uint;
+    }
+}
+
+void cfg_free(cfg_t *cfg)
+{
+    for (size_t i = 0; i < S_NFIELDS; i++)
+        if (s_fields[i].type == S_STR) {
+            free(*s_str(cfg, &s_fields[i]));
+            *s_str(cfg, &s_fields[i]) = NULL;
+        }
+    for (unsigned i = 0; i < cfg->subscribe_count; i++)
+        free(cfg->subscribe[i]);
+    free(cfg->subscribe);
+    cfg->subscribe = NULL;
+    cfg->subscribe_count = 0;
+}
+
+static void s_add_subscribe(cfg_t *cfg, const char *ep)
+{
+    cfg->subscribe = xrealloc(cfg->subscribe,
+                              (cfg->subscribe_count + 1) * sizeof *cfg->subscribe);
+    cfg->subscribe[cfg->subscribe_count++] = xstrdup(ep);
+}
+
+/* -- the config file ----------------------------------------------------- */
+
+/* What a file may set: every field optional, so a pointer tells "absent"
+ * from "0". */
+#define S_FILE_STR(name) char *name;
+#define S_FILE_UINT(name) unsigned *name;
+#define S_FILE_MEMBER(type, name, def, help) S_FILE_##type(name)
+typedef struct {
+    CFG_FIELDS(S_FILE_MEMBER)
+    char **subscribe;
+    unsigned subscribe_count;
+} s_file_t;
+
+#define S_SCHEMA_STR(name) \
+    CYAML_FIELD_STRING_PTR(#name, CYAML_FLAG_OPTIONAL, s_file_t, name, 0, CYAML_UNLIMITED),
+#define S_SCHEMA_UINT(name) CYAML_FIELD_UINT_PTR(#name, CYAML_FLAG_OPTIONAL, s_file_t, name),
+#define S_SCHEMA(type, name, def, help) S_SCHEMA_##type(name)
+
+static const cyaml_schema_value_t s_endpoint_schema = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, CYAML_UNLIMITED),
+};
+
+static const cyaml_schema_field_t s_file_fields[] = {
+    CFG_FIELDS(S_SCHEMA)
+    CYAML_FIELD_SEQUENCE("subscribe", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         s_file_t, subscribe, &s_endpoint_schema, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t s_file_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, s_file_t, s_file_fields),
+};
+
+/* libcyaml reports problems through its log function, as several lines
+ * (the error, then a backtrace of where in the document). Keep them. */
+typedef struct {
+    char text[1024];
+    size_t len;
+} s_yaml_log_t;
+
+static void s_yaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+    s_yaml_log_t *lg = ctx;
+    if (level < CYAML_LOG_ERROR || lg->len >= sizeof lg->text - 1)
+        return;
+    int n = vsnprintf(lg->text + lg->len, sizeof lg->text - lg->len, fmt, args);
+    if (n > 0)
+        lg->len += (size_t)n;
+    if (lg->len >= sizeof lg->text)
+        lg->len = sizeof lg->text - 1;
+}
+
+/* Squash libcyaml's multi-line report into one line. */
+static void s_one_line(char *s)
+{
+    char *w = s;
+    bool space = false;
+    for (char *r = s; *r; r++) {
+        if (*r == '\n' || *r == '\t' || *r == ' ') {
+            space = w != s;
+            continue;
+        }
+        if (space) {
+            *w++ = ';';
+            *w++ = ' ';
+            space = false;
+        }
+        *w++ = *r;
+    }
+    *w = '\0';
+}
+
+int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
+{
+    s_yaml_log_t lg = {.len = 0};
+    const cyaml_config_t config = {
+        .log_fn = s_yaml_log,
+        .log_ctx = &lg,
+        .mem_fn = cyaml_mem,
+        .log_level = CYAML_LOG_ERROR,
+    };
+    s_file_t *file = NULL;
+
+    FILE *probe = fopen(path, "r");
+    if (probe == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    fclose(probe);
+
+    cyaml_err_t rc = cyaml_load_file(path, &config, &s_file_schema,
+                                     (cyaml_data_t **)&file, NULL);
+    if (rc != CYAML_OK) {
+        lg.text[lg.len] = '\0';
+        s_one_line(lg.text);
+        snprintf(err, errlen, "%s: %s%s%s", path, cyaml_strerror(rc),
+                 lg.len ? ": " : "", lg.text);
+        return -1;
+    }
+    if (file == NULL) /* an empty document sets nothing */
+        return 0;
+    for (size_t i = 0; i < S_NFIELDS; i++) {
+        const s_field_t *f = &s_fields[i];
+        if (f->type == S_STR) {
+            char *v = *(char **)((char *)file + f->offset);
+            if (v) {
+                free(*s_str(cfg, f));
+                *s_str(cfg, f) = xstrdup(v);
+            }
+        } else {
+            unsigned *v = *(unsigned **)((char *)file + f->offset);
+            if (v)
+                *s_uint(cfg, f) = *v;
+        }
+    }
+    for (unsigned i = 0; i < file->subscribe_count; i++)
+        s_add_subscribe(cfg, file->subscribe[i]);
+    cyaml_free(&config, &s_file_schema, file, 0);
+    return 0;
+}
+
+/* -- the command line ---------------------------------------------------- */
+
+enum {
+    S_OPT_CONFIG = 1000,
+    S_OPT_SUBSCRIBE,
+    S_OPT_DUMP,
+    S_OPT_HELP,
+    S_OPT_VERSION,
+    S_OPT_FIELD, /* S_OPT_FIELD + i: s_fields[i] */
+};
+
+/* "state_dir" -> "state-dir" */
+static void s_opt_name(char *dst, size_t cap, const char *key)
+{
+    size_t i = 0;
+    for (; key[i] && i + 1 < cap; i++)
+        dst[i] = key[i] == '_' ? '-' : key[i];
+    dst[i] = '\0';
+}
+
+static int s_parse_uint(const char *s, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v > UINT_MAX)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int s_check(const cfg_t *cfg, char *err, size_t errlen)
+{
+    if (strcmp(cfg->clock, "wall") != 0 && strcmp(cfg->clock, "event") != 0) {
+        snprintf(err, errlen, "clock must be \"wall\" or \"event\", not \"%s\"",
+                 cfg->clock);
+        return -1;
+    }
+    const char *levels[] = {"error", "warn", "info", "debug"};
+    bool ok = false;
+    for (size_t i = 0; i < 4; i++)
+        ok |= strcmp(cfg->log_level, levels[i]) == 0;
+    if (!ok) {
+        snprintf(err, errlen,
+                 "log_level must be error, warn, info or debug, not \"%s\"",
+                 cfg->log_level);
+        return -1;
+    }
+    if (cfg->state_dir[0] == '\0') {
+        snprintf(err, errlen, "state_dir must not be empty");
+        return -1;
+    }
+    if (cfg->map_size_mb == 0 || cfg->map_size_mb > 1024 * 1024) {
+        snprintf(err, errlen, "map_size_mb must be 1..1048576, not %u",
+                 cfg->map_size_mb);
+        return -1;
+    }
+    if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
+        cfg->max_batch_events == 0 || cfg->sync_interval_ms == 0) {
+        snprintf(err, errlen, "drain_budget, group_max_events, max_batch_events "
+                              "and sync_interval_ms must be at least 1");
+        return -1;
+    }
+    return 0;
+}
+
+cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    struct option opts[S_NFIELDS + 6];
+    char names[S_NFIELDS][64];
+    size_t n = 0;
+
+    for (size_t i = 0; i < S_NFIELDS; i++) {
+        s_opt_name(names[i], sizeof names[i], s_fields[i].key);
+        opts[n++] = (struct option){names[i], required_argument, NULL,
+                                    S_OPT_FIELD + (int)i};
+    }
+    opts[n++] = (struct option){"config", required_argument, NULL, S_OPT_CONFIG};
+    opts[n++] = (struct option){"subscribe", required_argument, NULL, S_OPT_SUBSCRIBE};
+    opts[n++] = (struct option){"dump-config", no_argument, NULL, S_OPT_DUMP};
+    opts[n++] = (struct option){"help", no_argument, NULL, S_OPT_HELP};
+    opts[n++] = (struct option){"version", no_argument, NULL, S_OPT_VERSION};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+
+    cfg_defaults(cfg);
+
+    /* First pass: the config file, which the other options override. */
+    const char *config = NULL;
+    cfg_action_t action = CFG_RUN;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == S_OPT_CONFIG)
+            config = optarg;
+        else if (c == S_OPT_HELP || c == 'h')
+            action = CFG_HELP;
+        else if (c == S_OPT_VERSION && action == CFG_RUN)
+            action = CFG_VERSION;
+        else if (c == '?') {
+            if (optopt)
+                snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
+            else
+                snprintf(err, errlen, "unknown option %s (see --help)",
+                         argv[optind - 1]);
+            return CFG_ERROR;
+        } else if (c == ':') {
+            snprintf(err, errlen, "option %s needs a value", argv[optind - 1]);
+            return CFG_ERROR;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, errlen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+        return CFG_ERROR;
+    }
+    if (action == CFG_HELP || action == CFG_VERSION)
+        return action;
+    if (config && cfg_load_file(cfg, config, err, errlen) == -1)
+        return CFG_ERROR;
+
+    /* Second pass: every other option. --subscribe on the command line
+     * replaces the file's list. */
+    bool cli_subscribe = false;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c >= S_OPT_FIELD) {
+            const s_field_t *f = &s_fields[c - S_OPT_FIELD];
+            if (f->type == S_STR) {
+                free(*s_str(cfg, f));
+                *s_str(cfg, f) = xstrdup(optarg);
+            } else if (s_parse_uint(optarg, s_uint(cfg, f)) == -1) {
+                snprintf(err, errlen, "--%s needs a non-negative integer, not \"%s\"",
+                         names[c - S_OPT_FIELD], optarg);
+                return CFG_ERROR;
+            }
+        } else if (c == S_OPT_SUBSCRIBE) {
+            if (!cli_subscribe) {
+                for (unsigned i = 0; i < cfg->subscribe_count; i++)
+                    free(cfg->subscribe[i]);
+                cfg->subscribe_count = 0;
+                cli_subscribe = true;
+            }
+            s_add_subscribe(cfg, optarg);
+        } else if (c == S_OPT_DUMP) {
+            action = CFG_DUMP;
+        }
+    }
+    if (s_check(cfg, err, errlen) == -1)
+        return CFG_ERROR;
+    return action;
+}
+
+/* -- output -------------------------------------------------------------- */
+
+void cfg_dump(const cfg_t *cfg, FILE *out)
+{
+    fprintf(out, "# funneld effective configuration\n");
+    for (size_t i = 0; i < S_NFIELDS; i++) {
+        const s_field_t *f = &s_fields[i];
+        fprintf(out, "\n# %s\n", f->help);
+        if (f->type == S_STR)
+            fprintf(out, "%s: \"%s\"\n", f->key, *s_str((cfg_t *)cfg, f));
+        else
+            fprintf(out, "%s: %u\n", f->key, *s_uint((cfg_t *)cfg, f));
+    }
+    fprintf(out, "\n# upstream PUB endpoints to subscribe to (topics marketing*, sales*)\n");
+    fprintf(out, "subscribe:%s\n", cfg->subscribe_count ? "" : " []");
+    for (unsigned i = 0; i < cfg->subscribe_count; i++)
+        fprintf(out, "  - \"%s\"\n", cfg->subscribe[i]);
+}
+
+void cfg_usage(const char *argv0)
+{
+    printf("Usage: %s [OPTION]...\n\n"
+           "funneld keeps one shared, durable record of every lead: it takes\n"
+           "marketing and sales events over ZeroMQ, moves each lead through the\n"
+           "funnel stages, scores it, publishes lead-handoff and stage alerts, and\n"
+           "answers queries. It runs in the foreground; with no options at all it\n"
+           "keeps its state in ./var/funneld and listens on loopback.\n\n"
+           "Options (each setting can also be a key of the --config file):\n"
+           "  --config FILE          YAML config file (keys as below, with _)\n"
+           "  --subscribe EP         upstream PUB endpoint to subscribe to\n"
+           "                         (repeatable; replaces the file's list)\n",
+           argv0);
+    for (size_t i = 0; i < S_NFIELDS; i++) {
+        const s_field_t *f = &s_fields[i];
+        char name[64], arg[96];
+        s_opt_name(name, sizeof name, f->key);
+        snprintf(arg, sizeof arg, "--%s %s", name, f->type == S_STR ? "S" : "N");
+        printf("  %-22s %s\n", arg, f->help);
+        if (f->type == S_STR)
+            printf("  %-22s (default: \"%s\")\n", "", f->def_str);
+        else
+            printf("  %-22s (default: %u)\n", "", f->def_uint);
+    }
+    printf("  --dump-config          print the effective configuration as YAML, exit\n"
+           "  --version              print the version, exit\n"
+           "  -h, --help             this text\n\n"
+           "Signals: SIGTERM/SIGINT stop intake, commit and acknowledge what is\n"
+           "pending, exit 0; SIGHUP reloads the funnel definition (the old one is\n"
+           "kept if the new one is invalid).\n");
+}

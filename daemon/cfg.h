@@ -1,0 +1,93 @@
+/* cfg.h: funneld's configuration.
+ *
+ * One struct, one table (CFG_FIELDS below) that gives each setting its key,
+ * type, built-in default and help text. The same table drives the defaults,
+ * the YAML config file (through a libcyaml schema generated from it), the
+ * command-line options (--state-dir for state_dir), --help and
+ * --dump-config, so none of them can drift from the others.
+ *
+ * Precedence: built-in defaults < config file < command line.
+ */
+#ifndef FUNNELD_CFG_H
+#define FUNNELD_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* X(type, key, default, help). type is STR or UINT. */
+#define CFG_FIELDS(X)                                                          \
+    X(STR, state_dir, "./var/funneld",                                         \
+      "directory holding the LMDB environments (log/, state/)")                \
+    X(STR, definition, "",                                                     \
+      "funnel definition YAML file; empty: the built-in AIDA definition")      \
+    X(STR, ingest, "tcp://127.0.0.1:7701",                                     \
+      "ingest ROUTER endpoint (EventBatch in, Ack out)")                       \
+    X(STR, alerts, "tcp://127.0.0.1:7702",                                     \
+      "alerts PUB endpoint ([topic][Alert])")                                  \
+    X(STR, query, "tcp://127.0.0.1:7703",                                      \
+      "query ROUTER endpoint (QueryRequest in, QueryReply out)")               \
+    X(STR, clock, "wall",                                                      \
+      "daemon time: wall (live) or event (event-time watermark, backfills)")   \
+    X(STR, log_level, "info", "error, warn, info or debug")                    \
+    X(UINT, drain_budget, 256,                                                 \
+      "messages handled per socket wakeup before other work gets a turn")      \
+    X(UINT, group_max_events, 20000,                                           \
+      "commit a group once this many events are pending")                      \
+    X(UINT, group_delay_ms, 0,                                                 \
+      "wait at most this long for more events before committing a group")     \
+    X(UINT, max_batch_events, 10000,                                           \
+      "larger EventBatch messages are refused whole")                          \
+    X(UINT, max_message_kb, 16384,                                             \
+      "larger messages are dropped by ZeroMQ (ZMQ_MAXMSGSIZE), in KiB")        \
+    X(UINT, map_size_mb, 256,                                                  \
+      "initial LMDB map size per environment, MiB (grows when full)")          \
+    X(UINT, sync_interval_ms, 1000,                                            \
+      "how often the state environment is flushed to disk")                    \
+    X(UINT, alerts_hwm, 100000,                                                \
+      "alerts queued per slow subscriber before they are dropped")             \
+    X(UINT, linger_ms, 2000,                                                   \
+      "how long shutdown waits to deliver queued acks and replies")
+
+#define CFG_STR_MEMBER(name) char *name;
+#define CFG_UINT_MEMBER(name) unsigned name;
+#define CFG_MEMBER(type, name, def, help) CFG_##type##_MEMBER(name)
+
+typedef struct {
+    CFG_FIELDS(CFG_MEMBER)
+    char **subscribe;           /* upstream PUB endpoints to SUB to */
+    unsigned subscribe_count;
+} cfg_t;
+
+/* What the command line asked for besides settings. */
+typedef enum {
+    CFG_RUN = 0,
+    CFG_HELP,
+    CFG_VERSION,
+    CFG_DUMP,
+    CFG_ERROR,
+} cfg_action_t;
+
+/* Build the configuration from the built-in defaults, the config file named
+ * by --config (if any) and the command line. On CFG_ERROR, err holds one
+ * line saying what is wrong (with file:line where the file is at fault).
+ * The caller frees *cfg with cfg_free() whatever the result. */
+cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err,
+                      size_t errlen);
+
+/* Load only a YAML config file over *cfg (which holds defaults). Returns 0,
+ * or -1 with one line in err. */
+int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen);
+
+/* Set the built-in defaults (cfg must be zeroed or freed). */
+void cfg_defaults(cfg_t *cfg);
+
+void cfg_free(cfg_t *cfg);
+
+/* Print the effective configuration as YAML (a valid config file). */
+void cfg_dump(const cfg_t *cfg, FILE *out);
+
+/* Print usage and every option with its default. */
+void cfg_usage(const char *argv0);
+
+#endif

@@ -1,0 +1,43 @@
+/* codec.h: between the wire/storage encoding (protobuf, funnel.v1) and the
+ * handlers' plain structs.
+ *
+ * The store keeps leads as encoded funnel.v1.Lead and events as encoded
+ * funnel.v1.Event, so the state directory, the alerts and the query
+ * replies all speak the documented protocol.
+ */
+#ifndef FUNNELD_CODEC_H
+#define FUNNELD_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "funnel.pb-c.h"
+#include "hnd.h"
+
+/* Fill *out from lead (stage names from d). The strings of *out borrow
+ * from lead and d; out->attrs and out->skipped point into `scratch`, which
+ * must outlive *out. */
+typedef struct {
+    Funnel__V1__Lead__AttrsEntry entries[HND_ATTRS_MAX];
+    Funnel__V1__Lead__AttrsEntry *entry_ptrs[HND_ATTRS_MAX];
+    char *skipped[DEFN_STAGES_MAX];
+} codec_lead_scratch_t;
+
+void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
+                      Funnel__V1__Lead *out, codec_lead_scratch_t *scratch);
+
+/* Encode lead into a new buffer. Caller frees *buf. */
+size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf);
+
+/* Decode a stored lead. A stage the definition no longer has becomes the
+ * first stage (and is logged once by the caller). Returns 0, or -1 when the
+ * bytes are not a Lead. */
+int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
+                      hnd_lead_t *lead);
+
+/* Fill *out with a view of ev (borrowed pointers); attrs go into kv, which
+ * holds at least ev->n_attrs entries. */
+void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
+                      hnd_event_t *out);
+
+#endif

@@ -1,0 +1,727 @@
+/* ingest.c: see ingest.h. */
+#include "ingest.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "log.h"
+#include "pipeline.h"
+#include "xalloc.h"
+
+#define S_REASON_LEN 192
+#define S_INTAKE_MAX 32
+#define S_REPLAY_CHUNK 4096
+#define S_COMMIT_TRIES 8
+
+enum { V_PENDING = 0, V_ACCEPTED, V_DUPLICATE, V_REJECTED };
+
+/* One received batch waiting for its group to commit. */
+typedef struct pending {
+    Funnel__V1__EventBatch *batch;  /* owned */
+    bus_sock_t *reply;              /* ingest socket, NULL for streams */
+    zmq_msg_t envelope[BUS_PARTS_MAX - 1]; /* routing frames to echo */
+    int n_envelope;
+    unsigned char *verdict;         /* per event: V_* */
+    char (*reason)[S_REASON_LEN];   /* per event: why rejected */
+    uint32_t accepted;
+    uint32_t duplicates;
+    uint64_t last_seq;
+    struct pending *next;
+} pending_t;
+
+typedef struct {
+    char topic[48];
+    uint8_t *buf;
+    size_t len;
+} s_alert_buf_t;
+
+struct ingest {
+    struct event_base *base;
+    store_t *store;
+    const defn_t *const *defn_p;
+    const hnd_t *const *pipeline;
+    bus_sock_t *alerts;
+    ingest_opts_t opts;
+
+    pending_t *head;
+    pending_t *tail;
+    size_t n_pending_events;
+    struct event *ev_commit;       /* group timer */
+    struct event *ev_retry;        /* store failed: try again */
+    bool failing;                  /* intake paused on a store failure */
+    bool stopping;
+
+    bus_sock_t *intake[S_INTAKE_MAX];
+    size_t n_intake;
+
+    s_alert_buf_t *out;            /* alerts of the open group */
+    size_t n_out;
+    size_t cap_out;
+
+    int64_t watermark_ms;          /* largest event time seen */
+};
+
+int64_t ingest_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ingest_now_ms(const ingest_t *self)
+{
+    if (self->opts.event_clock)
+        return self->watermark_ms;
+    return ingest_wall_ms();
+}
+
+/* -- pending batches --------------------------------------------------- */
+
+static void s_pending_free(pending_t *p)
+{
+    if (p->batch)
+        funnel__v1__event_batch__free_unpacked(p->batch, NULL);
+    for (int i = 0; i < p->n_envelope; i++)
+        zmq_msg_close(&p->envelope[i]);
+    free(p->verdict);
+    free(p->reason);
+    free(p);
+}
+
+static void s_out_clear(ingest_t *self)
+{
+    for (size_t i = 0; i < self->n_out; i++)
+        free(self->out[i].buf);
+    self->n_out = 0;
+}
+
+static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
+                      size_t len)
+{
+    if (self->alerts == NULL)
+        return;
+    const void *parts[2] = {topic, buf};
+    size_t lens[2] = {strlen(topic), len};
+    /* PUB drops at the high-water mark: a slow subscriber never blocks. */
+    if (bus_send(self->alerts, parts, lens, 2) == 0)
+        store_stats(self->store)->alerts++;
+}
+
+static void s_send_ack(pending_t *p, const Funnel__V1__Ack *ack)
+{
+    size_t len = funnel__v1__ack__get_packed_size(ack);
+    uint8_t *buf = xmalloc(len);
+    funnel__v1__ack__pack(ack, buf);
+
+    const void *parts[BUS_PARTS_MAX];
+    size_t lens[BUS_PARTS_MAX];
+    int n = 0;
+    for (int i = 0; i < p->n_envelope; i++) {
+        parts[n] = zmq_msg_data(&p->envelope[i]);
+        lens[n++] = zmq_msg_size(&p->envelope[i]);
+    }
+    parts[n] = buf;
+    lens[n++] = len;
+    if (bus_send(p->reply, parts, lens, n) == -1)
+        log_debug("[ingest] ack of batch \"%s\" not sent (client gone?)",
+                  ack->batch_id);
+    free(buf);
+}
+
+static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
+                        const char *error)
+{
+    pending_t p = {.reply = sock};
+    Funnel__V1__Ack ack;
+    funnel__v1__ack__init(&ack);
+    ack.batch_id = (char *)batch_id;
+    ack.error = (char *)error;
+    for (int i = 0; i + 1 < msg->n; i++)
+        p.envelope[p.n_envelope++] = msg->part[i]; /* borrowed, not closed */
+    s_send_ack(&p, &ack);
+}
+
+/* -- applying events --------------------------------------------------- */
+
+static void s_queue_alerts(ingest_t *self, const defn_t *d,
+                           const hnd_effects_t *fx, const hnd_lead_t *lead,
+                           const hnd_event_t *ev, uint64_t seq)
+{
+    for (size_t i = 0; i < fx->n_alerts; i++) {
+        const hnd_alert_t *a = &fx->alerts[i];
+        Funnel__V1__Alert al;
+        Funnel__V1__Lead snap;
+        codec_lead_scratch_t scratch;
+        char *reasons[HND_REASONS_MAX];
+
+        funnel__v1__alert__init(&al);
+        codec_lead_to_pb(lead, d, &snap, &scratch);
+        al.kind = (char *)a->kind;
+        al.topic = (char *)a->topic;
+        al.lead_id = (char *)lead->id;
+        al.at_ms = ev->at_ms > lead->last_event_ms ? ev->at_ms : lead->last_event_ms;
+        al.stage = a->stage >= 0 ? d->stages[a->stage].name : (char *)"";
+        al.from_stage = a->from_stage >= 0 ? d->stages[a->from_stage].name : (char *)"";
+        al.lead = &snap;
+        for (size_t r = 0; r < a->n_reasons; r++)
+            reasons[r] = (char *)a->reasons[r];
+        al.n_reasons = a->n_reasons;
+        al.reasons = reasons;
+        al.event_id = (char *)ev->id;
+        al.seq = seq;
+
+        if (self->n_out == self->cap_out) {
+            self->cap_out = self->cap_out ? 2 * self->cap_out : 64;
+            self->out = xrealloc(self->out, self->cap_out * sizeof *self->out);
+        }
+        s_alert_buf_t *o = &self->out[self->n_out++];
+        snprintf(o->topic, sizeof o->topic, "%s", a->topic);
+        o->len = funnel__v1__alert__get_packed_size(&al);
+        o->buf = xmalloc(o->len);
+        funnel__v1__alert__pack(&al, o->buf);
+    }
+}
+
+/* Apply one event inside the open group. replay_seq is the event's log
+ * sequence when it is replayed from the log, 0 for a new event (which is
+ * then appended). Returns 0 and the event's sequence in *seq_out, 1 when a
+ * handler refused the event (nothing of it is kept), -1 on a store error. */
+static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
+                   uint64_t replay_seq, uint64_t *seq_out)
+{
+    const defn_t *d = *self->defn_p;
+    hnd_kv_t kv[HND_ATTRS_MAX];
+    hnd_event_t ev;
+    hnd_lead_t lead;
+    hnd_effects_t fx;
+    const void *buf;
+    size_t len;
+
+    codec_event_view(pb, kv, &ev);
+    ev.log_seq = replay_seq ? replay_seq : store_last_seq(self->store) + 1;
+
+    int found = store_lead_get(self->store, pb->lead_id, &buf, &len);
+    if (found < 0)
+        return -1;
+    if (found && codec_lead_unpack(buf, len, d, &lead) == -1) {
+        log_err("[ingest] stored lead %s is not decodable; starting it afresh",
+                pb->lead_id);
+        found = 0;
+    }
+    if (pipeline_apply(self->pipeline, &ev, d, !found, &lead, &fx) != 0) {
+        /* A logged event stays indexed, so replay moves past it. */
+        if (replay_seq)
+            store_event_replayed(self->store, pb->id, pb->lead_id, replay_seq);
+        return 1;
+    }
+
+    uint8_t *lbuf;
+    size_t llen = codec_lead_pack(&lead, d, &lbuf);
+    store_lead_put(self->store, lead.id, lbuf, llen);
+    free(lbuf);
+
+    uint64_t seq = replay_seq;
+    if (replay_seq) {
+        store_event_replayed(self->store, pb->id, pb->lead_id, replay_seq);
+    } else {
+        size_t elen = funnel__v1__event__get_packed_size(pb);
+        uint8_t stack[1024];
+        uint8_t *ebuf = elen <= sizeof stack ? stack : xmalloc(elen);
+        funnel__v1__event__pack(pb, ebuf);
+        seq = store_event_add(self->store, pb->id, pb->lead_id, ebuf, elen);
+        if (ebuf != stack)
+            free(ebuf);
+    }
+    for (size_t i = 0; i < fx.n_deltas; i++)
+        store_counter_add(self->store, fx.deltas[i].key, fx.deltas[i].delta);
+    if (seq == 0)
+        return -1;
+    s_queue_alerts(self, d, &fx, &lead, &ev, seq);
+    store_stats(self->store)->applied++;
+    *seq_out = seq;
+    return 0;
+}
+
+/* Run every pending event through the handlers in one store group. */
+static int s_apply_pending(ingest_t *self)
+{
+    store_stats_t *st;
+    int rc = store_group_begin(self->store);
+    if (rc != STORE_OK)
+        return rc;
+    st = store_stats(self->store);
+    for (pending_t *p = self->head; p; p = p->next) {
+        p->accepted = p->duplicates = 0;
+        p->last_seq = 0;
+        for (size_t i = 0; i < p->batch->n_events; i++) {
+            Funnel__V1__Event *ev = p->batch->events[i];
+            st->received++;
+            if (p->verdict[i] == V_REJECTED) {
+                st->rejected++;
+                continue;
+            }
+            int seen = store_id_seen(self->store, ev->id);
+            if (seen < 0)
+                goto out;
+            if (seen) {
+                p->verdict[i] = V_DUPLICATE;
+                p->duplicates++;
+                st->duplicates++;
+                continue;
+            }
+            uint64_t seq = 0;
+            int r = s_apply(self, ev, 0, &seq);
+            if (r < 0)
+                goto out;
+            if (r > 0) {
+                p->verdict[i] = V_REJECTED;
+                snprintf(p->reason[i], sizeof p->reason[i],
+                         "refused by the funnel handlers");
+                st->rejected++;
+                continue;
+            }
+            p->verdict[i] = V_ACCEPTED;
+            p->accepted++;
+            p->last_seq = seq;
+        }
+    }
+out:
+    return store_group_commit(self->store);
+}
+
+static void s_intake_pause(ingest_t *self, bool pause)
+{
+    for (size_t i = 0; i < self->n_intake; i++)
+        if (pause)
+            bus_pause(self->intake[i]);
+        else
+            bus_resume(self->intake[i]);
+}
+
+static void s_ack_all(ingest_t *self)
+{
+    while (self->head) {
+        pending_t *p = self->head;
+        self->head = p->next;
+        if (p->reply) {
+            Funnel__V1__Ack ack;
+            Funnel__V1__Rejection rej[64], *rejp[64];
+            Funnel__V1__Rejection **rejs = rejp, *rejv = rej;
+            size_t n_rej = 0;
+            for (size_t i = 0; i < p->batch->n_events; i++)
+                n_rej += p->verdict[i] == V_REJECTED;
+            if (n_rej > 64) {
+                rejs = xmalloc(n_rej * sizeof *rejs);
+                rejv = xmalloc(n_rej * sizeof *rejv);
+            }
+            size_t k = 0;
+            for (size_t i = 0; i < p->batch->n_events; i++) {
+                if (p->verdict[i] != V_REJECTED)
+                    continue;
+                funnel__v1__rejection__init(&rejv[k]);
+                rejv[k].index = (uint32_t)i;
+                rejv[k].reason = p->reason[i];
+                rejv[k].event_id = p->batch->events[i]->id;
+                rejs[k] = &rejv[k];
+                k++;
+            }
+            funnel__v1__ack__init(&ack);
+            ack.batch_id = p->batch->batch_id;
+            ack.accepted = p->accepted;
+            ack.duplicates = p->duplicates;
+            ack.n_rejections = n_rej;
+            ack.rejections = rejs;
+            ack.last_seq = p->last_seq;
+            s_send_ack(p, &ack);
+            if (rejs != rejp) {
+                free(rejs);
+                free(rejv);
+            }
+        }
+        s_pending_free(p);
+    }
+    self->tail = NULL;
+    self->n_pending_events = 0;
+}
+
+static long s_replay(ingest_t *self);
+
+/* Commit the pending group; on success acknowledge it and publish its
+ * alerts. Returns 0, or -1 when the store failed (pending kept, retried). */
+static int s_commit(ingest_t *self)
+{
+    int rc = STORE_ERR;
+
+    if (self->head == NULL)
+        return 0;
+    evtimer_del(self->ev_commit);
+    for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
+        s_out_clear(self);
+        rc = s_apply_pending(self);
+        if (rc != STORE_EFULL)
+            break;
+        if (store_grow(self->store) != STORE_OK)
+            break;
+    }
+    if (rc == STORE_ESTALE) {
+        /* Durable in the log, missing from the state: bring it up to date
+         * from the log; the acks are owed either way. */
+        log_warn("[ingest] state commit failed after the log commit; replaying");
+        s_out_clear(self);
+        if (s_replay(self) < 0)
+            rc = STORE_ERR;
+        else
+            rc = STORE_OK;
+    }
+    if (rc != STORE_OK) {
+        s_out_clear(self);
+        if (!self->failing) {
+            log_err("[ingest] cannot commit %zu pending events; intake paused, "
+                    "nothing acknowledged, retrying every second",
+                    self->n_pending_events);
+            static const char topic[] = "ingest.store";
+            Funnel__V1__Alert al;
+            char *reason = (char *)"store commit failed (disk full or I/O error); "
+                                   "intake paused";
+            funnel__v1__alert__init(&al);
+            al.kind = (char *)"store";
+            al.topic = (char *)topic;
+            al.at_ms = ingest_wall_ms();
+            al.n_reasons = 1;
+            al.reasons = &reason;
+            uint8_t buf[512];
+            size_t len = funnel__v1__alert__pack(&al, buf);
+            s_publish(self, topic, buf, len);
+        }
+        self->failing = true;
+        s_intake_pause(self, true);
+        struct timeval tv = {1, 0};
+        evtimer_add(self->ev_retry, &tv);
+        return -1;
+    }
+    if (self->failing) {
+        log_info("[ingest] store commits again; intake resumed");
+        self->failing = false;
+        if (!self->stopping)
+            s_intake_pause(self, false);
+    }
+    s_ack_all(self);
+    for (size_t i = 0; i < self->n_out; i++)
+        s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
+    s_out_clear(self);
+    return 0;
+}
+
+static void s_on_commit(evutil_socket_t fd, short what, void *arg)
+{
+    s_commit(arg);
+}
+
+static void s_on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    s_commit(arg);
+}
+
+/* -- replay -------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t seq;
+    Funnel__V1__Event *ev;
+} s_replayed_t;
+
+typedef struct {
+    s_replayed_t *items;
+    size_t n;
+} s_replay_chunk_t;
+
+static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
+{
+    s_replay_chunk_t *c = arg;
+    Funnel__V1__Event *ev = funnel__v1__event__unpack(NULL, len, raw);
+    if (ev == NULL) {
+        log_err("[ingest] log event %llu is not decodable; skipped",
+                (unsigned long long)seq);
+        return;
+    }
+    c->items[c->n].seq = seq;
+    c->items[c->n].ev = ev;
+    c->n++;
+}
+
+static long s_replay(ingest_t *self)
+{
+    long total = 0;
+    s_replay_chunk_t chunk = {.items = xcalloc(S_REPLAY_CHUNK, sizeof(s_replayed_t))};
+
+    while (store_applied_seq(self->store) < store_last_seq(self->store)) {
+        uint64_t from = store_applied_seq(self->store) + 1;
+        chunk.n = 0;
+        if (store_read_begin(self->store) != STORE_OK)
+            goto fail;
+        long n = store_read_log(self->store, from, S_REPLAY_CHUNK, s_on_log_event,
+                                &chunk);
+        store_read_end(self->store);
+        if (n <= 0)
+            goto fail;
+
+        int rc = STORE_ERR;
+        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
+            s_out_clear(self);
+            if ((rc = store_group_begin(self->store)) != STORE_OK)
+                break;
+            store_stats_t *st = store_stats(self->store);
+            for (size_t i = 0; i < chunk.n; i++) {
+                st->received++;
+                if (chunk.items[i].ev->occurred_at_ms > self->watermark_ms)
+                    self->watermark_ms = chunk.items[i].ev->occurred_at_ms;
+                uint64_t seq;
+                if (s_apply(self, chunk.items[i].ev, chunk.items[i].seq, &seq) < 0)
+                    break;
+            }
+            rc = store_group_commit(self->store);
+            if (rc != STORE_EFULL || store_grow(self->store) != STORE_OK)
+                break;
+        }
+        for (size_t i = 0; i < chunk.n; i++)
+            funnel__v1__event__free_unpacked(chunk.items[i].ev, NULL);
+        if (rc != STORE_OK)
+            goto fail;
+        for (size_t i = 0; i < self->n_out; i++)
+            s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
+        s_out_clear(self);
+        total += n;
+        if (store_applied_seq(self->store) < from) {
+            /* Every event of the chunk was undecodable: step over them. */
+            log_err("[ingest] log events from %llu cannot be replayed",
+                    (unsigned long long)from);
+            goto fail;
+        }
+    }
+    free(chunk.items);
+    return total;
+
+fail:
+    free(chunk.items);
+    return -1;
+}
+
+long ingest_recover(ingest_t *self)
+{
+    uint64_t applied = store_applied_seq(self->store);
+    uint64_t last = store_last_seq(self->store);
+    if (applied >= last)
+        return 0;
+    log_info("[ingest] replaying events %llu..%llu from the log",
+             (unsigned long long)applied + 1, (unsigned long long)last);
+    long n = s_replay(self);
+    if (n >= 0)
+        log_info("[ingest] replayed %ld events", n);
+    return n;
+}
+
+/* -- intake -------------------------------------------------------------- */
+
+/* Decode and validate one EventBatch message and queue it. reply is the
+ * ingest socket (with msg's leading frames as the envelope), or NULL for a
+ * stream. */
+static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
+                     zmq_msg_t *payload, const char *origin)
+{
+    Funnel__V1__EventBatch *batch = NULL;
+    char why[S_REASON_LEN];
+    store_stats_t *st = store_stats(self->store);
+
+    if (msg->truncated) {
+        snprintf(why, sizeof why, "message has more than %d frames", BUS_PARTS_MAX);
+        goto refuse;
+    }
+    batch = funnel__v1__event_batch__unpack(NULL, zmq_msg_size(payload),
+                                            zmq_msg_data(payload));
+    if (batch == NULL) {
+        snprintf(why, sizeof why, "undecodable EventBatch (%zu bytes)",
+                 zmq_msg_size(payload));
+        goto refuse;
+    }
+    if (batch->n_events > self->opts.max_batch_events) {
+        snprintf(why, sizeof why, "batch of %zu events, more than %zu",
+                 batch->n_events, self->opts.max_batch_events);
+        goto refuse;
+    }
+
+    pending_t *p = xcalloc(1, sizeof *p);
+    p->batch = batch;
+    p->reply = reply;
+    p->verdict = xcalloc(batch->n_events ? batch->n_events : 1, 1);
+    p->reason = xcalloc(batch->n_events ? batch->n_events : 1, sizeof *p->reason);
+    if (reply)
+        for (int i = 0; i + 1 < msg->n; i++) {
+            zmq_msg_init(&p->envelope[i]);
+            zmq_msg_copy(&p->envelope[i], &msg->part[i]);
+            p->n_envelope++;
+        }
+
+    int64_t wall = ingest_wall_ms();
+    size_t n_rejected = 0;
+    for (size_t i = 0; i < batch->n_events; i++) {
+        Funnel__V1__Event *ev = batch->events[i];
+        if (validate_event(ev, wall, &self->opts.limits, p->reason[i],
+                           sizeof p->reason[i]) != NULL) {
+            p->verdict[i] = V_REJECTED;
+            n_rejected++;
+            log_debug("[ingest] %s: event %zu rejected: %s", origin, i, p->reason[i]);
+            continue;
+        }
+        /* "now" is resolved here, so the log keeps the time applied. */
+        if (ev->occurred_at_ms == 0)
+            ev->occurred_at_ms = ingest_now_ms(self) ? ingest_now_ms(self) : wall;
+        if (ev->occurred_at_ms > self->watermark_ms)
+            self->watermark_ms = ev->occurred_at_ms;
+    }
+
+    if (reply == NULL && n_rejected > 0) {
+        /* Streams have nobody to answer: say it on ingest.rejected. */
+        static const char topic[] = "ingest.rejected";
+        Funnel__V1__Alert al;
+        char *reasons[HND_REASONS_MAX];
+        size_t nr = 0;
+        for (size_t i = 0; i < batch->n_events && nr < HND_REASONS_MAX; i++)
+            if (p->verdict[i] == V_REJECTED)
+                reasons[nr++] = p->reason[i];
+        funnel__v1__alert__init(&al);
+        al.kind = (char *)"rejected";
+        al.topic = (char *)topic;
+        al.at_ms = wall;
+        al.reasons = reasons;
+        al.n_reasons = nr;
+        size_t len = funnel__v1__alert__get_packed_size(&al);
+        uint8_t *buf = xmalloc(len);
+        funnel__v1__alert__pack(&al, buf);
+        s_publish(self, topic, buf, len);
+        free(buf);
+        log_info("[ingest] %s: %zu of %zu events rejected, first: %s", origin,
+                 n_rejected, batch->n_events, reasons[0]);
+    }
+
+    if (self->tail)
+        self->tail->next = p;
+    else
+        self->head = p;
+    self->tail = p;
+    self->n_pending_events += batch->n_events;
+
+    if (self->n_pending_events >= self->opts.group_max_events) {
+        s_commit(self);
+    } else if (!evtimer_pending(self->ev_commit, NULL)) {
+        struct timeval tv = {self->opts.group_delay_ms / 1000,
+                             (self->opts.group_delay_ms % 1000) * 1000};
+        evtimer_add(self->ev_commit, &tv);
+    }
+    return;
+
+refuse:
+    if (batch)
+        funnel__v1__event_batch__free_unpacked(batch, NULL);
+    st->received++;
+    st->rejected++;
+    log_info("[ingest] %s: message refused: %s", origin, why);
+    if (reply) {
+        s_ack_error(reply, msg, "", why);
+    } else {
+        static const char topic[] = "ingest.rejected";
+        Funnel__V1__Alert al;
+        char *reason = why;
+        funnel__v1__alert__init(&al);
+        al.kind = (char *)"rejected";
+        al.topic = (char *)topic;
+        al.at_ms = ingest_wall_ms();
+        al.reasons = &reason;
+        al.n_reasons = 1;
+        uint8_t buf[512];
+        size_t len = funnel__v1__alert__pack(&al, buf);
+        s_publish(self, topic, buf, len);
+    }
+}
+
+void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+{
+    ingest_t *self = arg;
+    if (msg->n < 2) /* a ROUTER always prepends the peer's identity */
+        return;
+    s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest");
+}
+
+void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+{
+    ingest_t *self = arg;
+    char origin[96];
+    store_stats(self->store)->stream_messages++;
+    if (msg->n != 2) {
+        log_info("[ingest] stream %s: message of %d frames, expected [topic][EventBatch]",
+                 bus_endpoint(sock), msg->n);
+        store_stats(self->store)->rejected++;
+        return;
+    }
+    snprintf(origin, sizeof origin, "stream %s topic %.*s", bus_endpoint(sock),
+             (int)(zmq_msg_size(&msg->part[0]) > 40 ? 40 : zmq_msg_size(&msg->part[0])),
+             (const char *)zmq_msg_data(&msg->part[0]));
+    s_submit(self, NULL, msg, &msg->part[1], origin);
+}
+
+/* -- lifecycle ------------------------------------------------------------- */
+
+ingest_t *ingest_new(struct event_base *base, store_t *store,
+                     const defn_t *const *defn_p, const hnd_t *const *pipeline,
+                     bus_sock_t *alerts, const ingest_opts_t *opts)
+{
+    ingest_t *self = xcalloc(1, sizeof *self);
+    self->base = base;
+    self->store = store;
+    self->defn_p = defn_p;
+    self->pipeline = pipeline;
+    self->alerts = alerts;
+    self->opts = *opts;
+    if (self->opts.group_max_events == 0)
+        self->opts.group_max_events = 1;
+    self->ev_commit = evtimer_new(base, s_on_commit, self);
+    self->ev_retry = evtimer_new(base, s_on_retry, self);
+    if (self->ev_commit == NULL || self->ev_retry == NULL) {
+        log_err("[ingest] cannot create timers");
+        abort();
+    }
+    return self;
+}
+
+void ingest_add_intake(ingest_t *self, bus_sock_t *sock)
+{
+    if (self->n_intake < S_INTAKE_MAX)
+        self->intake[self->n_intake++] = sock;
+}
+
+int ingest_shutdown(ingest_t *self)
+{
+    self->stopping = true;
+    s_intake_pause(self, true);
+    return s_commit(self);
+}
+
+void ingest_destroy(ingest_t **self_p)
+{
+    ingest_t *self = *self_p;
+    if (self == NULL)
+        return;
+    while (self->head) {
+        pending_t *p = self->head;
+        self->head = p->next;
+        s_pending_free(p);
+    }
+    s_out_clear(self);
+    free(self->out);
+    event_free(self->ev_commit);
+    event_free(self->ev_retry);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,78 @@
+/* ingest.h: the dispatcher. socket -> decode -> validate -> handlers ->
+ * store -> ack/alerts.
+ *
+ * Batches from the ingest ROUTER and from stream SUBs are decoded and
+ * validated as they arrive and queued into the pending group. The group is
+ * committed when it holds group_max_events events, or once the loop has
+ * drained its sockets (after group_delay_ms): the handlers run over every
+ * event inside one store group, the log is fsync'd, and only then are the
+ * Acks sent and the alerts published (alerts are therefore at-most-once
+ * for a change: a crash between commit and publish loses them, never
+ * duplicates them, except that events replayed from the log at start-up
+ * raise their alerts again).
+ *
+ * When the store cannot commit (disk full, I/O error), intake pauses, the
+ * pending group is kept, and the commit is retried every second; nothing is
+ * acknowledged meanwhile and queries keep being served.
+ *
+ * Threading: the loop thread only.
+ */
+#ifndef FUNNELD_INGEST_H
+#define FUNNELD_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "hnd.h"
+#include "store.h"
+#include "validate.h"
+
+struct event_base;
+
+typedef struct ingest ingest_t;
+
+typedef struct {
+    size_t group_max_events;   /* commit once this many events are pending */
+    int group_delay_ms;        /* then at most this long after the first */
+    size_t max_batch_events;   /* larger batches are refused whole */
+    bool event_clock;          /* daemon time = event-time watermark */
+    validate_limits_t limits;
+} ingest_opts_t;
+
+/* A dispatcher over store, applying pipeline under *defn_p (read at each
+ * group, so a reload takes effect at the next group) and publishing alerts
+ * on alerts (may be NULL). Borrowed: everything passed in must outlive the
+ * dispatcher. Caller owns the result: ingest_destroy(). */
+ingest_t *ingest_new(struct event_base *base, store_t *store,
+                     const defn_t *const *defn_p, const hnd_t *const *pipeline,
+                     bus_sock_t *alerts, const ingest_opts_t *opts);
+
+/* Commit what is pending (best effort) and free. Accepts NULL. */
+void ingest_destroy(ingest_t **self_p);
+
+/* Sockets to pause while the store cannot commit, and on shutdown. */
+void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
+
+/* Apply the events the log holds beyond the state (after a crash). Returns
+ * the number replayed, or -1 on a store error. */
+long ingest_recover(ingest_t *self);
+
+/* bus_recv_fn for the ingest ROUTER ([envelope...][EventBatch]) and for
+ * stream SUBs ([topic][EventBatch]). arg is the ingest_t. */
+void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg);
+void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg);
+
+/* Stop intake and commit everything pending, acknowledging it. Returns 0,
+ * or -1 if the last commit failed (the events are then not acknowledged
+ * and their publishers will resend them). */
+int ingest_shutdown(ingest_t *self);
+
+/* The daemon's time: wall clock, or the event-time watermark. */
+int64_t ingest_now_ms(const ingest_t *self);
+
+/* Milliseconds of wall-clock time since the Unix epoch. */
+int64_t ingest_wall_ms(void);
+
+#endif

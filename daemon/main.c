@@ -1,0 +1,254 @@
+/* main.c: funneld, wired together.
+ *
+ * One libevent loop thread owns every ZeroMQ socket and every LMDB write
+ * transaction. Data flows one way: socket (bus) -> decode and validate
+ * (ingest) -> handlers (pipeline) -> store -> Ack and alerts (ingest).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "bus.h"
+#include "cfg.h"
+#include "defn.h"
+#include "ingest.h"
+#include "log.h"
+#include "pipeline.h"
+#include "query.h"
+#include "store.h"
+
+typedef struct {
+    cfg_t cfg;
+    struct event_base *base;
+    store_t *store;
+    bus_t *bus;
+    defn_t *defn;
+    ingest_t *ingest;
+    query_t query;
+    int exit_code;
+    uint64_t watchdog_usec;
+} app_t;
+
+static defn_t *s_load_definition(const char *path, char *err, size_t errlen)
+{
+    if (path == NULL || path[0] == '\0')
+        return defn_load_default();
+    return defn_load_file(path, err, errlen);
+}
+
+static void s_on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    app_t *app = arg;
+    log_info("[main] %s: stopping intake, committing what is pending",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1");
+    if (ingest_shutdown(app->ingest) != 0) {
+        log_err("[main] the last group could not be committed; its events were "
+                "not acknowledged and will be resent by their publishers");
+        app->exit_code = 1;
+    }
+    event_base_loopexit(app->base, NULL);
+}
+
+static void s_on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    app_t *app = arg;
+    char err[1024];
+
+    sd_notify(0, "RELOADING=1");
+    defn_t *next = s_load_definition(app->cfg.definition, err, sizeof err);
+    if (next == NULL) {
+        log_err("[main] SIGHUP: keeping definition \"%s\": %s", app->defn->name, err);
+    } else {
+        /* Groups are committed within one callback, so nothing holds the
+         * old definition now. */
+        log_info("[main] SIGHUP: definition \"%s\" (%s) replaces \"%s\" (%s)",
+                 next->name, next->hash, app->defn->name, app->defn->hash);
+        defn_destroy(&app->defn);
+        app->defn = next;
+    }
+    sd_notify(0, "READY=1");
+}
+
+static void s_on_sync(evutil_socket_t fd, short what, void *arg)
+{
+    app_t *app = arg;
+    store_sync(app->store);
+}
+
+static void s_on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    /* Sent from the loop: a stuck loop stops the pings and systemd
+     * restarts the daemon. */
+    sd_notify(0, "WATCHDOG=1");
+}
+
+static struct event *s_every(app_t *app, event_callback_fn fn, uint64_t usec)
+{
+    struct event *ev = event_new(app->base, -1, EV_PERSIST, fn, app);
+    struct timeval tv = {(time_t)(usec / 1000000), (suseconds_t)(usec % 1000000)};
+    if (ev == NULL || event_add(ev, &tv) == -1) {
+        log_err("[main] cannot arm a timer");
+        exit(1);
+    }
+    return ev;
+}
+
+static struct event *s_on_signal(app_t *app, int sig, event_callback_fn fn)
+{
+    struct event *ev = evsignal_new(app->base, sig, fn, app);
+    if (ev == NULL || event_add(ev, NULL) == -1) {
+        log_err("[main] cannot watch signal %d", sig);
+        exit(1);
+    }
+    return ev;
+}
+
+int main(int argc, char **argv)
+{
+    app_t app = {.exit_code = 0};
+    char err[1024];
+    struct event *evs[8] = {0};
+    size_t n_evs = 0;
+    int rc = 2;
+
+    switch (cfg_load(&app.cfg, argc, argv, err, sizeof err)) {
+    case CFG_HELP:
+        cfg_usage(argv[0]);
+        cfg_free(&app.cfg);
+        return 0;
+    case CFG_VERSION:
+        printf("funneld %s\n", FUNNELD_VERSION);
+        cfg_free(&app.cfg);
+        return 0;
+    case CFG_DUMP:
+        cfg_dump(&app.cfg, stdout);
+        cfg_free(&app.cfg);
+        return 0;
+    case CFG_ERROR:
+        fprintf(stderr, "funneld: %s\n", err);
+        cfg_free(&app.cfg);
+        return 2;
+    case CFG_RUN:
+        break;
+    }
+    log_level_parse(app.cfg.log_level, &log_verbosity);
+    signal(SIGPIPE, SIG_IGN);
+
+    app.defn = s_load_definition(app.cfg.definition, err, sizeof err);
+    if (app.defn == NULL) {
+        log_err("[main] definition: %s", err);
+        goto out;
+    }
+    log_info("[main] funneld %s: definition \"%s\" (%s, %s)", FUNNELD_VERSION,
+             app.defn->name, app.defn->path, app.defn->hash);
+
+    app.base = event_base_new();
+    if (app.base == NULL) {
+        log_err("[main] cannot create the event loop");
+        goto out;
+    }
+    app.store = store_open(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
+                           err, sizeof err);
+    if (app.store == NULL) {
+        log_err("[main] store: %s", err);
+        goto out;
+    }
+    app.bus = bus_new(app.base, err, sizeof err);
+    if (app.bus == NULL) {
+        log_err("[main] %s", err);
+        goto out;
+    }
+
+    bus_opts_t in_opts = {
+        .linger_ms = (int)app.cfg.linger_ms,
+        .max_msg_bytes = (int64_t)app.cfg.max_message_kb * 1024,
+    };
+    bus_opts_t pub_opts = {
+        .linger_ms = 0,
+        .sndhwm = (int)app.cfg.alerts_hwm,
+    };
+    bus_sock_t *alerts = bus_socket(app.bus, ZMQ_PUB, app.cfg.alerts, true,
+                                    &pub_opts, err, sizeof err);
+    bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
+                                                  true, &in_opts, err, sizeof err)
+                                     : NULL;
+    bus_sock_t *query_sock = ingest_sock ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.query,
+                                                      true, &in_opts, err, sizeof err)
+                                         : NULL;
+    if (query_sock == NULL) {
+        log_err("[main] %s", err);
+        goto out;
+    }
+
+    ingest_opts_t iopts = {
+        .group_max_events = app.cfg.group_max_events,
+        .group_delay_ms = (int)app.cfg.group_delay_ms,
+        .max_batch_events = app.cfg.max_batch_events,
+        .event_clock = strcmp(app.cfg.clock, "event") == 0,
+        .limits = validate_defaults,
+    };
+    app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
+                            pipeline_default, alerts, &iopts);
+    if (ingest_recover(app.ingest) < 0) {
+        log_err("[main] cannot bring the state up to date with the event log");
+        goto out;
+    }
+
+    bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);
+    ingest_add_intake(app.ingest, ingest_sock);
+    for (unsigned i = 0; i < app.cfg.subscribe_count; i++) {
+        bus_sock_t *sub = bus_socket(app.bus, ZMQ_SUB, app.cfg.subscribe[i], false,
+                                     &in_opts, err, sizeof err);
+        if (sub == NULL || bus_subscribe(sub, "marketing") == -1 ||
+            bus_subscribe(sub, "sales") == -1) {
+            log_err("[main] stream: %s", err);
+            goto out;
+        }
+        bus_on_recv(sub, ingest_on_stream, app.ingest, (int)app.cfg.drain_budget);
+        ingest_add_intake(app.ingest, sub);
+        log_info("[main] subscribed to %s (topics marketing*, sales*)",
+                 app.cfg.subscribe[i]);
+    }
+    app.query = (query_t){
+        .store = app.store,
+        .defn_p = (const defn_t *const *)&app.defn,
+        .started_ms = ingest_wall_ms(),
+    };
+    bus_on_recv(query_sock, query_on_request, &app.query, (int)app.cfg.drain_budget);
+
+    evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
+    evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
+    evs[n_evs++] = s_on_signal(&app, SIGHUP, s_on_reload);
+    evs[n_evs++] = s_every(&app, s_on_sync, (uint64_t)app.cfg.sync_interval_ms * 1000);
+    if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
+        evs[n_evs++] = s_every(&app, s_on_watchdog, app.watchdog_usec / 2);
+
+    log_info("[main] ready: ingest %s, alerts %s, query %s, state %s, clock %s",
+             app.cfg.ingest, app.cfg.alerts, app.cfg.query, app.cfg.state_dir,
+             app.cfg.clock);
+    sd_notify(0, "READY=1");
+
+    if (event_base_dispatch(app.base) == -1) {
+        log_err("[main] event loop failed");
+        goto out;
+    }
+    rc = app.exit_code;
+    log_info("[main] stopped");
+
+out:
+    for (size_t i = 0; i < n_evs; i++)
+        event_free(evs[i]);
+    ingest_destroy(&app.ingest);
+    bus_destroy(&app.bus); /* flushes queued acks within linger_ms */
+    store_destroy(&app.store);
+    if (app.base)
+        event_base_free(app.base);
+    defn_destroy(&app.defn);
+    cfg_free(&app.cfg);
+    return rc;
+}

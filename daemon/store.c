@@ -1,0 +1,814 @@
+/* store.c: see store.h. */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+#define STORE_SCHEMA 1
+#define STORE_MAXDBS 8
+
+typedef struct {
+    char *key;
+    int64_t delta;
+} s_counter_t;
+
+struct store {
+    char *dir;
+    int lock_fd;
+
+    MDB_env *log_env;
+    MDB_env *state_env;
+    size_t log_map;
+    size_t state_map;
+    MDB_dbi events;       /* log env */
+    MDB_dbi leads;        /* state env, and below */
+    MDB_dbi event_ids;
+    MDB_dbi lead_events;
+    MDB_dbi aggregates;
+    MDB_dbi meta;
+
+    /* The open group, if any. */
+    MDB_txn *log_txn;
+    MDB_txn *state_txn;
+    int ret;              /* sticky error of the group */
+    bool log_full;        /* MDB_MAP_FULL seen in this env */
+    bool state_full;
+    uint64_t last_seq_begin;
+    uint64_t applied_seq_begin;
+    store_stats_t stats_begin;
+
+    /* The open read snapshot, if any. */
+    MDB_txn *rlog;
+    MDB_txn *rstate;
+
+    uint64_t last_seq;    /* last event in the log */
+    uint64_t applied_seq; /* last event applied to the state */
+    store_stats_t stats;
+
+    s_counter_t *ctr;     /* counter deltas of the open group */
+    size_t n_ctr;
+    size_t cap_ctr;
+};
+
+/* -- keys and values ----------------------------------------------------- */
+
+static void s_be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static uint64_t s_be64_get(const void *vp)
+{
+    const unsigned char *p = vp;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static MDB_val s_str_val(const char *s)
+{
+    MDB_val v = {.mv_size = strlen(s), .mv_data = (void *)s};
+    return v;
+}
+
+/* lead_events key: lead id, NUL, u64 BE sequence. buf holds
+ * HND-sized ids (<= 128 bytes) with room to spare. */
+static MDB_val s_timeline_key(unsigned char *buf, size_t cap, const char *lead,
+                              uint64_t seq)
+{
+    size_t n = strlen(lead);
+    if (n + 9 > cap)
+        n = cap - 9;
+    memcpy(buf, lead, n);
+    buf[n] = '\0';
+    s_be64_put(buf + n + 1, seq);
+    MDB_val v = {.mv_size = n + 9, .mv_data = buf};
+    return v;
+}
+
+/* -- errors ---------------------------------------------------------------- */
+
+/* Record the first error of a group; MDB_MAP_FULL becomes STORE_EFULL and
+ * remembers which environment needs a larger map. */
+static void s_fail(store_t *self, int rc, bool in_log, const char *what)
+{
+    if (self->ret != STORE_OK)
+        return;
+    if (rc == MDB_MAP_FULL) {
+        self->ret = STORE_EFULL;
+        if (in_log)
+            self->log_full = true;
+        else
+            self->state_full = true;
+        log_info("[store] %s map full during %s", in_log ? "log" : "state", what);
+        return;
+    }
+    self->ret = STORE_ERR;
+    log_err("[store] %s: %s", what, mdb_strerror(rc));
+}
+
+/* -- open and close -------------------------------------------------------- */
+
+static int s_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) == -1 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) == -1 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int s_env_open(MDB_env **env, const char *dir, const char *sub,
+                      size_t map_size, unsigned flags, char *err, size_t errlen)
+{
+    char path[4096];
+    int rc;
+
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (s_mkdir_p(path) == -1) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if ((rc = mdb_env_create(env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(*env, STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_set_mapsize(*env, map_size)) != 0 ||
+        (rc = mdb_env_open(*env, path, flags | MDB_NOTLS, 0640)) != 0) {
+        snprintf(err, errlen, "cannot open LMDB environment %s: %s", path,
+                 mdb_strerror(rc));
+        return -1;
+    }
+    /* Reader slots left by a killed process would pin old pages. */
+    int dead = 0;
+    mdb_reader_check(*env, &dead);
+    if (dead > 0)
+        log_info("[store] cleared %d stale reader slot(s) in %s", dead, path);
+    return 0;
+}
+
+/* A map already larger than map_size on disk keeps its size. */
+static size_t s_env_map_size(MDB_env *env)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(env, &info) != 0)
+        return 0;
+    return info.me_mapsize;
+}
+
+static int s_lock(store_t *self, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/funneld.lock", self->dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (self->lock_fd == -1) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+        char pid[32] = "";
+        ssize_t n = pread(self->lock_fd, pid, sizeof pid - 1, 0);
+        if (n > 0) {
+            pid[n] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        snprintf(err, errlen,
+                 "state directory %s is in use by another funneld%s%s%s",
+                 self->dir, n > 0 ? " (pid " : "", n > 0 ? pid : "",
+                 n > 0 ? ")" : "");
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(self->lock_fd, 0) == -1 ||
+        pwrite(self->lock_fd, pid, (size_t)len, 0) != len)
+        log_warn("[store] cannot write pid to %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int s_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    MDB_val k = s_str_val(key), v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc != 0 || v.mv_size != 8)
+        return rc ? rc : MDB_CORRUPTED;
+    *out = s_be64_get(v.mv_data);
+    return 0;
+}
+
+static int s_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
+                          uint64_t value)
+{
+    unsigned char buf[8];
+    s_be64_put(buf, value);
+    MDB_val k = s_str_val(key), v = {.mv_size = 8, .mv_data = buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* The counters, as one value of consecutive u64 BE fields, in the order of
+ * store_stats_t (new fields are appended; shorter old values read as 0). */
+#define S_NSTATS (sizeof(store_stats_t) / sizeof(uint64_t))
+
+static int s_stats_put(MDB_txn *txn, MDB_dbi dbi, const store_stats_t *st)
+{
+    unsigned char buf[S_NSTATS * 8];
+    const uint64_t *f = (const uint64_t *)st;
+    for (size_t i = 0; i < S_NSTATS; i++)
+        s_be64_put(buf + 8 * i, f[i]);
+    MDB_val k = s_str_val("stats"), v = {.mv_size = sizeof buf, .mv_data = buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+static int s_stats_get(MDB_txn *txn, MDB_dbi dbi, store_stats_t *st)
+{
+    MDB_val k = s_str_val("stats"), v;
+    memset(st, 0, sizeof *st);
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    uint64_t *f = (uint64_t *)st;
+    for (size_t i = 0; i < S_NSTATS && 8 * (i + 1) <= v.mv_size; i++)
+        f[i] = s_be64_get((const unsigned char *)v.mv_data + 8 * i);
+    return 0;
+}
+
+/* Open the named databases and read where the log and the state stand. */
+static int s_open_dbs(store_t *self, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc;
+
+    if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &self->events)) != 0)
+        goto fail;
+    if ((rc = mdb_cursor_open(txn, self->events, &cur)) != 0)
+        goto fail;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        self->last_seq = s_be64_get(k.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+
+    uint64_t schema = 0;
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "leads", MDB_CREATE, &self->leads)) != 0 ||
+        (rc = mdb_dbi_open(txn, "event_ids", MDB_CREATE, &self->event_ids)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lead_events", MDB_CREATE, &self->lead_events)) != 0 ||
+        (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
+        (rc = s_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
+        (rc = s_meta_u64(txn, self->meta, "applied_seq", &self->applied_seq)) != 0 ||
+        (rc = s_stats_get(txn, self->meta, &self->stats)) != 0)
+        goto fail;
+    if (schema == 0) {
+        if ((rc = s_meta_put_u64(txn, self->meta, "schema", STORE_SCHEMA)) != 0)
+            goto fail;
+    } else if (schema != STORE_SCHEMA) {
+        mdb_txn_abort(txn);
+        snprintf(err, errlen, "state schema %llu is not %d: rebuild the state",
+                 (unsigned long long)schema, STORE_SCHEMA);
+        return -1;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+    if (self->applied_seq > self->last_seq) {
+        snprintf(err, errlen,
+                 "state is ahead of the event log (applied %llu > logged %llu): "
+                 "the log was lost or replaced",
+                 (unsigned long long)self->applied_seq,
+                 (unsigned long long)self->last_seq);
+        return -1;
+    }
+    return 0;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    snprintf(err, errlen, "cannot open databases in %s: %s", self->dir,
+             mdb_strerror(rc));
+    return -1;
+}
+
+store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    store_t *self = xcalloc(1, sizeof *self);
+    self->lock_fd = -1;
+    self->dir = xstrdup(dir);
+
+    if (s_mkdir_p(dir) == -1) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", dir,
+                 strerror(errno));
+        goto fail;
+    }
+    if (s_lock(self, err, errlen) == -1)
+        goto fail;
+    if (s_env_open(&self->log_env, dir, "log", map_size, 0, err, errlen) == -1)
+        goto fail;
+    /* The state is recoverable from the log: commit it without fsync. */
+    if (s_env_open(&self->state_env, dir, "state", map_size,
+                   MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1)
+        goto fail;
+    self->log_map = s_env_map_size(self->log_env);
+    self->state_map = s_env_map_size(self->state_env);
+    if (s_open_dbs(self, err, errlen) == -1)
+        goto fail;
+    log_info("[store] opened %s: %llu events logged, %llu applied, map %zu+%zu MiB",
+             dir, (unsigned long long)self->last_seq,
+             (unsigned long long)self->applied_seq, self->log_map >> 20,
+             self->state_map >> 20);
+    return self;
+
+fail:
+    store_destroy(&self);
+    return NULL;
+}
+
+void store_destroy(store_t **self_p)
+{
+    store_t *self = *self_p;
+    if (self == NULL)
+        return;
+    store_read_end(self);
+    store_group_abort(self);
+    if (self->state_env) {
+        mdb_env_sync(self->state_env, 1);
+        mdb_env_close(self->state_env);
+    }
+    if (self->log_env)
+        mdb_env_close(self->log_env);
+    if (self->lock_fd != -1)
+        close(self->lock_fd);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        free(self->ctr[i].key);
+    free(self->ctr);
+    free(self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t store_last_seq(const store_t *self) { return self->last_seq; }
+uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
+store_stats_t *store_stats(store_t *self) { return &self->stats; }
+
+/* -- group commit ---------------------------------------------------------- */
+
+int store_group_begin(store_t *self)
+{
+    int rc;
+    if (self->log_txn || self->state_txn || self->rlog || self->rstate) {
+        log_err("[store] group begun while another transaction is open");
+        return STORE_ERR;
+    }
+    self->ret = STORE_OK;
+    self->log_full = self->state_full = false;
+    self->last_seq_begin = self->last_seq;
+    self->applied_seq_begin = self->applied_seq;
+    self->stats_begin = self->stats;
+    if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
+        self->log_txn = NULL;
+        log_err("[store] begin log txn: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &self->state_txn)) != 0) {
+        self->state_txn = NULL;
+        mdb_txn_abort(self->log_txn);
+        self->log_txn = NULL;
+        log_err("[store] begin state txn: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
+int store_id_seen(store_t *self, const char *id)
+{
+    if (self->ret != STORE_OK)
+        return self->ret;
+    MDB_val k = s_str_val(id), v;
+    int rc = mdb_get(self->state_txn, self->event_ids, &k, &v);
+    if (rc == 0)
+        return 1;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    s_fail(self, rc, false, "event id lookup");
+    return self->ret;
+}
+
+int store_lead_get(store_t *self, const char *lead_id, const void **buf,
+                   size_t *len)
+{
+    if (self->ret != STORE_OK)
+        return self->ret;
+    MDB_val k = s_str_val(lead_id), v;
+    int rc = mdb_get(self->state_txn, self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0) {
+        s_fail(self, rc, false, "lead lookup");
+        return self->ret;
+    }
+    *buf = v.mv_data;
+    *len = v.mv_size;
+    return 1;
+}
+
+void store_lead_put(store_t *self, const char *lead_id, const void *buf,
+                    size_t len)
+{
+    if (self->ret != STORE_OK)
+        return;
+    MDB_val k = s_str_val(lead_id), v = {.mv_size = len, .mv_data = (void *)buf};
+    int rc = mdb_put(self->state_txn, self->leads, &k, &v, 0);
+    if (rc != 0)
+        s_fail(self, rc, false, "lead write");
+}
+
+static void s_index_event(store_t *self, const char *id, const char *lead_id,
+                          uint64_t seq)
+{
+    unsigned char seqbuf[8], tkey[512];
+    int rc;
+
+    s_be64_put(seqbuf, seq);
+    MDB_val k = s_str_val(id), v = {.mv_size = 8, .mv_data = seqbuf};
+    if ((rc = mdb_put(self->state_txn, self->event_ids, &k, &v, 0)) != 0) {
+        s_fail(self, rc, false, "event id write");
+        return;
+    }
+    MDB_val tk = s_timeline_key(tkey, sizeof tkey, lead_id, seq);
+    MDB_val empty = {.mv_size = 0, .mv_data = ""};
+    if ((rc = mdb_put(self->state_txn, self->lead_events, &tk, &empty, 0)) != 0) {
+        s_fail(self, rc, false, "timeline write");
+        return;
+    }
+    if (seq > self->applied_seq)
+        self->applied_seq = seq;
+}
+
+uint64_t store_event_add(store_t *self, const char *id, const char *lead_id,
+                         const void *raw, size_t len)
+{
+    if (self->ret != STORE_OK)
+        return 0;
+    unsigned char key[8];
+    uint64_t seq = self->last_seq + 1;
+    s_be64_put(key, seq);
+    MDB_val k = {.mv_size = 8, .mv_data = key};
+    MDB_val v = {.mv_size = len, .mv_data = (void *)raw};
+    int rc = mdb_put(self->log_txn, self->events, &k, &v, MDB_APPEND);
+    if (rc != 0) {
+        s_fail(self, rc, true, "log append");
+        return 0;
+    }
+    self->last_seq = seq;
+    s_index_event(self, id, lead_id, seq);
+    return self->ret == STORE_OK ? seq : 0;
+}
+
+void store_event_replayed(store_t *self, const char *id, const char *lead_id,
+                          uint64_t seq)
+{
+    if (self->ret != STORE_OK)
+        return;
+    s_index_event(self, id, lead_id, seq);
+}
+
+void store_counter_add(store_t *self, const char *key, int64_t delta)
+{
+    /* A group touches few distinct counters (stages x kinds): a linear
+     * table is faster than hashing at this size. */
+    for (size_t i = 0; i < self->n_ctr; i++)
+        if (strcmp(self->ctr[i].key, key) == 0) {
+            self->ctr[i].delta += delta;
+            return;
+        }
+    if (self->n_ctr == self->cap_ctr) {
+        self->cap_ctr = self->cap_ctr ? 2 * self->cap_ctr : 32;
+        self->ctr = xrealloc(self->ctr, self->cap_ctr * sizeof *self->ctr);
+    }
+    self->ctr[self->n_ctr].key = xstrdup(key);
+    self->ctr[self->n_ctr].delta = delta;
+    self->n_ctr++;
+}
+
+static void s_counters_clear(store_t *self)
+{
+    for (size_t i = 0; i < self->n_ctr; i++)
+        free(self->ctr[i].key);
+    self->n_ctr = 0;
+}
+
+static void s_counters_flush(store_t *self)
+{
+    for (size_t i = 0; i < self->n_ctr && self->ret == STORE_OK; i++) {
+        if (self->ctr[i].delta == 0)
+            continue;
+        MDB_val k = s_str_val(self->ctr[i].key), v;
+        int64_t value = 0;
+        int rc = mdb_get(self->state_txn, self->aggregates, &k, &v);
+        if (rc == 0 && v.mv_size == 8)
+            value = (int64_t)s_be64_get(v.mv_data);
+        else if (rc != 0 && rc != MDB_NOTFOUND) {
+            s_fail(self, rc, false, "counter read");
+            return;
+        }
+        unsigned char buf[8];
+        s_be64_put(buf, (uint64_t)(value + self->ctr[i].delta));
+        v.mv_size = 8;
+        v.mv_data = buf;
+        if ((rc = mdb_put(self->state_txn, self->aggregates, &k, &v, 0)) != 0)
+            s_fail(self, rc, false, "counter write");
+    }
+}
+
+void store_group_abort(store_t *self)
+{
+    if (self->log_txn) {
+        mdb_txn_abort(self->log_txn);
+        self->log_txn = NULL;
+    }
+    if (self->state_txn) {
+        mdb_txn_abort(self->state_txn);
+        self->state_txn = NULL;
+        self->last_seq = self->last_seq_begin;
+        self->applied_seq = self->applied_seq_begin;
+        self->stats = self->stats_begin;
+    }
+    s_counters_clear(self);
+}
+
+int store_group_commit(store_t *self)
+{
+    int rc;
+
+    if (self->log_txn == NULL || self->state_txn == NULL)
+        return STORE_ERR;
+    s_counters_flush(self);
+    if (self->ret == STORE_OK) {
+        self->stats.commits++;
+        if ((rc = s_meta_put_u64(self->state_txn, self->meta, "applied_seq",
+                                 self->applied_seq)) != 0 ||
+            (rc = s_stats_put(self->state_txn, self->meta, &self->stats)) != 0)
+            s_fail(self, rc, false, "meta write");
+    }
+    if (self->ret != STORE_OK) {
+        int ret = self->ret;
+        store_group_abort(self);
+        return ret;
+    }
+
+    /* The durable part: the log, appended sequentially, fsync'd here. A
+     * failed commit frees the txn: never touch it again. */
+    rc = mdb_txn_commit(self->log_txn);
+    self->log_txn = NULL;
+    if (rc != 0) {
+        s_fail(self, rc, true, "log commit");
+        int ret = self->ret;
+        store_group_abort(self);
+        return ret;
+    }
+
+    rc = mdb_txn_commit(self->state_txn);
+    self->state_txn = NULL;
+    s_counters_clear(self);
+    if (rc != 0) {
+        /* The events are durable in the log; the state is not. */
+        s_fail(self, rc, false, "state commit");
+        self->applied_seq = self->applied_seq_begin;
+        self->stats = self->stats_begin;
+        return STORE_ESTALE;
+    }
+    return STORE_OK;
+}
+
+static int s_grow_env(MDB_env *env, size_t *map, const char *name)
+{
+    size_t next = *map * 2;
+    int rc = mdb_env_set_mapsize(env, next);
+    if (rc != 0) {
+        log_err("[store] cannot grow the %s map to %zu MiB: %s", name,
+                next >> 20, mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    *map = s_env_map_size(env);
+    log_info("[store] %s map grown to %zu MiB", name, *map >> 20);
+    return STORE_OK;
+}
+
+int store_grow(store_t *self)
+{
+    if (self->log_txn || self->state_txn || self->rlog || self->rstate)
+        return STORE_ERR;
+    int ret = STORE_OK;
+    if (self->log_full && s_grow_env(self->log_env, &self->log_map, "log") != 0)
+        ret = STORE_ERR;
+    if (self->state_full &&
+        s_grow_env(self->state_env, &self->state_map, "state") != 0)
+        ret = STORE_ERR;
+    self->log_full = self->state_full = false;
+    return ret;
+}
+
+int store_sync(store_t *self)
+{
+    int rc = mdb_env_sync(self->state_env, 1);
+    if (rc != 0) {
+        log_err("[store] state sync: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
+/* -- reads ----------------------------------------------------------------- */
+
+int store_read_begin(store_t *self)
+{
+    int rc;
+    if (self->rlog || self->rstate || self->log_txn || self->state_txn)
+        return STORE_ERR;
+    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &self->rstate)) != 0) {
+        self->rstate = NULL;
+        log_err("[store] begin read: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    if ((rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &self->rlog)) != 0) {
+        self->rlog = NULL;
+        store_read_end(self);
+        log_err("[store] begin read: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
+void store_read_end(store_t *self)
+{
+    if (self->rstate) {
+        mdb_txn_abort(self->rstate);
+        self->rstate = NULL;
+    }
+    if (self->rlog) {
+        mdb_txn_abort(self->rlog);
+        self->rlog = NULL;
+    }
+}
+
+int store_read_lead(store_t *self, const char *lead_id, const void **buf,
+                    size_t *len)
+{
+    MDB_val k = s_str_val(lead_id), v;
+    int rc = mdb_get(self->rstate, self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0) {
+        log_err("[store] read lead: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    *buf = v.mv_data;
+    *len = v.mv_size;
+    return 1;
+}
+
+int64_t store_read_counter(store_t *self, const char *key)
+{
+    MDB_val k = s_str_val(key), v;
+    if (mdb_get(self->rstate, self->aggregates, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return (int64_t)s_be64_get(v.mv_data);
+}
+
+long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
+                         store_event_fn *fn, void *arg)
+{
+    unsigned char kbuf[512];
+    MDB_cursor *cur = NULL;
+    uint64_t *ring = NULL;
+    long total = 0;
+    int rc;
+
+    if (limit == 0)
+        limit = 1;
+    MDB_val start = s_timeline_key(kbuf, sizeof kbuf, lead_id, 0);
+    size_t plen = start.mv_size - 8; /* lead id and its NUL */
+    if ((rc = mdb_cursor_open(self->rstate, self->lead_events, &cur)) != 0)
+        goto fail;
+    ring = xcalloc(limit, sizeof *ring);
+    MDB_val k = start, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != plen + 8 || memcmp(k.mv_data, kbuf, plen) != 0)
+            break;
+        ring[(size_t)total % limit] = s_be64_get((unsigned char *)k.mv_data + plen);
+        total++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    size_t n = (size_t)total < limit ? (size_t)total : limit;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = ring[((size_t)total - n + i) % limit];
+        unsigned char sk[8];
+        s_be64_put(sk, seq);
+        MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;
+        if ((rc = mdb_get(self->rlog, self->events, &ek, &ev)) != 0)
+            goto fail;
+        fn(seq, ev.mv_data, ev.mv_size, arg);
+    }
+    free(ring);
+    return total;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    free(ring);
+    log_err("[store] read timeline of %s: %s", lead_id, mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+long store_read_log(store_t *self, uint64_t from, size_t max,
+                    store_event_fn *fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char sk[8];
+    long n = 0;
+    int rc;
+
+    s_be64_put(sk, from);
+    if ((rc = mdb_cursor_open(self->rlog, self->events, &cur)) != 0)
+        goto fail;
+    MDB_val k = {.mv_size = 8, .mv_data = sk}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && (size_t)n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        fn(s_be64_get(k.mv_data), v.mv_data, v.mv_size, arg);
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read log from %llu: %s", (unsigned long long)from,
+            mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+uint64_t store_disk_bytes(store_t *self)
+{
+    uint64_t total = 0;
+    const char *subs[] = {"log/data.mdb", "state/data.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", self->dir, subs[i]);
+        if (stat(path, &st) == 0)
+            total += (uint64_t)st.st_blocks * 512;
+    }
+    return total;
+}

@@ -1,0 +1,154 @@
+/* store.h: funneld's durable state, in LMDB. The only module that includes
+ * <lmdb.h>.
+ *
+ * Two environments in the state directory:
+ *
+ *   log/    the event log: "events" (u64 big-endian sequence -> Event bytes),
+ *           written with MDB_APPEND and fsync'd at every group commit. An
+ *           Ack is sent only once the log commit is durable. Appends are
+ *           sequential, so the durable part of a commit is cheap.
+ *   state/  what the log implies: "leads" (lead id -> Lead bytes),
+ *           "event_ids" (event id -> sequence, for idempotency),
+ *           "lead_events" (lead id, NUL, u64 BE sequence -> empty: a lead's
+ *           timeline), "aggregates" (report counter -> i64 BE) and "meta"
+ *           (schema version, applied sequence, daemon counters). Committed
+ *           in the same group as the log but without fsync (MDB_NOSYNC) and
+ *           flushed by store_sync() on a timer: after a crash, the state is
+ *           brought up to date by replaying the log from the applied
+ *           sequence (store_applied_seq() < store_last_seq()).
+ *
+ * A group commit is one write transaction in each environment. Errors are
+ * sticky: the first failure inside a group turns every later call into a
+ * no-op, and store_group_commit() reports it, so callers check once.
+ *
+ * Threading: every function must be called from the loop thread. Pointers
+ * returned by the store are borrowed and valid until the next store call.
+ */
+#ifndef FUNNELD_STORE_H
+#define FUNNELD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store store_t;
+
+/* Errors across this module's API. */
+enum {
+    STORE_OK = 0,
+    STORE_ERR = -1,     /* I/O or LMDB error: logged; the group is aborted */
+    STORE_EFULL = -2,   /* the map is full: grow with store_grow(), retry */
+    STORE_ESTALE = -3,  /* the log committed but the state did not: replay
+                           the log from store_applied_seq() */
+};
+
+/* Counters persisted with the state (the daemon's "stats"). */
+typedef struct {
+    uint64_t received;
+    uint64_t applied;
+    uint64_t duplicates;
+    uint64_t rejected;
+    uint64_t commits;
+    uint64_t alerts;
+    uint64_t gaps;
+    uint64_t stream_messages;
+} store_stats_t;
+
+/* Open (creating if needed) the store in dir, with an initial map size per
+ * environment (grown on demand). Takes an exclusive lock on dir: a second
+ * daemon on the same directory gets NULL and a clear message in err.
+ * Caller owns the result: store_destroy(). */
+store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen);
+
+/* Flush the state, close both environments, release the lock. Accepts
+ * NULL; sets *self_p to NULL. */
+void store_destroy(store_t **self_p);
+
+/* Sequence of the last event in the log (0 when empty). */
+uint64_t store_last_seq(const store_t *self);
+/* Sequence of the last event applied to the state. */
+uint64_t store_applied_seq(const store_t *self);
+/* The persisted counters; the caller updates them between group_begin and
+ * group_commit and they are written with the group. */
+store_stats_t *store_stats(store_t *self);
+
+/* -- group commit ------------------------------------------------------ */
+
+/* Begin a group. Returns 0 or STORE_ERR. */
+int store_group_begin(store_t *self);
+
+/* Whether event id has been applied: 1 yes, 0 no, STORE_ERR on error
+ * (sticky). Sees the events added earlier in the same group. */
+int store_id_seen(store_t *self, const char *id);
+
+/* The stored record of lead_id: 1 and *buf, *len set (borrowed: valid until
+ * the next store call), 0 when the lead is unknown, <0 on error. */
+int store_lead_get(store_t *self, const char *lead_id, const void **buf,
+                   size_t *len);
+
+/* Write the record of lead_id. Copies buf. */
+void store_lead_put(store_t *self, const char *lead_id, const void *buf,
+                    size_t len);
+
+/* Append a new event to the log (raw: its Event encoding, copied), and
+ * index it: id -> sequence, and the lead's timeline. Returns the event's
+ * sequence, or 0 on error (sticky). */
+uint64_t store_event_add(store_t *self, const char *id, const char *lead_id,
+                         const void *raw, size_t len);
+
+/* Index an event that is already in the log at seq (log replay). */
+void store_event_replayed(store_t *self, const char *id, const char *lead_id,
+                          uint64_t seq);
+
+/* Add delta to a report counter; summed in memory, written at commit. */
+void store_counter_add(store_t *self, const char *key, int64_t delta);
+
+/* Commit the group: the log durably (fsync), then the state. Returns
+ * STORE_OK, STORE_EFULL (nothing committed: store_grow() and redo the
+ * group), STORE_ESTALE (the log is durable but the state commit failed:
+ * replay from store_applied_seq()) or STORE_ERR (nothing committed). */
+int store_group_commit(store_t *self);
+
+/* Abandon the group; nothing of it is kept. Safe to call when no group is
+ * open. */
+void store_group_abort(store_t *self);
+
+/* Double the map of every environment that reported MDB_MAP_FULL. Must be
+ * called with no group open. Returns 0 or STORE_ERR. */
+int store_grow(store_t *self);
+
+/* Flush the state environment to disk (it is committed without fsync).
+ * Returns 0 or STORE_ERR. */
+int store_sync(store_t *self);
+
+/* -- reads (queries, replay) --------------------------------------------
+ * A read begins a snapshot that ends with store_read_end(); never keep one
+ * across loop iterations. Must not be called while a group is open. */
+
+int store_read_begin(store_t *self);
+void store_read_end(store_t *self);
+
+/* Like store_lead_get, in the read snapshot. */
+int store_read_lead(store_t *self, const char *lead_id, const void **buf,
+                    size_t *len);
+
+/* Value of a report counter (0 when never written). */
+int64_t store_read_counter(store_t *self, const char *key);
+
+/* Call fn for the newest `limit` events of lead_id, oldest first, with the
+ * event's sequence and its bytes (borrowed for the call). Returns the
+ * number of events the lead has in all, or STORE_ERR. */
+typedef void store_event_fn(uint64_t seq, const void *raw, size_t len,
+                            void *arg);
+long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
+                         store_event_fn *fn, void *arg);
+
+/* Call fn for each log event with sequence >= from, at most max of them.
+ * Returns the number visited, or STORE_ERR. */
+long store_read_log(store_t *self, uint64_t from, size_t max,
+                    store_event_fn *fn, void *arg);
+
+/* Bytes used by the data files (log + state), for stats. */
+uint64_t store_disk_bytes(store_t *self);
+
+#endif

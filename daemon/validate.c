@@ -1,0 +1,133 @@
+/* validate.c: see validate.h. */
+#include "validate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hnd.h"
+
+const validate_limits_t validate_defaults = {
+    .min_at_ms = 946684800000LL,        /* 2000-01-01T00:00:00Z */
+    .max_future_ms = 24LL * 3600 * 1000,
+};
+
+bool validate_utf8(const char *s, size_t max)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = 0;
+
+    while (p[n]) {
+        unsigned char c = p[n];
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            n++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((p[n + i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[n + i] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+            (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        n += len;
+    }
+    return n <= max;
+}
+
+/* Check a required or optional string field. */
+static const char *s_string(const char *field, const char *s, size_t max,
+                            bool required, char *buf, size_t buflen)
+{
+    if (s == NULL || s[0] == '\0') {
+        if (!required)
+            return NULL;
+        snprintf(buf, buflen, "missing %s", field);
+        return buf;
+    }
+    if (strlen(s) > max) {
+        snprintf(buf, buflen, "%s longer than %zu bytes", field, max);
+        return buf;
+    }
+    if (!validate_utf8(s, max)) {
+        snprintf(buf, buflen, "%s is not valid UTF-8", field);
+        return buf;
+    }
+    return NULL;
+}
+
+const char *validate_event(const Funnel__V1__Event *ev, int64_t now_ms,
+                           const validate_limits_t *lim, char *buf,
+                           size_t buflen)
+{
+    const char *r;
+
+    if ((r = s_string("id", ev->id, HND_ID_MAX, true, buf, buflen)) ||
+        (r = s_string("lead_id", ev->lead_id, HND_ID_MAX, true, buf, buflen)) ||
+        (r = s_string("type", ev->type, HND_TYPE_MAX, true, buf, buflen)) ||
+        (r = s_string("publisher", ev->publisher, HND_ID_MAX, false, buf, buflen)))
+        return r;
+
+    if (ev->source == FUNNEL__V1__SOURCE__SOURCE_UNSPECIFIED) {
+        snprintf(buf, buflen, "missing source (must be MARKETING or SALES)");
+        return buf;
+    }
+    if (ev->source != FUNNEL__V1__SOURCE__SOURCE_MARKETING &&
+        ev->source != FUNNEL__V1__SOURCE__SOURCE_SALES) {
+        snprintf(buf, buflen, "unknown source %d (must be MARKETING or SALES)",
+                 (int)ev->source);
+        return buf;
+    }
+
+    if (ev->occurred_at_ms != 0) {
+        if (ev->occurred_at_ms < lim->min_at_ms) {
+            snprintf(buf, buflen,
+                     "occurred_at_ms %lld is before the earliest accepted time %lld",
+                     (long long)ev->occurred_at_ms, (long long)lim->min_at_ms);
+            return buf;
+        }
+        if (ev->occurred_at_ms > now_ms + lim->max_future_ms) {
+            snprintf(buf, buflen,
+                     "occurred_at_ms %lld is more than %lld s in the future",
+                     (long long)ev->occurred_at_ms,
+                     (long long)(lim->max_future_ms / 1000));
+            return buf;
+        }
+    }
+
+    if (!isfinite(ev->value)) {
+        snprintf(buf, buflen, "value is not a finite number");
+        return buf;
+    }
+
+    if (ev->n_attrs > HND_ATTRS_MAX) {
+        snprintf(buf, buflen, "%zu attrs, more than %d", ev->n_attrs,
+                 HND_ATTRS_MAX);
+        return buf;
+    }
+    for (size_t i = 0; i < ev->n_attrs; i++) {
+        const char *k = ev->attrs[i]->key, *v = ev->attrs[i]->value;
+        if ((r = s_string("attribute key", k, HND_ATTR_KEY_MAX, true, buf, buflen)))
+            return r;
+        char field[HND_ATTR_KEY_MAX + 16];
+        snprintf(field, sizeof field, "attrs[%s]", k);
+        if ((r = s_string(field, v, HND_ATTR_VAL_MAX, false, buf, buflen)))
+            return r;
+    }
+    return NULL;
+}

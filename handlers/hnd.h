@@ -1,0 +1,153 @@
+/* hnd.h: the domain's data types and the handler interface.
+ *
+ * handlers/ is the pure part of funneld: each handler is a function of
+ * (event, definition, lead) that updates the lead in place and records the
+ * effects of the change (alerts, report counter deltas). No handler sees a
+ * socket, a file or LMDB; the daemon loads the lead, runs the pipeline and
+ * stores the result. Everything here is single-threaded and allocation-light.
+ */
+#ifndef FUNNELD_HND_H
+#define FUNNELD_HND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "defn.h"
+
+/* Limits shared by the validator (daemon) and the handlers. */
+#define HND_ID_MAX 128        /* event id, lead id: bytes */
+#define HND_TYPE_MAX 64       /* event type: bytes */
+#define HND_ATTR_KEY_MAX 64   /* attribute key: bytes */
+#define HND_ATTR_VAL_MAX 256  /* attribute value: bytes */
+#define HND_ATTRS_MAX 32      /* attributes per event and per lead */
+
+typedef enum {
+    HND_SRC_UNSPECIFIED = 0,
+    HND_SRC_MARKETING = 1,
+    HND_SRC_SALES = 2,
+} hnd_source_t;
+
+typedef enum {
+    HND_HANDOFF_NONE = 0,
+    HND_HANDOFF_PENDING = 1,
+    HND_HANDOFF_ACCEPTED = 2,
+    HND_HANDOFF_REJECTED = 3,
+} hnd_handoff_t;
+
+/* A key/value pair. Strings are NUL-terminated. Ownership is stated where
+ * the pair is used. */
+typedef struct {
+    const char *key;
+    const char *value;
+} hnd_kv_t;
+
+/* One event, as the handlers see it. Every pointer is borrowed from the
+ * decoded message and valid for the duration of the pipeline call. */
+typedef struct {
+    const char *id;
+    const char *lead_id;
+    const char *type;
+    hnd_source_t source;
+    int64_t at_ms;            /* event time */
+    const hnd_kv_t *attrs;
+    size_t n_attrs;
+    double value;
+    uint64_t log_seq;         /* position in the event log, set by the daemon */
+} hnd_event_t;
+
+/* The lead record. Owned strings (id, attrs) live in the fixed buffers
+ * below, so a lead_t can be copied with plain assignment and never needs
+ * freeing. */
+typedef struct {
+    char key[HND_ATTR_KEY_MAX + 1];
+    char value[HND_ATTR_VAL_MAX + 1];
+} hnd_attr_t;
+
+typedef struct {
+    char id[HND_ID_MAX + 1];
+    int stage;                  /* index into defn_t.stages */
+    int64_t stage_entered_at_ms;
+    int64_t first_seen_ms;
+    int64_t last_event_ms;
+    double engagement;
+    double fit;
+    char persona[DEFN_NAME_MAX + 1];
+    bool qualified;
+    hnd_handoff_t handoff;
+    int64_t handoff_at_ms;
+    hnd_source_t first_source;
+    uint64_t events;
+    uint32_t skipped;           /* bit i: stage i was skipped over */
+    size_t n_attrs;
+    hnd_attr_t attrs[HND_ATTRS_MAX];
+} hnd_lead_t;
+
+/* An alert raised by a handler. The daemon fills in the lead snapshot and
+ * publishes it on `topic` after the change is committed. */
+#define HND_REASONS_MAX 4
+#define HND_REASON_LEN 160
+typedef struct {
+    char kind[32];
+    char topic[48];
+    int stage;                  /* stage concerned, -1 for none */
+    int from_stage;             /* for stage changes, -1 for none */
+    size_t n_reasons;
+    char reasons[HND_REASONS_MAX][HND_REASON_LEN];
+} hnd_alert_t;
+
+/* A change to one report counter, e.g. {"entered/interest", +1}. The
+ * daemon sums the deltas of a group commit and applies them to the
+ * aggregates database. */
+#define HND_COUNTER_KEY_MAX 96
+typedef struct {
+    char key[HND_COUNTER_KEY_MAX];
+    int64_t delta;
+} hnd_delta_t;
+
+#define HND_ALERTS_MAX 8
+#define HND_DELTAS_MAX 16
+/* What one event did besides changing the lead. Reset by the pipeline for
+ * every event. */
+typedef struct {
+    bool is_new;                /* the lead was created by this event */
+    int prev_stage;             /* the lead's stage before the event */
+    size_t n_alerts;
+    hnd_alert_t alerts[HND_ALERTS_MAX];
+    size_t n_deltas;
+    hnd_delta_t deltas[HND_DELTAS_MAX];
+} hnd_effects_t;
+
+/* A handler: one concern of the domain. `apply` updates `lead` for `ev`
+ * under definition `d` and appends its effects to `fx`. Returns 0, or -1
+ * when the event cannot be applied (the pipeline stops; nothing is kept). */
+typedef int hnd_apply_fn(const hnd_event_t *ev, const defn_t *d,
+                         hnd_lead_t *lead, hnd_effects_t *fx);
+
+typedef struct {
+    const char *name;
+    hnd_apply_fn *apply;
+} hnd_t;
+
+/* Append an alert to fx; returns it for the reasons to be filled, or NULL
+ * when fx is full (the alert is dropped and the caller carries on). */
+hnd_alert_t *hnd_alert_add(hnd_effects_t *fx, const char *kind,
+                           const char *topic, int stage, int from_stage);
+/* Append a printf-formatted reason to an alert (truncated to fit). */
+void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Add delta to the counter named by the printf-formatted key. */
+void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Set attribute key=value on the lead (overwrite, or append while there is
+ * room). Returns 0, or -1 when the lead already holds HND_ATTRS_MAX other
+ * attributes. */
+int hnd_lead_set_attr(hnd_lead_t *lead, const char *key, const char *value);
+/* Borrowed pointer to the value of key, or NULL. */
+const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key);
+
+/* Initialise a new lead for its first event (stage set by the pipeline). */
+void hnd_lead_init(hnd_lead_t *lead, const hnd_event_t *ev);
+
+#endif

@@ -1,0 +1,32 @@
+/* pipeline.c: see pipeline.h. */
+#include "pipeline.h"
+
+#include <string.h>
+
+const hnd_t *const pipeline_default[] = {
+    &hnd_attrs,
+    &hnd_stage,
+    &hnd_qualify,
+    NULL,
+};
+
+int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
+                   const defn_t *d, bool is_new, hnd_lead_t *lead,
+                   hnd_effects_t *fx)
+{
+    fx->is_new = is_new;
+    fx->n_alerts = 0;
+    fx->n_deltas = 0;
+    if (is_new)
+        hnd_lead_init(lead, ev);
+    fx->prev_stage = lead->stage;
+
+    for (const hnd_t *const *h = pipe; *h != NULL; h++)
+        if ((*h)->apply(ev, d, lead, fx) != 0)
+            return -1;
+
+    lead->events++;
+    if (ev->at_ms > lead->last_event_ms)
+        lead->last_event_ms = ev->at_ms;
+    return 0;
+}
