@@ -89,6 +89,10 @@ typedef struct {
     unsigned subscribe_count;
 } s_file_t;
 
+/* Where each field of s_fields sits in s_file_t. */
+#define S_FILE_OFFSET(type, name, def, help) offsetof(s_file_t, name),
+static const size_t s_file_offsets[] = {CFG_FIELDS(S_FILE_OFFSET)};
+
 #define S_SCHEMA_STR(name) \
     CYAML_FIELD_STRING_PTR(#name, CYAML_FLAG_OPTIONAL, s_file_t, name, 0, CYAML_UNLIMITED),
 #define S_SCHEMA_UINT(name) CYAML_FIELD_UINT_PTR(#name, CYAML_FLAG_OPTIONAL, s_file_t, name),
@@ -128,24 +132,31 @@ static void s_yaml_log(cyaml_log_t level, void *ctx, const char *fmt, va_list ar
         lg->len = sizeof lg->text - 1;
 }
 
-/* Squash libcyaml's multi-line report into one line. */
-static void s_one_line(char *s)
+/* Squash libcyaml's multi-line report into one line: runs of line breaks
+ * become "; ", runs of blanks one space. */
+static void s_one_line(const char *in, char *out, size_t cap)
 {
-    char *w = s;
-    bool space = false;
-    for (char *r = s; *r; r++) {
-        if (*r == '\n' || *r == '\t' || *r == ' ') {
-            space = w != s;
+    size_t w = 0;
+    bool brk = false, blank = false;
+    for (const char *r = in; *r && w + 3 < cap; r++) {
+        if (*r == '\n') {
+            brk = w > 0;
             continue;
         }
-        if (space) {
-            *w++ = ';';
-            *w++ = ' ';
-            space = false;
+        if (*r == ' ' || *r == '\t') {
+            blank = w > 0;
+            continue;
         }
-        *w++ = *r;
+        if (brk) {
+            out[w++] = ';';
+            out[w++] = ' ';
+        } else if (blank) {
+            out[w++] = ' ';
+        }
+        brk = blank = false;
+        out[w++] = *r;
     }
-    *w = '\0';
+    out[w] = '\0';
 }
 
 int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
@@ -169,10 +180,26 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
     cyaml_err_t rc = cyaml_load_file(path, &config, &s_file_schema,
                                      (cyaml_data_t **)&file, NULL);
     if (rc != CYAML_OK) {
+        /* libcyaml: "Load: <what>\nLoad: Backtrace:\n  in ... (line: L,
+         * column: C)". Report "file:L:C: <what>; in ...". */
+        char line[1024];
+        unsigned l = 0, c = 0;
         lg.text[lg.len] = '\0';
-        s_one_line(lg.text);
-        snprintf(err, errlen, "%s: %s%s%s", path, cyaml_strerror(rc),
-                 lg.len ? ": " : "", lg.text);
+        s_one_line(lg.text, line, sizeof line);
+        const char *at = strstr(line, "(line: ");
+        if (at)
+            sscanf(at, "(line: %u, column: %u)", &l, &c);
+        char *msg = line;
+        while (strncmp(msg, "Load: ", 6) == 0)
+            msg += 6;
+        char *bt = strstr(msg, "; Load: Backtrace:;");
+        if (bt)
+            memmove(bt + 1, bt + 19, strlen(bt + 19) + 1);
+        if (l)
+            snprintf(err, errlen, "%s:%u:%u: %s", path, l, c, msg);
+        else
+            snprintf(err, errlen, "%s: %s%s%s", path, cyaml_strerror(rc),
+                     msg[0] ? ": " : "", msg);
         return -1;
     }
     if (file == NULL) /* an empty document sets nothing */
@@ -180,13 +207,13 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
     for (size_t i = 0; i < S_NFIELDS; i++) {
         const s_field_t *f = &s_fields[i];
         if (f->type == S_STR) {
-            char *v = *(char **)((char *)file + f->offset);
+            char *v = *(char **)((char *)file + s_file_offsets[i]);
             if (v) {
                 free(*s_str(cfg, f));
                 *s_str(cfg, f) = xstrdup(v);
             }
         } else {
-            unsigned *v = *(unsigned **)((char *)file + f->offset);
+            unsigned *v = *(unsigned **)((char *)file + s_file_offsets[i]);
             if (v)
                 *s_uint(cfg, f) = *v;
         }

@@ -1,0 +1,213 @@
+/* test_store.c: the LMDB store on a real temporary directory: round trip,
+ * duplicate detection, map growth, crash recovery bookkeeping, locking. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store.h"
+
+typedef struct {
+    char dir[64];
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = test_calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/funneld-test-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    test_free(f);
+    return 0;
+}
+
+static store_t *open_store(const fixture_t *f, size_t map)
+{
+    char err[256] = "";
+    store_t *s = store_open(f->dir, map, err, sizeof err);
+    if (s == NULL)
+        fail_msg("store_open: %s", err);
+    return s;
+}
+
+static void count_event(uint64_t seq, const void *raw, size_t len, void *arg)
+{
+    (void)seq;
+    (void)raw;
+    (void)len;
+    (*(int *)arg)++;
+}
+
+static void test_round_trip(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_id_seen(s, "e1"), 0);
+    store_lead_put(s, "L1", "lead-bytes", 10);
+    assert_int_equal(store_event_add(s, "e1", "L1", "event-1", 7), 1);
+    assert_int_equal(store_event_add(s, "e2", "L1", "event-2", 7), 2);
+    store_counter_add(s, "now/awareness", 2);
+    store_counter_add(s, "now/awareness", -1);
+    store_stats(s)->applied += 2;
+    assert_int_equal(store_group_commit(s), STORE_OK);
+    assert_int_equal(store_last_seq(s), 2);
+    assert_int_equal(store_applied_seq(s), 2);
+    store_destroy(&s);
+    assert_null(s);
+
+    /* Reopened: everything is still there. */
+    s = open_store(f, 1 << 20);
+    assert_int_equal(store_last_seq(s), 2);
+    assert_int_equal(store_applied_seq(s), 2);
+    assert_int_equal(store_stats(s)->applied, 2);
+    assert_int_equal(store_stats(s)->commits, 1);
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    const void *buf;
+    size_t len;
+    assert_int_equal(store_read_lead(s, "L1", &buf, &len), 1);
+    assert_int_equal(len, 10);
+    assert_memory_equal(buf, "lead-bytes", 10);
+    assert_int_equal(store_read_lead(s, "L2", &buf, &len), 0);
+    assert_int_equal(store_read_counter(s, "now/awareness"), 1);
+    assert_int_equal(store_read_counter(s, "never"), 0);
+    int n = 0;
+    assert_int_equal(store_read_timeline(s, "L1", 10, count_event, &n), 2);
+    assert_int_equal(n, 2);
+    n = 0;
+    /* Newest only, when limited; a prefix of another lead id is not it. */
+    assert_int_equal(store_read_timeline(s, "L1", 1, count_event, &n), 2);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(store_read_timeline(s, "L", 10, count_event, &n), 0);
+    assert_int_equal(n, 0);
+    store_read_end(s);
+    store_destroy(&s);
+}
+
+static void test_duplicates(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_event_add(s, "e1", "L1", "x", 1), 1);
+    /* Seen within the same group... */
+    assert_int_equal(store_id_seen(s, "e1"), 1);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+
+    /* ...and in later ones, but an aborted group leaves no trace. */
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_id_seen(s, "e1"), 1);
+    assert_int_equal(store_event_add(s, "e2", "L1", "y", 1), 2);
+    store_group_abort(s);
+    assert_int_equal(store_last_seq(s), 1);
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_id_seen(s, "e2"), 0);
+    store_group_abort(s);
+    store_destroy(&s);
+}
+
+/* A map far too small for the data: every group that hits MDB_MAP_FULL is
+ * redone after store_grow(), and nothing is lost. */
+static void test_map_grows(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 64 * 1024);
+    char id[32], lead[32], payload[300];
+    const int groups = 40, per_group = 100;
+    int grown = 0;
+
+    memset(payload, 'p', sizeof payload);
+    for (int g = 0; g < groups; g++) {
+        int rc;
+        do {
+            assert_int_equal(store_group_begin(s), STORE_OK);
+            for (int i = 0; i < per_group; i++) {
+                int k = g * per_group + i;
+                snprintf(id, sizeof id, "event-%06d", k);
+                snprintf(lead, sizeof lead, "lead-%04d", k % 500);
+                store_lead_put(s, lead, payload, sizeof payload);
+                store_event_add(s, id, lead, payload, sizeof payload);
+                store_counter_add(s, "events", 1);
+            }
+            rc = store_group_commit(s);
+            if (rc == STORE_EFULL) {
+                assert_int_equal(store_grow(s), STORE_OK);
+                grown++;
+            }
+        } while (rc == STORE_EFULL);
+        assert_int_equal(rc, STORE_OK);
+    }
+    assert_true(grown > 0);
+    assert_int_equal(store_last_seq(s), groups * per_group);
+    store_destroy(&s);
+
+    s = open_store(f, 64 * 1024);
+    assert_int_equal(store_last_seq(s), groups * per_group);
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    assert_int_equal(store_read_counter(s, "events"), groups * per_group);
+    int n = 0;
+    assert_int_equal(store_read_log(s, 1, 100000, count_event, &n), groups * per_group);
+    assert_int_equal(n, groups * per_group);
+    store_read_end(s);
+    store_destroy(&s);
+}
+
+static void test_second_open_refused(void **state)
+{
+    fixture_t *f = *state;
+    char err[256] = "";
+    store_t *s = open_store(f, 1 << 20);
+    store_t *t = store_open(f->dir, 1 << 20, err, sizeof err);
+    assert_null(t);
+    assert_non_null(strstr(err, "in use by another funneld"));
+    store_destroy(&s);
+    /* Released on close. */
+    s = open_store(f, 1 << 20);
+    store_destroy(&s);
+}
+
+static void test_replayed_events_are_indexed(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_event_add(s, "e1", "L1", "x", 1), 1);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+    /* Re-indexing an event already in the log (replay) does not append. */
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    store_event_replayed(s, "e1", "L1", 1);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+    assert_int_equal(store_last_seq(s), 1);
+    assert_int_equal(store_applied_seq(s), 1);
+    store_destroy(&s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replayed_events_are_indexed, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}

@@ -1,0 +1,397 @@
+/* render: JSON and text output of funneld's replies and alerts.
+ * Contracts in render.h. */
+#include "render.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ndjson.h"
+
+/* A JSON string that never fails: protobuf-c does not check UTF-8, jansson
+ * does, so bytes that are not valid UTF-8 come out as '?'. */
+static json_t *s_str(const char *s)
+{
+    if (!s)
+        s = "";
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    size_t n = strlen(s);
+    char *copy = malloc(n + 1);
+    if (!copy)
+        abort();
+    for (size_t i = 0; i <= n; i++)
+        copy[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
+/* A string, or null when empty. */
+static json_t *s_str_or_null(const char *s)
+{
+    return s && *s ? s_str(s) : json_null();
+}
+
+static json_t *s_u64(uint64_t v)
+{
+    return json_integer((json_int_t)v);
+}
+
+static void s_set(json_t *obj, const char *key, json_t *v)
+{
+    if (!v || json_object_set_new(obj, key, v) == -1)
+        abort();
+}
+
+json_t *render_time_json(int64_t ms)
+{
+    char buf[NDJSON_TIME_LEN];
+    if (ms == 0)
+        return json_null();
+    return json_string(ndjson_format_time(ms, buf));
+}
+
+/* For text: the time, or "-" when unknown. */
+static const char *s_time_text(int64_t ms, char *buf)
+{
+    if (ms == 0)
+        return "-";
+    return ndjson_format_time(ms, buf);
+}
+
+const char *render_source_name(Funnel__V1__Source s)
+{
+    switch (s) {
+    case FUNNEL__V1__SOURCE__SOURCE_MARKETING:
+        return "marketing";
+    case FUNNEL__V1__SOURCE__SOURCE_SALES:
+        return "sales";
+    default:
+        return NULL;
+    }
+}
+
+const char *render_handoff_name(Funnel__V1__HandoffStatus s)
+{
+    switch (s) {
+    case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_PENDING:
+        return "pending";
+    case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_ACCEPTED:
+        return "accepted";
+    case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_REJECTED:
+        return "rejected";
+    default:
+        return "none";
+    }
+}
+
+char *render_duration(uint64_t ms, char *buf, size_t size)
+{
+    if (ms < 1000) {
+        snprintf(buf, size, "%" PRIu64 " ms", ms);
+        return buf;
+    }
+    uint64_t d = ms / 86400000, h = ms / 3600000 % 24, m = ms / 60000 % 60;
+    uint64_t s = ms / 1000 % 60, frac = ms % 1000;
+    if (d)
+        snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s",
+                 d, h, m, s, frac);
+    else if (h)
+        snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s", h, m, s,
+                 frac);
+    else if (m)
+        snprintf(buf, size, "%" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s", m, s, frac);
+    else
+        snprintf(buf, size, "%" PRIu64 ".%03" PRIu64 "s", s, frac);
+    return buf;
+}
+
+static json_t *s_source_json(Funnel__V1__Source s)
+{
+    const char *name = render_source_name(s);
+    return name ? json_string(name) : json_null();
+}
+
+/* ------------------------------------------------------------------ */
+/* lead                                                               */
+
+static json_t *s_event_attrs_json(const Funnel__V1__Event *ev)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; i < ev->n_attrs; i++)
+        s_set(o, ev->attrs[i]->key, s_str(ev->attrs[i]->value));
+    return o;
+}
+
+json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
+{
+    json_t *o = json_object();
+    if (!lead)
+        return o;
+    s_set(o, "lead", s_str(lead->id));
+    s_set(o, "stage", s_str(lead->stage));
+    s_set(o, "stage_entered_at", render_time_json(lead->stage_entered_at_ms));
+
+    json_t *score = json_object();
+    s_set(score, "fit", json_real(lead->fit));
+    s_set(score, "engagement", json_real(lead->engagement));
+    s_set(score, "total", json_real(lead->total));
+    s_set(o, "score", score);
+
+    s_set(o, "persona", s_str_or_null(lead->persona));
+    s_set(o, "qualified", json_boolean(lead->qualified));
+
+    json_t *handoff = json_object();
+    s_set(handoff, "status", json_string(render_handoff_name(lead->handoff_status)));
+    s_set(handoff, "at", render_time_json(lead->handoff_at_ms));
+    s_set(o, "handoff", handoff);
+
+    json_t *attrs = json_object();
+    for (size_t i = 0; i < lead->n_attrs; i++)
+        s_set(attrs, lead->attrs[i]->key, s_str(lead->attrs[i]->value));
+    s_set(o, "attrs", attrs);
+
+    s_set(o, "events", s_u64(lead->events));
+    s_set(o, "first_source", s_source_json(lead->first_source));
+    s_set(o, "first_seen", render_time_json(lead->first_seen_ms));
+    s_set(o, "last_event_at", render_time_json(lead->last_event_ms));
+
+    json_t *skipped = json_array();
+    for (size_t i = 0; i < lead->n_skipped; i++)
+        json_array_append_new(skipped, s_str(lead->skipped[i]));
+    s_set(o, "skipped", skipped);
+    return o;
+}
+
+json_t *render_lead_json(const Funnel__V1__LeadReply *reply)
+{
+    json_t *o = render_lead_record_json(reply->lead);
+    json_t *timeline = json_array();
+    for (size_t i = 0; i < reply->n_timeline; i++) {
+        const Funnel__V1__TimelineEntry *t = reply->timeline[i];
+        json_t *e = json_object();
+        s_set(e, "seq", s_u64(t->seq));
+        if (t->event) {
+            const Funnel__V1__Event *ev = t->event;
+            s_set(e, "id", s_str(ev->id));
+            s_set(e, "type", s_str(ev->type));
+            s_set(e, "source", s_source_json(ev->source));
+            s_set(e, "at", render_time_json(ev->occurred_at_ms));
+            s_set(e, "attrs", s_event_attrs_json(ev));
+            s_set(e, "value", json_real(ev->value));
+        }
+        json_array_append_new(timeline, e);
+    }
+    s_set(o, "timeline", timeline);
+    return o;
+}
+
+static void s_fmt_score(double v, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.1f", v);
+}
+
+void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
+{
+    const Funnel__V1__Lead *l = reply->lead;
+    char t1[NDJSON_TIME_LEN], fit[32], eng[32], tot[32];
+    if (!l)
+        return;
+    fprintf(out, "lead        %s\n", l->id);
+    fprintf(out, "stage       %s (since %s)\n", l->stage, s_time_text(l->stage_entered_at_ms, t1));
+    s_fmt_score(l->fit, fit, sizeof fit);
+    s_fmt_score(l->engagement, eng, sizeof eng);
+    s_fmt_score(l->total, tot, sizeof tot);
+    fprintf(out, "score       total %s (fit %s, engagement %s)\n", tot, fit, eng);
+    fprintf(out, "persona     %s\n", l->persona && *l->persona ? l->persona : "-");
+    fprintf(out, "qualified   %s\n", l->qualified ? "yes" : "no");
+    if (l->handoff_status == FUNNEL__V1__HANDOFF_STATUS__HANDOFF_NONE)
+        fprintf(out, "handoff     none\n");
+    else
+        fprintf(out, "handoff     %s (%s)\n", render_handoff_name(l->handoff_status),
+                s_time_text(l->handoff_at_ms, t1));
+    fprintf(out, "first seen  %s", s_time_text(l->first_seen_ms, t1));
+    const char *src = render_source_name(l->first_source);
+    if (src)
+        fprintf(out, " (%s)", src);
+    fputc('\n', out);
+    fprintf(out, "last event  %s\n", s_time_text(l->last_event_ms, t1));
+    fprintf(out, "events      %" PRIu64 "\n", l->events);
+    if (l->n_skipped) {
+        fprintf(out, "skipped    ");
+        for (size_t i = 0; i < l->n_skipped; i++)
+            fprintf(out, " %s", l->skipped[i]);
+        fputc('\n', out);
+    }
+    fprintf(out, "attrs      ");
+    if (l->n_attrs == 0)
+        fprintf(out, " -");
+    for (size_t i = 0; i < l->n_attrs; i++)
+        fprintf(out, " %s=%s", l->attrs[i]->key, l->attrs[i]->value);
+    fputc('\n', out);
+
+    if (reply->n_timeline == 0)
+        return;
+    fprintf(out, "timeline (%zu of %" PRIu64 " events)\n", reply->n_timeline, l->events);
+    for (size_t i = 0; i < reply->n_timeline; i++) {
+        const Funnel__V1__TimelineEntry *t = reply->timeline[i];
+        const Funnel__V1__Event *ev = t->event;
+        if (!ev)
+            continue;
+        const char *s = render_source_name(ev->source);
+        fprintf(out, "  %s  #%-6" PRIu64 " %-9s %-20s %s", s_time_text(ev->occurred_at_ms, t1),
+                t->seq, s ? s : "-", ev->type, ev->id);
+        if (ev->value != 0)
+            fprintf(out, "  value=%.10g", ev->value);
+        for (size_t k = 0; k < ev->n_attrs; k++)
+            fprintf(out, "  %s=%s", ev->attrs[k]->key, ev->attrs[k]->value);
+        fputc('\n', out);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* funnel                                                             */
+
+/* Returns true and sets *ratio when the conversion of a stage is defined. */
+static bool s_conversion(const Funnel__V1__StageCount *s, double *ratio)
+{
+    if (s->terminal || s->entered == 0)
+        return false;
+    *ratio = (double)s->advanced / (double)s->entered;
+    return true;
+}
+
+json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply)
+{
+    json_t *o = json_object();
+    s_set(o, "leads", s_u64(reply->leads));
+    json_t *stages = json_array();
+    for (size_t i = 0; i < reply->n_stages; i++) {
+        const Funnel__V1__StageCount *s = reply->stages[i];
+        json_t *e = json_object();
+        double ratio;
+        s_set(e, "stage", s_str(s->stage));
+        s_set(e, "now", s_u64(s->now));
+        s_set(e, "entered", s_u64(s->entered));
+        s_set(e, "advanced", s_u64(s->advanced));
+        s_set(e, "conversion", s_conversion(s, &ratio) ? json_real(ratio) : json_null());
+        s_set(e, "terminal", json_boolean(s->terminal));
+        json_array_append_new(stages, e);
+    }
+    s_set(o, "stages", stages);
+    return o;
+}
+
+void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply)
+{
+    int w = 5;
+    for (size_t i = 0; i < reply->n_stages; i++) {
+        int n = (int)strlen(reply->stages[i]->stage);
+        if (n > w)
+            w = n;
+    }
+    fprintf(out, "%-*s  %10s  %10s  %10s  %10s\n", w, "stage", "now", "entered", "advanced",
+            "conversion");
+    for (size_t i = 0; i < reply->n_stages; i++) {
+        const Funnel__V1__StageCount *s = reply->stages[i];
+        char conv[32];
+        double ratio;
+        if (s->terminal)
+            snprintf(conv, sizeof conv, "(terminal)");
+        else if (s_conversion(s, &ratio))
+            snprintf(conv, sizeof conv, "%.1f%%", ratio * 100.0);
+        else
+            snprintf(conv, sizeof conv, "-");
+        fprintf(out, "%-*s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %10s\n", w, s->stage,
+                s->now, s->entered, s->advanced, conv);
+    }
+    fprintf(out, "%" PRIu64 " lead%s\n", reply->leads, reply->leads == 1 ? "" : "s");
+}
+
+/* ------------------------------------------------------------------ */
+/* stats                                                              */
+
+json_t *render_stats_json(const Funnel__V1__Stats *st)
+{
+    char up[64];
+    json_t *o = json_object();
+    s_set(o, "received", s_u64(st->received));
+    s_set(o, "applied", s_u64(st->applied));
+    s_set(o, "duplicates", s_u64(st->duplicates));
+    s_set(o, "rejected", s_u64(st->rejected));
+    s_set(o, "commits", s_u64(st->commits));
+    s_set(o, "uptime_ms", s_u64(st->uptime_ms));
+    s_set(o, "uptime", json_string(render_duration(st->uptime_ms, up, sizeof up)));
+    s_set(o, "last_seq", s_u64(st->last_seq));
+    s_set(o, "leads", s_u64(st->leads));
+    s_set(o, "alerts", s_u64(st->alerts));
+    s_set(o, "gaps", s_u64(st->gaps));
+    s_set(o, "stream_messages", s_u64(st->stream_messages));
+    s_set(o, "definition", s_str(st->definition));
+    return o;
+}
+
+void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
+{
+    char up[64];
+    fprintf(out, "uptime           %s (%" PRIu64 " ms)\n",
+            render_duration(st->uptime_ms, up, sizeof up), st->uptime_ms);
+    fprintf(out, "definition       %s\n", st->definition && *st->definition ? st->definition : "-");
+    fprintf(out, "received         %" PRIu64 "\n", st->received);
+    fprintf(out, "applied          %" PRIu64 "\n", st->applied);
+    fprintf(out, "duplicates       %" PRIu64 "\n", st->duplicates);
+    fprintf(out, "rejected         %" PRIu64 "\n", st->rejected);
+    fprintf(out, "commits          %" PRIu64 "\n", st->commits);
+    fprintf(out, "last seq         %" PRIu64 "\n", st->last_seq);
+    fprintf(out, "leads            %" PRIu64 "\n", st->leads);
+    fprintf(out, "alerts           %" PRIu64 "\n", st->alerts);
+    fprintf(out, "gaps             %" PRIu64 "\n", st->gaps);
+    fprintf(out, "stream messages  %" PRIu64 "\n", st->stream_messages);
+}
+
+/* ------------------------------------------------------------------ */
+/* alerts                                                             */
+
+json_t *render_alert_json(const Funnel__V1__Alert *a, const char *topic)
+{
+    json_t *o = json_object();
+    s_set(o, "kind", s_str(a->kind));
+    s_set(o, "topic", s_str(topic ? topic : a->topic));
+    s_set(o, "lead", s_str_or_null(a->lead_id));
+    s_set(o, "at", render_time_json(a->at_ms));
+    s_set(o, "stage", s_str_or_null(a->stage));
+    s_set(o, "from_stage", s_str_or_null(a->from_stage));
+    json_t *reasons = json_array();
+    for (size_t i = 0; i < a->n_reasons; i++)
+        json_array_append_new(reasons, s_str(a->reasons[i]));
+    s_set(o, "reasons", reasons);
+    s_set(o, "event_id", s_str_or_null(a->event_id));
+    s_set(o, "seq", s_u64(a->seq));
+    s_set(o, "snapshot", a->lead ? render_lead_record_json(a->lead) : json_null());
+    return o;
+}
+
+void render_alert_text(FILE *out, const Funnel__V1__Alert *a, const char *topic)
+{
+    char t[NDJSON_TIME_LEN];
+    fprintf(out, "%s  %-16s", s_time_text(a->at_ms, t), topic ? topic : a->topic);
+    if (a->lead_id && *a->lead_id)
+        fprintf(out, " lead %s", a->lead_id);
+    if (a->from_stage && *a->from_stage)
+        fprintf(out, " %s -> %s", a->from_stage, a->stage && *a->stage ? a->stage : "?");
+    else if (a->stage && *a->stage)
+        fprintf(out, " stage %s", a->stage);
+    if (a->lead) {
+        char tot[32];
+        s_fmt_score(a->lead->total, tot, sizeof tot);
+        fprintf(out, " score %s", tot);
+        if (a->lead->persona && *a->lead->persona)
+            fprintf(out, " persona %s", a->lead->persona);
+    }
+    for (size_t i = 0; i < a->n_reasons; i++)
+        fprintf(out, "%s%s", i == 0 ? ": " : "; ", a->reasons[i]);
+    fputc('\n', out);
+}

@@ -1,0 +1,63 @@
+/* render: funnelctl's output of funneld's replies and alerts, as JSON
+ * (jansson) for --json and as text for people.
+ *
+ * JSON conventions: times are RFC 3339 UTC strings with milliseconds
+ * ("2026-11-26T10:00:00.000Z"), null when the time is 0 (unknown); sources
+ * are "marketing" / "sales" (null when unspecified); scores are numbers.
+ *
+ * Pure: no sockets, no clock. The render_*_json functions return a new
+ * reference (caller owns it, json_decref() it); they never return NULL
+ * (out of memory aborts). The render_*_text functions write to out.
+ */
+#ifndef FUNNELCTL_RENDER_H
+#define FUNNELCTL_RENDER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "funnel.pb-c.h"
+
+/* A time as JSON: RFC 3339 string, or null when ms is 0. */
+json_t *render_time_json(int64_t ms);
+
+/* "marketing", "sales", or NULL when unspecified. */
+const char *render_source_name(Funnel__V1__Source s);
+
+/* "none", "pending", "accepted" or "rejected". */
+const char *render_handoff_name(Funnel__V1__HandoffStatus s);
+
+/* A duration for people: "3d 4h 5m 6.789s", "250 ms". Writes to buf[size],
+ * returns buf. */
+char *render_duration(uint64_t ms, char *buf, size_t size);
+
+/* The lead record: {"lead","stage","stage_entered_at","score":{"fit",
+ * "engagement","total"},"persona","qualified","handoff":{"status","at"},
+ * "attrs":{},"events","first_source","first_seen","last_event_at",
+ * "skipped":[]}. lead may be NULL (an empty object comes back). */
+json_t *render_lead_record_json(const Funnel__V1__Lead *lead);
+
+/* A found lead with its timeline: the record plus
+ * "timeline":[{"seq","id","type","source","at","attrs","value"}]. */
+json_t *render_lead_json(const Funnel__V1__LeadReply *reply);
+void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply);
+
+/* {"leads":n,"stages":[{"stage","now","entered","advanced","conversion",
+ * "terminal"}]}; conversion = advanced / entered, null when entered is 0 or
+ * the stage is terminal. */
+json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply);
+void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply);
+
+/* Every Stats field, plus "uptime" (human). */
+json_t *render_stats_json(const Funnel__V1__Stats *stats);
+void render_stats_text(FILE *out, const Funnel__V1__Stats *stats);
+
+/* {"kind","topic","lead","at","stage","from_stage","reasons":[],"event_id",
+ * "seq","snapshot":{lead record}|null}. topic is the topic frame it came
+ * on (borrowed; NULL: the alert's own topic field). */
+json_t *render_alert_json(const Funnel__V1__Alert *alert, const char *topic);
+/* One line, no newline at the start, '\n' at the end. */
+void render_alert_text(FILE *out, const Funnel__V1__Alert *alert, const char *topic);
+
+#endif
