@@ -6,7 +6,8 @@
  * - movement is forward-only: an event mapping to the current or an earlier
  *   stage is recorded (by the daemon, in the lead's timeline) but does not
  *   move the lead;
- * - skipping stages is allowed and recorded in the lead's skip mask;
+ * - skipping stages is allowed and recorded in the lead's skip mask (a
+ *   lead created in a later stage has skipped nothing);
  * - a terminal stage (action, and exits such as lost) is never left;
  * - an exit such as lost can be entered from any non-terminal stage.
  *
@@ -31,12 +32,12 @@ static void s_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     hnd_count(fx, 1, "now/%s", d->stages[to].name);
     hnd_count(fx, 1, "entered/%s", d->stages[to].name);
 
-    /* Stages of the funnel order jumped over on the way to `to`. */
-    int first_skipped = from < 0 ? 0 : from + 1;
+    /* Stages of the funnel order jumped over on the way to `to`. A new
+     * lead skipped nothing: its history before its first event is unknown. */
     char skipped[HND_REASON_LEN] = "";
     size_t used = 0;
-    if ((size_t)to < d->n_order)
-        for (int s = first_skipped; s < to; s++) {
+    if (from >= 0 && (size_t)to < d->n_order)
+        for (int s = from + 1; s < to; s++) {
             lead->skipped |= 1u << s;
             int n = snprintf(skipped + used, sizeof skipped - used, "%s%s",
                              used ? ", " : "", d->stages[s].name);
@@ -53,7 +54,7 @@ static void s_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     else
         hnd_alert_reason(a, "%s -> %s", d->stages[from].name,
                          d->stages[to].name);
-    if (used > 0 && from >= 0)
+    if (used > 0)
         hnd_alert_reason(a, "skipped %s", skipped);
 }
 
