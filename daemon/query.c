@@ -140,7 +140,7 @@ static void s_funnel(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
         sc[i].now = s_counter(q, "now", d->stages[i].name);
         sc[i].entered = s_counter(q, "entered", d->stages[i].name);
         sc[i].advanced = s_counter(q, "advanced", d->stages[i].name);
-        sc[i].terminal = i >= d->n_order;
+        sc[i].terminal = d->stages[i].terminal;
         scp[i] = &sc[i];
     }
     store_read_end(q->store);
