@@ -718,6 +718,41 @@ int64_t store_read_counter(store_t *self, const char *key)
     return (int64_t)s_be64_get(v.mv_data);
 }
 
+long store_read_counters(store_t *self, const char *prefix,
+                         store_counter_fn *fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    size_t plen = strlen(prefix);
+    char key[512];
+    long n = 0;
+    int rc;
+
+    if ((rc = mdb_cursor_open(self->rstate, self->aggregates, &cur)) != 0)
+        goto fail;
+    MDB_val k = s_str_val(prefix), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (k.mv_size >= sizeof key || v.mv_size != 8)
+            continue;
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = '\0';
+        fn(key, (int64_t)s_be64_get(v.mv_data), arg);
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read counters %s: %s", prefix, mdb_strerror(rc));
+    return STORE_ERR;
+}
+
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
                          store_event_fn *fn, void *arg)
 {

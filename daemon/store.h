@@ -135,6 +135,13 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
 /* Value of a report counter (0 when never written). */
 int64_t store_read_counter(store_t *self, const char *key);
 
+/* Call fn(key, value, arg) for every report counter whose key begins with
+ * prefix, in key order (key borrowed for the call). Returns the number of
+ * counters visited, or STORE_ERR. */
+typedef void store_counter_fn(const char *key, int64_t value, void *arg);
+long store_read_counters(store_t *self, const char *prefix,
+                         store_counter_fn *fn, void *arg);
+
 /* Call fn for the newest `limit` events of lead_id, oldest first, with the
  * event's sequence and its bytes (borrowed for the call). Returns the
  * number of events the lead has in all, or STORE_ERR. */

@@ -101,6 +101,33 @@ static void test_round_trip(void **state)
     store_destroy(&s);
 }
 
+static void sum_counter(const char *key, int64_t value, void *arg)
+{
+    (void)key;
+    *(int64_t *)arg += value;
+}
+
+static void test_counters_by_prefix(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    store_counter_add(s, "by/source/marketing/entered/awareness", 3);
+    store_counter_add(s, "by/source/sales/entered/awareness", 4);
+    store_counter_add(s, "by/sourcex", 100);
+    store_counter_add(s, "entered/awareness", 7);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    int64_t sum = 0;
+    assert_int_equal(store_read_counters(s, "by/source/", sum_counter, &sum), 2);
+    assert_int_equal(sum, 7);
+    sum = 0;
+    assert_int_equal(store_read_counters(s, "", sum_counter, &sum), 4);
+    assert_int_equal(sum, 114);
+    store_read_end(s);
+    store_destroy(&s);
+}
+
 static void test_duplicates(void **state)
 {
     fixture_t *f = *state;
@@ -205,6 +232,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counters_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replayed_events_are_indexed, setup, teardown),
