@@ -230,6 +230,8 @@ enum {
     S_OPT_CONFIG = 1000,
     S_OPT_SUBSCRIBE,
     S_OPT_DUMP,
+    S_OPT_REBUILD,
+    S_OPT_REBUILD_REPLACE,
     S_OPT_HELP,
     S_OPT_VERSION,
     S_OPT_FIELD, /* S_OPT_FIELD + i: s_fields[i] */
@@ -292,7 +294,7 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
 
 cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errlen)
 {
-    struct option opts[S_NFIELDS + 6];
+    struct option opts[S_NFIELDS + 8];
     char names[S_NFIELDS][64];
     size_t n = 0;
 
@@ -304,6 +306,9 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
     opts[n++] = (struct option){"config", required_argument, NULL, S_OPT_CONFIG};
     opts[n++] = (struct option){"subscribe", required_argument, NULL, S_OPT_SUBSCRIBE};
     opts[n++] = (struct option){"dump-config", no_argument, NULL, S_OPT_DUMP};
+    opts[n++] = (struct option){"rebuild", no_argument, NULL, S_OPT_REBUILD};
+    opts[n++] = (struct option){"rebuild-replace", no_argument, NULL,
+                                S_OPT_REBUILD_REPLACE};
     opts[n++] = (struct option){"help", no_argument, NULL, S_OPT_HELP};
     opts[n++] = (struct option){"version", no_argument, NULL, S_OPT_VERSION};
     opts[n] = (struct option){NULL, 0, NULL, 0};
@@ -369,6 +374,10 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
             s_add_subscribe(cfg, optarg);
         } else if (c == S_OPT_DUMP) {
             action = CFG_DUMP;
+        } else if (c == S_OPT_REBUILD && action == CFG_RUN) {
+            action = CFG_REBUILD;
+        } else if (c == S_OPT_REBUILD_REPLACE) {
+            action = CFG_REBUILD_REPLACE;
         }
     }
     if (s_check(cfg, err, errlen) == -1)
@@ -419,7 +428,14 @@ void cfg_usage(const char *argv0)
         else
             printf("  %-22s (default: %u)\n", "", f->def_uint);
     }
-    printf("  --dump-config          print the effective configuration as YAML, exit\n"
+    printf("  --rebuild              recompute every lead and counter from the event\n"
+           "                         log into a fresh state, compare it with the live\n"
+           "                         state, print the differences, exit (0: identical,\n"
+           "                         1: different); the daemon must not be running\n"
+           "  --rebuild-replace      the same, then make the rebuilt state the live one\n"
+           "                         (after a definition change); the old state is kept\n"
+           "                         as state.old-<time>\n"
+           "  --dump-config          print the effective configuration as YAML, exit\n"
            "  --version              print the version, exit\n"
            "  -h, --help             this text\n\n"
            "Signals: SIGTERM/SIGINT stop intake, commit and acknowledge what is\n"

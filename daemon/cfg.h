@@ -65,6 +65,8 @@ typedef enum {
     CFG_HELP,
     CFG_VERSION,
     CFG_DUMP,
+    CFG_REBUILD,            /* recompute the state from the log, compare */
+    CFG_REBUILD_REPLACE,    /* ... and replace the live state with it */
     CFG_ERROR,
 } cfg_action_t;
 

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "query.h"
+#include "rebuild.h"
 #include "store.h"
 
 typedef struct {
@@ -116,7 +117,8 @@ int main(int argc, char **argv)
     size_t n_evs = 0;
     int rc = 2;
 
-    switch (cfg_load(&app.cfg, argc, argv, err, sizeof err)) {
+    cfg_action_t action = cfg_load(&app.cfg, argc, argv, err, sizeof err);
+    switch (action) {
     case CFG_HELP:
         cfg_usage(argv[0]);
         cfg_free(&app.cfg);
@@ -134,6 +136,8 @@ int main(int argc, char **argv)
         cfg_free(&app.cfg);
         return 2;
     case CFG_RUN:
+    case CFG_REBUILD:
+    case CFG_REBUILD_REPLACE:
         break;
     }
     log_level_parse(app.cfg.log_level, &log_verbosity);
@@ -142,6 +146,12 @@ int main(int argc, char **argv)
     app.defn = s_load_definition(app.cfg.definition, err, sizeof err);
     if (app.defn == NULL) {
         log_err("[main] definition: %s", err);
+        goto out;
+    }
+    if (action != CFG_RUN) {
+        rc = rebuild_run(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
+                         (const defn_t *const *)&app.defn, pipeline_default,
+                         action == CFG_REBUILD_REPLACE);
         goto out;
     }
     log_info("[main] funneld %s: definition \"%s\" (%s, %s)", FUNNELD_VERSION,
@@ -202,8 +212,11 @@ int main(int argc, char **argv)
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);
     ingest_add_intake(app.ingest, ingest_sock);
     for (unsigned i = 0; i < app.cfg.subscribe_count; i++) {
+        /* A SUB has nothing of value to flush: never wait for it. */
+        bus_opts_t sub_opts = in_opts;
+        sub_opts.linger_ms = 0;
         bus_sock_t *sub = bus_socket(app.bus, ZMQ_SUB, app.cfg.subscribe[i], false,
-                                     &in_opts, err, sizeof err);
+                                     &sub_opts, err, sizeof err);
         if (sub == NULL || bus_subscribe(sub, "marketing") == -1 ||
             bus_subscribe(sub, "sales") == -1) {
             log_err("[main] stream: %s", err);

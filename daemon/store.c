@@ -332,7 +332,33 @@ fail:
     return -1;
 }
 
+/* rm -rf of one of the store's own subdirectories (flat: LMDB's files). */
+static int s_remove_env_dir(const char *path)
+{
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char f[4200];
+        snprintf(f, sizeof f, "%s/%s", path, files[i]);
+        if (unlink(f) == -1 && errno != ENOENT)
+            return -1;
+    }
+    if (rmdir(path) == -1 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    return store_open_state(dir, "state", false, map_size, err, errlen);
+}
+
+const char *store_dir(const store_t *self)
+{
+    return self->dir;
+}
+
+store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
+                          size_t map_size, char *err, size_t errlen)
 {
     store_t *self = xcalloc(1, sizeof *self);
     self->lock_fd = -1;
@@ -348,7 +374,15 @@ store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
     if (s_env_open(&self->log_env, dir, "log", map_size, 0, err, errlen) == -1)
         goto fail;
     /* The state is recoverable from the log: commit it without fsync. */
-    if (s_env_open(&self->state_env, dir, "state", map_size,
+    if (fresh) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, state_name);
+        if (s_remove_env_dir(path) == -1) {
+            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
+    if (s_env_open(&self->state_env, dir, state_name, map_size,
                    MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1)
         goto fail;
     self->log_map = s_env_map_size(self->log_env);
@@ -846,4 +880,120 @@ uint64_t store_disk_bytes(store_t *self)
             total += (uint64_t)st.st_blocks * 512;
     }
     return total;
+}
+
+/* -- comparing two states ---------------------------------------------- */
+
+static int s_compare_db(MDB_txn *a_txn, MDB_dbi a_dbi, MDB_txn *b_txn,
+                        MDB_dbi b_dbi, const char *name, store_diff_t *d,
+                        char *first, size_t firstlen)
+{
+    MDB_cursor *ca = NULL, *cb = NULL;
+    MDB_val ka, va, kb, vb;
+    int ra, rb, rc = 0;
+
+    if ((rc = mdb_cursor_open(a_txn, a_dbi, &ca)) != 0 ||
+        (rc = mdb_cursor_open(b_txn, b_dbi, &cb)) != 0)
+        goto out;
+    ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST);
+    rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+    /* A merge of two sorted key sequences. */
+    while (ra == 0 || rb == 0) {
+        int cmp;
+        if (ra != 0)
+            cmp = 1;
+        else if (rb != 0)
+            cmp = -1;
+        else {
+            size_t n = ka.mv_size < kb.mv_size ? ka.mv_size : kb.mv_size;
+            cmp = memcmp(ka.mv_data, kb.mv_data, n);
+            if (cmp == 0)
+                cmp = ka.mv_size < kb.mv_size ? -1 : ka.mv_size > kb.mv_size;
+        }
+        d->compared++;
+        const MDB_val *k = cmp <= 0 ? &ka : &kb;
+        const char *what = NULL;
+        if (cmp < 0) {
+            d->extra++;
+            what = "only in the rebuilt state";
+        } else if (cmp > 0) {
+            d->missing++;
+            what = "only in the live state";
+        } else if (va.mv_size != vb.mv_size ||
+                   memcmp(va.mv_data, vb.mv_data, va.mv_size) != 0) {
+            d->differ++;
+            what = "differs";
+        }
+        if (what && first[0] == '\0') {
+            int klen = (int)(k->mv_size > 80 ? 80 : k->mv_size);
+            const char *kd = k->mv_data;
+            int printable = 1;
+            for (int i = 0; i < klen; i++)
+                printable &= kd[i] >= 0x20 && kd[i] < 0x7f;
+            snprintf(first, firstlen, "%s key \"%.*s\"%s: %s", name,
+                     printable ? klen : 0, kd, printable ? "" : " (binary)", what);
+        }
+        if (cmp <= 0)
+            ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
+        if (cmp >= 0)
+            rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
+    }
+    if (ra != MDB_NOTFOUND)
+        rc = ra;
+    else if (rb != MDB_NOTFOUND)
+        rc = rb;
+out:
+    if (ca)
+        mdb_cursor_close(ca);
+    if (cb)
+        mdb_cursor_close(cb);
+    return rc;
+}
+
+int store_compare_state(store_t *self, const char *other_name,
+                        store_compare_t *out)
+{
+    MDB_env *env = NULL;
+    MDB_txn *a = NULL, *b = NULL;
+    MDB_dbi leads, ids, tl, agg, meta;
+    char path[4096];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    snprintf(path, sizeof path, "%s/%s", self->dir, other_name);
+    if ((rc = mdb_env_create(&env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0640)) != 0 ||
+        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &b)) != 0 ||
+        (rc = mdb_dbi_open(b, "leads", 0, &leads)) != 0 ||
+        (rc = mdb_dbi_open(b, "event_ids", 0, &ids)) != 0 ||
+        (rc = mdb_dbi_open(b, "lead_events", 0, &tl)) != 0 ||
+        (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
+        (rc = mdb_dbi_open(b, "meta", 0, &meta)) != 0 ||
+        (rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &a)) != 0)
+        goto out;
+    char *first = out->first_difference;
+    size_t fl = sizeof out->first_difference;
+    if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->event_ids, b, ids, "event_ids", &out->event_ids, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->lead_events, b, tl, "lead_events", &out->timelines, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0)
+        goto out;
+    uint64_t other_applied = 0;
+    if ((rc = s_meta_u64(b, meta, "applied_seq", &other_applied)) != 0)
+        goto out;
+    out->applied_seq_differs = other_applied != self->applied_seq;
+
+out:
+    if (a)
+        mdb_txn_abort(a);
+    if (b)
+        mdb_txn_abort(b);
+    if (env)
+        mdb_env_close(env);
+    if (rc != 0) {
+        log_err("[store] compare with %s: %s", path, mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
 }

@@ -60,6 +60,39 @@ typedef struct {
  * Caller owns the result: store_destroy(). */
 store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen);
 
+/* Like store_open, with the state environment in dir/state_name instead of
+ * dir/state; when fresh, an existing dir/state_name is deleted first (a
+ * rebuild from the log starts from nothing). */
+store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
+                          size_t map_size, char *err, size_t errlen);
+
+/* Differences between this store's state and the state environment in
+ * dir/other_name, per database (leads, event ids, timelines, counters, and
+ * the applied sequence). */
+typedef struct {
+    uint64_t compared;   /* records looked at */
+    uint64_t differ;     /* present in both, different bytes */
+    uint64_t missing;    /* only in the other state */
+    uint64_t extra;      /* only in this state */
+} store_diff_t;
+
+typedef struct {
+    store_diff_t leads;
+    store_diff_t event_ids;
+    store_diff_t timelines;
+    store_diff_t counters;
+    bool applied_seq_differs;
+    char first_difference[256]; /* a human-readable example, "" if none */
+} store_compare_t;
+
+/* Compare; returns 0 (and fills *out, all zero when identical) or
+ * STORE_ERR. Must not be called while a group or read is open. */
+int store_compare_state(store_t *self, const char *other_name,
+                        store_compare_t *out);
+
+/* The directory of the store. Borrowed. */
+const char *store_dir(const store_t *self);
+
 /* Flush the state, close both environments, release the lock. Accepts
  * NULL; sets *self_p to NULL. */
 void store_destroy(store_t **self_p);

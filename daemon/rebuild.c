@@ -1,0 +1,119 @@
+/* rebuild.c: see rebuild.h. */
+#include "rebuild.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ingest.h"
+#include "log.h"
+#include "store.h"
+
+static void s_print_diff(const char *name, const store_diff_t *d)
+{
+    printf("  %-12s %10llu compared, %llu differ, %llu only live, %llu only rebuilt\n",
+           name, (unsigned long long)d->compared, (unsigned long long)d->differ,
+           (unsigned long long)d->missing, (unsigned long long)d->extra);
+}
+
+static bool s_same(const store_diff_t *d)
+{
+    return d->differ == 0 && d->missing == 0 && d->extra == 0;
+}
+
+int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *defn_p,
+                const hnd_t *const *pipeline, bool replace)
+{
+    char err[1024];
+    struct event_base *base = NULL;
+    store_t *store = NULL;
+    ingest_t *ingest = NULL;
+    int rc = 2;
+
+    base = event_base_new();
+    if (base == NULL) {
+        fprintf(stderr, "funneld: cannot create the event loop\n");
+        goto out;
+    }
+    store = store_open_state(state_dir, "state.rebuild", true, map_size, err, sizeof err);
+    if (store == NULL) {
+        fprintf(stderr, "funneld: rebuild: %s\n", err);
+        goto out;
+    }
+    ingest_opts_t opts = {
+        .group_max_events = 10000,
+        .max_batch_events = 10000,
+        .event_clock = true,
+        .limits = validate_defaults,
+    };
+    ingest = ingest_new(base, store, defn_p, pipeline, NULL, &opts);
+    long n = ingest_recover(ingest);
+    if (n < 0) {
+        fprintf(stderr, "funneld: rebuild: replaying the event log failed\n");
+        goto out;
+    }
+    if (store_sync(store) != STORE_OK)
+        goto out;
+
+    char live[4096];
+    snprintf(live, sizeof live, "%s/state/data.mdb", state_dir);
+    FILE *probe = fopen(live, "r");
+    store_compare_t cmp;
+    bool same = false;
+    if (probe == NULL) {
+        printf("rebuilt %ld events from %s/log; there is no live state to compare\n",
+               n, state_dir);
+    } else {
+        fclose(probe);
+        if (store_compare_state(store, "state", &cmp) != STORE_OK)
+            goto out;
+        same = s_same(&cmp.leads) && s_same(&cmp.event_ids) &&
+               s_same(&cmp.timelines) && s_same(&cmp.counters) &&
+               !cmp.applied_seq_differs;
+        printf("rebuilt %ld events from %s/log: the live state is %s\n", n,
+               state_dir, same ? "identical" : "DIFFERENT");
+        s_print_diff("leads", &cmp.leads);
+        s_print_diff("event ids", &cmp.event_ids);
+        s_print_diff("timelines", &cmp.timelines);
+        s_print_diff("counters", &cmp.counters);
+        if (cmp.applied_seq_differs)
+            printf("  the applied sequence differs\n");
+        if (cmp.first_difference[0])
+            printf("  first difference: %s\n", cmp.first_difference);
+    }
+    rc = same ? 0 : 1;
+
+    if (replace) {
+        /* Close before renaming: LMDB keeps its files open. */
+        ingest_destroy(&ingest);
+        store_destroy(&store);
+        char from[4096], to[4200], old[4200];
+        time_t now = time(NULL);
+        snprintf(from, sizeof from, "%s/state", state_dir);
+        snprintf(old, sizeof old, "%s/state.old-%lld", state_dir, (long long)now);
+        snprintf(to, sizeof to, "%s/state.rebuild", state_dir);
+        if (rename(from, old) == -1 && errno != ENOENT) {
+            fprintf(stderr, "funneld: cannot move %s to %s: %s\n", from, old,
+                    strerror(errno));
+            rc = 2;
+            goto out;
+        }
+        if (rename(to, from) == -1) {
+            fprintf(stderr, "funneld: cannot move %s to %s: %s\n", to, from,
+                    strerror(errno));
+            rc = 2;
+            goto out;
+        }
+        printf("the rebuilt state is now live; the previous one is in %s\n", old);
+        rc = 0;
+    }
+
+out:
+    ingest_destroy(&ingest);
+    store_destroy(&store);
+    if (base)
+        event_base_free(base);
+    return rc;
+}

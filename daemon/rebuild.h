@@ -1,0 +1,25 @@
+/* rebuild.h: recompute the state from the event log (funneld --rebuild).
+ *
+ * The operator's tool after a definition change, and the crash tests'
+ * judge: every logged event is replayed in order through the handlers into
+ * a fresh state environment (state.rebuild/), which is then compared with
+ * the live state, database by database. With replace, the rebuilt state
+ * becomes the live one and the old one is kept as state.old-<time>.
+ * The daemon must not be running (the state directory's lock says so).
+ */
+#ifndef FUNNELD_REBUILD_H
+#define FUNNELD_REBUILD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "defn.h"
+#include "hnd.h"
+
+/* Returns 0 when the states are identical (or, with replace, when the
+ * rebuilt state is in place), 1 when they differ, 2 on an error (reported
+ * on stderr). A summary goes to stdout. */
+int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *defn_p,
+                const hnd_t *const *pipeline, bool replace);
+
+#endif
