@@ -39,6 +39,12 @@ typedef struct {
     size_t len;
 } s_alert_buf_t;
 
+/* The last seq seen from one sequenced stream publisher. */
+typedef struct {
+    char *name;
+    uint64_t last_seq;
+} s_publisher_t;
+
 struct ingest {
     struct event_base *base;
     store_t *store;
@@ -63,6 +69,9 @@ struct ingest {
     size_t cap_out;
 
     int64_t watermark_ms;          /* largest event time seen */
+
+    s_publisher_t *publishers;     /* sequenced stream publishers */
+    size_t n_publishers;
 };
 
 int64_t ingest_wall_ms(void)
@@ -525,6 +534,55 @@ long ingest_recover(ingest_t *self)
 
 /* -- intake -------------------------------------------------------------- */
 
+/* Streams are best effort: a sequenced publisher's seq numbers reveal the
+ * messages that never arrived. Count the missing ones and say so on
+ * ingest.gap. Repeats and reordering (seq <= last) are not gaps. */
+static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
+                        const char *origin)
+{
+    if (ev->seq == 0 || ev->publisher == NULL || ev->publisher[0] == '\0')
+        return;
+    s_publisher_t *p = NULL;
+    for (size_t i = 0; i < self->n_publishers; i++)
+        if (strcmp(self->publishers[i].name, ev->publisher) == 0) {
+            p = &self->publishers[i];
+            break;
+        }
+    if (p == NULL) {
+        self->publishers = xrealloc(self->publishers,
+                                    (self->n_publishers + 1) * sizeof *p);
+        p = &self->publishers[self->n_publishers++];
+        p->name = xstrdup(ev->publisher);
+        p->last_seq = ev->seq; /* the first one seen is the baseline */
+        return;
+    }
+    if (ev->seq > p->last_seq + 1) {
+        uint64_t missing = ev->seq - p->last_seq - 1;
+        store_stats(self->store)->gaps += missing;
+        char reason[256];
+        char *reasons[1] = {reason};
+        snprintf(reason, sizeof reason,
+                 "publisher %s: seq jumped from %llu to %llu, %llu event(s) missing (%s)",
+                 p->name, (unsigned long long)p->last_seq,
+                 (unsigned long long)ev->seq, (unsigned long long)missing, origin);
+        log_warn("[ingest] %s", reason);
+        static const char topic[] = "ingest.gap";
+        Funnel__V1__Alert al;
+        funnel__v1__alert__init(&al);
+        al.kind = (char *)"gap";
+        al.topic = (char *)topic;
+        al.at_ms = ingest_wall_ms();
+        al.reasons = reasons;
+        al.n_reasons = 1;
+        al.event_id = ev->id;
+        uint8_t buf[1024];
+        size_t len = funnel__v1__alert__pack(&al, buf);
+        s_publish(self, topic, buf, len);
+    }
+    if (ev->seq > p->last_seq)
+        p->last_seq = ev->seq;
+}
+
 /* Decode and validate one EventBatch message and queue it. reply is the
  * ingest socket (with msg's leading frames as the envelope), or NULL for a
  * stream. */
@@ -580,6 +638,8 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
             ev->occurred_at_ms = ingest_now_ms(self) ? ingest_now_ms(self) : wall;
         if (ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = ev->occurred_at_ms;
+        if (reply == NULL)
+            s_check_gap(self, ev, origin);
     }
 
     if (reply == NULL && n_rejected > 0) {
@@ -720,6 +780,9 @@ void ingest_destroy(ingest_t **self_p)
     }
     s_out_clear(self);
     free(self->out);
+    for (size_t i = 0; i < self->n_publishers; i++)
+        free(self->publishers[i].name);
+    free(self->publishers);
     event_free(self->ev_commit);
     event_free(self->ev_retry);
     free(self);
