@@ -383,7 +383,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
         }
     }
     if (s_env_open(&self->state_env, dir, state_name, map_size,
-                   MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1)
+                   MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, err, errlen) == -1)
         goto fail;
     self->log_map = s_env_map_size(self->log_env);
     self->state_map = s_env_map_size(self->state_env);
