@@ -255,15 +255,17 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     return 0;
 }
 
-/* Run every pending event through the handlers in one store group. */
-static int s_apply_pending(ingest_t *self)
+/* Run the events of the first max_batches pending batches through the
+ * handlers in one store group, and commit it. */
+static int s_apply_pending(ingest_t *self, size_t max_batches)
 {
     store_stats_t *st;
+    size_t n = 0;
     int rc = store_group_begin(self->store);
     if (rc != STORE_OK)
         return rc;
     st = store_stats(self->store);
-    for (pending_t *p = self->head; p; p = p->next) {
+    for (pending_t *p = self->head; p && n < max_batches; p = p->next, n++) {
         p->accepted = p->duplicates = 0;
         p->last_seq = 0;
         for (size_t i = 0; i < p->batch->n_events; i++) {
@@ -311,9 +313,10 @@ static void s_intake_pause(ingest_t *self, bool pause)
             bus_resume(self->intake[i]);
 }
 
-static void s_ack_all(ingest_t *self)
+/* Acknowledge the first n pending batches and drop them. */
+static void s_ack_first(ingest_t *self, size_t n)
 {
-    while (self->head) {
+    while (self->head && n-- > 0) {
         pending_t *p = self->head;
         self->head = p->next;
         if (p->reply) {
@@ -351,13 +354,15 @@ static void s_ack_all(ingest_t *self)
                 free(rejv);
             }
         }
+        self->n_pending_events -= p->batch->n_events;
         s_pending_free(p);
     }
-    self->tail = NULL;
-    self->n_pending_events = 0;
+    if (self->head == NULL)
+        self->tail = NULL;
 }
 
 static long s_replay(ingest_t *self);
+static int s_committed(ingest_t *self, int rc, size_t n_batches);
 
 /* Commit the pending group; on success acknowledge it and publish its
  * alerts. Returns 0, or -1 when the store failed (pending kept, retried). */
@@ -368,14 +373,38 @@ static int s_commit(ingest_t *self)
     if (self->head == NULL)
         return 0;
     evtimer_del(self->ev_commit);
-    for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
-        s_out_clear(self);
-        rc = s_apply_pending(self);
-        if (rc != STORE_EFULL)
-            break;
-        if (store_grow(self->store) != STORE_OK)
-            break;
+
+    /* Normally one group takes everything pending; a transaction that
+     * dirties more pages than LMDB allows is split in halves. */
+    size_t chunk = SIZE_MAX;
+    while (self->head) {
+        size_t n_batches = 0;
+        for (pending_t *p = self->head; p && n_batches < chunk; p = p->next)
+            n_batches++;
+        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
+            s_out_clear(self);
+            rc = s_apply_pending(self, n_batches);
+            if (rc != STORE_EFULL)
+                break;
+            if (store_grow(self->store) != STORE_OK)
+                break;
+        }
+        if (rc == STORE_ETXNFULL && n_batches > 1) {
+            chunk = n_batches / 2;
+            log_info("[ingest] group too large for one transaction; "
+                     "committing %zu batches at a time", chunk);
+            continue;
+        }
+        if (s_committed(self, rc, n_batches) != 0)
+            return -1;
     }
+    return 0;
+}
+
+/* After a group commit of the first n_batches pending batches returned rc:
+ * acknowledge and publish, or enter (or stay in) the failing state. */
+static int s_committed(ingest_t *self, int rc, size_t n_batches)
+{
     if (rc == STORE_ESTALE) {
         /* Durable in the log, missing from the state: bring it up to date
          * from the log; the acks are owed either way. */
@@ -418,7 +447,7 @@ static int s_commit(ingest_t *self)
         if (!self->stopping)
             s_intake_pause(self, false);
     }
-    s_ack_all(self);
+    s_ack_first(self, n_batches);
     for (size_t i = 0; i < self->n_out; i++)
         s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
     s_out_clear(self);

@@ -117,6 +117,11 @@ static void s_fail(store_t *self, int rc, bool in_log, const char *what)
         log_info("[store] %s map full during %s", in_log ? "log" : "state", what);
         return;
     }
+    if (rc == MDB_TXN_FULL) {
+        self->ret = STORE_ETXNFULL;
+        log_info("[store] transaction full during %s", what);
+        return;
+    }
     self->ret = STORE_ERR;
     log_err("[store] %s: %s", what, mdb_strerror(rc));
 }

@@ -40,6 +40,8 @@ enum {
     STORE_EFULL = -2,   /* the map is full: grow with store_grow(), retry */
     STORE_ESTALE = -3,  /* the log committed but the state did not: replay
                            the log from store_applied_seq() */
+    STORE_ETXNFULL = -4, /* the group dirtied more pages than one LMDB
+                            transaction may: redo it in smaller groups */
 };
 
 /* Counters persisted with the state (the daemon's "stats"). */
@@ -138,7 +140,8 @@ void store_counter_add(store_t *self, const char *key, int64_t delta);
 
 /* Commit the group: the log durably (fsync), then the state. Returns
  * STORE_OK, STORE_EFULL (nothing committed: store_grow() and redo the
- * group), STORE_ESTALE (the log is durable but the state commit failed:
+ * group), STORE_ETXNFULL (nothing committed: redo in smaller groups),
+ * STORE_ESTALE (the log is durable but the state commit failed:
  * replay from store_applied_seq()) or STORE_ERR (nothing committed). */
 int store_group_commit(store_t *self);
 
