@@ -284,9 +284,9 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
         return -1;
     }
     if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
-        cfg->max_batch_events == 0 || cfg->sync_interval_ms == 0) {
-        snprintf(err, errlen, "drain_budget, group_max_events, max_batch_events "
-                              "and sync_interval_ms must be at least 1");
+        cfg->max_batch_events == 0) {
+        snprintf(err, errlen, "drain_budget, group_max_events and "
+                              "max_batch_events must be at least 1");
         return -1;
     }
     return 0;

@@ -42,8 +42,6 @@
       "larger messages are dropped by ZeroMQ (ZMQ_MAXMSGSIZE), in KiB")        \
     X(UINT, map_size_mb, 256,                                                  \
       "initial LMDB map size per environment, MiB (grows when full)")          \
-    X(UINT, sync_interval_ms, 1000,                                            \
-      "how often the state environment is flushed to disk")                    \
     X(UINT, alerts_hwm, 100000,                                                \
       "alerts queued per slow subscriber before they are dropped")             \
     X(UINT, linger_ms, 2000,                                                   \

@@ -75,12 +75,6 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "READY=1");
 }
 
-static void s_on_sync(evutil_socket_t fd, short what, void *arg)
-{
-    app_t *app = arg;
-    store_sync(app->store);
-}
-
 static void s_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     /* Sent from the loop: a stuck loop stops the pings and systemd
@@ -237,7 +231,6 @@ int main(int argc, char **argv)
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGHUP, s_on_reload);
-    evs[n_evs++] = s_every(&app, s_on_sync, (uint64_t)app.cfg.sync_interval_ms * 1000);
     if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
         evs[n_evs++] = s_every(&app, s_on_watchdog, app.watchdog_usec / 2);
 

@@ -24,7 +24,9 @@ typedef struct {
 
 struct store {
     char *dir;
+    char *state_name;
     int lock_fd;
+    bool marked_open;     /* meta says "in use": clear it on a clean close */
 
     MDB_env *log_env;
     MDB_env *state_env;
@@ -352,6 +354,77 @@ static int s_remove_env_dir(const char *path)
     return 0;
 }
 
+/* This boot of the machine, "" when unknown. FUNNELD_BOOT_ID overrides
+ * it, so that tests can stage a machine restart. */
+static void s_boot_id(char *out, size_t cap)
+{
+    const char *forced = getenv("FUNNELD_BOOT_ID");
+    if (forced) {
+        snprintf(out, cap, "%s", forced);
+        return;
+    }
+    out[0] = '\0';
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* The state is committed without fsync, so only the page cache holds its
+ * latest pages: a killed process loses nothing, but a machine that went
+ * down with the state open may have written some pages and not others.
+ * The state records the boot it was opened in and whether it was closed
+ * cleanly; an unclean close in an earlier boot means it cannot be trusted. */
+static bool s_state_torn(store_t *self)
+{
+    MDB_txn *txn;
+    MDB_val k, v;
+    uint64_t clean = 1;
+    char boot[64], now[64];
+    bool torn = false;
+
+    if (mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &txn) != 0)
+        return false;
+    if (s_meta_u64(txn, self->meta, "clean", &clean) == 0 && clean == 0 &&
+        self->applied_seq > 0) {
+        k = s_str_val("boot_id");
+        boot[0] = '\0';
+        if (mdb_get(txn, self->meta, &k, &v) == 0 && v.mv_size < sizeof boot) {
+            memcpy(boot, v.mv_data, v.mv_size);
+            boot[v.mv_size] = '\0';
+        }
+        s_boot_id(now, sizeof now);
+        torn = now[0] == '\0' || strcmp(boot, now) != 0;
+    }
+    mdb_txn_abort(txn);
+    return torn;
+}
+
+/* Record "open in this boot, not closed cleanly yet", durably, before the
+ * first group can touch the state. */
+static int s_mark_open(store_t *self, bool open)
+{
+    MDB_txn *txn;
+    char boot[64];
+    int rc;
+
+    s_boot_id(boot, sizeof boot);
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0)
+        return rc;
+    MDB_val k = s_str_val("boot_id"), v = s_str_val(boot);
+    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 ||
+        (rc = s_meta_put_u64(txn, self->meta, "clean", open ? 0 : 1)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return rc;
+    return mdb_env_sync(self->state_env, 1);
+}
+
 store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
 {
     return store_open_state(dir, "state", false, map_size, err, errlen);
@@ -368,6 +441,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     store_t *self = xcalloc(1, sizeof *self);
     self->lock_fd = -1;
     self->dir = xstrdup(dir);
+    self->state_name = xstrdup(state_name);
 
     if (s_mkdir_p(dir) == -1) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir,
@@ -390,10 +464,36 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     if (s_env_open(&self->state_env, dir, state_name, map_size,
                    MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, err, errlen) == -1)
         goto fail;
-    self->log_map = s_env_map_size(self->log_env);
-    self->state_map = s_env_map_size(self->state_env);
     if (s_open_dbs(self, err, errlen) == -1)
         goto fail;
+    if (!fresh && s_state_torn(self)) {
+        char path[4096];
+        log_warn("[store] the machine went down while funneld had %s/%s open: "
+                 "its pages may be torn; rebuilding the state from the event log",
+                 dir, state_name);
+        mdb_env_close(self->state_env);
+        self->state_env = NULL;
+        snprintf(path, sizeof path, "%s/%s", dir, state_name);
+        if (s_remove_env_dir(path) == -1) {
+            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        self->applied_seq = 0;
+        memset(&self->stats, 0, sizeof self->stats);
+        if (s_env_open(&self->state_env, dir, state_name, map_size,
+                       MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, err, errlen) == -1 ||
+            s_open_dbs(self, err, errlen) == -1)
+            goto fail;
+    }
+    int rc = s_mark_open(self, true);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write to %s/%s: %s", dir, state_name,
+                 mdb_strerror(rc));
+        goto fail;
+    }
+    self->marked_open = true;
+    self->log_map = s_env_map_size(self->log_env);
+    self->state_map = s_env_map_size(self->state_env);
     log_info("[store] opened %s: %llu events logged, %llu applied, map %zu+%zu MiB",
              dir, (unsigned long long)self->last_seq,
              (unsigned long long)self->applied_seq, self->log_map >> 20,
@@ -413,7 +513,13 @@ void store_destroy(store_t **self_p)
     store_read_end(self);
     store_group_abort(self);
     if (self->state_env) {
-        mdb_env_sync(self->state_env, 1);
+        /* Flushed first, then marked clean: a clean mark never precedes
+         * the pages it vouches for. */
+        int rc = mdb_env_sync(self->state_env, 1);
+        if (rc == 0 && self->marked_open)
+            rc = s_mark_open(self, false);
+        if (rc != 0)
+            log_err("[store] closing the state: %s", mdb_strerror(rc));
         mdb_env_close(self->state_env);
     }
     if (self->log_env)
@@ -424,6 +530,7 @@ void store_destroy(store_t **self_p)
         free(self->ctr[i].key);
     free(self->ctr);
     free(self->dir);
+    free(self->state_name);
     free(self);
     *self_p = NULL;
 }

@@ -11,11 +11,14 @@
  *           "event_ids" (event id -> sequence, for idempotency),
  *           "lead_events" (lead id, NUL, u64 BE sequence -> empty: a lead's
  *           timeline), "aggregates" (report counter -> i64 BE) and "meta"
- *           (schema version, applied sequence, daemon counters). Committed
- *           in the same group as the log but without fsync (MDB_NOSYNC) and
- *           flushed by store_sync() on a timer: after a crash, the state is
- *           brought up to date by replaying the log from the applied
- *           sequence (store_applied_seq() < store_last_seq()).
+ *           (schema version, applied sequence, daemon counters, boot id and
+ *           clean-close mark). Committed in the same group as the log but
+ *           never fsync'd while running (MDB_WRITEMAP | MDB_NOSYNC): a killed
+ *           process loses nothing (the page cache has it all) and the state
+ *           is brought up to date by replaying the log from the applied
+ *           sequence; after the machine itself went down with the state
+ *           open (another boot id, no clean-close mark), the state is
+ *           rebuilt from the log. A clean close flushes it and marks it.
  *
  * A group commit is one write transaction in each environment. Errors are
  * sticky: the first failure inside a group turns every later call into a
@@ -153,8 +156,8 @@ void store_group_abort(store_t *self);
  * called with no group open. Returns 0 or STORE_ERR. */
 int store_grow(store_t *self);
 
-/* Flush the state environment to disk (it is committed without fsync).
- * Returns 0 or STORE_ERR. */
+/* Flush the state environment to disk (it is committed without fsync;
+ * store_destroy() flushes it too). Returns 0 or STORE_ERR. */
 int store_sync(store_t *self);
 
 /* -- reads (queries, replay) --------------------------------------------

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -197,6 +198,62 @@ static void test_map_grows(void **state)
     store_destroy(&s);
 }
 
+/* A child process commits and dies without closing (kill -9). */
+static void die_after_commit(const fixture_t *f, int events)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char err[256], id[32];
+        store_t *s = store_open(f->dir, 1 << 20, err, sizeof err);
+        if (s == NULL || store_group_begin(s) != STORE_OK)
+            _exit(3);
+        for (int i = 0; i < events; i++) {
+            snprintf(id, sizeof id, "e%d", i);
+            store_event_add(s, id, "L1", "x", 1);
+        }
+        _exit(store_group_commit(s) == STORE_OK ? 0 : 4);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_killed_process_keeps_state(void **state)
+{
+    fixture_t *f = *state;
+    setenv("FUNNELD_BOOT_ID", "boot-a", 1);
+    die_after_commit(f, 5);
+    store_t *s = open_store(f, 1 << 20);
+    assert_int_equal(store_last_seq(s), 5);
+    assert_int_equal(store_applied_seq(s), 5); /* trusted: same boot */
+    store_destroy(&s);
+    unsetenv("FUNNELD_BOOT_ID");
+}
+
+static void test_machine_restart_rebuilds_state(void **state)
+{
+    fixture_t *f = *state;
+    setenv("FUNNELD_BOOT_ID", "boot-a", 1);
+    die_after_commit(f, 5);
+    /* The machine went down with the state open: another boot now. */
+    setenv("FUNNELD_BOOT_ID", "boot-b", 1);
+    store_t *s = open_store(f, 1 << 20);
+    assert_int_equal(store_last_seq(s), 5);
+    assert_int_equal(store_applied_seq(s), 0); /* to be replayed from the log */
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_id_seen(s, "e1"), 0);
+    store_group_abort(s);
+    store_destroy(&s);
+    /* A clean close in boot b is trusted in boot c. */
+    setenv("FUNNELD_BOOT_ID", "boot-c", 1);
+    s = open_store(f, 1 << 20);
+    assert_int_equal(store_last_seq(s), 5);
+    store_destroy(&s);
+    unsetenv("FUNNELD_BOOT_ID");
+}
+
 static void test_second_open_refused(void **state)
 {
     fixture_t *f = *state;
@@ -234,6 +291,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_process_keeps_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_machine_restart_rebuilds_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_open_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replayed_events_are_indexed, setup, teardown),
     };
