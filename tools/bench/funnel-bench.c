@@ -192,8 +192,10 @@ static int s_load(const opts_t *o)
     if (!batches || !lat)
         s_die("calloc");
 
-    /* Prepared up front so that encoding never limits the measurement. */
-    for (long i = 0; i < n_batches; i++) {
+    /* At full speed, batches are prepared up front so that encoding never
+     * limits the measurement; at a fixed rate each is encoded when it is
+     * sent, so its events carry their send time (alert latency). */
+    for (long i = 0; i < n_batches && o->rate <= 0; i++) {
         long first = i * o->batch;
         long n = o->events - first < o->batch ? o->events - first : o->batch;
         batches[i].len = s_make_batch(o, first, n, &batches[i].buf);
@@ -209,7 +211,11 @@ static int s_load(const opts_t *o)
                 if (s_now() < due)
                     break;
             }
-            /* Event times are the send time, for alert latency. */
+            if (batches[next].buf == NULL) {
+                long first = next * o->batch;
+                long n = o->events - first < o->batch ? o->events - first : o->batch;
+                batches[next].len = s_make_batch(o, first, n, &batches[next].buf);
+            }
             batches[next].sent_at = s_now();
             if (zmq_send(s, batches[next].buf, batches[next].len, 0) == -1)
                 s_die("send");
