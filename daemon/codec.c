@@ -41,6 +41,91 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
             scratch->skipped[n++] = d->stages[s].name;
     out->n_skipped = n;
     out->skipped = scratch->skipped;
+
+    size_t ne = 0, na = 0;
+    for (size_t s = 0; s < d->n_stages && s < 32; s++) {
+        if (lead->entered & (1u << s))
+            scratch->entered[ne++] = d->stages[s].name;
+        if (lead->advanced & (1u << s))
+            scratch->advanced[na++] = d->stages[s].name;
+    }
+    out->n_entered = ne;
+    out->entered = scratch->entered;
+    out->n_advanced = na;
+    out->advanced = scratch->advanced;
+
+    for (size_t i = 0; i < lead->n_ledger; i++) {
+        const hnd_ledger_t *e = &lead->ledger[i];
+        Funnel__V1__LedgerEntry *p = &scratch->ledger[i];
+        funnel__v1__ledger_entry__init(p);
+        p->kind = e->kind == HND_LEDGER_FIT ? (char *)"fit" : (char *)"engagement";
+        p->rule = (char *)e->rule;
+        p->event_id = (char *)e->event_id;
+        p->seq = e->seq;
+        p->at_ms = e->at_ms;
+        p->points = e->points;
+        p->current = hnd_ledger_value(d, lead, e);
+        scratch->ledger_ptrs[i] = p;
+    }
+    out->n_ledger = lead->n_ledger;
+    out->ledger = scratch->ledger_ptrs;
+
+    const hnd_carry_t *carry[2] = { &lead->older_fit, &lead->older_engagement };
+    Funnel__V1__LedgerCarry *pc[2] = { &scratch->older_fit,
+                                       &scratch->older_engagement };
+    for (int k = 0; k < 2; k++) {
+        funnel__v1__ledger_carry__init(pc[k]);
+        pc[k]->entries = carry[k]->entries;
+        pc[k]->points = carry[k]->points;
+        pc[k]->value = carry[k]->value;
+        pc[k]->value_at_ms = carry[k]->value_at_ms;
+        pc[k]->current = hnd_carry_value(d, lead, k == 0 ? HND_LEDGER_FIT
+                                                        : HND_LEDGER_ENGAGEMENT);
+    }
+    out->older_fit = pc[0];
+    out->older_engagement = pc[1];
+
+    for (size_t i = 0; i < lead->n_counts; i++) {
+        Funnel__V1__BehaviourCount *c = &scratch->counts[i];
+        funnel__v1__behaviour_count__init(c);
+        c->type = (char *)lead->counts[i].type;
+        c->count = lead->counts[i].n;
+        scratch->count_ptrs[i] = c;
+    }
+    out->n_counts = lead->n_counts;
+    out->counts = scratch->count_ptrs;
+
+    for (size_t i = 0; i < lead->n_handoffs; i++) {
+        const hnd_handoff_rec_t *h = &lead->handoffs[i];
+        Funnel__V1__HandoffRecord *r = &scratch->handoffs[i];
+        funnel__v1__handoff_record__init(r);
+        r->status = (Funnel__V1__HandoffStatus)h->status;
+        r->at_ms = h->at_ms;
+        r->answered_at_ms = h->answered_at_ms;
+        r->rule = (char *)h->rule;
+        r->reason = (char *)h->reason;
+        r->fit = h->fit;
+        r->engagement = h->engagement;
+        scratch->handoff_ptrs[i] = r;
+    }
+    out->n_handoffs = lead->n_handoffs;
+    out->handoffs = scratch->handoff_ptrs;
+
+    for (size_t i = 0; i < lead->n_pchanges; i++) {
+        const hnd_pchange_t *c = &lead->pchanges[i];
+        Funnel__V1__PersonaChange *r = &scratch->pchanges[i];
+        funnel__v1__persona_change__init(r);
+        r->from = (char *)c->from;
+        r->to = (char *)c->to;
+        r->at_ms = c->at_ms;
+        r->seq = c->seq;
+        scratch->pchange_ptrs[i] = r;
+    }
+    out->n_persona_history = lead->n_pchanges;
+    out->persona_history = scratch->pchange_ptrs;
+    out->handoffs_sent = lead->handoffs_sent;
+    out->handoffs_accepted = lead->handoffs_accepted;
+    out->handoffs_rejected = lead->handoffs_rejected;
 }
 
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf)
@@ -95,7 +180,70 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
         if (s >= 0 && s < 32)
             lead->skipped |= 1u << s;
     }
+    for (size_t i = 0; i < pb->n_entered; i++) {
+        int s = defn_stage_index(d, pb->entered[i]);
+        if (s >= 0 && s < 32)
+            lead->entered |= 1u << s;
+    }
+    /* A record from before stages were tracked entered its current one. */
+    if (lead->entered == 0 && lead->stage >= 0)
+        lead->entered = 1u << lead->stage;
+    for (size_t i = 0; i < pb->n_advanced; i++) {
+        int s = defn_stage_index(d, pb->advanced[i]);
+        if (s >= 0 && s < 32)
+            lead->advanced |= 1u << s;
+    }
+    for (size_t i = 0; i < pb->n_ledger && i < HND_LEDGER_MAX; i++) {
+        const Funnel__V1__LedgerEntry *p = pb->ledger[i];
+        hnd_ledger_t *e = &lead->ledger[lead->n_ledger++];
+        e->kind = p->kind && strcmp(p->kind, "fit") == 0 ? HND_LEDGER_FIT
+                                                         : HND_LEDGER_ENGAGEMENT;
+        s_copy(e->rule, sizeof e->rule, p->rule);
+        s_copy(e->event_id, sizeof e->event_id, p->event_id);
+        e->seq = p->seq;
+        e->at_ms = p->at_ms;
+        e->points = p->points;
+    }
+    const Funnel__V1__LedgerCarry *pc[2] = { pb->older_fit, pb->older_engagement };
+    hnd_carry_t *carry[2] = { &lead->older_fit, &lead->older_engagement };
+    for (int k = 0; k < 2; k++) {
+        if (!pc[k])
+            continue;
+        carry[k]->entries = pc[k]->entries;
+        carry[k]->points = pc[k]->points;
+        carry[k]->value = pc[k]->value;
+        carry[k]->value_at_ms = pc[k]->value_at_ms;
+    }
+    for (size_t i = 0; i < pb->n_counts && i < HND_COUNTS_MAX; i++) {
+        hnd_counter_t *c = &lead->counts[lead->n_counts++];
+        s_copy(c->type, sizeof c->type, pb->counts[i]->type);
+        c->n = pb->counts[i]->count > UINT32_MAX ? UINT32_MAX
+                                                 : (uint32_t)pb->counts[i]->count;
+    }
+    for (size_t i = 0; i < pb->n_handoffs && i < HND_HANDOFFS_MAX; i++) {
+        const Funnel__V1__HandoffRecord *r = pb->handoffs[i];
+        hnd_handoff_rec_t *h = &lead->handoffs[lead->n_handoffs++];
+        h->status = (hnd_handoff_t)r->status;
+        h->at_ms = r->at_ms;
+        h->answered_at_ms = r->answered_at_ms;
+        s_copy(h->rule, sizeof h->rule, r->rule);
+        s_copy(h->reason, sizeof h->reason, r->reason);
+        h->fit = r->fit;
+        h->engagement = r->engagement;
+    }
+    for (size_t i = 0; i < pb->n_persona_history && i < HND_PCHANGES_MAX; i++) {
+        const Funnel__V1__PersonaChange *r = pb->persona_history[i];
+        hnd_pchange_t *c = &lead->pchanges[lead->n_pchanges++];
+        s_copy(c->from, sizeof c->from, r->from);
+        s_copy(c->to, sizeof c->to, r->to);
+        c->at_ms = r->at_ms;
+        c->seq = r->seq;
+    }
+    lead->handoffs_sent = pb->handoffs_sent;
+    lead->handoffs_accepted = pb->handoffs_accepted;
+    lead->handoffs_rejected = pb->handoffs_rejected;
     funnel__v1__lead__free_unpacked(pb, NULL);
+    hnd_lead_loaded(d, lead);
     return 0;
 }
 

@@ -21,6 +21,17 @@ typedef struct {
     Funnel__V1__Lead__AttrsEntry entries[HND_ATTRS_MAX];
     Funnel__V1__Lead__AttrsEntry *entry_ptrs[HND_ATTRS_MAX];
     char *skipped[DEFN_STAGES_MAX];
+    char *entered[DEFN_STAGES_MAX];
+    char *advanced[DEFN_STAGES_MAX];
+    Funnel__V1__LedgerEntry ledger[HND_LEDGER_MAX];
+    Funnel__V1__LedgerEntry *ledger_ptrs[HND_LEDGER_MAX];
+    Funnel__V1__LedgerCarry older_fit, older_engagement;
+    Funnel__V1__BehaviourCount counts[HND_COUNTS_MAX];
+    Funnel__V1__BehaviourCount *count_ptrs[HND_COUNTS_MAX];
+    Funnel__V1__HandoffRecord handoffs[HND_HANDOFFS_MAX];
+    Funnel__V1__HandoffRecord *handoff_ptrs[HND_HANDOFFS_MAX];
+    Funnel__V1__PersonaChange pchanges[HND_PCHANGES_MAX];
+    Funnel__V1__PersonaChange *pchange_ptrs[HND_PCHANGES_MAX];
 } codec_lead_scratch_t;
 
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
@@ -30,7 +41,8 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf);
 
 /* Decode a stored lead. A stage the definition no longer has becomes the
- * first stage (and is logged once by the caller). Returns 0, or -1 when the
+ * first stage (and is logged once by the caller). What the record does not
+ * store is derived under d (hnd_lead_loaded). Returns 0, or -1 when the
  * bytes are not a Lead. */
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead);

@@ -209,11 +209,12 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     hnd_effects_t fx;
     const void *buf;
     size_t len;
+    uint64_t prev_seq = 0;
 
     codec_event_view(pb, kv, &ev);
     ev.log_seq = replay_seq ? replay_seq : store_last_seq(self->store) + 1;
 
-    int found = store_lead_get(self->store, pb->lead_id, &buf, &len);
+    int found = store_lead_get(self->store, pb->lead_id, &buf, &len, &prev_seq);
     if (found < 0)
         return -1;
     if (found && codec_lead_unpack(buf, len, d, &lead) == -1) {
@@ -224,27 +225,29 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     if (pipeline_apply(self->pipeline, &ev, d, !found, &lead, &fx) != 0) {
         /* A logged event stays indexed, so replay moves past it. */
         if (replay_seq)
-            store_event_replayed(self->store, pb->id, pb->lead_id, replay_seq);
+            store_event_replayed(self->store, pb->id, replay_seq);
         return 1;
     }
 
-    uint8_t *lbuf;
-    size_t llen = codec_lead_pack(&lead, d, &lbuf);
-    store_lead_put(self->store, lead.id, lbuf, llen);
-    free(lbuf);
-
+    /* The event first: the lead record keeps its sequence, the head of the
+     * lead's timeline chain. */
     uint64_t seq = replay_seq;
     if (replay_seq) {
-        store_event_replayed(self->store, pb->id, pb->lead_id, replay_seq);
+        store_event_replayed(self->store, pb->id, replay_seq);
     } else {
         size_t elen = funnel__v1__event__get_packed_size(pb);
         uint8_t stack[1024];
         uint8_t *ebuf = elen <= sizeof stack ? stack : xmalloc(elen);
         funnel__v1__event__pack(pb, ebuf);
-        seq = store_event_add(self->store, pb->id, pb->lead_id, ebuf, elen);
+        seq = store_event_add(self->store, pb->id, found ? prev_seq : 0, ebuf, elen);
         if (ebuf != stack)
             free(ebuf);
     }
+
+    uint8_t *lbuf;
+    size_t llen = codec_lead_pack(&lead, d, &lbuf);
+    store_lead_put(self->store, lead.id, seq, lbuf, llen);
+    free(lbuf);
     for (size_t i = 0; i < fx.n_deltas; i++)
         store_counter_add(self->store, fx.deltas[i].key, fx.deltas[i].delta);
     if (seq == 0)

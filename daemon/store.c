@@ -14,7 +14,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define STORE_SCHEMA 1
+#define STORE_SCHEMA 2
 #define STORE_MAXDBS 8
 
 typedef struct {
@@ -35,7 +35,6 @@ struct store {
     MDB_dbi events;       /* log env */
     MDB_dbi leads;        /* state env, and below */
     MDB_dbi event_ids;
-    MDB_dbi lead_events;
     MDB_dbi aggregates;
     MDB_dbi meta;
 
@@ -84,21 +83,6 @@ static uint64_t s_be64_get(const void *vp)
 static MDB_val s_str_val(const char *s)
 {
     MDB_val v = {.mv_size = strlen(s), .mv_data = (void *)s};
-    return v;
-}
-
-/* lead_events key: lead id, NUL, u64 BE sequence. buf holds
- * HND-sized ids (<= 128 bytes) with room to spare. */
-static MDB_val s_timeline_key(unsigned char *buf, size_t cap, const char *lead,
-                              uint64_t seq)
-{
-    size_t n = strlen(lead);
-    if (n + 9 > cap)
-        n = cap - 9;
-    memcpy(buf, lead, n);
-    buf[n] = '\0';
-    s_be64_put(buf + n + 1, seq);
-    MDB_val v = {.mv_size = n + 9, .mv_data = buf};
     return v;
 }
 
@@ -299,7 +283,6 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
     if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "leads", MDB_CREATE, &self->leads)) != 0 ||
         (rc = mdb_dbi_open(txn, "event_ids", MDB_CREATE, &self->event_ids)) != 0 ||
-        (rc = mdb_dbi_open(txn, "lead_events", MDB_CREATE, &self->lead_events)) != 0 ||
         (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
         (rc = s_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
@@ -541,9 +524,27 @@ store_stats_t *store_stats(store_t *self) { return &self->stats; }
 
 /* -- group commit ---------------------------------------------------------- */
 
+/* Whether an environment has used more than 3/4 of its map. */
+static bool s_env_nearly_full(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+        return false;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize / 4 * 3;
+}
+
 int store_group_begin(store_t *self)
 {
     int rc;
+
+    /* Grow ahead of need, while no transaction is open: a map that fills
+     * up inside the state commit (after the log commit) costs a replay. */
+    self->log_full = s_env_nearly_full(self->log_env);
+    self->state_full = s_env_nearly_full(self->state_env);
+    if ((self->log_full || self->state_full) && !self->rlog && !self->rstate &&
+        !self->log_txn && !self->state_txn && store_grow(self) != STORE_OK)
+        return STORE_ERR;
     if (self->log_txn || self->state_txn || self->rlog || self->rstate) {
         log_err("[store] group begun while another transaction is open");
         return STORE_ERR;
@@ -582,8 +583,24 @@ int store_id_seen(store_t *self, const char *id)
     return self->ret;
 }
 
+/* A stored lead: u64 BE sequence of its last event (the head of its
+ * timeline chain through the log), then its Lead bytes. */
+#define S_LEAD_HDR 8
+
+static int s_lead_split(const MDB_val *v, const void **buf, size_t *len,
+                        uint64_t *last_seq)
+{
+    if (v->mv_size < S_LEAD_HDR)
+        return 0;
+    if (last_seq)
+        *last_seq = s_be64_get(v->mv_data);
+    *buf = (const unsigned char *)v->mv_data + S_LEAD_HDR;
+    *len = v->mv_size - S_LEAD_HDR;
+    return 1;
+}
+
 int store_lead_get(store_t *self, const char *lead_id, const void **buf,
-                   size_t *len)
+                   size_t *len, uint64_t *last_seq)
 {
     if (self->ret != STORE_OK)
         return self->ret;
@@ -595,26 +612,27 @@ int store_lead_get(store_t *self, const char *lead_id, const void **buf,
         s_fail(self, rc, false, "lead lookup");
         return self->ret;
     }
-    *buf = v.mv_data;
-    *len = v.mv_size;
-    return 1;
+    return s_lead_split(&v, buf, len, last_seq);
 }
 
-void store_lead_put(store_t *self, const char *lead_id, const void *buf,
-                    size_t len)
+void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
+                    const void *buf, size_t len)
 {
     if (self->ret != STORE_OK)
         return;
-    MDB_val k = s_str_val(lead_id), v = {.mv_size = len, .mv_data = (void *)buf};
-    int rc = mdb_put(self->state_txn, self->leads, &k, &v, 0);
-    if (rc != 0)
+    MDB_val k = s_str_val(lead_id), v = {.mv_size = len + S_LEAD_HDR, .mv_data = NULL};
+    int rc = mdb_put(self->state_txn, self->leads, &k, &v, MDB_RESERVE);
+    if (rc != 0) {
         s_fail(self, rc, false, "lead write");
+        return;
+    }
+    s_be64_put(v.mv_data, last_seq);
+    memcpy((unsigned char *)v.mv_data + S_LEAD_HDR, buf, len);
 }
 
-static void s_index_event(store_t *self, const char *id, const char *lead_id,
-                          uint64_t seq)
+static void s_index_event(store_t *self, const char *id, uint64_t seq)
 {
-    unsigned char seqbuf[8], tkey[512];
+    unsigned char seqbuf[8];
     int rc;
 
     s_be64_put(seqbuf, seq);
@@ -623,17 +641,16 @@ static void s_index_event(store_t *self, const char *id, const char *lead_id,
         s_fail(self, rc, false, "event id write");
         return;
     }
-    MDB_val tk = s_timeline_key(tkey, sizeof tkey, lead_id, seq);
-    MDB_val empty = {.mv_size = 0, .mv_data = ""};
-    if ((rc = mdb_put(self->state_txn, self->lead_events, &tk, &empty, 0)) != 0) {
-        s_fail(self, rc, false, "timeline write");
-        return;
-    }
     if (seq > self->applied_seq)
         self->applied_seq = seq;
 }
 
-uint64_t store_event_add(store_t *self, const char *id, const char *lead_id,
+/* A logged event: u64 BE sequence of the previous event of the same lead
+ * (0 for its first), then the Event bytes. The chain gives every lead its
+ * timeline without an index written at random places. */
+#define S_LOG_HDR 8
+
+uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
                          const void *raw, size_t len)
 {
     if (self->ret != STORE_OK)
@@ -642,23 +659,24 @@ uint64_t store_event_add(store_t *self, const char *id, const char *lead_id,
     uint64_t seq = self->last_seq + 1;
     s_be64_put(key, seq);
     MDB_val k = {.mv_size = 8, .mv_data = key};
-    MDB_val v = {.mv_size = len, .mv_data = (void *)raw};
-    int rc = mdb_put(self->log_txn, self->events, &k, &v, MDB_APPEND);
+    MDB_val v = {.mv_size = len + S_LOG_HDR, .mv_data = NULL};
+    int rc = mdb_put(self->log_txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0) {
         s_fail(self, rc, true, "log append");
         return 0;
     }
+    s_be64_put(v.mv_data, prev_seq);
+    memcpy((unsigned char *)v.mv_data + S_LOG_HDR, raw, len);
     self->last_seq = seq;
-    s_index_event(self, id, lead_id, seq);
+    s_index_event(self, id, seq);
     return self->ret == STORE_OK ? seq : 0;
 }
 
-void store_event_replayed(store_t *self, const char *id, const char *lead_id,
-                          uint64_t seq)
+void store_event_replayed(store_t *self, const char *id, uint64_t seq)
 {
     if (self->ret != STORE_OK)
         return;
-    s_index_event(self, id, lead_id, seq);
+    s_index_event(self, id, seq);
 }
 
 void store_counter_add(store_t *self, const char *key, int64_t delta)
@@ -700,8 +718,17 @@ static void s_counters_flush(store_t *self)
             s_fail(self, rc, false, "counter read");
             return;
         }
+        int64_t next = value + self->ctr[i].delta;
+        if (next == 0) {
+            /* Absent and zero are the same: the state must not depend on
+             * how events happened to be grouped into commits. */
+            if ((rc = mdb_del(self->state_txn, self->aggregates, &k, NULL)) != 0 &&
+                rc != MDB_NOTFOUND)
+                s_fail(self, rc, false, "counter delete");
+            continue;
+        }
         unsigned char buf[8];
-        s_be64_put(buf, (uint64_t)(value + self->ctr[i].delta));
+        s_be64_put(buf, (uint64_t)next);
         v.mv_size = 8;
         v.mv_data = buf;
         if ((rc = mdb_put(self->state_txn, self->aggregates, &k, &v, 0)) != 0)
@@ -779,7 +806,7 @@ static int s_grow_env(MDB_env *env, size_t *map, const char *name)
         return STORE_ERR;
     }
     *map = s_env_map_size(env);
-    log_info("[store] %s map grown to %zu MiB", name, *map >> 20);
+    log_info("[store] %s map grown to %zu KiB", name, *map >> 10);
     return STORE_OK;
 }
 
@@ -851,9 +878,7 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
         log_err("[store] read lead: %s", mdb_strerror(rc));
         return STORE_ERR;
     }
-    *buf = v.mv_data;
-    *len = v.mv_size;
-    return 1;
+    return s_lead_split(&v, buf, len, NULL);
 }
 
 int64_t store_read_counter(store_t *self, const char *key)
@@ -902,50 +927,54 @@ fail:
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
                          store_event_fn *fn, void *arg)
 {
-    unsigned char kbuf[512];
-    MDB_cursor *cur = NULL;
-    uint64_t *ring = NULL;
-    long total = 0;
+    MDB_val k = s_str_val(lead_id), v;
+    uint64_t *seqs = NULL;
+    const void **raws = NULL;
+    size_t *lens = NULL, n = 0;
+    uint64_t seq = 0;
     int rc;
 
     if (limit == 0)
         limit = 1;
-    MDB_val start = s_timeline_key(kbuf, sizeof kbuf, lead_id, 0);
-    size_t plen = start.mv_size - 8; /* lead id and its NUL */
-    if ((rc = mdb_cursor_open(self->rstate, self->lead_events, &cur)) != 0)
+    rc = mdb_get(self->rstate, self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size < S_LEAD_HDR)
         goto fail;
-    ring = xcalloc(limit, sizeof *ring);
-    MDB_val k = start, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != plen + 8 || memcmp(k.mv_data, kbuf, plen) != 0)
-            break;
-        ring[(size_t)total % limit] = s_be64_get((unsigned char *)k.mv_data + plen);
-        total++;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto fail;
-    mdb_cursor_close(cur);
-    cur = NULL;
-
-    size_t n = (size_t)total < limit ? (size_t)total : limit;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t seq = ring[((size_t)total - n + i) % limit];
+    seq = s_be64_get(v.mv_data);
+    seqs = xcalloc(limit, sizeof *seqs);
+    raws = xcalloc(limit, sizeof *raws);
+    lens = xcalloc(limit, sizeof *lens);
+    /* Newest first along the chain, then handed out oldest first. */
+    while (seq != 0 && n < limit) {
         unsigned char sk[8];
         s_be64_put(sk, seq);
         MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;
-        if ((rc = mdb_get(self->rlog, self->events, &ek, &ev)) != 0)
+        if ((rc = mdb_get(self->rlog, self->events, &ek, &ev)) != 0 ||
+            ev.mv_size < S_LOG_HDR)
             goto fail;
-        fn(seq, ev.mv_data, ev.mv_size, arg);
+        seqs[n] = seq;
+        raws[n] = (const unsigned char *)ev.mv_data + S_LOG_HDR;
+        lens[n] = ev.mv_size - S_LOG_HDR;
+        n++;
+        uint64_t prev = s_be64_get(ev.mv_data);
+        if (prev >= seq) /* a chain only goes back */
+            break;
+        seq = prev;
     }
-    free(ring);
-    return total;
+    for (size_t i = n; i-- > 0;)
+        fn(seqs[i], raws[i], lens[i], arg);
+    free(seqs);
+    free(raws);
+    free(lens);
+    return (long)n;
 
 fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    free(ring);
-    log_err("[store] read timeline of %s: %s", lead_id, mdb_strerror(rc));
+    free(seqs);
+    free(raws);
+    free(lens);
+    log_err("[store] read timeline of %s at %llu: %s", lead_id,
+            (unsigned long long)seq, rc ? mdb_strerror(rc) : "malformed record");
     return STORE_ERR;
 }
 
@@ -964,7 +993,9 @@ long store_read_log(store_t *self, uint64_t from, size_t max,
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && (size_t)n < max;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        fn(s_be64_get(k.mv_data), v.mv_data, v.mv_size, arg);
+        if (v.mv_size >= S_LOG_HDR)
+            fn(s_be64_get(k.mv_data), (const unsigned char *)v.mv_data + S_LOG_HDR,
+               v.mv_size - S_LOG_HDR, arg);
         n++;
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -1067,7 +1098,7 @@ int store_compare_state(store_t *self, const char *other_name,
 {
     MDB_env *env = NULL;
     MDB_txn *a = NULL, *b = NULL;
-    MDB_dbi leads, ids, tl, agg, meta;
+    MDB_dbi leads, ids, agg, meta;
     char path[4096];
     int rc;
 
@@ -1079,7 +1110,6 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &b)) != 0 ||
         (rc = mdb_dbi_open(b, "leads", 0, &leads)) != 0 ||
         (rc = mdb_dbi_open(b, "event_ids", 0, &ids)) != 0 ||
-        (rc = mdb_dbi_open(b, "lead_events", 0, &tl)) != 0 ||
         (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
         (rc = mdb_dbi_open(b, "meta", 0, &meta)) != 0 ||
         (rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &a)) != 0)
@@ -1088,7 +1118,6 @@ int store_compare_state(store_t *self, const char *other_name,
     size_t fl = sizeof out->first_difference;
     if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->event_ids, b, ids, "event_ids", &out->event_ids, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->lead_events, b, tl, "lead_events", &out->timelines, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0)
         goto out;
     uint64_t other_applied = 0;

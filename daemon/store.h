@@ -3,14 +3,18 @@
  *
  * Two environments in the state directory:
  *
- *   log/    the event log: "events" (u64 big-endian sequence -> Event bytes),
- *           written with MDB_APPEND and fsync'd at every group commit. An
- *           Ack is sent only once the log commit is durable. Appends are
- *           sequential, so the durable part of a commit is cheap.
- *   state/  what the log implies: "leads" (lead id -> Lead bytes),
- *           "event_ids" (event id -> sequence, for idempotency),
- *           "lead_events" (lead id, NUL, u64 BE sequence -> empty: a lead's
- *           timeline), "aggregates" (report counter -> i64 BE) and "meta"
+ *   log/    the event log: "events" (u64 big-endian sequence -> the
+ *           sequence of the same lead's previous event, then the Event
+ *           bytes), written with MDB_APPEND and fsync'd at every group
+ *           commit. An Ack is sent only once the log commit is durable.
+ *           Appends are sequential, so the durable part of a commit is
+ *           cheap; the per-lead back links make each lead's timeline a
+ *           chain through the log, so no timeline index is written at
+ *           random places.
+ *   state/  what the log implies: "leads" (lead id -> the sequence of its
+ *           last event, then the Lead bytes), "event_ids" (event id ->
+ *           sequence, for idempotency), "aggregates" (report counter ->
+ *           i64 BE) and "meta"
  *           (schema version, applied sequence, daemon counters, boot id and
  *           clean-close mark). Committed in the same group as the log but
  *           never fsync'd while running (MDB_WRITEMAP | MDB_NOSYNC): a killed
@@ -72,8 +76,8 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                           size_t map_size, char *err, size_t errlen);
 
 /* Differences between this store's state and the state environment in
- * dir/other_name, per database (leads, event ids, timelines, counters, and
- * the applied sequence). */
+ * dir/other_name, per database (leads, event ids, counters, and the
+ * applied sequence). */
 typedef struct {
     uint64_t compared;   /* records looked at */
     uint64_t differ;     /* present in both, different bytes */
@@ -82,9 +86,8 @@ typedef struct {
 } store_diff_t;
 
 typedef struct {
-    store_diff_t leads;
+    store_diff_t leads;       /* incl. each lead's timeline head */
     store_diff_t event_ids;
-    store_diff_t timelines;
     store_diff_t counters;
     bool applied_seq_differs;
     char first_difference[256]; /* a human-readable example, "" if none */
@@ -120,23 +123,23 @@ int store_group_begin(store_t *self);
 int store_id_seen(store_t *self, const char *id);
 
 /* The stored record of lead_id: 1 and *buf, *len set (borrowed: valid until
- * the next store call), 0 when the lead is unknown, <0 on error. */
+ * the next store call) and *last_seq (if not NULL) the sequence of its
+ * last event; 0 when the lead is unknown, <0 on error. */
 int store_lead_get(store_t *self, const char *lead_id, const void **buf,
-                   size_t *len);
+                   size_t *len, uint64_t *last_seq);
 
-/* Write the record of lead_id. Copies buf. */
-void store_lead_put(store_t *self, const char *lead_id, const void *buf,
-                    size_t len);
+/* Write the record of lead_id, whose last event is last_seq. Copies buf. */
+void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
+                    const void *buf, size_t len);
 
-/* Append a new event to the log (raw: its Event encoding, copied), and
- * index it: id -> sequence, and the lead's timeline. Returns the event's
- * sequence, or 0 on error (sticky). */
-uint64_t store_event_add(store_t *self, const char *id, const char *lead_id,
+/* Append a new event to the log (raw: its Event encoding, copied), linked
+ * to prev_seq, the previous event of the same lead (0: none), and index
+ * its id. Returns the event's sequence, or 0 on error (sticky). */
+uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
                          const void *raw, size_t len);
 
-/* Index an event that is already in the log at seq (log replay). */
-void store_event_replayed(store_t *self, const char *id, const char *lead_id,
-                          uint64_t seq);
+/* Index the id of an event that is already in the log at seq (replay). */
+void store_event_replayed(store_t *self, const char *id, uint64_t seq);
 
 /* Add delta to a report counter; summed in memory, written at commit. */
 void store_counter_add(store_t *self, const char *key, int64_t delta);
@@ -182,8 +185,8 @@ long store_read_counters(store_t *self, const char *prefix,
                          store_counter_fn *fn, void *arg);
 
 /* Call fn for the newest `limit` events of lead_id, oldest first, with the
- * event's sequence and its bytes (borrowed for the call). Returns the
- * number of events the lead has in all, or STORE_ERR. */
+ * event's sequence and its Event bytes (borrowed for the call). Returns the
+ * number of events visited (0 for an unknown lead), or STORE_ERR. */
 typedef void store_event_fn(uint64_t seq, const void *raw, size_t len,
                             void *arg);
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,

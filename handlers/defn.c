@@ -100,30 +100,76 @@ typedef struct {
 } s_yexit_t;
 
 typedef struct {
+    char *type;
+    double *points;             /* pointer: a missing value is an error */
+} s_ypoints_t;
+
+/* A condition (transitions[].when, personas[].when[]) or a fit rule
+ * (scoring.fit[], which adds points). */
+typedef struct {
+    char *attr;
+    char *count;
+    char *equals;
+    char **one_of;
+    unsigned one_of_count;
+    double *min;
+    double *max;
+    char *present;              /* boolean, checked here */
+    double *points;             /* fit rules only */
+} s_ycond_t;
+
+typedef struct {
     char **types;
     unsigned types_count;
     char *to;
     char *source;
+    s_ycond_t *when;
 } s_ytrans_t;
 
 typedef struct {
-    char *type;
-    double *points;             /* pointer: a missing value is an error */
-} s_ypoints_t;
+    char **types;
+    unsigned types_count;
+    char **from;
+    unsigned from_count;
+    char *to;
+} s_yregr_t;
 
 typedef struct {
     char *half_life;
     s_ypoints_t *engagement;
     unsigned engagement_count;
+    s_ycond_t *fit;
+    unsigned fit_count;
 } s_yscoring_t;
 
 typedef struct {
+    double *fit;
     double *engagement;
+    double *total;
+} s_yclause_t;
+
+typedef struct {
+    double *fit;
+    double *engagement;
+    double *total;
+    s_yclause_t *any_of;
+    unsigned any_of_count;
 } s_yqual_t;
 
 typedef struct {
     char *sla;
+    char *accepted;
+    char *rejected;
+    char *reason_attr;
+    char *recycle_to;
+    char *reset_engagement;     /* boolean, checked here */
 } s_yhandoff_t;
+
+typedef struct {
+    char *name;
+    s_ycond_t *when;
+    unsigned when_count;
+} s_ypersona_t;
 
 typedef struct {
     char *name;
@@ -133,9 +179,13 @@ typedef struct {
     unsigned exits_count;
     s_ytrans_t *transitions;
     unsigned transitions_count;
+    s_yregr_t *regressions;
+    unsigned regressions_count;
     s_yscoring_t *scoring;
     s_yqual_t *qualification;
     s_yhandoff_t *handoff;
+    s_ypersona_t *personas;
+    unsigned personas_count;
 } s_ytop_t;
 
 #define S_OPT (CYAML_FLAG_OPTIONAL)
@@ -166,15 +216,60 @@ static const cyaml_schema_value_t s_exit_value = {
 static const cyaml_schema_value_t s_string_value = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
 };
+
+#define S_COND_FIELDS                                                        \
+    S_STR("attr", s_ycond_t, attr),                                          \
+    S_STR("count", s_ycond_t, count),                                        \
+    S_STR("equals", s_ycond_t, equals),                                      \
+    CYAML_FIELD_SEQUENCE("one_of", S_OPT_PTR, s_ycond_t, one_of,             \
+                         &s_string_value, 0, CYAML_UNLIMITED),               \
+    CYAML_FIELD_FLOAT_PTR("min", S_OPT_PTR | CYAML_FLAG_STRICT, s_ycond_t,   \
+                          min),                                              \
+    CYAML_FIELD_FLOAT_PTR("max", S_OPT_PTR | CYAML_FLAG_STRICT, s_ycond_t,   \
+                          max),                                              \
+    S_STR("present", s_ycond_t, present)
+
+static const cyaml_schema_field_t s_cond_fields[] = {
+    S_COND_FIELDS,
+    CYAML_FIELD_END
+};
+static const cyaml_schema_value_t s_cond_value = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_ycond_t, s_cond_fields),
+};
+
+static const cyaml_schema_field_t s_fit_fields[] = {
+    S_COND_FIELDS,
+    CYAML_FIELD_FLOAT_PTR("points", S_OPT_PTR | CYAML_FLAG_STRICT,
+                          s_ycond_t, points),
+    CYAML_FIELD_END
+};
+static const cyaml_schema_value_t s_fit_value = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_ycond_t, s_fit_fields),
+};
+
 static const cyaml_schema_field_t s_trans_fields[] = {
     CYAML_FIELD_SEQUENCE("types", S_OPT_PTR, s_ytrans_t, types,
                          &s_string_value, 0, CYAML_UNLIMITED),
     S_STR("to", s_ytrans_t, to),
     S_STR("source", s_ytrans_t, source),
+    CYAML_FIELD_MAPPING_PTR("when", S_OPT_PTR, s_ytrans_t, when,
+                            s_cond_fields),
     CYAML_FIELD_END
 };
 static const cyaml_schema_value_t s_trans_value = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_ytrans_t, s_trans_fields),
+};
+
+static const cyaml_schema_field_t s_regr_fields[] = {
+    CYAML_FIELD_SEQUENCE("types", S_OPT_PTR, s_yregr_t, types,
+                         &s_string_value, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("from", S_OPT_PTR, s_yregr_t, from,
+                         &s_string_value, 0, CYAML_UNLIMITED),
+    S_STR("to", s_yregr_t, to),
+    CYAML_FIELD_END
+};
+static const cyaml_schema_value_t s_regr_value = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_yregr_t, s_regr_fields),
 };
 
 static const cyaml_schema_field_t s_points_fields[] = {
@@ -191,18 +286,51 @@ static const cyaml_schema_field_t s_scoring_fields[] = {
     S_STR("half_life", s_yscoring_t, half_life),
     CYAML_FIELD_SEQUENCE("engagement", S_OPT_PTR, s_yscoring_t, engagement,
                          &s_points_value, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("fit", S_OPT_PTR, s_yscoring_t, fit,
+                         &s_fit_value, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END
 };
 
+#define S_THRESHOLD(key, type, member) \
+    CYAML_FIELD_FLOAT_PTR(key, S_OPT_PTR | CYAML_FLAG_STRICT, type, member)
+
+static const cyaml_schema_field_t s_clause_fields[] = {
+    S_THRESHOLD("fit", s_yclause_t, fit),
+    S_THRESHOLD("engagement", s_yclause_t, engagement),
+    S_THRESHOLD("total", s_yclause_t, total),
+    CYAML_FIELD_END
+};
+static const cyaml_schema_value_t s_clause_value = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_yclause_t, s_clause_fields),
+};
+
 static const cyaml_schema_field_t s_qual_fields[] = {
-    CYAML_FIELD_FLOAT_PTR("engagement", S_OPT_PTR | CYAML_FLAG_STRICT,
-                          s_yqual_t, engagement),
+    S_THRESHOLD("fit", s_yqual_t, fit),
+    S_THRESHOLD("engagement", s_yqual_t, engagement),
+    S_THRESHOLD("total", s_yqual_t, total),
+    CYAML_FIELD_SEQUENCE("any_of", S_OPT_PTR, s_yqual_t, any_of,
+                         &s_clause_value, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END
 };
 
 static const cyaml_schema_field_t s_handoff_fields[] = {
     S_STR("sla", s_yhandoff_t, sla),
+    S_STR("accepted", s_yhandoff_t, accepted),
+    S_STR("rejected", s_yhandoff_t, rejected),
+    S_STR("reason_attr", s_yhandoff_t, reason_attr),
+    S_STR("recycle_to", s_yhandoff_t, recycle_to),
+    S_STR("reset_engagement", s_yhandoff_t, reset_engagement),
     CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t s_persona_fields[] = {
+    S_STR("name", s_ypersona_t, name),
+    CYAML_FIELD_SEQUENCE("when", S_OPT_PTR, s_ypersona_t, when,
+                         &s_cond_value, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END
+};
+static const cyaml_schema_value_t s_persona_value = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_ypersona_t, s_persona_fields),
 };
 
 static const cyaml_schema_field_t s_top_fields[] = {
@@ -213,12 +341,16 @@ static const cyaml_schema_field_t s_top_fields[] = {
                          &s_exit_value, 0, CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("transitions", S_OPT_PTR, s_ytop_t, transitions,
                          &s_trans_value, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("regressions", S_OPT_PTR, s_ytop_t, regressions,
+                         &s_regr_value, 0, CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING_PTR("scoring", S_OPT_PTR, s_ytop_t, scoring,
                             s_scoring_fields),
     CYAML_FIELD_MAPPING_PTR("qualification", S_OPT_PTR, s_ytop_t,
                             qualification, s_qual_fields),
     CYAML_FIELD_MAPPING_PTR("handoff", S_OPT_PTR, s_ytop_t, handoff,
                             s_handoff_fields),
+    CYAML_FIELD_SEQUENCE("personas", S_OPT_PTR, s_ytop_t, personas,
+                         &s_persona_value, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END
 };
 static const cyaml_schema_value_t s_top_value = {
@@ -235,10 +367,16 @@ static const struct {
     { "stages[]", s_stage_fields },
     { "exits[]", s_exit_fields },
     { "transitions[]", s_trans_fields },
+    { "transitions[].when", s_cond_fields },
+    { "regressions[]", s_regr_fields },
     { "scoring", s_scoring_fields },
     { "scoring.engagement[]", s_points_fields },
+    { "scoring.fit[]", s_fit_fields },
     { "qualification", s_qual_fields },
+    { "qualification.any_of[]", s_clause_fields },
     { "handoff", s_handoff_fields },
+    { "personas[]", s_persona_fields },
+    { "personas[].when[]", s_cond_fields },
 };
 
 /* ---------------------------------------------------------------------- */
@@ -960,6 +1098,174 @@ static int s_source(s_load_t *ld, const char *text, const char *path, int *out)
     return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Conditions (transitions[].when, scoring.fit[], personas[].when[]).     */
+
+static void s_cond_free(defn_cond_t *c)
+{
+    free(c->attr);
+    for (size_t i = 0; i < c->n_values; i++)
+        free(c->values[i]);
+    free(c->values);
+    memset(c, 0, sizeof *c);
+}
+
+/* Build *out from the YAML condition at `path`. allow_count: personas may
+ * test behaviour counters. */
+static int s_cond(s_load_t *ld, const s_ycond_t *y, const char *path,
+                  bool allow_count, defn_cond_t *out)
+{
+    char sub[160];
+    s_pos_t at = s_pos_of(s_node(ld, "%s", path));
+    int tests = (y->equals != NULL) + (y->one_of != NULL) +
+                (y->min != NULL || y->max != NULL) + (y->present != NULL);
+
+    memset(out, 0, sizeof *out);
+    if (y->attr && y->count) {
+        s_fail(ld, s_pos_of(s_node(ld, "%s.count", path)),
+               "%s: 'attr' and 'count' together; a condition tests one "
+               "attribute or one counter", path);
+        return -1;
+    }
+    if (y->count) {
+        if (!allow_count) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s.count", path)),
+                   "%s: behaviour counters (count:) are for personas only; "
+                   "use attr: here", path);
+            return -1;
+        }
+        snprintf(sub, sizeof sub, "%s.count", path);
+        if (s_word(ld, y->count, HND_TYPE_MAX, "event type", sub) < 0)
+            return -1;
+        if (y->equals || y->one_of || y->present || (!y->min && !y->max)) {
+            s_fail(ld, at, "%s: a counter condition takes min and/or max "
+                   "(e.g. {count: content_download, min: 2})", path);
+            return -1;
+        }
+        out->op = DEFN_COND_COUNT;
+        out->attr = s_xstrdup(y->count);
+    } else {
+        if (!y->attr) {
+            s_fail(ld, at, "%s: missing 'attr' (the attribute to test)%s",
+                   path, allow_count ? " or 'count' (an event type)" : "");
+            return -1;
+        }
+        snprintf(sub, sizeof sub, "%s.attr", path);
+        if (s_word(ld, y->attr, HND_ATTR_KEY_MAX, "attribute", sub) < 0)
+            return -1;
+        if (tests != 1) {
+            s_fail(ld, at, "%s: %s test; write exactly one of equals, "
+                   "one_of, min/max, present", path,
+                   tests == 0 ? "no" : "more than one");
+            return -1;
+        }
+        out->attr = s_xstrdup(y->attr);
+        if (y->equals) {
+            out->op = DEFN_COND_EQUALS;
+            out->values = s_xcalloc(1, sizeof *out->values);
+            out->values[0] = s_xstrdup(y->equals);
+            out->n_values = 1;
+        } else if (y->one_of) {
+            out->op = DEFN_COND_ONE_OF;
+            if (y->one_of_count == 0) {
+                s_fail(ld, s_pos_of(s_node(ld, "%s.one_of", path)),
+                       "%s.one_of: empty list; nothing could match", path);
+                return -1;
+            }
+            out->values = s_xcalloc(y->one_of_count, sizeof *out->values);
+            for (unsigned i = 0; i < y->one_of_count; i++)
+                out->values[out->n_values++] = s_xstrdup(y->one_of[i]);
+        } else if (y->present) {
+            out->op = DEFN_COND_PRESENT;
+            snprintf(sub, sizeof sub, "%s.present", path);
+            if (s_bool(ld, y->present, sub, &out->present) < 0)
+                return -1;
+        } else {
+            out->op = DEFN_COND_RANGE;
+        }
+    }
+    if (y->min) {
+        snprintf(sub, sizeof sub, "%s.min", path);
+        if (s_number(ld, *y->min, sub) < 0)
+            return -1;
+        out->has_min = true;
+        out->min = *y->min;
+    }
+    if (y->max) {
+        snprintf(sub, sizeof sub, "%s.max", path);
+        if (s_number(ld, *y->max, sub) < 0)
+            return -1;
+        out->has_max = true;
+        out->max = *y->max;
+    }
+    if (out->has_min && out->has_max && out->min > out->max) {
+        s_fail(ld, s_pos_of(s_node(ld, "%s.max", path)),
+               "%s: max %g is below min %g; nothing could match", path,
+               out->max, out->min);
+        return -1;
+    }
+    if (out->op == DEFN_COND_COUNT && out->has_max && out->max < 0) {
+        s_fail(ld, s_pos_of(s_node(ld, "%s.max", path)),
+               "%s: max %g: a count is never negative", path, out->max);
+        return -1;
+    }
+    return 0;
+}
+
+char *defn_cond_text(const defn_cond_t *c, char *buf, size_t size)
+{
+    size_t used = 0;
+    int n;
+    buf[0] = '\0';
+    switch (c->op) {
+    case DEFN_COND_EQUALS:
+        snprintf(buf, size, "%s = %s", c->attr, c->values[0]);
+        break;
+    case DEFN_COND_ONE_OF:
+        n = snprintf(buf, size, "%s in [", c->attr);
+        used = n > 0 && (size_t)n < size ? (size_t)n : size - 1;
+        for (size_t i = 0; i < c->n_values && used + 1 < size; i++) {
+            n = snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+                         c->values[i]);
+            used = n > 0 && (size_t)n < size - used ? used + (size_t)n
+                                                   : size - 1;
+        }
+        if (used + 1 < size)
+            snprintf(buf + used, size - used, "]");
+        break;
+    case DEFN_COND_PRESENT:
+        snprintf(buf, size, "%s %s", c->attr,
+                 c->present ? "present" : "absent");
+        break;
+    case DEFN_COND_RANGE:
+    case DEFN_COND_COUNT: {
+        char what[HND_TYPE_MAX + 16];
+        if (c->op == DEFN_COND_COUNT)
+            snprintf(what, sizeof what, "count(%s)", c->attr);
+        else
+            snprintf(what, sizeof what, "%s", c->attr);
+        if (c->has_min && c->has_max)
+            snprintf(buf, size, "%s in %g..%g", what, c->min, c->max);
+        else if (c->has_min)
+            snprintf(buf, size, "%s >= %g", what, c->min);
+        else
+            snprintf(buf, size, "%s <= %g", what, c->max);
+        break;
+    }
+    }
+    return buf;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Transitions and regressions.                                            */
+
+static const char *s_source_name(int source)
+{
+    return source == HND_SRC_MARKETING ? "marketing"
+           : source == HND_SRC_SALES   ? "sales"
+                                       : "";
+}
+
 static int s_build_transitions(s_load_t *ld, const s_ytop_t *y, defn_t *d)
 {
     char path[96];
@@ -968,9 +1274,12 @@ static int s_build_transitions(s_load_t *ld, const s_ytop_t *y, defn_t *d)
     for (unsigned i = 0; y->transitions && i < y->transitions_count; i++)
         n += y->transitions[i].types ? y->transitions[i].types_count : 0;
     d->transitions = s_xcalloc(n, sizeof *d->transitions);
+    d->tconds = s_xcalloc(y->transitions ? y->transitions_count : 0,
+                          sizeof *d->tconds);
 
     for (unsigned i = 0; y->transitions && i < y->transitions_count; i++) {
         const s_ytrans_t *t = &y->transitions[i];
+        const defn_cond_t *when = NULL;
         int source, stage;
 
         snprintf(path, sizeof path, "transitions[%u].to", i);
@@ -994,6 +1303,14 @@ static int s_build_transitions(s_load_t *ld, const s_ytop_t *y, defn_t *d)
                    "transitions[%u]: no event types (types: [a, b])", i);
             return -1;
         }
+        if (t->when) {
+            snprintf(path, sizeof path, "transitions[%u].when", i);
+            if (s_cond(ld, t->when, path, false, &d->tconds[d->n_tconds]) < 0) {
+                s_cond_free(&d->tconds[d->n_tconds]);
+                return -1;
+            }
+            when = &d->tconds[d->n_tconds++];
+        }
         for (unsigned j = 0; j < t->types_count; j++) {
             const char *type = t->types[j];
             snprintf(path, sizeof path, "transitions[%u].types[%u]", i, j);
@@ -1001,33 +1318,126 @@ static int s_build_transitions(s_load_t *ld, const s_ytop_t *y, defn_t *d)
                 return -1;
             for (size_t k = 0; k < d->n_transitions; k++) {
                 const defn_transition_t *o = &d->transitions[k];
-                if (o->source == source && strcmp(o->type, type) == 0) {
+                if (o->source != source || strcmp(o->type, type) != 0)
+                    continue;
+                if (o->when == NULL) {
                     s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
                            "%s: event type '%s'%s%s already has a transition "
-                           "(to '%s')", path, type,
-                           source ? " from " : "",
-                           source == HND_SRC_MARKETING ? "marketing"
-                           : source == HND_SRC_SALES ? "sales" : "",
-                           d->stages[o->stage].name);
+                           "(to '%s')%s", path, type,
+                           source ? " from " : "", s_source_name(source),
+                           d->stages[o->stage].name,
+                           when ? " without a condition, so this one is "
+                                  "never used" : "");
                     return -1;
+                }
+                if (when) {
+                    char ta[192], tb[192];
+                    defn_cond_text(o->when, ta, sizeof ta);
+                    defn_cond_text(when, tb, sizeof tb);
+                    if (strcmp(ta, tb) == 0) {
+                        s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                               "%s: event type '%s' already has a transition "
+                               "when %s (to '%s')", path, type, ta,
+                               d->stages[o->stage].name);
+                        return -1;
+                    }
                 }
             }
             defn_transition_t *tr = &d->transitions[d->n_transitions++];
             tr->type = s_xstrdup(type);
             tr->source = source;
             tr->stage = stage;
+            tr->when = (defn_cond_t *)when;
         }
     }
     return 0;
 }
 
-static int s_build_scoring(s_load_t *ld, const s_ytop_t *y, defn_t *d)
+static int s_build_regressions(s_load_t *ld, const s_ytop_t *y, defn_t *d)
 {
     char path[96];
+    size_t n = 0;
+
+    for (unsigned i = 0; y->regressions && i < y->regressions_count; i++)
+        n += y->regressions[i].types ? y->regressions[i].types_count : 0;
+    d->regressions = s_xcalloc(n, sizeof *d->regressions);
+
+    for (unsigned i = 0; y->regressions && i < y->regressions_count; i++) {
+        const s_yregr_t *r = &y->regressions[i];
+        uint32_t from = 0;
+
+        snprintf(path, sizeof path, "regressions[%u].to", i);
+        if (!r->to) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                   "regressions[%u]: missing 'to' (the stage it moves back "
+                   "to)", i);
+            return -1;
+        }
+        int stage = s_find_stage(d, d->n_stages, r->to);
+        if (stage < 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                   "%s: regression to unknown stage '%s'", path, r->to);
+            return -1;
+        }
+        if (!r->types || r->types_count == 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "regressions[%u].types", i)),
+                   "regressions[%u]: no event types (types: [a, b])", i);
+            return -1;
+        }
+        for (unsigned j = 0; r->from && j < r->from_count; j++) {
+            snprintf(path, sizeof path, "regressions[%u].from[%u]", i, j);
+            int s = s_find_stage(d, d->n_stages, r->from[j]);
+            if (s < 0) {
+                s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                       "%s: unknown stage '%s'", path, r->from[j]);
+                return -1;
+            }
+            if (s == stage) {
+                s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                       "%s: a regression from '%s' to itself moves nothing",
+                       path, r->from[j]);
+                return -1;
+            }
+            from |= 1u << s;
+        }
+        if (!r->from)
+            for (size_t s = 0; s < d->n_stages; s++)
+                if (!d->stages[s].terminal && (int)s != stage)
+                    from |= 1u << s;
+        for (unsigned j = 0; j < r->types_count; j++) {
+            const char *type = r->types[j];
+            snprintf(path, sizeof path, "regressions[%u].types[%u]", i, j);
+            if (s_word(ld, type, HND_TYPE_MAX, "event type", path) < 0)
+                return -1;
+            for (size_t k = 0; k < d->n_regressions; k++)
+                if (strcmp(d->regressions[k].type, type) == 0) {
+                    s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                           "%s: event type '%s' already has a regression "
+                           "(to '%s')", path, type,
+                           d->stages[d->regressions[k].stage].name);
+                    return -1;
+                }
+            defn_regression_t *rg = &d->regressions[d->n_regressions++];
+            rg->type = s_xstrdup(type);
+            rg->from_mask = from;
+            rg->stage = stage;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Scoring: engagement points and fit rules.                               */
+
+static int s_build_scoring(s_load_t *ld, const s_ytop_t *y, defn_t *d)
+{
+    char path[96], text[192];
     const s_yscoring_t *sc = y->scoring;
     size_t n = sc && sc->engagement ? sc->engagement_count : 0;
+    size_t nf = sc && sc->fit ? sc->fit_count : 0;
 
     d->points = s_xcalloc(n, sizeof *d->points);
+    d->fit = s_xcalloc(nf, sizeof *d->fit);
     if (sc && s_duration(ld, sc->half_life, "scoring.half_life",
                          &d->half_life_ms) < 0)
         return -1;
@@ -1058,42 +1468,376 @@ static int s_build_scoring(s_load_t *ld, const s_ytop_t *y, defn_t *d)
         d->points[d->n_points].points = *p->points;
         d->n_points++;
     }
+    if (nf > DEFN_FIT_MAX) {
+        s_fail(ld, s_pos_of(s_node(ld, "scoring.fit[%d]", DEFN_FIT_MAX)),
+               "scoring.fit: too many rules: %zu, at most %d", nf,
+               DEFN_FIT_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < nf; i++) {
+        const s_ycond_t *f = &sc->fit[i];
+        defn_fit_t *r = &d->fit[d->n_fit];
+        snprintf(path, sizeof path, "scoring.fit[%zu]", i);
+        if (s_cond(ld, f, path, false, &r->cond) < 0) {
+            s_cond_free(&r->cond);
+            return -1;
+        }
+        d->n_fit++;
+        if (!f->points) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                   "%s: missing 'points'", path);
+            return -1;
+        }
+        snprintf(path, sizeof path, "scoring.fit[%zu].points", i);
+        if (s_number(ld, *f->points, path) < 0)
+            return -1;
+        r->points = *f->points;
+        defn_cond_text(&r->cond, text, sizeof text);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(d->fit[k].label, text) == 0) {
+                s_fail(ld, s_pos_of(s_node(ld, "scoring.fit[%zu]", i)),
+                       "scoring.fit[%zu]: duplicate rule '%s' (first at line "
+                       "%d)", i, text,
+                       s_pos_of(s_node(ld, "scoring.fit[%zu]", k)).line);
+                return -1;
+            }
+        r->label = s_xstrdup(text);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Qualification and handoff.                                              */
+
+static void s_clause_label(defn_clause_t *c)
+{
+    char buf[160];
+    size_t used = 0;
+    const struct { bool has; const char *name; double v; } t[] = {
+        { c->has_fit, "fit", c->fit },
+        { c->has_engagement, "engagement", c->engagement },
+        { c->has_total, "total", c->total },
+    };
+    buf[0] = '\0';
+    for (size_t i = 0; i < 3; i++) {
+        if (!t[i].has)
+            continue;
+        int n = snprintf(buf + used, sizeof buf - used, "%s%s >= %g",
+                         used ? " and " : "", t[i].name, t[i].v);
+        if (n > 0 && (size_t)n < sizeof buf - used)
+            used += (size_t)n;
+    }
+    c->label = s_xstrdup(buf);
+}
+
+/* One clause from its three optional thresholds at `path` (a mapping). */
+static int s_clause(s_load_t *ld, const double *fit, const double *eng,
+                    const double *total, const char *path, double max_fit,
+                    double max_eng_points, defn_clause_t *c)
+{
+    const struct { const double *v; const char *key; } th[] = {
+        { fit, "fit" }, { eng, "engagement" }, { total, "total" },
+    };
+    char sub[128];
+    if (!fit && !eng && !total) {
+        s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+               "%s: no threshold; give fit, engagement and/or total", path);
+        return -1;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        if (!th[i].v)
+            continue;
+        snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "",
+                 th[i].key);
+        if (s_number(ld, *th[i].v, sub) < 0)
+            return -1;
+        if (*th[i].v < 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", sub)),
+                   "%s: negative threshold %g", sub, *th[i].v);
+            return -1;
+        }
+        bool unreachable = false;
+        const char *why = "";
+        if (i == 0 && *th[i].v > max_fit) {
+            unreachable = true;
+            why = "the fit rules (scoring.fit) add up to at most";
+        } else if (i == 1 && *th[i].v > 0 && max_eng_points <= 0) {
+            unreachable = true;
+            why = "no event type has positive points (scoring.engagement)";
+        } else if (i == 2 && *th[i].v > max_fit && max_eng_points <= 0) {
+            unreachable = true;
+            why = "no event type has positive points and the fit rules add "
+                  "up to at most";
+        }
+        if (unreachable) {
+            if (i == 1)
+                s_fail(ld, s_pos_of(s_node(ld, "%s", sub)),
+                       "%s: threshold %g can never be reached: %s", sub,
+                       *th[i].v, why);
+            else
+                s_fail(ld, s_pos_of(s_node(ld, "%s", sub)),
+                       "%s: threshold %g can never be reached: %s %g", sub,
+                       *th[i].v, why, max_fit);
+            return -1;
+        }
+    }
+    c->has_fit = fit != NULL;
+    c->fit = fit ? *fit : 0;
+    c->has_engagement = eng != NULL;
+    c->engagement = eng ? *eng : 0;
+    c->has_total = total != NULL;
+    c->total = total ? *total : 0;
+    s_clause_label(c);
     return 0;
 }
 
 static int s_build_rules(s_load_t *ld, const s_ytop_t *y, defn_t *d)
 {
-    const char *path = "qualification.engagement";
-    if (!y->qualification || !y->qualification->engagement) {
-        s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
-               "missing '%s': the engagement a lead needs to qualify",
-               y->qualification ? path : "qualification");
-        return -1;
-    }
-    double want = *y->qualification->engagement;
-    if (s_number(ld, want, path) < 0)
-        return -1;
-    double reachable = 0;
+    const s_yqual_t *q = y->qualification;
+    double max_fit = 0, max_eng = 0;
+
+    for (size_t i = 0; i < d->n_fit; i++)
+        if (d->fit[i].points > 0)
+            max_fit += d->fit[i].points;
     for (size_t i = 0; i < d->n_points; i++)
         if (d->points[i].points > 0)
-            reachable += d->points[i].points;
-    if (want > 0 && reachable <= 0) {
-        s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
-               "%s: threshold %g can never be reached: no event type has "
-               "positive points (scoring.engagement)", path, want);
+            max_eng += d->points[i].points;
+
+    if (!q || (!q->fit && !q->engagement && !q->total && !q->any_of)) {
+        s_fail(ld, s_pos_of(s_node(ld, "qualification")),
+               "missing '%s': the rule a lead must meet to qualify, e.g. "
+               "{engagement: 50} or any_of: [{fit: 20, engagement: 30}, "
+               "{total: 50}]",
+               q ? "qualification.engagement" : "qualification");
         return -1;
     }
-    d->qualify_engagement = want;
+    if (q->any_of && (q->fit || q->engagement || q->total)) {
+        s_fail(ld, s_pos_of(s_node(ld, "qualification.any_of")),
+               "qualification: thresholds and any_of together; put every "
+               "clause under any_of");
+        return -1;
+    }
+    if (q->any_of) {
+        if (q->any_of_count == 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "qualification.any_of")),
+                   "qualification.any_of: empty; no lead could qualify");
+            return -1;
+        }
+        d->clauses = s_xcalloc(q->any_of_count, sizeof *d->clauses);
+        for (unsigned i = 0; i < q->any_of_count; i++) {
+            char path[64];
+            const s_yclause_t *c = &q->any_of[i];
+            snprintf(path, sizeof path, "qualification.any_of[%u]", i);
+            if (s_clause(ld, c->fit, c->engagement, c->total, path, max_fit,
+                         max_eng, &d->clauses[d->n_clauses]) < 0)
+                return -1;
+            d->n_clauses++;
+        }
+    } else {
+        d->clauses = s_xcalloc(1, sizeof *d->clauses);
+        if (s_clause(ld, q->fit, q->engagement, q->total, "qualification",
+                     max_fit, max_eng, &d->clauses[0]) < 0)
+            return -1;
+        d->n_clauses = 1;
+    }
+    d->qualify_engagement = d->clauses[0].engagement;
 
+    const s_yhandoff_t *h = y->handoff;
     d->handoff_sla_ms = 24 * 3600 * 1000;       /* SPEC: 24 h by default */
-    if (y->handoff && y->handoff->sla) {
-        if (s_duration(ld, y->handoff->sla, "handoff.sla",
-                       &d->handoff_sla_ms) < 0)
+    if (h && h->sla) {
+        if (s_duration(ld, h->sla, "handoff.sla", &d->handoff_sla_ms) < 0)
             return -1;
         if (d->handoff_sla_ms == 0) {
             s_fail(ld, s_pos_of(s_node(ld, "handoff.sla")),
                    "handoff.sla: must be longer than 0");
             return -1;
+        }
+    }
+    const char *acc = h && h->accepted ? h->accepted : "handoff_accepted";
+    const char *rej = h && h->rejected ? h->rejected : "handoff_rejected";
+    const char *reason = h && h->reason_attr ? h->reason_attr : "reason";
+    if (s_word(ld, acc, HND_TYPE_MAX, "event type", "handoff.accepted") < 0 ||
+        s_word(ld, rej, HND_TYPE_MAX, "event type", "handoff.rejected") < 0 ||
+        s_word(ld, reason, HND_ATTR_KEY_MAX, "attribute",
+               "handoff.reason_attr") < 0)
+        return -1;
+    if (strcmp(acc, rej) == 0) {
+        s_fail(ld, s_pos_of(s_node(ld, "handoff.rejected")),
+               "handoff.rejected: same event type as handoff.accepted ('%s')",
+               rej);
+        return -1;
+    }
+    d->accept_type = s_xstrdup(acc);
+    d->reject_type = s_xstrdup(rej);
+    d->reason_attr = s_xstrdup(reason);
+    d->recycle_stage = -1;
+    if (h && h->recycle_to) {
+        d->recycle_stage = s_find_stage(d, d->n_stages, h->recycle_to);
+        if (d->recycle_stage < 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "handoff.recycle_to")),
+                   "handoff.recycle_to: unknown stage '%s'", h->recycle_to);
+            return -1;
+        }
+        if (d->stages[d->recycle_stage].terminal) {
+            s_fail(ld, s_pos_of(s_node(ld, "handoff.recycle_to")),
+                   "handoff.recycle_to: '%s' is terminal; a recycled lead "
+                   "must be able to qualify again", h->recycle_to);
+            return -1;
+        }
+    }
+    d->recycle_reset = true;
+    if (h && h->reset_engagement &&
+        s_bool(ld, h->reset_engagement, "handoff.reset_engagement",
+               &d->recycle_reset) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The type table.                                                         */
+
+static uint64_t s_fnv(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static int s_type_find(const defn_t *d, const char *type)
+{
+    if (d->n_hash == 0)
+        return -1;
+    size_t mask = d->n_hash - 1;
+    for (size_t i = (size_t)s_fnv(type) & mask;; i = (i + 1) & mask) {
+        int t = d->type_hash[i];
+        if (t < 0)
+            return -1;
+        if (strcmp(d->types[t].type, type) == 0)
+            return t;
+    }
+}
+
+/* Index of type in the table, added when missing. The table is sized by
+ * the caller (s_build_types) so it never fills. */
+static int s_type_add(defn_t *d, const char *type)
+{
+    int t = s_type_find(d, type);
+    if (t >= 0)
+        return t;
+    size_t mask = d->n_hash - 1;
+    size_t i = (size_t)s_fnv(type) & mask;
+    while (d->type_hash[i] >= 0)
+        i = (i + 1) & mask;
+    t = (int)d->n_types++;
+    d->type_hash[i] = t;
+    defn_type_t *e = &d->types[t];
+    e->type = s_xstrdup(type);
+    e->regression = -1;
+    return t;
+}
+
+static void s_build_types(const s_ytop_t *y, defn_t *d)
+{
+    size_t most = d->n_transitions + d->n_regressions + d->n_points + 2;
+    for (unsigned i = 0; y->personas && i < y->personas_count; i++)
+        most += y->personas[i].when ? y->personas[i].when_count : 0;
+    d->n_hash = 16;
+    while (d->n_hash < 2 * most)
+        d->n_hash *= 2;
+    d->type_hash = s_xcalloc(d->n_hash, sizeof *d->type_hash);
+    for (size_t i = 0; i < d->n_hash; i++)
+        d->type_hash[i] = -1;
+    d->types = s_xcalloc(most, sizeof *d->types);
+    d->tr_index = s_xcalloc(d->n_transitions, sizeof *d->tr_index);
+
+    for (size_t i = 0; i < d->n_points; i++) {
+        defn_type_t *e = &d->types[s_type_add(d, d->points[i].type)];
+        e->points = d->points[i].points;
+        e->has_points = true;
+    }
+    for (size_t i = 0; i < d->n_regressions; i++)
+        d->types[s_type_add(d, d->regressions[i].type)].regression = (int)i;
+    (void)s_type_add(d, d->accept_type);
+    (void)s_type_add(d, d->reject_type);
+    for (size_t i = 0; i < d->n_transitions; i++) {
+        defn_type_t *e = &d->types[s_type_add(d, d->transitions[i].type)];
+        e->tr_count++;
+    }
+    /* Group the transitions by type, keeping file order within a type. */
+    int next = 0;
+    for (size_t t = 0; t < d->n_types; t++) {
+        d->types[t].tr_first = next;
+        next += d->types[t].tr_count;
+        d->types[t].tr_count = 0;
+    }
+    for (size_t i = 0; i < d->n_transitions; i++) {
+        defn_type_t *e = &d->types[s_type_find(d, d->transitions[i].type)];
+        d->tr_index[e->tr_first + e->tr_count++] = (int)i;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Personas.                                                               */
+
+static int s_build_personas(s_load_t *ld, const s_ytop_t *y, defn_t *d)
+{
+    char path[96];
+    size_t n = y->personas ? y->personas_count : 0;
+
+    d->personas = s_xcalloc(n, sizeof *d->personas);
+    for (size_t i = 0; i < n; i++) {
+        const s_ypersona_t *yp = &y->personas[i];
+        defn_persona_t *p = &d->personas[d->n_personas];
+
+        snprintf(path, sizeof path, "personas[%zu].name", i);
+        if (s_word(ld, yp->name, DEFN_NAME_MAX, "persona name", path) < 0)
+            return -1;
+        if (strchr(yp->name, '/')) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                   "%s: '/' is not allowed in a persona name", path);
+            return -1;
+        }
+        for (size_t k = 0; k < d->n_personas; k++)
+            if (strcmp(d->personas[k].name, yp->name) == 0) {
+                s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                       "%s: duplicate persona '%s' (first defined at line "
+                       "%d)", path, yp->name,
+                       s_pos_of(s_node(ld, "personas[%zu].name", k)).line);
+                return -1;
+            }
+        if (d->n_personas > 0 && d->personas[d->n_personas - 1].n_when == 0) {
+            s_fail(ld, s_pos_of(s_node(ld, "%s", path)),
+                   "%s: persona '%s' is never assigned: '%s' before it has "
+                   "no conditions and matches every lead", path, yp->name,
+                   d->personas[d->n_personas - 1].name);
+            return -1;
+        }
+        p->name = s_xstrdup(yp->name);
+        d->n_personas++;
+        size_t nw = yp->when ? yp->when_count : 0;
+        p->when = s_xcalloc(nw, sizeof *p->when);
+        for (size_t w = 0; w < nw; w++) {
+            snprintf(path, sizeof path, "personas[%zu].when[%zu]", i, w);
+            if (s_cond(ld, &yp->when[w], path, true, &p->when[p->n_when]) < 0) {
+                s_cond_free(&p->when[p->n_when]);
+                return -1;
+            }
+            p->n_when++;
+            const defn_cond_t *c = &p->when[w];
+            if (c->op != DEFN_COND_COUNT)
+                continue;
+            int t = s_type_find(d, c->attr);
+            if (t < 0) {
+                s_fail(ld, s_pos_of(s_node(ld, "%s.count", path)),
+                       "%s.count: no transition, regression, scoring rule or "
+                       "handoff answer names event type '%s', so funneld "
+                       "keeps no counter for it", path, c->attr);
+                return -1;
+            }
+            d->types[t].persona_ref = true;
         }
     }
     return 0;
@@ -1109,9 +1853,11 @@ static int s_build(s_load_t *ld, const s_ytop_t *y, defn_t *d)
         return -1;
     d->name = s_xstrdup(y->name);
     if (s_build_stages(ld, y, d) < 0 || s_build_transitions(ld, y, d) < 0 ||
-        s_build_scoring(ld, y, d) < 0 || s_build_rules(ld, y, d) < 0)
+        s_build_regressions(ld, y, d) < 0 || s_build_scoring(ld, y, d) < 0 ||
+        s_build_rules(ld, y, d) < 0)
         return -1;
-    return 0;
+    s_build_types(y, d);
+    return s_build_personas(ld, y, d);
 }
 
 static void s_hash(const char *text, size_t len, char out[17])
@@ -1259,9 +2005,38 @@ void defn_destroy(defn_t **self_p)
     for (size_t i = 0; i < d->n_transitions; i++)
         free(d->transitions[i].type);
     free(d->transitions);
+    for (size_t i = 0; i < d->n_tconds; i++)
+        s_cond_free(&d->tconds[i]);
+    free(d->tconds);
+    for (size_t i = 0; i < d->n_regressions; i++)
+        free(d->regressions[i].type);
+    free(d->regressions);
     for (size_t i = 0; i < d->n_points; i++)
         free(d->points[i].type);
     free(d->points);
+    for (size_t i = 0; i < d->n_fit; i++) {
+        s_cond_free(&d->fit[i].cond);
+        free(d->fit[i].label);
+    }
+    free(d->fit);
+    for (size_t i = 0; i < d->n_clauses; i++)
+        free(d->clauses[i].label);
+    free(d->clauses);
+    free(d->accept_type);
+    free(d->reject_type);
+    free(d->reason_attr);
+    for (size_t i = 0; i < d->n_personas; i++) {
+        free(d->personas[i].name);
+        for (size_t k = 0; k < d->personas[i].n_when; k++)
+            s_cond_free(&d->personas[i].when[k]);
+        free(d->personas[i].when);
+    }
+    free(d->personas);
+    for (size_t i = 0; i < d->n_types; i++)
+        free(d->types[i].type);
+    free(d->types);
+    free(d->tr_index);
+    free(d->type_hash);
     free(d);
     *self_p = NULL;
 }
@@ -1291,9 +2066,13 @@ const defn_transition_t *defn_transition(const defn_t *d, const char *type,
 
 double defn_points(const defn_t *d, const char *type)
 {
+    const defn_type_t *t = defn_type(d, type);
+    return t ? t->points : 0;
+}
+
+const defn_type_t *defn_type(const defn_t *d, const char *type)
+{
     assert(d && type);
-    for (size_t i = 0; i < d->n_points; i++)
-        if (strcmp(d->points[i].type, type) == 0)
-            return d->points[i].points;
-    return 0;
+    int t = s_type_find(d, type);
+    return t >= 0 ? &d->types[t] : NULL;
 }

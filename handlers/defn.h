@@ -25,18 +25,86 @@ typedef struct {
     bool terminal;              /* no forward move out of it (action, exits) */
 } defn_stage_t;
 
+/* A condition on one attribute of the lead, or (personas only) on one
+ * behaviour counter (the number of events of a type the lead has had).
+ * Exactly one test applies: */
+typedef enum {
+    DEFN_COND_EQUALS = 1,       /* attr == value */
+    DEFN_COND_ONE_OF,           /* attr is one of values */
+    DEFN_COND_RANGE,            /* min <= number(attr) <= max */
+    DEFN_COND_PRESENT,          /* attr set and not empty (or absent, when
+                                   `present` is false) */
+    DEFN_COND_COUNT,            /* min <= count(type) <= max */
+} defn_cond_op_t;
+
+typedef struct {
+    defn_cond_op_t op;
+    char *attr;                 /* attribute key, or event type for COUNT */
+    char **values;              /* EQUALS: 1 value; ONE_OF: n_values */
+    size_t n_values;
+    bool has_min, has_max;
+    double min, max;            /* RANGE, COUNT (inclusive) */
+    bool present;               /* PRESENT: true = must be set */
+} defn_cond_t;
+
 /* source restriction of a transition: 0 any, 1 marketing, 2 sales
  * (the values of hnd_source_t). */
 typedef struct {
     char *type;                 /* event type */
     int source;                 /* 0: any source */
     int stage;                  /* index of the target stage */
+    defn_cond_t *when;          /* NULL: no attribute condition */
 } defn_transition_t;
+
+/* An explicit backward move (or a move out of a terminal stage): an event
+ * of `type` moves a lead that is in one of the `from` stages to `to`. */
+typedef struct {
+    char *type;
+    uint32_t from_mask;         /* bit i: stage i; default: every stage
+                                   that is not terminal */
+    int stage;                  /* target */
+} defn_regression_t;
 
 typedef struct {
     char *type;
     double points;              /* may be negative */
 } defn_points_t;
+
+/* A fit rule: points while the lead's attributes satisfy the condition. */
+#define DEFN_FIT_MAX 64         /* a lead keeps a 64-bit mask of matches */
+typedef struct {
+    defn_cond_t cond;
+    double points;
+    char *label;                /* "company_size in 50..5000" */
+} defn_fit_t;
+
+/* One clause of the qualification rule: every threshold set must be met
+ * (>=). The rule is met when any clause is. */
+typedef struct {
+    bool has_fit, has_engagement, has_total;
+    double fit, engagement, total;
+    char *label;                /* "fit >= 20 and engagement >= 30" */
+} defn_clause_t;
+
+/* A persona: its name applies when every condition holds (no condition:
+ * every lead). Personas are tried in order; the first match wins. */
+typedef struct {
+    char *name;
+    defn_cond_t *when;
+    size_t n_when;
+} defn_persona_t;
+
+/* Per event type named anywhere in the definition: what it does.
+ * Built at load time so that the handlers look a type up once. */
+typedef struct {
+    char *type;
+    double points;              /* engagement points, 0: none */
+    bool has_points;
+    int tr_first;               /* its transitions: tr_index[first..+n) */
+    int tr_count;
+    int regression;             /* index into regressions, -1: none */
+    bool persona_ref;           /* a persona counts it */
+} defn_type_t;
 
 typedef struct {
     char *name;                 /* the definition's `name:` */
@@ -49,13 +117,40 @@ typedef struct {
 
     size_t n_transitions;
     defn_transition_t *transitions;
+    size_t n_tconds;            /* the transitions' conditions (owned here) */
+    defn_cond_t *tconds;
+
+    size_t n_regressions;
+    defn_regression_t *regressions;
 
     size_t n_points;
     defn_points_t *points;
     int64_t half_life_ms;       /* engagement decay, 0: none */
 
-    double qualify_engagement;  /* engagement a lead needs to qualify */
+    size_t n_fit;
+    defn_fit_t *fit;
+
+    size_t n_clauses;           /* at least 1 */
+    defn_clause_t *clauses;
+    double qualify_engagement;  /* the first clause's engagement threshold
+                                   (0: none), kept for simple rules */
+
     int64_t handoff_sla_ms;     /* time sales has to answer a handoff */
+    char *accept_type;          /* event type: sales accepted (handoff_accepted) */
+    char *reject_type;          /* event type: sales rejected (handoff_rejected) */
+    char *reason_attr;          /* attribute holding the reason ("reason") */
+    int recycle_stage;          /* stage a rejected lead returns to, -1: stays */
+    bool recycle_reset;         /* rejection restarts engagement from 0 */
+
+    size_t n_personas;
+    defn_persona_t *personas;
+
+    /* The type table: every event type named by the definition. */
+    size_t n_types;
+    defn_type_t *types;
+    int *tr_index;              /* transitions grouped by type */
+    int *type_hash;             /* open addressing, n_hash slots, -1 empty */
+    size_t n_hash;
 } defn_t;
 
 /* Load and validate a definition from a YAML file. On error returns NULL
@@ -85,6 +180,27 @@ const defn_transition_t *defn_transition(const defn_t *d, const char *type,
 
 /* Engagement points of an event type (0 when the type has none). */
 double defn_points(const defn_t *d, const char *type);
+
+/* The type table entry of an event type, or NULL when the definition
+ * never names it. Borrowed from d. O(1). */
+const defn_type_t *defn_type(const defn_t *d, const char *type);
+
+/* A condition as text, e.g. "industry in [retail, software]",
+ * "company_size in 50..5000", "count(content_download) >= 2". Writes to
+ * buf[size], returns buf. */
+char *defn_cond_text(const defn_cond_t *c, char *buf, size_t size);
+
+/* The semantic difference between two definitions, one call of fn per
+ * difference: section ("stages", "transitions", "regressions", "scoring",
+ * "fit", "qualification", "handoff", "personas", "name"), change ("added",
+ * "removed", "changed", "reordered"), what (the item), and the values in a
+ * and in b (NULL where absent). Strings are borrowed for the call.
+ * Returns the number of differences (0: equal). */
+typedef void defn_diff_fn(const char *section, const char *change,
+                          const char *what, const char *in_a,
+                          const char *in_b, void *arg);
+size_t defn_diff(const defn_t *a, const defn_t *b, defn_diff_fn *fn,
+                 void *arg);
 
 /* The text of the default definition, NUL-terminated (built-in). */
 extern const char defn_default_yaml[];

@@ -1,57 +1,99 @@
-/* h_qualify.c: engagement scoring and the qualification rule.
+/* h_qualify.c: the ideal lead. The qualification rule and the handoff.
  *
- * Engagement is the sum of the points of a lead's events (per event type,
- * from the definition), each decaying with the definition's half-life in
- * event time. lead->engagement holds the value as of lead->last_event_ms;
- * an event at time t moves that reference forward (decaying what was there)
- * or, when it arrives out of order, adds its own points already decayed to
- * the lead's time, so the result does not depend on arrival order.
+ * The rule is a list of clauses (qualification.any_of, or one clause given
+ * directly); a clause holds when every threshold it sets is met (fit,
+ * engagement, total: >=), the rule when any clause does. A clause whose
+ * thresholds are all 0 never holds (qualification: {engagement: 0} turns
+ * handoffs off).
  *
- * A lead qualifies once, when its engagement first reaches the threshold:
- * it becomes qualified, its handoff status pending, and one "handoff" alert
- * is raised with the score breakdown. Decay never un-qualifies a lead.
- * Counter: "handoffs".
+ * A lead that is not qualified and meets the rule qualifies: its handoff
+ * status becomes pending and one "handoff" alert is raised, with the score
+ * breakdown and the clauses that matched. Decay never un-qualifies a lead;
+ * only a rejected handoff does (h_handoff.c), after which the lead may
+ * qualify again: a new handoff. The answer events themselves never
+ * qualify a lead. Counter: "handoffs" (handoffs sent), per group too.
  */
 #include "pipeline.h"
 
-#include <math.h>
+#include <stdio.h>
+#include <string.h>
 
-static double s_decay(const defn_t *d, int64_t dt_ms)
+static bool s_clause_holds(const defn_clause_t *c, const hnd_lead_t *lead)
 {
-    if (d->half_life_ms <= 0 || dt_ms <= 0)
-        return 1.0;
-    return exp2(-(double)dt_ms / (double)d->half_life_ms);
+    if ((!c->has_fit || c->fit == 0) && (!c->has_engagement || c->engagement == 0) &&
+        (!c->has_total || c->total == 0))
+        return false;
+    return (!c->has_fit || lead->fit >= c->fit) &&
+           (!c->has_engagement || lead->engagement >= c->engagement) &&
+           (!c->has_total || lead->fit + lead->engagement >= c->total);
+}
+
+/* The newest ledger entries as "rule +points, ..." into buf. */
+static void s_breakdown(const defn_t *d, const hnd_lead_t *lead, char *buf,
+                        size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = lead->n_ledger; i-- > 0 && used + 1 < size;) {
+        const hnd_ledger_t *e = &lead->ledger[i];
+        int n = snprintf(buf + used, size - used, "%s%s %+.1f",
+                         used ? ", " : "", e->rule, hnd_ledger_value(d, lead, e));
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
 }
 
 static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    double points = defn_points(d, ev->type);
-    int64_t ref = lead->last_event_ms;
-
-    if (ev->at_ms >= ref) {
-        lead->engagement = lead->engagement * s_decay(d, ev->at_ms - ref) + points;
-    } else {
-        lead->engagement += points * s_decay(d, ref - ev->at_ms);
-    }
-
-    if (lead->qualified || d->qualify_engagement <= 0 ||
-        lead->engagement < d->qualify_engagement)
+    if (lead->qualified || strcmp(ev->type, d->accept_type) == 0 ||
+        strcmp(ev->type, d->reject_type) == 0)
+        return 0;
+    const defn_clause_t *first = NULL;
+    size_t matched = 0;
+    for (size_t i = 0; i < d->n_clauses; i++)
+        if (s_clause_holds(&d->clauses[i], lead)) {
+            if (!first)
+                first = &d->clauses[i];
+            matched++;
+        }
+    if (!first)
         return 0;
 
-    int64_t t = ev->at_ms > ref ? ev->at_ms : ref;
+    int64_t t = ev->at_ms > lead->last_event_ms ? ev->at_ms : lead->last_event_ms;
     lead->qualified = true;
     lead->handoff = HND_HANDOFF_PENDING;
     lead->handoff_at_ms = t;
-    hnd_count(fx, 1, "handoffs");
+    lead->handoffs_sent++;
+    if (lead->n_handoffs == HND_HANDOFFS_MAX) {
+        memmove(&lead->handoffs[0], &lead->handoffs[1],
+                (HND_HANDOFFS_MAX - 1) * sizeof lead->handoffs[0]);
+        lead->n_handoffs--;
+    }
+    hnd_handoff_rec_t *h = &lead->handoffs[lead->n_handoffs++];
+    memset(h, 0, sizeof *h);
+    h->status = HND_HANDOFF_PENDING;
+    h->at_ms = t;
+    snprintf(h->rule, sizeof h->rule, "%s", first->label);
+    h->fit = lead->fit;
+    h->engagement = lead->engagement;
+    hnd_count_all(fx, lead, 1, "handoffs");
 
     hnd_alert_t *a = hnd_alert_add(fx, "handoff", "handoff", lead->stage, -1);
-    hnd_alert_reason(a, "engagement %.1f >= %.1f (qualification threshold)",
-                     lead->engagement, d->qualify_engagement);
+    for (size_t i = 0; i < d->n_clauses; i++)
+        if (s_clause_holds(&d->clauses[i], lead))
+            hnd_alert_reason(a, "rule matched: %s", d->clauses[i].label);
     hnd_alert_reason(a, "score: fit %.1f, engagement %.1f, total %.1f",
                      lead->fit, lead->engagement, lead->fit + lead->engagement);
-    hnd_alert_reason(a, "qualifying event: %s %s (%+.1f points)", ev->type,
-                     ev->id, points);
+    hnd_alert_reason(a, "qualifying event: %s %s", ev->type, ev->id);
+    char buf[HND_REASON_LEN - 16];
+    s_breakdown(d, lead, buf, sizeof buf);
+    if (buf[0])
+        hnd_alert_reason(a, "breakdown: %s", buf);
+    if (lead->handoffs_sent > 1)
+        hnd_alert_reason(a, "handoff #%u of this lead", lead->handoffs_sent);
+    (void)matched;
     return 0;
 }
 

@@ -1,4 +1,4 @@
-/* h_stage.c: advance a lead through the funnel stages.
+/* h_stage.c: move a lead through the funnel stages.
  *
  * Rules (SPEC section 4):
  * - a lead is created in the stage its first event maps to, or in the first
@@ -6,37 +6,69 @@
  * - movement is forward-only: an event mapping to the current or an earlier
  *   stage is recorded (by the daemon, in the lead's timeline) but does not
  *   move the lead;
+ * - a transition may carry an attribute condition (`when`): for an event
+ *   type, the transitions restricted to the event's source are tried before
+ *   those for any source, each group in file order, and the first whose
+ *   condition holds applies;
  * - skipping stages is allowed and recorded in the lead's skip mask (a
  *   lead created in a later stage has skipped nothing);
- * - a terminal stage (action, and exits such as lost) is never left;
- * - an exit such as lost can be entered from any non-terminal stage.
+ * - a terminal stage (action, and exits such as lost) is never left by a
+ *   transition; an exit can be entered from any non-terminal stage;
+ * - explicit regressions (definition `regressions:`) move a lead back, or
+ *   out of a terminal stage, when it is in one of their `from` stages; they
+ *   win over transitions. A rejected handoff recycles the lead through
+ *   h_stage_move (see h_handoff.c).
  *
- * Report counters: "leads", "now/<stage>", "entered/<stage>" and
- * "advanced/<stage>" (left the stage for a later one in the funnel order).
- * Every stage change raises a "stage" alert.
+ * Report counters, each funnel-wide and per group (hnd_count_all):
+ * "leads", "now/<stage>", "entered/<stage>" (leads that ever entered it,
+ * counted once per lead) and "advanced/<stage>" (leads that once left it
+ * for a later stage of the funnel order, once per lead). Every stage change
+ * raises a "stage" alert; a backward move also a "regression" alert on
+ * "friction.regression".
  */
 #include "pipeline.h"
 
 #include <stdio.h>
 
-static void s_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
-                    int to, int64_t t)
+static bool s_is_backward(const defn_t *d, int from, int to)
 {
+    if (from < 0)
+        return false;
+    if (d->stages[from].terminal)
+        return true;            /* out of action or an exit */
+    return (size_t)to < d->n_order && to < from;
+}
+
+void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
+                  int64_t t, const char *why)
+{
+    char key[HND_COUNTER_KEY_MAX];
     int from = lead->stage;
+    bool backward = s_is_backward(d, from, to);
 
     if (from >= 0) {
-        hnd_count(fx, -1, "now/%s", d->stages[from].name);
-        if ((size_t)to < d->n_order && to > from)
-            hnd_count(fx, 1, "advanced/%s", d->stages[from].name);
+        snprintf(key, sizeof key, "now/%s", d->stages[from].name);
+        hnd_count_all(fx, lead, -1, key);
+        if ((size_t)to < d->n_order && to > from &&
+            !(lead->advanced & (1u << from))) {
+            lead->advanced |= 1u << from;
+            snprintf(key, sizeof key, "advanced/%s", d->stages[from].name);
+            hnd_count_all(fx, lead, 1, key);
+        }
     }
-    hnd_count(fx, 1, "now/%s", d->stages[to].name);
-    hnd_count(fx, 1, "entered/%s", d->stages[to].name);
+    snprintf(key, sizeof key, "now/%s", d->stages[to].name);
+    hnd_count_all(fx, lead, 1, key);
+    if (!(lead->entered & (1u << to))) {
+        lead->entered |= 1u << to;
+        snprintf(key, sizeof key, "entered/%s", d->stages[to].name);
+        hnd_count_all(fx, lead, 1, key);
+    }
 
     /* Stages of the funnel order jumped over on the way to `to`. A new
      * lead skipped nothing: its history before its first event is unknown. */
     char skipped[HND_REASON_LEN] = "";
     size_t used = 0;
-    if (from >= 0 && (size_t)to < d->n_order)
+    if (from >= 0 && (size_t)to < d->n_order && !backward)
         for (int s = from + 1; s < to; s++) {
             lead->skipped |= 1u << s;
             int n = snprintf(skipped + used, sizeof skipped - used, "%s%s",
@@ -56,31 +88,69 @@ static void s_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
                          d->stages[to].name);
     if (used > 0)
         hnd_alert_reason(a, "skipped %s", skipped);
+    if (why)
+        hnd_alert_reason(a, "%s", why);
+    if (backward) {
+        hnd_alert_t *r = hnd_alert_add(fx, "regression", "friction.regression",
+                                       to, from);
+        hnd_alert_reason(r, "%s -> %s (back)", d->stages[from].name,
+                         d->stages[to].name);
+        if (why)
+            hnd_alert_reason(r, "%s", why);
+    }
+}
+
+/* The transition for ev, given the lead's attributes; NULL when none. */
+static const defn_transition_t *s_transition(const defn_t *d,
+                                             const defn_type_t *ty,
+                                             const hnd_event_t *ev,
+                                             const hnd_lead_t *lead)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < ty->tr_count; i++) {
+            const defn_transition_t *t = &d->transitions[d->tr_index[ty->tr_first + i]];
+            bool want = pass == 0 ? t->source != 0 && t->source == (int)ev->source
+                                  : t->source == 0;
+            if (want && (t->when == NULL || hnd_cond_match(t->when, lead)))
+                return t;
+        }
+    return NULL;
 }
 
 static int h_stage_apply(const hnd_event_t *ev, const defn_t *d,
                          hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    const defn_transition_t *tr = defn_transition(d, ev->type, (int)ev->source);
+    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_transition_t *tr = ty ? s_transition(d, ty, ev, lead) : NULL;
+    int64_t t = ev->at_ms > lead->last_event_ms ? ev->at_ms
+                                                : lead->last_event_ms;
 
     if (fx->is_new) {
-        hnd_count(fx, 1, "leads");
-        s_enter(d, lead, fx, tr ? tr->stage : 0, ev->at_ms);
+        hnd_count_all(fx, lead, 1, "leads");
+        h_stage_move(d, lead, fx, tr ? tr->stage : 0, ev->at_ms, NULL);
         return 0;
     }
-    if (tr == NULL || lead->stage < 0)
+    if (lead->stage < 0)
         return 0;
-
     int cur = lead->stage;
+
+    if (ty && ty->regression >= 0) {
+        const defn_regression_t *rg = &d->regressions[ty->regression];
+        if ((rg->from_mask & (1u << cur)) && rg->stage != cur) {
+            char why[HND_REASON_LEN];
+            snprintf(why, sizeof why, "regression on %s", ev->type);
+            h_stage_move(d, lead, fx, rg->stage, t, why);
+            return 0;
+        }
+    }
+    if (tr == NULL)
+        return 0;
     int to = tr->stage;
     if (d->stages[cur].terminal || to == cur)
         return 0;
     /* Into an exit (lost) from anywhere not terminal; otherwise forward. */
-    if ((size_t)to >= d->n_order || to > cur) {
-        int64_t t = ev->at_ms > lead->last_event_ms ? ev->at_ms
-                                                    : lead->last_event_ms;
-        s_enter(d, lead, fx, to, t);
-    }
+    if ((size_t)to >= d->n_order || to > cur)
+        h_stage_move(d, lead, fx, to, t, NULL);
     return 0;
 }
 

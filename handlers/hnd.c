@@ -1,7 +1,9 @@
 /* hnd.c: helpers shared by the handlers (effects, lead attributes). */
 #include "hnd.h"
 
+#include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,4 +95,177 @@ void hnd_lead_init(hnd_lead_t *lead, const hnd_event_t *ev)
     lead->last_event_ms = ev->at_ms;
     lead->stage_entered_at_ms = ev->at_ms;
     lead->first_source = ev->source;
+}
+
+void hnd_lead_loaded(const defn_t *d, hnd_lead_t *lead)
+{
+    lead->fit_mask = 0;
+    for (size_t i = 0; i < d->n_fit && i < DEFN_FIT_MAX; i++)
+        if (hnd_cond_match(&d->fit[i].cond, lead))
+            lead->fit_mask |= 1ull << i;
+}
+
+uint32_t hnd_lead_count(const hnd_lead_t *lead, const char *type)
+{
+    for (size_t i = 0; i < lead->n_counts; i++)
+        if (strcmp(lead->counts[i].type, type) == 0)
+            return lead->counts[i].n;
+    return 0;
+}
+
+/* The whole text must be a finite number. */
+static bool s_number(const char *s, double *out)
+{
+    char *end;
+    if (!s || !*s)
+        return false;
+    *out = strtod(s, &end);
+    while (*end == ' ')
+        end++;
+    return *end == '\0' && isfinite(*out);
+}
+
+static bool s_range(const defn_cond_t *c, double v)
+{
+    return (!c->has_min || v >= c->min) && (!c->has_max || v <= c->max);
+}
+
+bool hnd_cond_match(const defn_cond_t *c, const hnd_lead_t *lead)
+{
+    if (c->op == DEFN_COND_COUNT)
+        return s_range(c, (double)hnd_lead_count(lead, c->attr));
+    const char *v = hnd_lead_attr(lead, c->attr);
+    double x;
+    switch (c->op) {
+    case DEFN_COND_EQUALS:
+        return v && strcmp(v, c->values[0]) == 0;
+    case DEFN_COND_ONE_OF:
+        if (!v)
+            return false;
+        for (size_t i = 0; i < c->n_values; i++)
+            if (strcmp(v, c->values[i]) == 0)
+                return true;
+        return false;
+    case DEFN_COND_PRESENT:
+        return (v && *v) == c->present;
+    case DEFN_COND_RANGE:
+        return s_number(v, &x) && s_range(c, x);
+    default:
+        return false;
+    }
+}
+
+double hnd_decay(const defn_t *d, int64_t dt_ms)
+{
+    if (d->half_life_ms <= 0 || dt_ms <= 0)
+        return 1.0;
+    return exp2(-(double)dt_ms / (double)d->half_life_ms);
+}
+
+double hnd_ledger_value(const defn_t *d, const hnd_lead_t *lead,
+                        const hnd_ledger_t *e)
+{
+    if (e->kind == HND_LEDGER_FIT)
+        return e->points;
+    return e->points * hnd_decay(d, lead->last_event_ms - e->at_ms);
+}
+
+double hnd_carry_value(const defn_t *d, const hnd_lead_t *lead,
+                       hnd_ledger_kind_t kind)
+{
+    if (kind == HND_LEDGER_FIT)
+        return lead->older_fit.value;
+    const hnd_carry_t *c = &lead->older_engagement;
+    return c->value * hnd_decay(d, lead->last_event_ms - c->value_at_ms);
+}
+
+void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
+                    const char *rule, const hnd_event_t *ev, int64_t at_ms,
+                    double points, int64_t ref_ms)
+{
+    if (lead->n_ledger == HND_LEDGER_MAX) {
+        const hnd_ledger_t *old = &lead->ledger[0];
+        hnd_carry_t *c = old->kind == HND_LEDGER_FIT ? &lead->older_fit
+                                                     : &lead->older_engagement;
+        c->entries++;
+        c->points += old->points;
+        if (old->kind == HND_LEDGER_FIT) {
+            c->value += old->points;
+        } else {
+            c->value = c->value * hnd_decay(d, ref_ms - c->value_at_ms) +
+                       old->points * hnd_decay(d, ref_ms - old->at_ms);
+            c->value_at_ms = ref_ms;
+        }
+        memmove(&lead->ledger[0], &lead->ledger[1],
+                (HND_LEDGER_MAX - 1) * sizeof lead->ledger[0]);
+        lead->n_ledger--;
+    }
+    hnd_ledger_t *e = &lead->ledger[lead->n_ledger++];
+    e->kind = kind;
+    s_copy(e->rule, sizeof e->rule, rule);
+    s_copy(e->event_id, sizeof e->event_id, ev->id ? ev->id : "");
+    e->seq = ev->log_seq;
+    e->at_ms = at_ms;
+    e->points = points;
+}
+
+/* Days since 1970-01-01 to a civil year (H. Hinnant's algorithm). */
+static int64_t s_year_of_days(int64_t z)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    return m <= 2 ? y + 1 : y;
+}
+
+/* Days since 1970-01-01 of January 1st of year y. */
+static int64_t s_days_of_jan1(int64_t y)
+{
+    y -= 1;     /* March-based year of Jan 1st */
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = 306;  /* Jan 1st, counted from March 1st */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+char *hnd_iso_week(int64_t ms, char *out)
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t wd = ((days + 3) % 7 + 7) % 7;  /* 0 = Monday; 1970-01-01: Thu */
+    int64_t thu = days - wd + 3;            /* the week's Thursday */
+    int64_t year = s_year_of_days(thu);
+    int64_t week = (thu - s_days_of_jan1(year)) / 7 + 1;
+    snprintf(out, 12, "%04d-W%02d", (int)(year % 10000), (int)week);
+    return out;
+}
+
+const char *hnd_persona_group(const char *persona)
+{
+    return persona && *persona ? persona : HND_GROUP_NONE;
+}
+
+static const char *s_source_group(hnd_source_t s)
+{
+    return s == HND_SRC_MARKETING ? "marketing"
+           : s == HND_SRC_SALES   ? "sales"
+                                  : HND_GROUP_NONE;
+}
+
+void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
+                   const char *key)
+{
+    char week[12];
+    hnd_count(fx, delta, "%s", key);
+    hnd_count(fx, delta, "by/persona/%s/%s", hnd_persona_group(lead->persona),
+              key);
+    hnd_count(fx, delta, "by/source/%s/%s", s_source_group(lead->first_source),
+              key);
+    hnd_count(fx, delta, "by/cohort/%s/%s",
+              hnd_iso_week(lead->first_seen_ms, week), key);
 }

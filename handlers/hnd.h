@@ -64,6 +64,64 @@ typedef struct {
     char value[HND_ATTR_VAL_MAX + 1];
 } hnd_attr_t;
 
+/* The score ledger: one entry per change of a lead's fit or engagement,
+ * naming the event and the rule that caused it. A lead keeps the newest
+ * HND_LEDGER_MAX entries; older ones are summed into one carry-over per
+ * kind, so that (entries + carry) always add up to the lead's scores. */
+#define HND_LEDGER_MAX 8
+#define HND_RULE_MAX 80
+typedef enum {
+    HND_LEDGER_FIT = 1,
+    HND_LEDGER_ENGAGEMENT = 2,
+} hnd_ledger_kind_t;
+
+typedef struct {
+    hnd_ledger_kind_t kind;
+    char rule[HND_RULE_MAX];    /* e.g. "engagement: demo_request" */
+    char event_id[HND_ID_MAX + 1];
+    uint64_t seq;               /* the event's log sequence */
+    int64_t at_ms;              /* the event's time */
+    double points;              /* as added; engagement then decays */
+} hnd_ledger_t;
+
+/* Entries that left the ledger: their original points, and their value as
+ * of value_at_ms (engagement decays from there; fit does not). */
+typedef struct {
+    uint32_t entries;
+    double points;
+    double value;
+    int64_t value_at_ms;
+} hnd_carry_t;
+
+/* A behaviour counter: how many events of a type the lead has had. Kept
+ * for the event types the definition names, at most HND_COUNTS_MAX. */
+#define HND_COUNTS_MAX 24
+typedef struct {
+    char type[HND_TYPE_MAX + 1];
+    uint32_t n;
+} hnd_counter_t;
+
+/* One handoff to sales and its answer; the newest HND_HANDOFFS_MAX kept. */
+#define HND_HANDOFFS_MAX 4
+#define HND_HREASON_MAX 128
+typedef struct {
+    hnd_handoff_t status;
+    int64_t at_ms;              /* handed off (event time) */
+    int64_t answered_at_ms;     /* 0: no answer yet */
+    char rule[HND_RULE_MAX];    /* the qualification clause that matched */
+    char reason[HND_HREASON_MAX];   /* rejection reason, from the answer */
+    double fit, engagement;     /* the score when handed off */
+} hnd_handoff_rec_t;
+
+/* A persona change; the newest HND_PCHANGES_MAX kept. */
+#define HND_PCHANGES_MAX 4
+typedef struct {
+    char from[DEFN_NAME_MAX + 1];   /* "" for none */
+    char to[DEFN_NAME_MAX + 1];
+    int64_t at_ms;
+    uint64_t seq;
+} hnd_pchange_t;
+
 typedef struct {
     char id[HND_ID_MAX + 1];
     int stage;                  /* index into defn_t.stages */
@@ -79,13 +137,33 @@ typedef struct {
     hnd_source_t first_source;
     uint64_t events;
     uint32_t skipped;           /* bit i: stage i was skipped over */
+    uint32_t entered;           /* bit i: stage i was ever entered */
+    uint32_t advanced;          /* bit i: the lead once left stage i for a
+                                   later stage of the funnel order */
+    uint64_t fit_mask;          /* bit i: fit rule i matches (derived from
+                                   attrs by hnd_lead_loaded, not stored) */
     size_t n_attrs;
     hnd_attr_t attrs[HND_ATTRS_MAX];
+
+    size_t n_ledger;            /* oldest first */
+    hnd_ledger_t ledger[HND_LEDGER_MAX];
+    hnd_carry_t older_fit;
+    hnd_carry_t older_engagement;
+
+    size_t n_counts;
+    hnd_counter_t counts[HND_COUNTS_MAX];
+
+    uint32_t handoffs_sent, handoffs_accepted, handoffs_rejected;
+    size_t n_handoffs;          /* oldest first */
+    hnd_handoff_rec_t handoffs[HND_HANDOFFS_MAX];
+
+    size_t n_pchanges;          /* oldest first */
+    hnd_pchange_t pchanges[HND_PCHANGES_MAX];
 } hnd_lead_t;
 
 /* An alert raised by a handler. The daemon fills in the lead snapshot and
  * publishes it on `topic` after the change is committed. */
-#define HND_REASONS_MAX 4
+#define HND_REASONS_MAX 8
 #define HND_REASON_LEN 160
 typedef struct {
     char kind[32];
@@ -106,7 +184,7 @@ typedef struct {
 } hnd_delta_t;
 
 #define HND_ALERTS_MAX 8
-#define HND_DELTAS_MAX 16
+#define HND_DELTAS_MAX 128
 /* What one event did besides changing the lead. Reset by the pipeline for
  * every event. */
 typedef struct {
@@ -149,5 +227,48 @@ const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key);
 
 /* Initialise a new lead for its first event (stage set by the pipeline). */
 void hnd_lead_init(hnd_lead_t *lead, const hnd_event_t *ev);
+
+/* Derive what a stored lead does not keep (the fit rules its attributes
+ * match under d). Called by whoever decodes a stored lead, before the
+ * pipeline runs on it. */
+void hnd_lead_loaded(const defn_t *d, hnd_lead_t *lead);
+
+/* Whether the lead satisfies condition c (attribute tests on its
+ * attributes, counter tests on its behaviour counters). */
+bool hnd_cond_match(const defn_cond_t *c, const hnd_lead_t *lead);
+
+/* The lead's count of events of `type` (0 when not counted). */
+uint32_t hnd_lead_count(const hnd_lead_t *lead, const char *type);
+
+/* Engagement decay factor over dt_ms under d's half-life (1 for dt <= 0). */
+double hnd_decay(const defn_t *d, int64_t dt_ms);
+
+/* The current value of a ledger entry or a carry-over, as of the lead's
+ * last event time (the time lead->engagement refers to). */
+double hnd_ledger_value(const defn_t *d, const hnd_lead_t *lead,
+                        const hnd_ledger_t *e);
+double hnd_carry_value(const defn_t *d, const hnd_lead_t *lead,
+                       hnd_ledger_kind_t kind);
+
+/* Record a score change in the ledger; when it is full the oldest entry
+ * moves into its kind's carry-over, valued as of ref_ms (the time the
+ * lead's engagement refers to after this event). `rule` is copied. */
+void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
+                    const char *rule, const hnd_event_t *ev, int64_t at_ms,
+                    double points, int64_t ref_ms);
+
+/* The ISO week of a time, "2026-W48" (out holds at least 12 bytes). */
+char *hnd_iso_week(int64_t ms, char *out);
+
+/* The report group names of a lead: persona ("-" for none), first source,
+ * cohort. */
+#define HND_GROUP_NONE "-"
+const char *hnd_persona_group(const char *persona);
+
+/* Add delta to the funnel-wide counter `key` and to its copies per group
+ * of the lead: "by/persona/<p>/<key>", "by/source/<s>/<key>",
+ * "by/cohort/<week>/<key>" (the persona as the lead has it now). */
+void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
+                   const char *key);
 
 #endif

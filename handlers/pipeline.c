@@ -5,8 +5,12 @@
 
 const hnd_t *const pipeline_default[] = {
     &hnd_attrs,
+    &hnd_fit,
     &hnd_stage,
+    &hnd_score,
+    &hnd_handoff,
     &hnd_qualify,
+    &hnd_persona,
     NULL,
 };
 

@@ -36,6 +36,7 @@
 #include <jansson.h>
 #include <zmq.h>
 
+#include "defn.h"
 #include "funnel.pb-c.h"
 #include "ndjson.h"
 #include "render.h"
@@ -755,6 +756,8 @@ enum {
     S_OPT_ID,
     S_OPT_LIMIT,
     S_OPT_COUNT,
+    S_OPT_BY,
+    S_OPT_PERSONA,
 };
 
 /* Progress on a terminal: "[#####.....]  45%  12000 lines  11000 acked  3400 ev/s". */
@@ -1223,29 +1226,78 @@ static int s_cmd_lead(ctl_opts_t *g, int argc, char **argv)
 }
 
 static const char s_funnel_help[] =
-    "Usage: funnelctl funnel\n"
+    "Usage: funnelctl funnel [--by persona|source|cohort] [--persona P]\n"
     "\n"
     "Show the funnel: for each stage (funnel order, then the terminal stages) the\n"
     "leads in it now, the leads that ever entered it, those that went on to a later\n"
-    "stage, and the conversion (advanced / entered).\n"
+    "stage, and the conversion (advanced / entered); then the handoffs sent to\n"
+    "sales, accepted, rejected, and the acceptance rate (accepted / answered).\n"
+    "\n"
+    "Options:\n"
+    "  --by persona   the same per persona (the persona each lead has now; \"-\":\n"
+    "                 leads without one)\n"
+    "  --by source    per source of the lead's first event (marketing, sales)\n"
+    "  --by cohort    per ISO week of the lead's first event (e.g. 2026-W48)\n"
+    "  --persona P    only the leads of persona P (combines with --by persona only)\n"
+    "\n"
+    "Every number comes from counters funneld keeps as events arrive; a report\n"
+    "never scans the leads.\n"
     "\n"
     "With --json: {\"leads\":n,\"stages\":[{\"stage\",\"now\",\"entered\",\"advanced\",\n"
-    "\"conversion\",\"terminal\"}]}; conversion is null when nothing entered the stage\n"
-    "or the stage is terminal.\n";
+    "\"conversion\",\"terminal\"}],\"handoffs\":{\"sent\",\"accepted\",\"rejected\",\n"
+    "\"acceptance_rate\"}}; conversion is null when nothing entered the stage or the\n"
+    "stage is terminal. With --by, also \"by\" and \"groups\":[{\"group\",\"leads\",\n"
+    "\"stages\",\"handoffs\"}]; with --persona, \"persona\".\n";
 
 static int s_cmd_funnel(ctl_opts_t *g, int argc, char **argv)
 {
-    int rc;
-    int first = s_parse_plain(g, "funnel", argc, argv, &rc);
-    if (first < 0)
-        return rc;
-    if (first < argc) {
-        s_error("funnel: unexpected argument \"%s\" (see funnelctl funnel --help)", argv[first]);
+    static const struct option opts[] = {
+        S_GLOBAL_OPTIONS,
+        { "by", required_argument, NULL, S_OPT_BY },
+        { "persona", required_argument, NULL, S_OPT_PERSONA },
+        { 0, 0, 0, 0 },
+    };
+    const char *by = "", *persona = "";
+    int c, rc;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == S_OPT_HELP) {
+            s_command_help(s_find_command("funnel"));
+            return S_EXIT_OK;
+        }
+        if (c == S_OPT_BY) {
+            if (strcmp(optarg, "persona") != 0 && strcmp(optarg, "source") != 0 &&
+                strcmp(optarg, "cohort") != 0) {
+                s_error("funnel: --by wants persona, source or cohort, not \"%s\"", optarg);
+                return S_EXIT_USAGE;
+            }
+            by = optarg;
+            continue;
+        }
+        if (c == S_OPT_PERSONA) {
+            persona = optarg;
+            continue;
+        }
+        int r = s_global_option(g, c, optarg);
+        if (r == 1)
+            s_bad_option("funnel", argc, argv, c);
+        if (r != 0)
+            return S_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        s_error("funnel: unexpected argument \"%s\" (see funnelctl funnel --help)", argv[optind]);
+        return S_EXIT_USAGE;
+    }
+    if (persona[0] && by[0] && strcmp(by, "persona") != 0) {
+        s_error("funnel: --persona combines only with --by persona");
         return S_EXIT_USAGE;
     }
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__FunnelQuery fq = FUNNEL__V1__FUNNEL_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
+    fq.by = (char *)by;
+    fq.persona = (char *)persona;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL;
     req.funnel = &fq;
     rc = s_query(g, &req, &reply);
@@ -1263,6 +1315,130 @@ static int s_cmd_funnel(ctl_opts_t *g, int argc, char **argv)
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* definition                                                         */
+
+static const char s_definition_help[] =
+    "Usage: funnelctl definition check FILE\n"
+    "       funnelctl definition diff A B\n"
+    "\n"
+    "Work with funnel definitions (YAML) without a running funneld.\n"
+    "\n"
+    "check FILE   validate FILE as funneld would load it: its syntax, every key and\n"
+    "             value, and what they mean together (unknown stages, duplicates,\n"
+    "             persona rules on event types nothing counts, thresholds no lead\n"
+    "             could reach). An error is one line FILE:LINE:COLUMN: what is wrong.\n"
+    "diff A B     the semantic difference between two definitions, one line per\n"
+    "             difference: stages added, removed, changed or reordered;\n"
+    "             transitions, regressions, points, fit rules, the qualification rule,\n"
+    "             handoff settings and personas added, removed or changed.\n"
+    "\n"
+    "With --json: check prints {\"file\",\"valid\",\"error\",\"name\",\"hash\"}; diff\n"
+    "prints {\"a\",\"b\",\"equal\",\"differences\":[{\"section\",\"change\",\"what\",\"a\",\n"
+    "\"b\"}]}.\n"
+    "\n"
+    "Exit status: check: 0 valid, 1 invalid; diff: 0 equal, 1 different (or a file\n"
+    "is invalid); 2 usage error.\n";
+
+typedef struct {
+    bool json;
+    json_t *list;
+} s_diff_out_t;
+
+static void s_on_diff(const char *section, const char *change, const char *what,
+                      const char *in_a, const char *in_b, void *arg)
+{
+    s_diff_out_t *o = arg;
+    if (o->json) {
+        json_t *e = json_pack("{s:s, s:s, s:s}", "section", section, "change", change,
+                              "what", what);
+        if (!e)
+            abort();
+        json_object_set_new(e, "a", in_a ? json_string(in_a) : json_null());
+        json_object_set_new(e, "b", in_b ? json_string(in_b) : json_null());
+        json_array_append_new(o->list, e);
+        return;
+    }
+    if (strcmp(change, "added") == 0)
+        printf("%s: added %s: %s\n", section, what, in_b);
+    else if (strcmp(change, "removed") == 0)
+        printf("%s: removed %s: %s\n", section, what, in_a);
+    else if (strcmp(change, "reordered") == 0)
+        printf("%s: reordered: %s -> %s\n", section, in_a, in_b);
+    else
+        printf("%s: changed %s: %s -> %s\n", section, what, in_a, in_b);
+}
+
+static int s_cmd_definition(ctl_opts_t *g, int argc, char **argv)
+{
+    int rc;
+    int first = s_parse_plain(g, "definition", argc, argv, &rc);
+    char err[1024];
+    if (first < 0)
+        return rc;
+    const char *sub = first < argc ? argv[first] : NULL;
+    int nargs = argc - first - 1;
+    if (sub && strcmp(sub, "check") == 0 && nargs == 1) {
+        const char *file = argv[first + 1];
+        defn_t *d = defn_load_file(file, err, sizeof err);
+        if (g->json) {
+            json_t *o = json_pack("{s:s, s:b}", "file", file, "valid", d != NULL);
+            if (!o)
+                abort();
+            json_object_set_new(o, "error", d ? json_null() : json_string(err));
+            json_object_set_new(o, "name", d ? json_string(d->name) : json_null());
+            json_object_set_new(o, "hash", d ? json_string(d->hash) : json_null());
+            s_print_json(o, S_JSON_FLAGS);
+            json_decref(o);
+        } else if (d) {
+            printf("%s: valid: definition \"%s\" (%zu stages, %zu transitions, %zu "
+                   "engagement rules, %zu fit rules, %zu personas; hash %s)\n",
+                   file, d->name, d->n_stages, d->n_transitions, d->n_points, d->n_fit,
+                   d->n_personas, d->hash);
+        } else {
+            s_clear_progress();
+            fprintf(stderr, "%s\n", err);
+        }
+        rc = d ? S_EXIT_OK : S_EXIT_NO;
+        defn_destroy(&d);
+        return rc;
+    }
+    if (sub && strcmp(sub, "diff") == 0 && nargs == 2) {
+        const char *fa = argv[first + 1], *fb = argv[first + 2];
+        defn_t *a = defn_load_file(fa, err, sizeof err);
+        if (!a) {
+            fprintf(stderr, "%s\n", err);
+            return S_EXIT_NO;
+        }
+        defn_t *b = defn_load_file(fb, err, sizeof err);
+        if (!b) {
+            fprintf(stderr, "%s\n", err);
+            defn_destroy(&a);
+            return S_EXIT_NO;
+        }
+        s_diff_out_t out = { .json = g->json, .list = json_array() };
+        size_t n = defn_diff(a, b, s_on_diff, &out);
+        if (g->json) {
+            json_t *o = json_pack("{s:s, s:s, s:b}", "a", fa, "b", fb, "equal", n == 0);
+            if (!o)
+                abort();
+            json_object_set(o, "differences", out.list);
+            s_print_json(o, S_JSON_FLAGS);
+            json_decref(o);
+        } else if (n == 0) {
+            printf("%s and %s define the same funnel\n", fa, fb);
+        } else {
+            printf("%zu difference%s between %s and %s\n", n, n == 1 ? "" : "s", fa, fb);
+        }
+        json_decref(out.list);
+        defn_destroy(&a);
+        defn_destroy(&b);
+        return n == 0 ? S_EXIT_OK : S_EXIT_NO;
+    }
+    s_error("definition: want \"check FILE\" or \"diff A B\" (see funnelctl definition --help)");
+    return S_EXIT_USAGE;
 }
 
 static const char s_stats_help[] =
@@ -1478,6 +1654,8 @@ static const ctl_cmd_t s_commands[] = {
     { "funnel", "show leads per stage and conversion", s_funnel_help, s_cmd_funnel },
     { "watch", "print live alerts", s_watch_help, s_cmd_watch },
     { "stats", "show funneld's counters", s_stats_help, s_cmd_stats },
+    { "definition", "check a funnel definition, or diff two", s_definition_help,
+      s_cmd_definition },
 };
 
 static const ctl_cmd_t *s_find_command(const char *name)
@@ -1497,7 +1675,7 @@ static void s_usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < sizeof s_commands / sizeof *s_commands; i++)
-        fprintf(out, "  %-9s %s\n", s_commands[i].name, s_commands[i].summary);
+        fprintf(out, "  %-11s %s\n", s_commands[i].name, s_commands[i].summary);
     fputs("\n`funnelctl COMMAND --help` documents each command.\n", out);
     fputs(S_GLOBAL_HELP, out);
     fputs("  --version        print the version\n", out);

@@ -163,6 +163,72 @@ json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
     for (size_t i = 0; i < lead->n_skipped; i++)
         json_array_append_new(skipped, s_str(lead->skipped[i]));
     s_set(o, "skipped", skipped);
+
+    s_set(handoff, "sent", s_u64(lead->handoffs_sent));
+    s_set(handoff, "accepted", s_u64(lead->handoffs_accepted));
+    s_set(handoff, "rejected", s_u64(lead->handoffs_rejected));
+    json_t *hist = json_array();
+    for (size_t i = 0; i < lead->n_handoffs; i++) {
+        const Funnel__V1__HandoffRecord *h = lead->handoffs[i];
+        json_t *e = json_object();
+        s_set(e, "status", json_string(render_handoff_name(h->status)));
+        s_set(e, "at", render_time_json(h->at_ms));
+        s_set(e, "answered_at", render_time_json(h->answered_at_ms));
+        s_set(e, "rule", s_str(h->rule));
+        s_set(e, "reason", s_str_or_null(h->reason));
+        s_set(e, "fit", json_real(h->fit));
+        s_set(e, "engagement", json_real(h->engagement));
+        json_array_append_new(hist, e);
+    }
+    s_set(handoff, "history", hist);
+
+    json_t *ledger = json_array();
+    for (size_t i = 0; i < lead->n_ledger; i++) {
+        const Funnel__V1__LedgerEntry *l = lead->ledger[i];
+        json_t *e = json_object();
+        s_set(e, "kind", s_str(l->kind));
+        s_set(e, "rule", s_str(l->rule));
+        s_set(e, "event_id", s_str_or_null(l->event_id));
+        s_set(e, "seq", s_u64(l->seq));
+        s_set(e, "at", render_time_json(l->at_ms));
+        s_set(e, "points", json_real(l->points));
+        s_set(e, "current", json_real(l->current));
+        json_array_append_new(ledger, e);
+    }
+    s_set(score, "ledger", ledger);
+    json_t *older = json_object();
+    const Funnel__V1__LedgerCarry *carry[2] = { lead->older_fit, lead->older_engagement };
+    const char *carry_name[2] = { "fit", "engagement" };
+    for (int k = 0; k < 2; k++) {
+        json_t *c = json_object();
+        s_set(c, "entries", s_u64(carry[k] ? carry[k]->entries : 0));
+        s_set(c, "points", json_real(carry[k] ? carry[k]->points : 0));
+        s_set(c, "current", json_real(carry[k] ? carry[k]->current : 0));
+        s_set(older, carry_name[k], c);
+    }
+    s_set(score, "older", older);
+
+    json_t *counts = json_object();
+    for (size_t i = 0; i < lead->n_counts; i++)
+        s_set(counts, lead->counts[i]->type, s_u64(lead->counts[i]->count));
+    s_set(o, "counts", counts);
+
+    json_t *ph = json_array();
+    for (size_t i = 0; i < lead->n_persona_history; i++) {
+        const Funnel__V1__PersonaChange *c = lead->persona_history[i];
+        json_t *e = json_object();
+        s_set(e, "from", s_str_or_null(c->from));
+        s_set(e, "to", s_str_or_null(c->to));
+        s_set(e, "at", render_time_json(c->at_ms));
+        s_set(e, "seq", s_u64(c->seq));
+        json_array_append_new(ph, e);
+    }
+    s_set(o, "persona_history", ph);
+
+    json_t *entered = json_array();
+    for (size_t i = 0; i < lead->n_entered; i++)
+        json_array_append_new(entered, s_str(lead->entered[i]));
+    s_set(o, "entered", entered);
     return o;
 }
 
@@ -232,6 +298,36 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
     for (size_t i = 0; i < l->n_attrs; i++)
         fprintf(out, " %s=%s", l->attrs[i]->key, l->attrs[i]->value);
     fputc('\n', out);
+    if (l->n_counts) {
+        fprintf(out, "counts     ");
+        for (size_t i = 0; i < l->n_counts; i++)
+            fprintf(out, " %s=%" PRIu64, l->counts[i]->type, l->counts[i]->count);
+        fputc('\n', out);
+    }
+    render_ledger_text(out, l);
+    if (l->n_handoffs) {
+        fprintf(out, "handoffs (%u sent, %u accepted, %u rejected)\n", l->handoffs_sent,
+                l->handoffs_accepted, l->handoffs_rejected);
+        for (size_t i = 0; i < l->n_handoffs; i++) {
+            const Funnel__V1__HandoffRecord *h = l->handoffs[i];
+            char t2[NDJSON_TIME_LEN];
+            fprintf(out, "  %s  %-8s fit %.1f engagement %.1f (%s)", s_time_text(h->at_ms, t1),
+                    render_handoff_name(h->status), h->fit, h->engagement, h->rule);
+            if (h->answered_at_ms)
+                fprintf(out, ", answered %s", s_time_text(h->answered_at_ms, t2));
+            if (h->reason && *h->reason)
+                fprintf(out, ", reason: %s", h->reason);
+            fputc('\n', out);
+        }
+    }
+    if (l->n_persona_history) {
+        fprintf(out, "persona history\n");
+        for (size_t i = 0; i < l->n_persona_history; i++) {
+            const Funnel__V1__PersonaChange *c = l->persona_history[i];
+            fprintf(out, "  %s  #%-6" PRIu64 " %s -> %s\n", s_time_text(c->at_ms, t1), c->seq,
+                    c->from && *c->from ? c->from : "-", c->to && *c->to ? c->to : "-");
+        }
+    }
 
     if (reply->n_timeline == 0)
         return;
@@ -252,6 +348,34 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
     }
 }
 
+void render_ledger_text(FILE *out, const Funnel__V1__Lead *l)
+{
+    char t1[NDJSON_TIME_LEN];
+    double sum[2] = { 0, 0 };
+    if (l->n_ledger == 0 && !(l->older_fit && l->older_fit->entries) &&
+        !(l->older_engagement && l->older_engagement->entries))
+        return;
+    fprintf(out, "score ledger (points as added -> now)\n");
+    const Funnel__V1__LedgerCarry *carry[2] = { l->older_fit, l->older_engagement };
+    for (int k = 0; k < 2; k++)
+        if (carry[k] && carry[k]->entries) {
+            fprintf(out, "  %-24s %-10s %-28s %+9.2f -> %+9.2f  (%u older entries)\n", "-",
+                    k == 0 ? "fit" : "engagement", "older entries", carry[k]->points,
+                    carry[k]->current, carry[k]->entries);
+            sum[k] += carry[k]->current;
+        }
+    for (size_t i = 0; i < l->n_ledger; i++) {
+        const Funnel__V1__LedgerEntry *e = l->ledger[i];
+        bool fit = e->kind && strcmp(e->kind, "fit") == 0;
+        fprintf(out, "  %-24s %-10s %-28s %+9.2f -> %+9.2f  %s #%" PRIu64 "\n",
+                s_time_text(e->at_ms, t1), e->kind, e->rule, e->points, e->current,
+                e->event_id, e->seq);
+        sum[fit ? 0 : 1] += e->current;
+    }
+    fprintf(out, "  sums: fit %.2f, engagement %.2f, total %.2f\n", sum[0], sum[1],
+            sum[0] + sum[1]);
+}
+
 /* ------------------------------------------------------------------ */
 /* funnel                                                             */
 
@@ -264,13 +388,50 @@ static bool s_conversion(const Funnel__V1__StageCount *s, double *ratio)
     return true;
 }
 
+static json_t *s_handoffs_json(const Funnel__V1__HandoffCounts *h)
+{
+    json_t *o = json_object();
+    uint64_t sent = h ? h->sent : 0, acc = h ? h->accepted : 0, rej = h ? h->rejected : 0;
+    s_set(o, "sent", s_u64(sent));
+    s_set(o, "accepted", s_u64(acc));
+    s_set(o, "rejected", s_u64(rej));
+    s_set(o, "acceptance_rate",
+          acc + rej ? json_real((double)acc / (double)(acc + rej)) : json_null());
+    return o;
+}
+
+static json_t *s_stages_json(Funnel__V1__StageCount *const *st, size_t n);
+
 json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply)
 {
     json_t *o = json_object();
     s_set(o, "leads", s_u64(reply->leads));
+    s_set(o, "stages", s_stages_json(reply->stages, reply->n_stages));
+    s_set(o, "handoffs", s_handoffs_json(reply->handoffs));
+    if (reply->persona && *reply->persona)
+        s_set(o, "persona", s_str(reply->persona));
+    if (reply->by && *reply->by) {
+        s_set(o, "by", s_str(reply->by));
+        json_t *groups = json_array();
+        for (size_t i = 0; i < reply->n_groups; i++) {
+            const Funnel__V1__FunnelGroup *g = reply->groups[i];
+            json_t *e = json_object();
+            s_set(e, "group", s_str(g->name));
+            s_set(e, "leads", s_u64(g->leads));
+            s_set(e, "stages", s_stages_json(g->stages, g->n_stages));
+            s_set(e, "handoffs", s_handoffs_json(g->handoffs));
+            json_array_append_new(groups, e);
+        }
+        s_set(o, "groups", groups);
+    }
+    return o;
+}
+
+static json_t *s_stages_json(Funnel__V1__StageCount *const *st, size_t n)
+{
     json_t *stages = json_array();
-    for (size_t i = 0; i < reply->n_stages; i++) {
-        const Funnel__V1__StageCount *s = reply->stages[i];
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__StageCount *s = st[i];
         json_t *e = json_object();
         double ratio;
         s_set(e, "stage", s_str(s->stage));
@@ -281,22 +442,22 @@ json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply)
         s_set(e, "terminal", json_boolean(s->terminal));
         json_array_append_new(stages, e);
     }
-    s_set(o, "stages", stages);
-    return o;
+    return stages;
 }
 
-void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply)
+static void s_stages_text(FILE *out, Funnel__V1__StageCount *const *st, size_t n,
+                          const char *indent)
 {
     int w = 5;
-    for (size_t i = 0; i < reply->n_stages; i++) {
-        int n = (int)strlen(reply->stages[i]->stage);
-        if (n > w)
-            w = n;
+    for (size_t i = 0; i < n; i++) {
+        int len = (int)strlen(st[i]->stage);
+        if (len > w)
+            w = len;
     }
-    fprintf(out, "%-*s  %10s  %10s  %10s  %10s\n", w, "stage", "now", "entered", "advanced",
-            "conversion");
-    for (size_t i = 0; i < reply->n_stages; i++) {
-        const Funnel__V1__StageCount *s = reply->stages[i];
+    fprintf(out, "%s%-*s  %10s  %10s  %10s  %10s\n", indent, w, "stage", "now", "entered",
+            "advanced", "conversion");
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__StageCount *s = st[i];
         char conv[32];
         double ratio;
         if (s->terminal)
@@ -305,10 +466,37 @@ void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply)
             snprintf(conv, sizeof conv, "%.1f%%", ratio * 100.0);
         else
             snprintf(conv, sizeof conv, "-");
-        fprintf(out, "%-*s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %10s\n", w, s->stage,
-                s->now, s->entered, s->advanced, conv);
+        fprintf(out, "%s%-*s  %10" PRIu64 "  %10" PRIu64 "  %10" PRIu64 "  %10s\n", indent, w,
+                s->stage, s->now, s->entered, s->advanced, conv);
     }
+}
+
+static void s_handoffs_text(FILE *out, const Funnel__V1__HandoffCounts *h, const char *indent)
+{
+    uint64_t sent = h ? h->sent : 0, acc = h ? h->accepted : 0, rej = h ? h->rejected : 0;
+    char rate[32] = "-";
+    if (acc + rej)
+        snprintf(rate, sizeof rate, "%.1f%%", 100.0 * (double)acc / (double)(acc + rej));
+    fprintf(out, "%shandoffs: %" PRIu64 " sent, %" PRIu64 " accepted, %" PRIu64
+            " rejected, acceptance rate %s\n", indent, sent, acc, rej, rate);
+}
+
+void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply)
+{
+    if (reply->persona && *reply->persona)
+        fprintf(out, "persona %s\n", reply->persona);
+    s_stages_text(out, reply->stages, reply->n_stages, "");
     fprintf(out, "%" PRIu64 " lead%s\n", reply->leads, reply->leads == 1 ? "" : "s");
+    s_handoffs_text(out, reply->handoffs, "");
+    if (!reply->by || !*reply->by)
+        return;
+    for (size_t i = 0; i < reply->n_groups; i++) {
+        const Funnel__V1__FunnelGroup *g = reply->groups[i];
+        fprintf(out, "\n%s %s: %" PRIu64 " lead%s\n", reply->by, g->name, g->leads,
+                g->leads == 1 ? "" : "s");
+        s_stages_text(out, g->stages, g->n_stages, "  ");
+        s_handoffs_text(out, g->handoffs, "  ");
+    }
 }
 
 /* ------------------------------------------------------------------ */

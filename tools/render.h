@@ -35,8 +35,16 @@ char *render_duration(uint64_t ms, char *buf, size_t size);
 /* The lead record: {"lead","stage","stage_entered_at","score":{"fit",
  * "engagement","total"},"persona","qualified","handoff":{"status","at"},
  * "attrs":{},"events","first_source","first_seen","last_event_at",
- * "skipped":[]}. lead may be NULL (an empty object comes back). */
+ * "skipped":[]}, plus "handoff":{"sent","accepted","rejected","history":[{"status",
+ * "at","answered_at","rule","reason","fit","engagement"}]}, "score":{"ledger":[{"kind",
+ * "rule","event_id","seq","at","points","current"}],"older":{"fit","engagement":
+ * {"entries","points","current"}}}, "counts":{type:n}, "persona_history":[{"from","to",
+ * "at","seq"}], "entered":[]. lead may be NULL (an empty object comes back). */
 json_t *render_lead_record_json(const Funnel__V1__Lead *lead);
+
+/* The lead's score ledger, for people: each entry with its points as
+ * added and now, the older-entry carry-overs, and the sums. */
+void render_ledger_text(FILE *out, const Funnel__V1__Lead *lead);
 
 /* A found lead with its timeline: the record plus
  * "timeline":[{"seq","id","type","source","at","attrs","value"}]. */
@@ -44,8 +52,11 @@ json_t *render_lead_json(const Funnel__V1__LeadReply *reply);
 void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply);
 
 /* {"leads":n,"stages":[{"stage","now","entered","advanced","conversion",
- * "terminal"}]}; conversion = advanced / entered, null when entered is 0 or
- * the stage is terminal. */
+ * "terminal"}],"handoffs":{"sent","accepted","rejected","acceptance_rate"}};
+ * conversion = advanced / entered, null when entered is 0 or the stage is
+ * terminal; acceptance_rate = accepted / (accepted + rejected), null when
+ * none was answered. With a breakdown, also "by" and "groups":[{"group",
+ * "leads","stages","handoffs"}]; with a persona filter, "persona". */
 json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply);
 void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply);
 

@@ -222,7 +222,8 @@ static const s_case_t s_cases[] = {
       "stage:\n"
       "  - {name: a}\n",
       2, 1, "unknown key 'stage' (known here: name, stages, exits, "
-            "transitions, scoring, qualification, handoff)" },
+            "transitions, regressions, scoring, qualification, handoff, "
+            "personas)" },
     { "unknown stage key",
       "name: t\n"
       "stages:\n"

@@ -1,0 +1,116 @@
+/* h_persona.c: behaviour counters and customer personas.
+ *
+ * The lead counts its events per type, for the event types the definition
+ * names (transitions, regressions, scoring, handoff answers, persona
+ * rules), at most HND_COUNTS_MAX types; when full, a type a persona rule
+ * counts takes the place of the least counted type no rule counts.
+ *
+ * Then its persona is re-evaluated: the personas are tried in order and
+ * the first whose conditions all hold names it ("" when none does). A
+ * change is recorded in the lead's persona history, and the lead's report
+ * counters move from the old persona's group to the new one ("leads",
+ * "now/<stage>", "entered/<stage>", "advanced/<stage>", "handoffs",
+ * "handoffs/accepted", "handoffs/rejected"), so that the persona report
+ * always groups leads by the persona they have now.
+ */
+#include "pipeline.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void s_count(const defn_t *d, const defn_type_t *ty, hnd_lead_t *lead)
+{
+    for (size_t i = 0; i < lead->n_counts; i++)
+        if (strcmp(lead->counts[i].type, ty->type) == 0) {
+            lead->counts[i].n++;
+            return;
+        }
+    hnd_counter_t *c = NULL;
+    if (lead->n_counts < HND_COUNTS_MAX) {
+        c = &lead->counts[lead->n_counts++];
+    } else if (ty->persona_ref) {
+        for (size_t i = 0; i < lead->n_counts; i++) {
+            const defn_type_t *o = defn_type(d, lead->counts[i].type);
+            if ((!o || !o->persona_ref) && (!c || lead->counts[i].n < c->n))
+                c = &lead->counts[i];
+        }
+    }
+    if (!c)
+        return;
+    snprintf(c->type, sizeof c->type, "%s", ty->type);
+    c->n = 1;
+}
+
+/* Move the lead's counters between persona groups: -1 from `from`, +1 to
+ * `to` (group names). */
+static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
+                   const char *from, const char *to)
+{
+    const char *g[2] = { from, to };
+    for (int k = 0; k < 2; k++) {
+        int64_t v = k == 0 ? -1 : 1;
+        hnd_count(fx, v, "by/persona/%s/leads", g[k]);
+        if (lead->stage >= 0)
+            hnd_count(fx, v, "by/persona/%s/now/%s", g[k],
+                      d->stages[lead->stage].name);
+        for (size_t s = 0; s < d->n_stages; s++) {
+            if (lead->entered & (1u << s))
+                hnd_count(fx, v, "by/persona/%s/entered/%s", g[k],
+                          d->stages[s].name);
+            if (lead->advanced & (1u << s))
+                hnd_count(fx, v, "by/persona/%s/advanced/%s", g[k],
+                          d->stages[s].name);
+        }
+        if (lead->handoffs_sent)
+            hnd_count(fx, v * lead->handoffs_sent, "by/persona/%s/handoffs",
+                      g[k]);
+        if (lead->handoffs_accepted)
+            hnd_count(fx, v * lead->handoffs_accepted,
+                      "by/persona/%s/handoffs/accepted", g[k]);
+        if (lead->handoffs_rejected)
+            hnd_count(fx, v * lead->handoffs_rejected,
+                      "by/persona/%s/handoffs/rejected", g[k]);
+    }
+}
+
+static int h_persona_apply(const hnd_event_t *ev, const defn_t *d,
+                           hnd_lead_t *lead, hnd_effects_t *fx)
+{
+    const defn_type_t *ty = defn_type(d, ev->type);
+    if (ty)
+        s_count(d, ty, lead);
+
+    const char *name = "";
+    for (size_t i = 0; i < d->n_personas; i++) {
+        const defn_persona_t *p = &d->personas[i];
+        size_t k = 0;
+        while (k < p->n_when && hnd_cond_match(&p->when[k], lead))
+            k++;
+        if (k == p->n_when) {
+            name = p->name;
+            break;
+        }
+    }
+    if (strcmp(name, lead->persona) == 0)
+        return 0;
+
+    s_move(d, lead, fx, hnd_persona_group(lead->persona),
+           hnd_persona_group(name));
+    if (lead->n_pchanges == HND_PCHANGES_MAX) {
+        memmove(&lead->pchanges[0], &lead->pchanges[1],
+                (HND_PCHANGES_MAX - 1) * sizeof lead->pchanges[0]);
+        lead->n_pchanges--;
+    }
+    hnd_pchange_t *c = &lead->pchanges[lead->n_pchanges++];
+    snprintf(c->from, sizeof c->from, "%s", lead->persona);
+    snprintf(c->to, sizeof c->to, "%s", name);
+    c->at_ms = ev->at_ms > lead->last_event_ms ? ev->at_ms : lead->last_event_ms;
+    c->seq = ev->log_seq;
+    snprintf(lead->persona, sizeof lead->persona, "%s", name);
+    return 0;
+}
+
+const hnd_t hnd_persona = {
+    .name = "persona",
+    .apply = h_persona_apply,
+};
