@@ -413,7 +413,8 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
          * from the log; the acks are owed either way. */
         log_warn("[ingest] state commit failed after the log commit; replaying");
         s_out_clear(self);
-        if (s_replay(self) < 0)
+        /* If the state map filled up inside the commit, grow it first. */
+        if (store_grow(self->store) != STORE_OK || s_replay(self) < 0)
             rc = STORE_ERR;
         else
             rc = STORE_OK;
@@ -524,7 +525,10 @@ static long s_replay(ingest_t *self)
                     break;
             }
             rc = store_group_commit(self->store);
-            if (rc != STORE_EFULL || store_grow(self->store) != STORE_OK)
+            /* A full map, found before or inside the state commit: the
+             * chunk left no trace in the state; grow and redo it. */
+            if ((rc != STORE_EFULL && rc != STORE_ESTALE) ||
+                store_grow(self->store) != STORE_OK)
                 break;
         }
         for (size_t i = 0; i < chunk.n; i++)
