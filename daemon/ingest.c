@@ -68,7 +68,11 @@ struct ingest {
     size_t n_out;
     size_t cap_out;
 
-    int64_t watermark_ms;          /* largest event time seen */
+    int64_t watermark_ms;          /* largest event time received */
+
+    struct event *ev_deadline;     /* the earliest deadline is due */
+    int64_t next_due;              /* earliest deadline set since it was armed */
+    bool firing;                   /* inside s_fire_due */
 
     s_publisher_t *publishers;     /* sequenced stream publishers */
     size_t n_publishers;
@@ -83,8 +87,10 @@ int64_t ingest_wall_ms(void)
 
 int64_t ingest_now_ms(const ingest_t *self)
 {
-    if (self->opts.event_clock)
-        return self->watermark_ms;
+    if (self->opts.event_clock) {
+        int64_t applied = store_watermark(self->store);
+        return applied > self->watermark_ms ? applied : self->watermark_ms;
+    }
     return ingest_wall_ms();
 }
 
@@ -156,9 +162,11 @@ static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
 
 /* -- applying events --------------------------------------------------- */
 
+/* Encode fx's alerts for publication after the commit. lead and ev may be
+ * NULL for alerts about the funnel as a whole; at_ms is their time then. */
 static void s_queue_alerts(ingest_t *self, const defn_t *d,
                            const hnd_effects_t *fx, const hnd_lead_t *lead,
-                           const hnd_event_t *ev, uint64_t seq)
+                           const hnd_event_t *ev, uint64_t seq, int64_t at_ms)
 {
     for (size_t i = 0; i < fx->n_alerts; i++) {
         const hnd_alert_t *a = &fx->alerts[i];
@@ -168,19 +176,27 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         char *reasons[HND_REASONS_MAX];
 
         funnel__v1__alert__init(&al);
-        codec_lead_to_pb(lead, d, &snap, &scratch);
         al.kind = (char *)a->kind;
         al.topic = (char *)a->topic;
-        al.lead_id = (char *)lead->id;
-        al.at_ms = ev->at_ms > lead->last_event_ms ? ev->at_ms : lead->last_event_ms;
-        al.stage = a->stage >= 0 ? d->stages[a->stage].name : (char *)"";
-        al.from_stage = a->from_stage >= 0 ? d->stages[a->from_stage].name : (char *)"";
-        al.lead = &snap;
-        for (size_t r = 0; r < a->n_reasons; r++)
+        al.at_ms = at_ms;
+        if (lead) {
+            codec_lead_to_pb(lead, d, &snap, &scratch);
+            al.lead_id = (char *)lead->id;
+            al.lead = &snap;
+            if (lead->last_event_ms > al.at_ms)
+                al.at_ms = lead->last_event_ms;
+        }
+        if (ev && ev->at_ms > al.at_ms)
+            al.at_ms = ev->at_ms;
+        al.stage = a->stage >= 0 && (size_t)a->stage < d->n_stages
+                       ? d->stages[a->stage].name : (char *)"";
+        al.from_stage = a->from_stage >= 0 && (size_t)a->from_stage < d->n_stages
+                            ? d->stages[a->from_stage].name : (char *)"";
+        for (size_t r = 0; r < a->n_reasons && r < HND_REASONS_MAX; r++)
             reasons[r] = (char *)a->reasons[r];
-        al.n_reasons = a->n_reasons;
+        al.n_reasons = a->n_reasons < HND_REASONS_MAX ? a->n_reasons : HND_REASONS_MAX;
         al.reasons = reasons;
-        al.event_id = (char *)ev->id;
+        al.event_id = ev ? (char *)ev->id : (char *)"";
         al.seq = seq;
 
         if (self->n_out == self->cap_out) {
@@ -195,10 +211,48 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
     }
 }
 
+/* Apply fx's counter deltas, deadlines and marks for lead_id (NULL: the
+ * funnel as a whole, which has counters only). */
+static void s_apply_effects(ingest_t *self, const char *lead_id,
+                            const hnd_effects_t *fx)
+{
+    for (size_t i = 0; i < fx->n_deltas; i++)
+        store_counter_add(self->store, fx->deltas[i].key, fx->deltas[i].delta);
+    if (lead_id == NULL)
+        return;
+    for (size_t i = 0; i < fx->n_deadlines; i++) {
+        const hnd_deadline_t *dl = &fx->deadlines[i];
+        if (dl->clear) {
+            store_deadline_clear(self->store, lead_id, dl->kind, NULL);
+        } else {
+            store_deadline_set(self->store, lead_id, dl->kind, dl->due_ms);
+            if (dl->due_ms < self->next_due)
+                self->next_due = dl->due_ms;
+        }
+    }
+    for (size_t i = 0; i < fx->n_marks; i++)
+        store_mark(self->store, fx->marks[i].set, lead_id, fx->marks[i].on,
+                   fx->marks[i].since_ms);
+}
+
+static const char *s_kv_get(const hnd_kv_t *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(kv[i].key, key) == 0)
+            return kv[i].value;
+    return NULL;
+}
+
+/* Events whose type begins with this are funneld's own entries in the log
+ * (user events may not use it: see validate.c). */
+#define S_DEADLINE_TYPE "$deadline"
+
 /* Apply one event inside the open group. replay_seq is the event's log
  * sequence when it is replayed from the log, 0 for a new event (which is
- * then appended). Returns 0 and the event's sequence in *seq_out, 1 when a
- * handler refused the event (nothing of it is kept), -1 on a store error. */
+ * then appended). A "$deadline" entry is a deadline that fell due: it
+ * runs pipeline_deadline() instead of the event handlers. Returns 0 and
+ * the event's sequence in *seq_out, 1 when the event was not applied
+ * (a handler refused it, or the deadline is gone), -1 on a store error. */
 static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
                    uint64_t replay_seq, uint64_t *seq_out)
 {
@@ -210,6 +264,7 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     const void *buf;
     size_t len;
     uint64_t prev_seq = 0;
+    bool deadline = strcmp(pb->type, S_DEADLINE_TYPE) == 0;
 
     codec_event_view(pb, kv, &ev);
     ev.log_seq = replay_seq ? replay_seq : store_last_seq(self->store) + 1;
@@ -222,7 +277,24 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
                 pb->lead_id);
         found = 0;
     }
-    if (pipeline_apply(self->pipeline, &ev, d, !found, &lead, &fx) != 0) {
+    int refused;
+    if (deadline) {
+        const char *kind = s_kv_get(kv, ev.n_attrs, "kind");
+        const char *due = s_kv_get(kv, ev.n_attrs, "due_ms");
+        int64_t stored_due = 0;
+        refused = !found || kind == NULL || due == NULL;
+        if (!refused) {
+            int had = store_deadline_clear(self->store, pb->lead_id, kind, &stored_due);
+            if (had < 0)
+                return -1;
+            refused = had == 0 || stored_due != strtoll(due, NULL, 10) ||
+                      pipeline_deadline(d, &lead, kind, stored_due, pb->occurred_at_ms,
+                                        &fx) != 0;
+        }
+    } else {
+        refused = pipeline_apply(self->pipeline, &ev, d, !found, &lead, &fx) != 0;
+    }
+    if (refused) {
         /* A logged event stays indexed, so replay moves past it. */
         if (replay_seq)
             store_event_replayed(self->store, pb->id, replay_seq);
@@ -248,14 +320,30 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     size_t llen = codec_lead_pack(&lead, d, &lbuf);
     store_lead_put(self->store, lead.id, seq, lbuf, llen);
     free(lbuf);
-    for (size_t i = 0; i < fx.n_deltas; i++)
-        store_counter_add(self->store, fx.deltas[i].key, fx.deltas[i].delta);
+    s_apply_effects(self, lead.id, &fx);
     if (seq == 0)
         return -1;
-    s_queue_alerts(self, d, &fx, &lead, &ev, seq);
-    store_stats(self->store)->applied++;
+    store_set_watermark(self->store, pb->occurred_at_ms);
+    s_queue_alerts(self, d, &fx, &lead, &ev, seq, pb->occurred_at_ms);
+    if (!deadline)
+        store_stats(self->store)->applied++;
     *seq_out = seq;
     return 0;
+}
+
+/* Funnel-wide checks at the end of a group, inside it. */
+static int64_t s_counter_get(const char *key, void *arg)
+{
+    return store_counter_get(arg, key);
+}
+
+static void s_funnel_check(ingest_t *self)
+{
+    hnd_effects_t fx;
+    int64_t now = ingest_now_ms(self);
+    pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
+    s_apply_effects(self, NULL, &fx);
+    s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, now);
 }
 
 /* Run the events of the first max_batches pending batches through the
@@ -303,6 +391,7 @@ static int s_apply_pending(ingest_t *self, size_t max_batches)
             p->last_seq = seq;
         }
     }
+    s_funnel_check(self);
 out:
     return store_group_commit(self->store);
 }
@@ -366,6 +455,7 @@ static void s_ack_first(ingest_t *self, size_t n)
 
 static long s_replay(ingest_t *self);
 static int s_committed(ingest_t *self, int rc, size_t n_batches);
+static void s_arm_deadlines(ingest_t *self);
 
 /* Commit the pending group; on success acknowledge it and publish its
  * alerts. Returns 0, or -1 when the store failed (pending kept, retried). */
@@ -455,6 +545,7 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
     for (size_t i = 0; i < self->n_out; i++)
         s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
     s_out_clear(self);
+    s_arm_deadlines(self);
     return 0;
 }
 
@@ -466,6 +557,125 @@ static void s_on_commit(evutil_socket_t fd, short what, void *arg)
 static void s_on_retry(evutil_socket_t fd, short what, void *arg)
 {
     s_commit(arg);
+}
+
+/* -- deadlines ------------------------------------------------------------ */
+
+#define S_FIRE_MAX 1024
+
+/* Fire every deadline due at the daemon's time, in groups of S_FIRE_MAX:
+ * each is logged as a "$deadline" entry (so that a replay or a rebuild
+ * reproduces it exactly), applied through pipeline_deadline(), and its
+ * alerts are published after the commit. */
+static void s_fire_due(ingest_t *self)
+{
+    store_due_t *due = xcalloc(S_FIRE_MAX, sizeof *due);
+    bool more = true;
+
+    if (self->firing || self->failing)
+        goto out;
+    self->firing = true;
+    while (more) {
+        int64_t now = ingest_now_ms(self);
+        size_t n = 0;
+        int rc = STORE_ERR;
+        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
+            s_out_clear(self);
+            if ((rc = store_group_begin(self->store)) != STORE_OK)
+                break;
+            n = store_deadlines_due(self->store, now, S_FIRE_MAX, due);
+            if (n == 0) {
+                store_group_abort(self->store);
+                break;
+            }
+            for (size_t i = 0; i < n; i++) {
+                Funnel__V1__Event ev;
+                Funnel__V1__Event__AttrsEntry a[2], *ap[2] = {&a[0], &a[1]};
+                char id[256], due_s[24];
+                snprintf(id, sizeof id, "%s/%s/%s/%lld", S_DEADLINE_TYPE, due[i].kind,
+                         due[i].lead_id, (long long)due[i].due_ms);
+                snprintf(due_s, sizeof due_s, "%lld", (long long)due[i].due_ms);
+                funnel__v1__event__init(&ev);
+                funnel__v1__event__attrs_entry__init(&a[0]);
+                funnel__v1__event__attrs_entry__init(&a[1]);
+                a[0].key = (char *)"kind";
+                a[0].value = due[i].kind;
+                a[1].key = (char *)"due_ms";
+                a[1].value = due_s;
+                ev.id = id;
+                ev.lead_id = due[i].lead_id;
+                ev.type = (char *)S_DEADLINE_TYPE;
+                ev.occurred_at_ms = now;
+                ev.attrs = ap;
+                ev.n_attrs = 2;
+                uint64_t seq;
+                int r = s_apply(self, &ev, 0, &seq);
+                if (r < 0)
+                    break;
+                if (r > 0) /* the lead is gone: drop its deadline */
+                    store_deadline_clear(self->store, due[i].lead_id, due[i].kind, NULL);
+            }
+            s_funnel_check(self);
+            rc = store_group_commit(self->store);
+            if (rc != STORE_EFULL || store_grow(self->store) != STORE_OK)
+                break;
+        }
+        if (n == 0 && rc == STORE_OK)
+            break;
+        if (rc == STORE_ESTALE) {
+            s_out_clear(self);
+            if (store_grow(self->store) == STORE_OK && s_replay(self) >= 0)
+                rc = STORE_OK;
+        }
+        if (rc != STORE_OK) {
+            /* Retried with the next commit or the next arming. */
+            log_err("[ingest] deadlines due could not be committed; retrying");
+            s_out_clear(self);
+            struct timeval tv = {1, 0};
+            evtimer_add(self->ev_deadline, &tv);
+            self->firing = false;
+            goto out;
+        }
+        for (size_t i = 0; i < self->n_out; i++)
+            s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
+        s_out_clear(self);
+        log_debug("[ingest] %zu deadline(s) fired at %lld", n, (long long)now);
+        more = n == S_FIRE_MAX;
+    }
+    self->firing = false;
+    s_arm_deadlines(self);
+out:
+    free(due);
+}
+
+static void s_on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    s_fire_due(arg);
+}
+
+/* Arm the one deadline timer for the earliest pending deadline: with the
+ * wall clock, at its time; with the event clock, now if the watermark has
+ * passed it (event time only moves with events). */
+static void s_arm_deadlines(ingest_t *self)
+{
+    int64_t due = 0;
+    if (self->firing)
+        return;
+    self->next_due = INT64_MAX;
+    if (store_read_begin(self->store) != STORE_OK)
+        return;
+    int found = store_read_next_deadline(self->store, &due);
+    store_read_end(self->store);
+    evtimer_del(self->ev_deadline);
+    if (found != 1)
+        return;
+    int64_t wait = due - ingest_now_ms(self);
+    if (self->opts.event_clock && wait > 0)
+        return; /* armed again after the next commit */
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(self->ev_deadline, &tv);
 }
 
 /* -- replay -------------------------------------------------------------- */
@@ -566,6 +776,11 @@ long ingest_recover(ingest_t *self)
     if (n >= 0)
         log_info("[ingest] replayed %ld events", n);
     return n;
+}
+
+void ingest_start_deadlines(ingest_t *self)
+{
+    s_arm_deadlines(self);
 }
 
 /* -- intake -------------------------------------------------------------- */
@@ -784,7 +999,10 @@ ingest_t *ingest_new(struct event_base *base, store_t *store,
         self->opts.group_max_events = 1;
     self->ev_commit = evtimer_new(base, s_on_commit, self);
     self->ev_retry = evtimer_new(base, s_on_retry, self);
-    if (self->ev_commit == NULL || self->ev_retry == NULL) {
+    self->ev_deadline = evtimer_new(base, s_on_deadline, self);
+    self->next_due = INT64_MAX;
+    self->watermark_ms = store_watermark(store);
+    if (self->ev_commit == NULL || self->ev_retry == NULL || self->ev_deadline == NULL) {
         log_err("[ingest] cannot create timers");
         abort();
     }
@@ -821,6 +1039,7 @@ void ingest_destroy(ingest_t **self_p)
     free(self->publishers);
     event_free(self->ev_commit);
     event_free(self->ev_retry);
+    event_free(self->ev_deadline);
     free(self);
     *self_p = NULL;
 }

@@ -59,6 +59,11 @@ void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
  * the number replayed, or -1 on a store error. */
 long ingest_recover(ingest_t *self);
 
+/* Arm the deadline timer (after ingest_recover): deadlines that fell due
+ * while funneld was down fire at once (wall clock) or as soon as the
+ * event-time watermark passes them (event clock). */
+void ingest_start_deadlines(ingest_t *self);
+
 /* bus_recv_fn for the ingest ROUTER ([envelope...][EventBatch]) and for
  * stream SUBs ([topic][EventBatch]). arg is the ingest_t. */
 void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg);

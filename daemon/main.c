@@ -202,6 +202,7 @@ int main(int argc, char **argv)
         log_err("[main] cannot bring the state up to date with the event log");
         goto out;
     }
+    ingest_start_deadlines(app.ingest);
 
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);
     ingest_add_intake(app.ingest, ingest_sock);

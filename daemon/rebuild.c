@@ -70,13 +70,16 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
         if (store_compare_state(store, "state", &cmp) != STORE_OK)
             goto out;
         same = s_same(&cmp.leads) && s_same(&cmp.event_ids) &&
-               s_same(&cmp.counters) &&
+               s_same(&cmp.counters) && s_same(&cmp.deadlines) &&
+               s_same(&cmp.marks) &&
                !cmp.applied_seq_differs;
         printf("rebuilt %ld events from %s/log: the live state is %s\n", n,
                state_dir, same ? "identical" : "DIFFERENT");
         s_print_diff("leads", &cmp.leads);
         s_print_diff("event ids", &cmp.event_ids);
         s_print_diff("counters", &cmp.counters);
+        s_print_diff("deadlines", &cmp.deadlines);
+        s_print_diff("marks", &cmp.marks);
         if (cmp.applied_seq_differs)
             printf("  the applied sequence differs\n");
         if (cmp.first_difference[0])

@@ -14,7 +14,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define STORE_SCHEMA 2
+#define STORE_SCHEMA 3
 #define STORE_MAXDBS 8
 
 typedef struct {
@@ -37,6 +37,9 @@ struct store {
     MDB_dbi event_ids;
     MDB_dbi aggregates;
     MDB_dbi meta;
+    MDB_dbi deadlines;      /* due_ms BE, lead id, NUL, kind -> empty */
+    MDB_dbi lead_deadlines; /* lead id, NUL, kind -> due_ms BE */
+    MDB_dbi marks;          /* set, NUL, lead id -> since_ms BE */
 
     /* The open group, if any. */
     MDB_txn *log_txn;
@@ -46,12 +49,14 @@ struct store {
     bool state_full;
     uint64_t last_seq_begin;
     uint64_t applied_seq_begin;
+    int64_t watermark_begin;
     store_stats_t stats_begin;
 
     /* The open read snapshot, if any. */
     MDB_txn *rlog;
     MDB_txn *rstate;
 
+    int64_t watermark_ms; /* largest event time applied */
     uint64_t last_seq;    /* last event in the log */
     uint64_t applied_seq; /* last event applied to the state */
     store_stats_t stats;
@@ -284,9 +289,13 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
         (rc = mdb_dbi_open(txn, "leads", MDB_CREATE, &self->leads)) != 0 ||
         (rc = mdb_dbi_open(txn, "event_ids", MDB_CREATE, &self->event_ids)) != 0 ||
         (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
+        (rc = mdb_dbi_open(txn, "deadlines", MDB_CREATE, &self->deadlines)) != 0 ||
+        (rc = mdb_dbi_open(txn, "lead_deadlines", MDB_CREATE, &self->lead_deadlines)) != 0 ||
+        (rc = mdb_dbi_open(txn, "marks", MDB_CREATE, &self->marks)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
         (rc = s_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
         (rc = s_meta_u64(txn, self->meta, "applied_seq", &self->applied_seq)) != 0 ||
+        (rc = s_meta_u64(txn, self->meta, "watermark_ms", (uint64_t *)&self->watermark_ms)) != 0 ||
         (rc = s_stats_get(txn, self->meta, &self->stats)) != 0)
         goto fail;
     if (schema == 0) {
@@ -553,6 +562,7 @@ int store_group_begin(store_t *self)
     self->log_full = self->state_full = false;
     self->last_seq_begin = self->last_seq;
     self->applied_seq_begin = self->applied_seq;
+    self->watermark_begin = self->watermark_ms;
     self->stats_begin = self->stats;
     if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
         self->log_txn = NULL;
@@ -747,6 +757,7 @@ void store_group_abort(store_t *self)
         self->state_txn = NULL;
         self->last_seq = self->last_seq_begin;
         self->applied_seq = self->applied_seq_begin;
+        self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
     }
     s_counters_clear(self);
@@ -763,6 +774,8 @@ int store_group_commit(store_t *self)
         self->stats.commits++;
         if ((rc = s_meta_put_u64(self->state_txn, self->meta, "applied_seq",
                                  self->applied_seq)) != 0 ||
+            (rc = s_meta_put_u64(self->state_txn, self->meta, "watermark_ms",
+                                 (uint64_t)self->watermark_ms)) != 0 ||
             (rc = s_stats_put(self->state_txn, self->meta, &self->stats)) != 0)
             s_fail(self, rc, false, "meta write");
     }
@@ -790,6 +803,7 @@ int store_group_commit(store_t *self)
         /* The events are durable in the log; the state is not. */
         s_fail(self, rc, false, "state commit");
         self->applied_seq = self->applied_seq_begin;
+        self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
         return STORE_ESTALE;
     }
@@ -832,6 +846,187 @@ int store_sync(store_t *self)
         return STORE_ERR;
     }
     return STORE_OK;
+}
+
+
+/* -- deadlines and marks ---------------------------------------------- */
+
+/* "lead id, NUL, tail" keys; cap bounds lead ids (<= 128) and tails. */
+static MDB_val s_pair_key(unsigned char *buf, size_t cap, const char *a,
+                          const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na + nb + 1 > cap) {
+        na = na > cap / 2 ? cap / 2 : na;
+        nb = cap - na - 1;
+    }
+    memcpy(buf, a, na);
+    buf[na] = '\0';
+    memcpy(buf + na + 1, b, nb);
+    MDB_val v = {.mv_size = na + 1 + nb, .mv_data = buf};
+    return v;
+}
+
+static MDB_val s_due_key(unsigned char *buf, size_t cap, int64_t due,
+                         const char *lead_id, const char *kind)
+{
+    s_be64_put(buf, (uint64_t)due);
+    MDB_val pk = s_pair_key(buf + 8, cap - 8, lead_id, kind);
+    MDB_val v = {.mv_size = pk.mv_size + 8, .mv_data = buf};
+    return v;
+}
+
+/* Remove lead_id's deadline of kind, if any; its due time in *due. */
+static int s_deadline_del(store_t *self, const char *lead_id, const char *kind,
+                          int64_t *due)
+{
+    unsigned char kb[512], db[520];
+    MDB_val k = s_pair_key(kb, sizeof kb, lead_id, kind), v;
+    int rc = mdb_get(self->state_txn, self->lead_deadlines, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 8)
+        return rc ? rc : MDB_CORRUPTED;
+    *due = (int64_t)s_be64_get(v.mv_data);
+    MDB_val dk = s_due_key(db, sizeof db, *due, lead_id, kind);
+    if ((rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL)) != 0 &&
+        rc != MDB_NOTFOUND)
+        return rc;
+    if ((rc = mdb_del(self->state_txn, self->lead_deadlines, &k, NULL)) != 0)
+        return rc;
+    return 1;
+}
+
+void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
+                        int64_t due_ms)
+{
+    if (self->ret != STORE_OK)
+        return;
+    int64_t old;
+    int rc = s_deadline_del(self, lead_id, kind, &old);
+    if (rc < 0 || rc > 1) {
+        s_fail(self, rc, false, "deadline replace");
+        return;
+    }
+    unsigned char kb[512], db[520], due[8];
+    MDB_val k = s_pair_key(kb, sizeof kb, lead_id, kind);
+    MDB_val dk = s_due_key(db, sizeof db, due_ms, lead_id, kind);
+    MDB_val empty = {.mv_size = 0, .mv_data = ""};
+    s_be64_put(due, (uint64_t)due_ms);
+    MDB_val dv = {.mv_size = 8, .mv_data = due};
+    if ((rc = mdb_put(self->state_txn, self->deadlines, &dk, &empty, 0)) != 0 ||
+        (rc = mdb_put(self->state_txn, self->lead_deadlines, &k, &dv, 0)) != 0)
+        s_fail(self, rc, false, "deadline write");
+}
+
+int store_deadline_clear(store_t *self, const char *lead_id, const char *kind,
+                         int64_t *due_ms)
+{
+    if (self->ret != STORE_OK)
+        return self->ret;
+    int64_t due = 0;
+    int rc = s_deadline_del(self, lead_id, kind, &due);
+    if (rc < 0 || rc > 1) {
+        s_fail(self, rc, false, "deadline clear");
+        return self->ret;
+    }
+    if (due_ms)
+        *due_ms = due;
+    return rc;
+}
+
+size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
+                           store_due_t *out)
+{
+    MDB_cursor *cur = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (self->ret != STORE_OK)
+        return 0;
+    MDB_txn *txn = self->state_txn ? self->state_txn : self->rstate;
+    if ((rc = mdb_cursor_open(txn, self->deadlines, &cur)) != 0)
+        goto fail;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 10)
+            continue;
+        int64_t due = (int64_t)s_be64_get(k.mv_data);
+        if (due > now_ms)
+            break;
+        const char *lead = (const char *)k.mv_data + 8;
+        size_t rest = k.mv_size - 8;
+        size_t nl = strnlen(lead, rest);
+        if (nl >= rest || nl > sizeof out[n].lead_id - 1 ||
+            rest - nl - 1 > sizeof out[n].kind - 1)
+            continue;
+        memcpy(out[n].lead_id, lead, nl);
+        out[n].lead_id[nl] = '\0';
+        memcpy(out[n].kind, lead + nl + 1, rest - nl - 1);
+        out[n].kind[rest - nl - 1] = '\0';
+        out[n].due_ms = due;
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND && n < max)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (self->state_txn)
+        s_fail(self, rc, false, "deadline scan");
+    else
+        log_err("[store] deadline scan: %s", mdb_strerror(rc));
+    return 0;
+}
+
+void store_mark(store_t *self, const char *set, const char *lead_id, bool on,
+                int64_t since_ms)
+{
+    if (self->ret != STORE_OK)
+        return;
+    unsigned char kb[512], sb[8];
+    MDB_val k = s_pair_key(kb, sizeof kb, set, lead_id);
+    int rc;
+    if (on) {
+        s_be64_put(sb, (uint64_t)since_ms);
+        MDB_val v = {.mv_size = 8, .mv_data = sb};
+        rc = mdb_put(self->state_txn, self->marks, &k, &v, 0);
+    } else {
+        rc = mdb_del(self->state_txn, self->marks, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc != 0)
+        s_fail(self, rc, false, "mark write");
+}
+
+int64_t store_counter_get(store_t *self, const char *key)
+{
+    int64_t value = 0;
+    for (size_t i = 0; i < self->n_ctr; i++)
+        if (strcmp(self->ctr[i].key, key) == 0) {
+            value = self->ctr[i].delta;
+            break;
+        }
+    MDB_txn *txn = self->state_txn ? self->state_txn : self->rstate;
+    if (txn == NULL)
+        return value;
+    MDB_val k = s_str_val(key), v;
+    if (mdb_get(txn, self->aggregates, &k, &v) == 0 && v.mv_size == 8)
+        value += (int64_t)s_be64_get(v.mv_data);
+    return value;
+}
+
+int64_t store_watermark(const store_t *self) { return self->watermark_ms; }
+
+void store_set_watermark(store_t *self, int64_t ms)
+{
+    if (ms > self->watermark_ms)
+        self->watermark_ms = ms;
 }
 
 /* -- reads ----------------------------------------------------------------- */
@@ -887,6 +1082,63 @@ int64_t store_read_counter(store_t *self, const char *key)
     if (mdb_get(self->rstate, self->aggregates, &k, &v) != 0 || v.mv_size != 8)
         return 0;
     return (int64_t)s_be64_get(v.mv_data);
+}
+
+long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
+                      void *arg)
+{
+    MDB_cursor *cur = NULL;
+    size_t plen = strlen(prefix);
+    char set[512];
+    long n = 0;
+    int rc;
+
+    if ((rc = mdb_cursor_open(self->rstate, self->marks, &cur)) != 0)
+        goto fail;
+    MDB_val k = s_str_val(prefix), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (k.mv_size >= sizeof set || v.mv_size != 8)
+            continue;
+        memcpy(set, k.mv_data, k.mv_size);
+        set[k.mv_size] = '\0';
+        size_t ns = strlen(set);
+        if (ns >= k.mv_size)
+            continue;
+        fn(set, set + ns + 1, (int64_t)s_be64_get(v.mv_data), arg);
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read marks %s: %s", prefix, mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+int store_read_next_deadline(store_t *self, int64_t *due_ms)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(self->rstate, self->deadlines, &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (cur)
+        mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || k.mv_size < 8) {
+        log_err("[store] read next deadline: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    *due_ms = (int64_t)s_be64_get(k.mv_data);
+    return 1;
 }
 
 long store_read_counters(store_t *self, const char *prefix,
@@ -1098,7 +1350,7 @@ int store_compare_state(store_t *self, const char *other_name,
 {
     MDB_env *env = NULL;
     MDB_txn *a = NULL, *b = NULL;
-    MDB_dbi leads, ids, agg, meta;
+    MDB_dbi leads, ids, agg, meta, dl, ldl, mk;
     char path[4096];
     int rc;
 
@@ -1111,6 +1363,9 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = mdb_dbi_open(b, "leads", 0, &leads)) != 0 ||
         (rc = mdb_dbi_open(b, "event_ids", 0, &ids)) != 0 ||
         (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
+        (rc = mdb_dbi_open(b, "deadlines", 0, &dl)) != 0 ||
+        (rc = mdb_dbi_open(b, "lead_deadlines", 0, &ldl)) != 0 ||
+        (rc = mdb_dbi_open(b, "marks", 0, &mk)) != 0 ||
         (rc = mdb_dbi_open(b, "meta", 0, &meta)) != 0 ||
         (rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &a)) != 0)
         goto out;
@@ -1118,7 +1373,10 @@ int store_compare_state(store_t *self, const char *other_name,
     size_t fl = sizeof out->first_difference;
     if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->event_ids, b, ids, "event_ids", &out->event_ids, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0)
+        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->lead_deadlines, b, ldl, "lead_deadlines", &out->deadlines, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, first, fl)) != 0)
         goto out;
     uint64_t other_applied = 0;
     if ((rc = s_meta_u64(b, meta, "applied_seq", &other_applied)) != 0)

@@ -89,6 +89,8 @@ typedef struct {
     store_diff_t leads;       /* incl. each lead's timeline head */
     store_diff_t event_ids;
     store_diff_t counters;
+    store_diff_t deadlines;   /* both deadline databases */
+    store_diff_t marks;
     bool applied_seq_differs;
     char first_difference[256]; /* a human-readable example, "" if none */
 } store_compare_t;
@@ -141,6 +143,43 @@ uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
 /* Index the id of an event that is already in the log at seq (replay). */
 void store_event_replayed(store_t *self, const char *id, uint64_t seq);
 
+/* Deadlines: at most one per lead and kind, ordered by due time ("deadlines":
+ * due_ms BE, lead id, NUL, kind; "lead_deadlines": lead id, NUL, kind ->
+ * due_ms BE, to find one again). Set replaces the lead's deadline of that
+ * kind. Clear returns 1 (and its due time in *due_ms if not NULL) when
+ * there was one, 0 when not, <0 on error. */
+void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
+                        int64_t due_ms);
+int store_deadline_clear(store_t *self, const char *lead_id, const char *kind,
+                         int64_t *due_ms);
+
+/* A deadline that fell due. */
+typedef struct {
+    char lead_id[129];
+    char kind[16];
+    int64_t due_ms;
+} store_due_t;
+
+/* Copy up to max deadlines due at or before now_ms into out, earliest
+ * first (they stay stored: clear each when it is handled). In the open
+ * group, or else in the read snapshot. Returns how many. */
+size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
+                           store_due_t *out);
+
+/* Put lead_id in (on) or take it out of the named set ("marks": set, NUL,
+ * lead id -> since_ms BE). */
+void store_mark(store_t *self, const char *set, const char *lead_id, bool on,
+                int64_t since_ms);
+
+/* A report counter as the open group sees it: committed value plus the
+ * group's pending delta (or, outside a group, in the read snapshot). */
+int64_t store_counter_get(store_t *self, const char *key);
+
+/* The event-time watermark (largest event time applied), kept with the
+ * state; set only ever moves it forward, and it is saved with the group. */
+int64_t store_watermark(const store_t *self);
+void store_set_watermark(store_t *self, int64_t ms);
+
 /* Add delta to a report counter; summed in memory, written at commit. */
 void store_counter_add(store_t *self, const char *key, int64_t delta);
 
@@ -176,6 +215,18 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
 
 /* Value of a report counter (0 when never written). */
 int64_t store_read_counter(store_t *self, const char *key);
+
+/* Call fn(set, lead_id, since_ms, arg) for every member of every set whose
+ * name begins with prefix, in key order (strings borrowed for the call).
+ * Returns the number visited, or STORE_ERR. */
+typedef void store_mark_fn(const char *set, const char *lead_id,
+                           int64_t since_ms, void *arg);
+long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
+                      void *arg);
+
+/* The earliest pending deadline: 1 and *due_ms, 0 when none, or
+ * STORE_ERR. */
+int store_read_next_deadline(store_t *self, int64_t *due_ms);
 
 /* Call fn(key, value, arg) for every report counter whose key begins with
  * prefix, in key order (key borrowed for the call). Returns the number of

@@ -83,6 +83,11 @@ const char *validate_event(const Funnel__V1__Event *ev, int64_t now_ms,
         (r = s_string("publisher", ev->publisher, HND_ID_MAX, false, buf, buflen)))
         return r;
 
+    if (ev->type[0] == '$') {
+        snprintf(buf, buflen, "type \"%s\": types beginning with $ are reserved "
+                 "for funneld", ev->type);
+        return buf;
+    }
     if (ev->source == FUNNEL__V1__SOURCE__SOURCE_UNSPECIFIED) {
         snprintf(buf, buflen, "missing source (must be MARKETING or SALES)");
         return buf;

@@ -269,3 +269,56 @@ void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
     hnd_count(fx, delta, "by/cohort/%s/%s",
               hnd_iso_week(lead->first_seen_ms, week), key);
 }
+
+static hnd_deadline_t *s_deadline_slot(hnd_effects_t *fx, const char *kind)
+{
+    for (size_t i = 0; i < fx->n_deadlines; i++)
+        if (strcmp(fx->deadlines[i].kind, kind) == 0)
+            return &fx->deadlines[i];
+    if (fx->n_deadlines == HND_DEADLINES_MAX)
+        return NULL;
+    hnd_deadline_t *d = &fx->deadlines[fx->n_deadlines++];
+    memset(d, 0, sizeof *d);
+    s_copy(d->kind, sizeof d->kind, kind);
+    return d;
+}
+
+void hnd_deadline_set(hnd_effects_t *fx, const char *kind, int64_t due_ms)
+{
+    hnd_deadline_t *d = s_deadline_slot(fx, kind);
+    if (d) {
+        d->due_ms = due_ms;
+        d->clear = false;
+    }
+}
+
+void hnd_deadline_clear(hnd_effects_t *fx, const char *kind)
+{
+    hnd_deadline_t *d = s_deadline_slot(fx, kind);
+    if (d) {
+        d->due_ms = 0;
+        d->clear = true;
+    }
+}
+
+void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...)
+{
+    char set[HND_MARK_SET_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(set, sizeof set, fmt, ap);
+    va_end(ap);
+    /* The last word on a set within one event wins. */
+    for (size_t i = 0; i < fx->n_marks; i++)
+        if (strcmp(fx->marks[i].set, set) == 0) {
+            fx->marks[i].on = on;
+            fx->marks[i].since_ms = since_ms;
+            return;
+        }
+    if (fx->n_marks == HND_MARKS_MAX)
+        return;
+    hnd_mark_t *m = &fx->marks[fx->n_marks++];
+    memcpy(m->set, set, sizeof set);
+    m->on = on;
+    m->since_ms = since_ms;
+}

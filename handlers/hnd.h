@@ -183,10 +183,36 @@ typedef struct {
     int64_t delta;
 } hnd_delta_t;
 
+/* A deadline of the lead (e.g. "stall" when it has stayed too long in a
+ * stage, "sla" when sales has not answered a handoff). The daemon keeps
+ * them in LMDB ordered by due time, written in the same transaction as the
+ * lead, and calls pipeline_deadline() when one falls due (daemon time:
+ * wall clock, or the event-time watermark with --clock event). A lead has
+ * at most one deadline per kind: setting one replaces the previous one of
+ * that kind; clearing removes it (a no-op when there is none). */
+#define HND_DEADLINE_KIND_MAX 15
+typedef struct {
+    char kind[HND_DEADLINE_KIND_MAX + 1];
+    int64_t due_ms;             /* when it falls due; ignored by a clear */
+    bool clear;                 /* true: remove the lead's deadline of kind */
+} hnd_deadline_t;
+
+/* Membership of the lead in a named set, e.g. "stalled/decision": the
+ * daemon keeps sets in LMDB (set name, NUL, lead id -> since_ms) so that a
+ * report can list a set's leads without scanning all leads. */
+#define HND_MARK_SET_MAX 95
+typedef struct {
+    char set[HND_MARK_SET_MAX + 1];
+    bool on;                    /* true: add (or refresh), false: remove */
+    int64_t since_ms;           /* with on: the time stored with the mark */
+} hnd_mark_t;
+
 #define HND_ALERTS_MAX 8
 #define HND_DELTAS_MAX 128
-/* What one event did besides changing the lead. Reset by the pipeline for
- * every event. */
+#define HND_DEADLINES_MAX 8
+#define HND_MARKS_MAX 8
+/* What one event (or a fired deadline) did besides changing the lead.
+ * Reset by the pipeline for every event. */
 typedef struct {
     bool is_new;                /* the lead was created by this event */
     int prev_stage;             /* the lead's stage before the event */
@@ -194,7 +220,21 @@ typedef struct {
     hnd_alert_t alerts[HND_ALERTS_MAX];
     size_t n_deltas;
     hnd_delta_t deltas[HND_DELTAS_MAX];
+    size_t n_deadlines;
+    hnd_deadline_t deadlines[HND_DEADLINES_MAX];
+    size_t n_marks;
+    hnd_mark_t marks[HND_MARKS_MAX];
 } hnd_effects_t;
+
+/* Set (replace) the lead's deadline of kind, due at due_ms; or clear it.
+ * Later calls for the same kind within one event win. */
+void hnd_deadline_set(hnd_effects_t *fx, const char *kind, int64_t due_ms);
+void hnd_deadline_clear(hnd_effects_t *fx, const char *kind);
+
+/* Put the lead in (on) or take it out of the set named by the
+ * printf-formatted name. */
+void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* A handler: one concern of the domain. `apply` updates `lead` for `ev`
  * under definition `d` and appends its effects to `fx`. Returns 0, or -1

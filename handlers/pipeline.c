@@ -21,6 +21,8 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
     fx->is_new = is_new;
     fx->n_alerts = 0;
     fx->n_deltas = 0;
+    fx->n_deadlines = 0;
+    fx->n_marks = 0;
     if (is_new)
         hnd_lead_init(lead, ev);
     fx->prev_stage = lead->stage;
@@ -33,4 +35,21 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
     if (ev->at_ms > lead->last_event_ms)
         lead->last_event_ms = ev->at_ms;
     return 0;
+}
+
+/* Until friction handling lands, deadlines and funnel checks do nothing:
+ * no handler sets a deadline yet. */
+int pipeline_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
+                      int64_t due_ms, int64_t now_ms, hnd_effects_t *fx)
+{
+    memset(fx, 0, sizeof *fx);
+    fx->prev_stage = lead->stage;
+    return 0;
+}
+
+void pipeline_funnel_check(const defn_t *d, int64_t now_ms,
+                           pipeline_counter_fn *get, void *arg,
+                           hnd_effects_t *fx)
+{
+    memset(fx, 0, sizeof *fx);
 }

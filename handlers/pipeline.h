@@ -37,4 +37,25 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
                    const defn_t *d, bool is_new, hnd_lead_t *lead,
                    hnd_effects_t *fx);
 
+/* A deadline of lead (set earlier through hnd_deadline_set) fell due: the
+ * daemon removed it and calls this with the lead, the deadline's kind and
+ * due time, and the daemon's time now_ms. fx is reset, then receives the
+ * alerts, counter deltas, new deadlines and marks. Returns 0 (the lead is
+ * stored and the effects applied) or -1 (nothing is kept). Pure. */
+int pipeline_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
+                      int64_t due_ms, int64_t now_ms, hnd_effects_t *fx);
+
+/* Reads a report counter (the value committed so far plus the open
+ * group's deltas), for checks over the whole funnel. */
+typedef int64_t pipeline_counter_fn(const char *key, void *arg);
+
+/* After a group of events (and fired deadlines), at daemon time now_ms:
+ * checks over the whole funnel, e.g. a stage's conversion over a rolling
+ * window crossing its target. Reads counters through get(key, arg), and
+ * writes alerts and counter deltas (e.g. to remember that a stage is below
+ * target, so that only crossings alert) into fx, which it resets. Pure. */
+void pipeline_funnel_check(const defn_t *d, int64_t now_ms,
+                           pipeline_counter_fn *get, void *arg,
+                           hnd_effects_t *fx);
+
 #endif

@@ -173,6 +173,82 @@ static void test_counter_back_to_zero(void **state)
     store_destroy(&s);
 }
 
+static void test_deadlines_ordered_and_replaced(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    store_due_t due[8];
+    int64_t when = 0;
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    store_deadline_set(s, "L2", "stall", 300);
+    store_deadline_set(s, "L1", "stall", 200);
+    store_deadline_set(s, "L1", "sla", 100);
+    store_deadline_set(s, "L3", "stall", 999);
+    /* Setting again replaces: L3's stall moves from 999 to 150. */
+    store_deadline_set(s, "L3", "stall", 150);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    size_t n = store_deadlines_due(s, 250, 8, due);
+    assert_int_equal(n, 3);
+    assert_string_equal(due[0].lead_id, "L1");
+    assert_string_equal(due[0].kind, "sla");
+    assert_int_equal(due[0].due_ms, 100);
+    assert_string_equal(due[1].lead_id, "L3");
+    assert_int_equal(due[1].due_ms, 150);
+    assert_string_equal(due[2].kind, "stall");
+    assert_int_equal(due[2].due_ms, 200);
+    /* Clearing reports the due time once, then nothing. */
+    assert_int_equal(store_deadline_clear(s, "L1", "sla", &when), 1);
+    assert_int_equal(when, 100);
+    assert_int_equal(store_deadline_clear(s, "L1", "sla", &when), 0);
+    assert_int_equal(store_deadlines_due(s, 250, 8, due), 2);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    assert_int_equal(store_read_next_deadline(s, &when), 1);
+    assert_int_equal(when, 150);
+    store_read_end(s);
+    store_destroy(&s);
+
+    /* Kept across a restart. */
+    s = open_store(f, 1 << 20);
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    assert_int_equal(store_deadlines_due(s, 1000, 8, due), 3);
+    store_read_end(s);
+    store_destroy(&s);
+}
+
+static void count_mark(const char *set, const char *lead, int64_t since, void *arg)
+{
+    (void)set;
+    (void)lead;
+    *(int64_t *)arg += since;
+}
+
+static void test_marks(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    int64_t sum = 0;
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    store_mark(s, "stalled/decision", "L1", true, 10);
+    store_mark(s, "stalled/decision", "L2", true, 20);
+    store_mark(s, "stalled/interest", "L3", true, 40);
+    store_mark(s, "stalled/decision", "L2", false, 0);
+    store_mark(s, "stalled/decision", "L9", false, 0); /* never there: fine */
+    assert_int_equal(store_group_commit(s), STORE_OK);
+    assert_int_equal(store_read_begin(s), STORE_OK);
+    assert_int_equal(store_read_marks(s, "stalled/decision", count_mark, &sum), 1);
+    assert_int_equal(sum, 10);
+    sum = 0;
+    assert_int_equal(store_read_marks(s, "stalled/", count_mark, &sum), 2);
+    assert_int_equal(sum, 50);
+    store_read_end(s);
+    store_destroy(&s);
+}
+
 static void test_duplicates(void **state)
 {
     fixture_t *f = *state;
@@ -333,6 +409,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines_ordered_and_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_by_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counter_back_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows, setup, teardown),

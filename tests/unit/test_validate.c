@@ -63,6 +63,9 @@ static void test_required_fields(void **state)
     good(&f);
     f.ev.type = "";
     assert_string_equal(check(&f), "missing type");
+    good(&f);
+    f.ev.type = "$deadline";
+    assert_non_null(strstr(check(&f), "reserved"));
 }
 
 static void test_source(void **state)
