@@ -55,6 +55,24 @@ static void s_on_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(app->base, NULL);
 }
 
+/* Record which definition the state is applied with; say so when it
+ * changes under existing leads, since they keep what the old one did. */
+static void s_note_definition(app_t *app)
+{
+    char was[256], now[256];
+    snprintf(now, sizeof now, "%s %s", app->defn->hash, app->defn->name);
+    if (store_definition(app->store, was, sizeof was) != STORE_OK)
+        return;
+    if (strcmp(was, now) == 0)
+        return;
+    if (was[0] != '\0' && store_last_seq(app->store) > 0)
+        log_warn("[main] the state was built with definition %s; from now on %s "
+                 "applies. Leads keep what the old definition did to them; "
+                 "`funneld --rebuild-replace` recomputes everything under the new one",
+                 was, now);
+    store_set_definition(app->store, now);
+}
+
 static void s_on_reload(evutil_socket_t sig, short what, void *arg)
 {
     app_t *app = arg;
@@ -71,6 +89,7 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
                  next->name, next->hash, app->defn->name, app->defn->hash);
         defn_destroy(&app->defn);
         app->defn = next;
+        s_note_definition(app);
     }
     sd_notify(0, "READY=1");
 }
@@ -202,6 +221,7 @@ int main(int argc, char **argv)
         log_err("[main] cannot bring the state up to date with the event log");
         goto out;
     }
+    s_note_definition(&app);
     ingest_start_deadlines(app.ingest);
 
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);

@@ -1023,6 +1023,45 @@ int64_t store_counter_get(store_t *self, const char *key)
 
 int64_t store_watermark(const store_t *self) { return self->watermark_ms; }
 
+int store_definition(store_t *self, char *out, size_t cap)
+{
+    MDB_txn *txn;
+    MDB_val k = s_str_val("definition"), v;
+    out[0] = '\0';
+    int rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return STORE_ERR;
+    rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == 0) {
+        size_t n = v.mv_size < cap - 1 ? v.mv_size : cap - 1;
+        memcpy(out, v.mv_data, n);
+        out[n] = '\0';
+    }
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : STORE_ERR;
+}
+
+int store_set_definition(store_t *self, const char *text)
+{
+    MDB_txn *txn;
+    MDB_val k = s_str_val("definition"), v = s_str_val(text);
+    int rc;
+    if (self->log_txn || self->state_txn || self->rstate)
+        return STORE_ERR;
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0)
+        goto fail;
+    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)) != 0) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        goto fail;
+    return STORE_OK;
+fail:
+    log_err("[store] record the definition: %s", mdb_strerror(rc));
+    return STORE_ERR;
+}
+
 void store_set_watermark(store_t *self, int64_t ms)
 {
     if (ms > self->watermark_ms)

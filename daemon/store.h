@@ -180,6 +180,12 @@ int64_t store_counter_get(store_t *self, const char *key);
 int64_t store_watermark(const store_t *self);
 void store_set_watermark(store_t *self, int64_t ms);
 
+/* The definition the state was last applied with, as recorded by
+ * store_set_definition() ("" when none), into out. Returns 0 or STORE_ERR.
+ * Set commits at once; not while a group or a read is open. */
+int store_definition(store_t *self, char *out, size_t cap);
+int store_set_definition(store_t *self, const char *text);
+
 /* Add delta to a report counter; summed in memory, written at commit. */
 void store_counter_add(store_t *self, const char *key, int64_t delta);
 
