@@ -2,6 +2,7 @@
 #include "cfg.h"
 
 #include <cyaml/cyaml.h>
+#include <yaml.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -159,6 +160,73 @@ static void s_one_line(const char *in, char *out, size_t cap)
     out[w] = '\0';
 }
 
+/* Line and column (1-based) of the first line of path whose first word is
+ * the key `name` (up to ';', the end of libcyaml's message). */
+static void s_find_key(const char *path, const char *name, unsigned *line,
+                       unsigned *col)
+{
+    char key[128], buf[1024];
+    size_t n = strcspn(name, ";");
+    if (n == 0 || n >= sizeof key)
+        return;
+    memcpy(key, name, n);
+    key[n] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    for (unsigned l = 1; fgets(buf, sizeof buf, f); l++) {
+        size_t ws = strspn(buf, " \t");
+        if (strncmp(buf + ws, key, n) == 0 &&
+            buf[ws + n + strspn(buf + ws + n, " \t")] == ':') {
+            *line = l;
+            *col = (unsigned)ws + 1;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* libcyaml says little about YAML syntax errors: read the file with
+ * libyaml's parser first, which knows where the problem is. Returns 0, or
+ * -1 with "file:line:column: problem" in err. */
+static int s_syntax_check(const char *path, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_event_t event;
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    for (;;) {
+        if (!yaml_parser_parse(&parser, &event)) {
+            /* Where the construct in trouble began (an unclosed "[" is
+             * noticed only at the end of the file) when libyaml knows it. */
+            yaml_mark_t at = parser.context ? parser.context_mark : parser.problem_mark;
+            snprintf(err, errlen, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+                     at.line + 1, at.column + 1,
+                     parser.problem ? parser.problem : "malformed",
+                     parser.context ? " " : "", parser.context ? parser.context : "");
+            rc = -1;
+            break;
+        }
+        bool end = event.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&event);
+        if (end)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
 int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
 {
     s_yaml_log_t lg = {.len = 0};
@@ -170,12 +238,8 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
     };
     s_file_t *file = NULL;
 
-    FILE *probe = fopen(path, "r");
-    if (probe == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    if (s_syntax_check(path, err, errlen) == -1)
         return -1;
-    }
-    fclose(probe);
 
     cyaml_err_t rc = cyaml_load_file(path, &config, &s_file_schema,
                                      (cyaml_data_t **)&file, NULL);
@@ -195,6 +259,13 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
         char *bt = strstr(msg, "; Load: Backtrace:;");
         if (bt)
             memmove(bt + 1, bt + 19, strlen(bt + 19) + 1);
+        /* libcyaml places an unknown key at the value before it: find the
+         * key itself (config files are one flat mapping). */
+        const char *uk = strstr(msg, "Unexpected key: ");
+        if (uk) {
+            s_find_key(path, uk + 16, &l, &c);
+            msg[strcspn(msg, ";")] = '\0'; /* the backtrace points elsewhere */
+        }
         if (l)
             snprintf(err, errlen, "%s:%u:%u: %s", path, l, c, msg);
         else
@@ -387,6 +458,29 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
 
 /* -- output -------------------------------------------------------------- */
 
+/* "key: value" (or "  - value" without a key) with value as a YAML
+ * double-quoted scalar, escaped so that the output loads back as given. */
+static void s_dump_string(FILE *out, const char *key, const char *value)
+{
+    if (key)
+        fprintf(out, "%s: \"", key);
+    else
+        fputs("  - \"", out);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputs("\"\n", out);
+}
+
 void cfg_dump(const cfg_t *cfg, FILE *out)
 {
     fprintf(out, "# funneld effective configuration\n");
@@ -394,14 +488,14 @@ void cfg_dump(const cfg_t *cfg, FILE *out)
         const s_field_t *f = &s_fields[i];
         fprintf(out, "\n# %s\n", f->help);
         if (f->type == S_STR)
-            fprintf(out, "%s: \"%s\"\n", f->key, *s_str((cfg_t *)cfg, f));
+            s_dump_string(out, f->key, *s_str((cfg_t *)cfg, f));
         else
             fprintf(out, "%s: %u\n", f->key, *s_uint((cfg_t *)cfg, f));
     }
     fprintf(out, "\n# upstream PUB endpoints to subscribe to (topics marketing*, sales*)\n");
     fprintf(out, "subscribe:%s\n", cfg->subscribe_count ? "" : " []");
     for (unsigned i = 0; i < cfg->subscribe_count; i++)
-        fprintf(out, "  - \"%s\"\n", cfg->subscribe[i]);
+        s_dump_string(out, NULL, cfg->subscribe[i]);
 }
 
 void cfg_usage(const char *argv0)

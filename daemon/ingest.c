@@ -429,12 +429,20 @@ static void s_ack_first(ingest_t *self, size_t n)
                 funnel__v1__rejection__init(&rejv[k]);
                 rejv[k].index = (uint32_t)i;
                 rejv[k].reason = p->reason[i];
-                rejv[k].event_id = p->batch->events[i]->id;
+                /* Echoed only when it is valid UTF-8: proto3 strings must
+                 * be, and one bad id must not make the whole Ack
+                 * undecodable for a strict client. */
+                const char *eid = p->batch->events[i]->id;
+                rejv[k].event_id = eid && validate_utf8(eid, SIZE_MAX) ? (char *)eid
+                                                                      : (char *)"";
                 rejs[k] = &rejv[k];
                 k++;
             }
             funnel__v1__ack__init(&ack);
-            ack.batch_id = p->batch->batch_id;
+            ack.batch_id = p->batch->batch_id &&
+                                   validate_utf8(p->batch->batch_id, SIZE_MAX)
+                               ? p->batch->batch_id
+                               : (char *)"";
             ack.accepted = p->accepted;
             ack.duplicates = p->duplicates;
             ack.n_rejections = n_rej;
@@ -466,6 +474,13 @@ static int s_commit(ingest_t *self)
     if (self->head == NULL)
         return 0;
     evtimer_del(self->ev_commit);
+
+    /* A state left behind the log (a failed state commit whose replay
+     * failed too) is brought up to date first, so that the ids of events
+     * already logged are known and never logged twice. */
+    if (store_applied_seq(self->store) < store_last_seq(self->store) &&
+        s_replay(self) < 0)
+        return s_committed(self, STORE_ERR, 0);
 
     /* Normally one group takes everything pending; a transaction that
      * dirties more pages than LMDB allows is split in halves. */
@@ -933,14 +948,19 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     }
     return;
 
-refuse:
+refuse:;
+    /* A batch that decoded but is refused keeps its id in the Ack, so a
+     * publisher with several in flight knows which one. */
+    char batch_id[256] = "";
+    if (batch && batch->batch_id && validate_utf8(batch->batch_id, sizeof batch_id - 1))
+        snprintf(batch_id, sizeof batch_id, "%s", batch->batch_id);
     if (batch)
         funnel__v1__event_batch__free_unpacked(batch, NULL);
     st->received++;
     st->rejected++;
     log_info("[ingest] %s: message refused: %s", origin, why);
     if (reply) {
-        s_ack_error(reply, msg, "", why);
+        s_ack_error(reply, msg, batch_id, why);
     } else {
         static const char topic[] = "ingest.rejected";
         Funnel__V1__Alert al;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -64,6 +65,8 @@ struct store {
     s_counter_t *ctr;     /* counter deltas of the open group */
     size_t n_ctr;
     size_t cap_ctr;
+    uint32_t *ctr_index;  /* open addressing: slot -> ctr index + 1, 0 empty */
+    size_t cap_index;     /* a power of two, >= 2 * cap_ctr */
 };
 
 /* -- keys and values ----------------------------------------------------- */
@@ -114,7 +117,16 @@ static void s_fail(store_t *self, int rc, bool in_log, const char *what)
         return;
     }
     self->ret = STORE_ERR;
-    log_err("[store] %s: %s", what, mdb_strerror(rc));
+    /* LMDB reports a short write (the disk filled up in the middle of it)
+     * as EIO: say what the filesystem says. */
+    struct statvfs fs;
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) &&
+        statvfs(self->dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < (8u << 20))
+        log_err("[store] %s: %s: no space left on the disk (%llu bytes free in %s)", what,
+                mdb_strerror(rc), (unsigned long long)fs.f_bavail * fs.f_frsize,
+                self->dir);
+    else
+        log_err("[store] %s: %s", what, mdb_strerror(rc));
 }
 
 /* -- open and close -------------------------------------------------------- */
@@ -454,7 +466,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
         }
     }
     if (s_env_open(&self->state_env, dir, state_name, map_size,
-                   MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, err, errlen) == -1)
+                   MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1)
         goto fail;
     if (s_open_dbs(self, err, errlen) == -1)
         goto fail;
@@ -473,7 +485,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
         self->applied_seq = 0;
         memset(&self->stats, 0, sizeof self->stats);
         if (s_env_open(&self->state_env, dir, state_name, map_size,
-                       MDB_NOSYNC | MDB_NOMETASYNC | MDB_WRITEMAP, err, errlen) == -1 ||
+                       MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1 ||
             s_open_dbs(self, err, errlen) == -1)
             goto fail;
     }
@@ -521,6 +533,7 @@ void store_destroy(store_t **self_p)
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
     free(self->ctr);
+    free(self->ctr_index);
     free(self->dir);
     free(self->state_name);
     free(self);
@@ -689,22 +702,61 @@ void store_event_replayed(store_t *self, const char *id, uint64_t seq)
     s_index_event(self, id, seq);
 }
 
+static uint32_t s_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot of key in the counter index: its entry, or the empty slot where
+ * it belongs. */
+static uint32_t *s_counter_slot(store_t *self, const char *key)
+{
+    size_t mask = self->cap_index - 1;
+    for (size_t i = s_hash(key) & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &self->ctr_index[i];
+        if (*slot == 0 || strcmp(self->ctr[*slot - 1].key, key) == 0)
+            return slot;
+    }
+}
+
+static void s_counter_reindex(store_t *self)
+{
+    free(self->ctr_index);
+    self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
+}
+
 void store_counter_add(store_t *self, const char *key, int64_t delta)
 {
-    /* A group touches few distinct counters (stages x kinds): a linear
-     * table is faster than hashing at this size. */
-    for (size_t i = 0; i < self->n_ctr; i++)
-        if (strcmp(self->ctr[i].key, key) == 0) {
-            self->ctr[i].delta += delta;
-            return;
-        }
+    /* Every event adds to a dozen counters or more (per stage, persona,
+     * source, cohort): summed here, in a hash table, and written once per
+     * group. */
+    if (self->cap_index == 0) {
+        self->cap_index = 256;
+        self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
+    }
+    uint32_t *slot = s_counter_slot(self, key);
+    if (*slot) {
+        self->ctr[*slot - 1].delta += delta;
+        return;
+    }
     if (self->n_ctr == self->cap_ctr) {
-        self->cap_ctr = self->cap_ctr ? 2 * self->cap_ctr : 32;
+        self->cap_ctr = self->cap_ctr ? 2 * self->cap_ctr : 64;
         self->ctr = xrealloc(self->ctr, self->cap_ctr * sizeof *self->ctr);
     }
     self->ctr[self->n_ctr].key = xstrdup(key);
     self->ctr[self->n_ctr].delta = delta;
     self->n_ctr++;
+    if (2 * self->n_ctr > self->cap_index) {
+        self->cap_index *= 2;
+        s_counter_reindex(self);
+    } else {
+        *slot = (uint32_t)self->n_ctr;
+    }
 }
 
 static void s_counters_clear(store_t *self)
@@ -712,10 +764,24 @@ static void s_counters_clear(store_t *self)
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
     self->n_ctr = 0;
+    if (self->ctr_index)
+        memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+}
+
+static int s_counter_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_counter_t *)a)->key, ((const s_counter_t *)b)->key);
 }
 
 static void s_counters_flush(store_t *self)
 {
+    /* In key order: neighbouring counters share pages. The index is not
+     * used after this (the group ends). */
+    qsort(self->ctr, self->n_ctr, sizeof *self->ctr, s_counter_cmp);
+    if (self->ctr_index)
+        memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
     for (size_t i = 0; i < self->n_ctr && self->ret == STORE_OK; i++) {
         if (self->ctr[i].delta == 0)
             continue;
@@ -1007,11 +1073,11 @@ void store_mark(store_t *self, const char *set, const char *lead_id, bool on,
 int64_t store_counter_get(store_t *self, const char *key)
 {
     int64_t value = 0;
-    for (size_t i = 0; i < self->n_ctr; i++)
-        if (strcmp(self->ctr[i].key, key) == 0) {
-            value = self->ctr[i].delta;
-            break;
-        }
+    if (self->cap_index) {
+        uint32_t *slot = s_counter_slot(self, key);
+        if (*slot)
+            value = self->ctr[*slot - 1].delta;
+    }
     MDB_txn *txn = self->state_txn ? self->state_txn : self->rstate;
     if (txn == NULL)
         return value;

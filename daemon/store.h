@@ -17,7 +17,7 @@
  *           i64 BE) and "meta"
  *           (schema version, applied sequence, daemon counters, boot id and
  *           clean-close mark). Committed in the same group as the log but
- *           never fsync'd while running (MDB_WRITEMAP | MDB_NOSYNC): a killed
+ *           never fsync'd while running (MDB_NOSYNC): a killed
  *           process loses nothing (the page cache has it all) and the state
  *           is brought up to date by replaying the log from the applied
  *           sequence; after the machine itself went down with the state

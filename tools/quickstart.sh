@@ -2,7 +2,8 @@
 # funneld quick start on Debian 12: install what is missing, build, then
 #   run   start funneld in the foreground with its built-in defaults
 #   test  run the whole suite (unit + end-to-end), then again under
-#         AddressSanitizer + UndefinedBehaviorSanitizer
+#         AddressSanitizer + UndefinedBehaviorSanitizer, then each libFuzzer
+#         target for a bounded time (when clang is there)
 #   build only build (into ./build)
 # Installing packages needs root: run as root or with sudo available.
 set -euo pipefail
@@ -16,7 +17,7 @@ packages=(build-essential cmake pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
           libevent-dev libcyaml-dev libyaml-dev libjansson-dev libsystemd-dev
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
-          python3-pytest lmdb-utils)
+          python3-pytest lmdb-utils clang libclang-rt-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,6 +39,36 @@ build() { # build DIR [cmake options...]
   cmake --build "$dir" -j "$jobs"
 }
 
+# Run each libFuzzer target for a bounded time (FUZZ_SECONDS, default 60 for
+# the ingest path, a third of it for each loader). New inputs go to a scratch
+# corpus; a crash is written into tests/fuzz/corpus/<target>/ (crash-*), where
+# it stays as a regression input that every build replays (ctest fuzz.corpus.*).
+fuzz() {
+  if ! command -v clang >/dev/null; then
+    echo "quickstart: clang not found: fuzz run skipped" >&2
+    return 0
+  fi
+  CC=clang cmake -S "$top" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DFUNNELD_FUZZ=ON >/dev/null
+  cmake --build build-fuzz -j "$jobs" --target fuzz_ingest fuzz_definition fuzz_config
+  local secs=${FUZZ_SECONDS:-60} t s
+  for t in ingest definition config; do
+    s=$secs
+    [ "$t" = ingest ] || s=$((secs / 3 > 0 ? secs / 3 : 1))
+    mkdir -p "build-fuzz/work/$t"
+    echo "quickstart: fuzzing $t for ${s}s" >&2
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      "build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$s" -print_final_stats=1 \
+      -artifact_prefix="$top/tests/fuzz/corpus/$t/crash-" \
+      "build-fuzz/work/$t" "$top/tests/fuzz/corpus/$t" 2>"build-fuzz/fuzz-$t.log" || {
+      tail -40 "build-fuzz/fuzz-$t.log" >&2
+      echo "quickstart: fuzz_$t found a crash, kept in tests/fuzz/corpus/$t/" >&2
+      return 1
+    }
+    grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "build-fuzz/fuzz-$t.log" >&2 || true
+  done
+}
+
 case "$mode" in
   build)
     build build
@@ -55,6 +86,7 @@ case "$mode" in
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --output-on-failure -j "$jobs")
+    fuzz
     ;;
   *)
     echo "usage: $0 run|test|build" >&2

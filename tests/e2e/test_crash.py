@@ -1,0 +1,30 @@
+"""Crash safety: tools/crashtest in CI mode (SIGKILL >= 20 times while a
+reliable publisher and funnelctl publish feed funneld; then every acked
+event is in the log exactly once and the state equals a rebuild)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import FUNNELCTL_BIN, FUNNELD_BIN
+
+CRASHTEST = os.path.join(os.environ.get("FUNNELD_SOURCE_DIR", ""), "tools", "crashtest")
+
+
+def test_crashtest_ci_mode(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    r = subprocess.run([sys.executable, CRASHTEST, "--ci", "--json",
+                        "--funneld", FUNNELD_BIN, "--funnelctl", FUNNELCTL_BIN,
+                        "--pyproto", os.environ["FUNNELD_PYPROTO"]],
+                       capture_output=True, text=True, timeout=400, env=env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    fig = json.loads([l for l in r.stdout.splitlines() if l.startswith("{")][-1])
+    assert fig["kills"] >= 20, out
+    assert fig["kills_in_commit"] >= 1, out
+    assert fig["events_acked"] == fig["events_recovered"] > 0, out
+    assert fig["dup_applied_twice"] == 0, out
+    assert fig["dup_injected_copies"] > 0 and fig["dup_injected_stream"] > 0, out
+    assert fig["rebuild_exit"] == 0, out
+    print(out)
