@@ -777,9 +777,10 @@ static void s_counters_flush(store_t *self)
 {
     /* In key order: neighbouring counters share pages. The index is not
      * used after this (the group ends). */
+    if (self->n_ctr == 0)
+        return;
     qsort(self->ctr, self->n_ctr, sizeof *self->ctr, s_counter_cmp);
-    if (self->ctr_index)
-        memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+    memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
     for (size_t i = 0; i < self->n_ctr; i++)
         *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
     for (size_t i = 0; i < self->n_ctr && self->ret == STORE_OK; i++) {
