@@ -126,6 +126,25 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
     out->handoffs_sent = lead->handoffs_sent;
     out->handoffs_accepted = lead->handoffs_accepted;
     out->handoffs_rejected = lead->handoffs_rejected;
+
+    for (size_t i = 0; i < lead->n_friction; i++) {
+        const hnd_friction_t *f = &lead->friction[i];
+        Funnel__V1__FrictionRecord *r = &scratch->friction[i];
+        funnel__v1__friction_record__init(r);
+        r->kind = (char *)f->kind;
+        r->stage = f->stage >= 0 && (size_t)f->stage < d->n_stages
+                       ? d->stages[f->stage].name
+                       : (char *)"";
+        r->at_ms = f->at_ms;
+        r->duration_ms = f->duration_ms;
+        r->detail = (char *)f->detail;
+        scratch->friction_ptrs[i] = r;
+    }
+    out->n_friction = lead->n_friction;
+    out->friction = scratch->friction_ptrs;
+    out->frictions = lead->frictions;
+    out->stalled = lead->stalled;
+    out->sla_breached = lead->sla_breached;
 }
 
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf)
@@ -242,6 +261,18 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     lead->handoffs_sent = pb->handoffs_sent;
     lead->handoffs_accepted = pb->handoffs_accepted;
     lead->handoffs_rejected = pb->handoffs_rejected;
+    for (size_t i = 0; i < pb->n_friction && i < HND_FRICTION_MAX; i++) {
+        const Funnel__V1__FrictionRecord *r = pb->friction[i];
+        hnd_friction_t *f = &lead->friction[lead->n_friction++];
+        s_copy(f->kind, sizeof f->kind, r->kind);
+        f->stage = r->stage && r->stage[0] ? defn_stage_index(d, r->stage) : -1;
+        f->at_ms = r->at_ms;
+        f->duration_ms = r->duration_ms;
+        s_copy(f->detail, sizeof f->detail, r->detail);
+    }
+    lead->frictions = pb->frictions;
+    lead->stalled = pb->stalled;
+    lead->sla_breached = pb->sla_breached;
     funnel__v1__lead__free_unpacked(pb, NULL);
     hnd_lead_loaded(d, lead);
     return 0;

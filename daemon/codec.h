@@ -32,6 +32,8 @@ typedef struct {
     Funnel__V1__HandoffRecord *handoff_ptrs[HND_HANDOFFS_MAX];
     Funnel__V1__PersonaChange pchanges[HND_PCHANGES_MAX];
     Funnel__V1__PersonaChange *pchange_ptrs[HND_PCHANGES_MAX];
+    Funnel__V1__FrictionRecord friction[HND_FRICTION_MAX];
+    Funnel__V1__FrictionRecord *friction_ptrs[HND_FRICTION_MAX];
 } codec_lead_scratch_t;
 
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,

@@ -87,10 +87,11 @@ int64_t ingest_wall_ms(void)
 
 int64_t ingest_now_ms(const ingest_t *self)
 {
-    if (self->opts.event_clock) {
-        int64_t applied = store_watermark(self->store);
-        return applied > self->watermark_ms ? applied : self->watermark_ms;
-    }
+    /* Event time is what has been applied: a deadline must not fall due
+     * because of an event that is received but not applied yet (it may be
+     * the very event that answers it). */
+    if (self->opts.event_clock)
+        return store_watermark(self->store);
     return ingest_wall_ms();
 }
 
@@ -178,15 +179,15 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         funnel__v1__alert__init(&al);
         al.kind = (char *)a->kind;
         al.topic = (char *)a->topic;
-        al.at_ms = at_ms;
+        al.at_ms = a->at_ms ? a->at_ms : at_ms;
         if (lead) {
             codec_lead_to_pb(lead, d, &snap, &scratch);
             al.lead_id = (char *)lead->id;
             al.lead = &snap;
-            if (lead->last_event_ms > al.at_ms)
+            if (a->at_ms == 0 && lead->last_event_ms > al.at_ms)
                 al.at_ms = lead->last_event_ms;
         }
-        if (ev && ev->at_ms > al.at_ms)
+        if (a->at_ms == 0 && ev && ev->at_ms > al.at_ms)
             al.at_ms = ev->at_ms;
         al.stage = a->stage >= 0 && (size_t)a->stage < d->n_stages
                        ? d->stages[a->stage].name : (char *)"";
@@ -325,7 +326,9 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
         return -1;
     store_set_watermark(self->store, pb->occurred_at_ms);
     s_queue_alerts(self, d, &fx, &lead, &ev, seq, pb->occurred_at_ms);
-    if (!deadline)
+    if (deadline)
+        store_stats(self->store)->deadlines++;
+    else
         store_stats(self->store)->applied++;
     *seq_out = seq;
     return 0;
@@ -742,7 +745,8 @@ static long s_replay(ingest_t *self)
                 break;
             store_stats_t *st = store_stats(self->store);
             for (size_t i = 0; i < chunk.n; i++) {
-                st->received++;
+                if (strcmp(chunk.items[i].ev->type, S_DEADLINE_TYPE) != 0)
+                    st->received++;
                 if (chunk.items[i].ev->occurred_at_ms > self->watermark_ms)
                     self->watermark_ms = chunk.items[i].ev->occurred_at_ms;
                 uint64_t seq;
@@ -900,8 +904,10 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
             continue;
         }
         /* "now" is resolved here, so the log keeps the time applied. */
-        if (ev->occurred_at_ms == 0)
-            ev->occurred_at_ms = ingest_now_ms(self) ? ingest_now_ms(self) : wall;
+        if (ev->occurred_at_ms == 0) {
+            int64_t now = self->opts.event_clock ? self->watermark_ms : wall;
+            ev->occurred_at_ms = now ? now : wall;
+        }
         if (ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = ev->occurred_at_ms;
         if (reply == NULL)

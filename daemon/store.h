@@ -61,6 +61,7 @@ typedef struct {
     uint64_t alerts;
     uint64_t gaps;
     uint64_t stream_messages;
+    uint64_t deadlines;      /* deadlines fired (logged as $deadline) */
 } store_stats_t;
 
 /* Open (creating if needed) the store in dir, with an initial map size per

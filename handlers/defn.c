@@ -172,6 +172,12 @@ typedef struct {
 } s_ypersona_t;
 
 typedef struct {
+    char *conversion_window;    /* duration, whole days */
+    double *min_sample;
+    char *alert_recovery;       /* boolean, checked here */
+} s_yfriction_t;
+
+typedef struct {
     char *name;
     s_ystage_t *stages;
     unsigned stages_count;
@@ -186,6 +192,7 @@ typedef struct {
     s_yhandoff_t *handoff;
     s_ypersona_t *personas;
     unsigned personas_count;
+    s_yfriction_t *friction;
 } s_ytop_t;
 
 #define S_OPT (CYAML_FLAG_OPTIONAL)
@@ -333,6 +340,14 @@ static const cyaml_schema_value_t s_persona_value = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, s_ypersona_t, s_persona_fields),
 };
 
+static const cyaml_schema_field_t s_friction_fields[] = {
+    S_STR("conversion_window", s_yfriction_t, conversion_window),
+    CYAML_FIELD_FLOAT_PTR("min_sample", S_OPT_PTR | CYAML_FLAG_STRICT,
+                          s_yfriction_t, min_sample),
+    S_STR("alert_recovery", s_yfriction_t, alert_recovery),
+    CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t s_top_fields[] = {
     S_STR("name", s_ytop_t, name),
     CYAML_FIELD_SEQUENCE("stages", S_OPT_PTR, s_ytop_t, stages,
@@ -351,6 +366,8 @@ static const cyaml_schema_field_t s_top_fields[] = {
                             s_handoff_fields),
     CYAML_FIELD_SEQUENCE("personas", S_OPT_PTR, s_ytop_t, personas,
                          &s_persona_value, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING_PTR("friction", S_OPT_PTR, s_ytop_t, friction,
+                            s_friction_fields),
     CYAML_FIELD_END
 };
 static const cyaml_schema_value_t s_top_value = {
@@ -377,6 +394,7 @@ static const struct {
     { "handoff", s_handoff_fields },
     { "personas[]", s_persona_fields },
     { "personas[].when[]", s_cond_fields },
+    { "friction", s_friction_fields },
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1843,6 +1861,48 @@ static int s_build_personas(s_load_t *ld, const s_ytop_t *y, defn_t *d)
     return 0;
 }
 
+/* friction: the rolling window of the conversion check. */
+static int s_build_friction(s_load_t *ld, const s_ytop_t *y, defn_t *d)
+{
+    const s_yfriction_t *f = y->friction;
+    const int64_t day = 86400000;
+    d->conversion_window_ms = 7 * day;
+    d->min_sample = 20;
+    d->alert_recovery = true;
+    if (!f)
+        return 0;
+    if (f->conversion_window) {
+        if (s_duration(ld, f->conversion_window, "friction.conversion_window",
+                       &d->conversion_window_ms) < 0)
+            return -1;
+        if (d->conversion_window_ms < day ||
+            d->conversion_window_ms % day != 0 ||
+            d->conversion_window_ms > 366 * day) {
+            s_fail(ld, s_pos_of(s_node(ld, "friction.conversion_window")),
+                   "friction.conversion_window: '%s' is not a whole number of "
+                   "days between 1d and 366d", f->conversion_window);
+            return -1;
+        }
+    }
+    if (f->min_sample) {
+        double v = *f->min_sample;
+        if (s_number(ld, v, "friction.min_sample") < 0)
+            return -1;
+        if (v < 1 || v > 1e9 || v != floor(v)) {
+            s_fail(ld, s_pos_of(s_node(ld, "friction.min_sample")),
+                   "friction.min_sample: %g is not a whole number of leads "
+                   "from 1 up", v);
+            return -1;
+        }
+        d->min_sample = (uint32_t)v;
+    }
+    if (f->alert_recovery &&
+        s_bool(ld, f->alert_recovery, "friction.alert_recovery",
+               &d->alert_recovery) < 0)
+        return -1;
+    return 0;
+}
+
 static int s_build(s_load_t *ld, const s_ytop_t *y, defn_t *d)
 {
     if (!y) {
@@ -1854,7 +1914,7 @@ static int s_build(s_load_t *ld, const s_ytop_t *y, defn_t *d)
     d->name = s_xstrdup(y->name);
     if (s_build_stages(ld, y, d) < 0 || s_build_transitions(ld, y, d) < 0 ||
         s_build_regressions(ld, y, d) < 0 || s_build_scoring(ld, y, d) < 0 ||
-        s_build_rules(ld, y, d) < 0)
+        s_build_rules(ld, y, d) < 0 || s_build_friction(ld, y, d) < 0)
         return -1;
     s_build_types(y, d);
     return s_build_personas(ld, y, d);

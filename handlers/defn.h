@@ -145,6 +145,14 @@ typedef struct {
     size_t n_personas;
     defn_persona_t *personas;
 
+    /* friction: the conversion check over a rolling window of event time
+     * (whole days), which alerts only when a stage's conversion to a later
+     * stage crosses its conversion_target, once the window holds at least
+     * min_sample entries; alert_recovery: also when it comes back up. */
+    int64_t conversion_window_ms;   /* default 7d */
+    uint32_t min_sample;            /* default 20 */
+    bool alert_recovery;            /* default true */
+
     /* The type table: every event type named by the definition. */
     size_t n_types;
     defn_type_t *types;
@@ -192,9 +200,10 @@ char *defn_cond_text(const defn_cond_t *c, char *buf, size_t size);
 
 /* The semantic difference between two definitions, one call of fn per
  * difference: section ("stages", "transitions", "regressions", "scoring",
- * "fit", "qualification", "handoff", "personas", "name"), change ("added",
- * "removed", "changed", "reordered"), what (the item), and the values in a
- * and in b (NULL where absent). Strings are borrowed for the call.
+ * "fit", "qualification", "handoff", "personas", "friction", "name"),
+ * change ("added", "removed", "changed", "reordered"), what (the item), and
+ * the values in a and in b (NULL where absent). Strings are borrowed for
+ * the call.
  * Returns the number of differences (0: equal). */
 typedef void defn_diff_fn(const char *section, const char *change,
                           const char *what, const char *in_a,

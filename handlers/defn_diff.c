@@ -150,6 +150,11 @@ static void s_section(const defn_t *d, const char *section, s_items_t *l)
         s_add(l, "recycle_to", "%s",
               d->recycle_stage >= 0 ? d->stages[d->recycle_stage].name : "none");
         s_add(l, "reset_engagement", "%s", d->recycle_reset ? "true" : "false");
+    } else if (strcmp(section, "friction") == 0) {
+        s_add(l, "conversion_window", "%s",
+              s_dur(d->conversion_window_ms, t, sizeof t));
+        s_add(l, "min_sample", "%u", d->min_sample);
+        s_add(l, "alert_recovery", "%s", d->alert_recovery ? "true" : "false");
     } else if (strcmp(section, "personas") == 0) {
         for (size_t i = 0; i < d->n_personas; i++) {
             const defn_persona_t *p = &d->personas[i];
@@ -205,7 +210,7 @@ size_t defn_diff(const defn_t *a, const defn_t *b, defn_diff_fn *fn, void *arg)
 {
     static const char *const sections[] = {
         "name", "stages", "transitions", "regressions", "scoring", "fit",
-        "qualification", "handoff", "personas",
+        "qualification", "handoff", "personas", "friction",
     };
     size_t n = 0;
     for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {

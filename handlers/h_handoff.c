@@ -11,6 +11,11 @@
  * a "regression" alert when that is a move back). Every rejection raises a
  * "handoff_rejected" alert on "friction.handoff_rejected".
  *
+ * The answer clears the handoff's SLA deadline; an answer after the SLA
+ * that was not flagged yet is a "handoff_sla" friction point
+ * (h_friction.c). A rejection is a friction point too, counted per stage
+ * and per reason.
+ *
  * An answer with no pending handoff changes nothing. Counters, per group
  * too: "handoffs/accepted", "handoffs/rejected".
  */
@@ -36,6 +41,7 @@ static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
         return 0;
 
     int64_t t = ev->at_ms > lead->last_event_ms ? ev->at_ms : lead->last_event_ms;
+    h_friction_answered(d, lead, fx, lead->handoff_at_ms, t);
     hnd_handoff_rec_t *h = lead->n_handoffs ? &lead->handoffs[lead->n_handoffs - 1]
                                             : NULL;
     lead->handoff_at_ms = t;
@@ -59,6 +65,7 @@ static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
         snprintf(h->reason, sizeof h->reason, "%s", reason);
     }
     hnd_count_all(fx, lead, 1, "handoffs/rejected");
+    h_friction_rejected(d, lead, fx, reason, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "handoff_rejected",
                                    "friction.handoff_rejected", lead->stage, -1);

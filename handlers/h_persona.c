@@ -70,6 +70,13 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
         if (lead->handoffs_rejected)
             hnd_count(fx, v * lead->handoffs_rejected,
                       "by/persona/%s/handoffs/rejected", g[k]);
+        /* The friction gauges follow the lead (the totals stay where they
+         * were booked, see h_friction.c). */
+        if (lead->stalled && lead->stage >= 0)
+            hnd_count(fx, v, "by/persona/%s/stalled/%s", g[k],
+                      d->stages[lead->stage].name);
+        if (lead->sla_breached)
+            hnd_count(fx, v, "by/persona/%s/sla/waiting", g[k]);
     }
 }
 

@@ -79,6 +79,7 @@ static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
     h->fit = lead->fit;
     h->engagement = lead->engagement;
     hnd_count_all(fx, lead, 1, "handoffs");
+    h_friction_handoff_sent(d, lead, fx, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "handoff", "handoff", lead->stage, -1);
     for (size_t i = 0; i < d->n_clauses; i++)

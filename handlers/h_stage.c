@@ -24,7 +24,8 @@
  * counted once per lead) and "advanced/<stage>" (leads that once left it
  * for a later stage of the funnel order, once per lead). Every stage change
  * raises a "stage" alert; a backward move also a "regression" alert on
- * "friction.regression".
+ * "friction.regression". Every move also does the friction bookkeeping of
+ * the stay that ends and the one that begins (h_friction.c).
  */
 #include "pipeline.h"
 
@@ -47,6 +48,7 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
     bool backward = s_is_backward(d, from, to);
 
     if (from >= 0) {
+        h_friction_leave(d, lead, fx, to, t);
         snprintf(key, sizeof key, "now/%s", d->stages[from].name);
         hnd_count_all(fx, lead, -1, key);
         if ((size_t)to < d->n_order && to > from &&
@@ -79,6 +81,7 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
 
     lead->stage = to;
     lead->stage_entered_at_ms = t;
+    h_friction_enter(d, lead, fx, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "stage", "stage", to, from);
     if (from < 0)
@@ -91,6 +94,7 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
     if (why)
         hnd_alert_reason(a, "%s", why);
     if (backward) {
+        h_friction_regression(d, lead, fx, from, to, t);
         hnd_alert_t *r = hnd_alert_add(fx, "regression", "friction.regression",
                                        to, from);
         hnd_alert_reason(r, "%s -> %s (back)", d->stages[from].name,

@@ -322,3 +322,67 @@ void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...
     m->on = on;
     m->since_ms = since_ms;
 }
+
+void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
+                      const char *fmt, ...)
+{
+    char key[HND_COUNTER_KEY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    hnd_count(fx, delta, "%s", key);
+    hnd_count(fx, delta, "by/persona/%s/%s", hnd_persona_group(lead->persona),
+              key);
+    hnd_count(fx, delta, "by/source/%s/%s", s_source_group(lead->first_source),
+              key);
+}
+
+char *hnd_duration_text(int64_t ms, char *buf, size_t size)
+{
+    static const struct { const char *u; int64_t ms; } units[] = {
+        { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+    };
+    if (ms < 0)
+        ms = 0;
+    if (ms < 1000) {
+        snprintf(buf, size, "%dms", (int)ms);
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ms < units[i].ms)
+            continue;
+        int64_t a = ms / units[i].ms;
+        int64_t rest = ms % units[i].ms;
+        if (i + 1 < sizeof units / sizeof units[0] &&
+            rest >= units[i + 1].ms)
+            snprintf(buf, size, "%lld%s %lld%s", (long long)a, units[i].u,
+                     (long long)(rest / units[i + 1].ms), units[i + 1].u);
+        else
+            snprintf(buf, size, "%lld%s", (long long)a, units[i].u);
+        break;
+    }
+    return buf;
+}
+
+char *hnd_time_text(int64_t ms, char *out)
+{
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t sod = (ms - days * 86400000) / 1000;
+    /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm). */
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t dd = doy - (153 * mp + 2) / 5 + 1;
+    int64_t mm = mp < 10 ? mp + 3 : mp - 9;
+    if (mm <= 2)
+        y++;
+    snprintf(out, 24, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)(y % 10000),
+             (int)mm, (int)dd, (int)(sod / 3600), (int)(sod / 60 % 60),
+             (int)(sod % 60));
+    return out;
+}

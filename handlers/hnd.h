@@ -122,6 +122,20 @@ typedef struct {
     uint64_t seq;
 } hnd_pchange_t;
 
+/* A friction point of the lead (friction history); the newest
+ * HND_FRICTION_MAX kept, older ones only counted (hnd_lead_t.frictions). */
+#define HND_FRICTION_MAX 8
+#define HND_FRICTION_KIND_MAX 23
+typedef struct {
+    char kind[HND_FRICTION_KIND_MAX + 1];   /* stall, regression,
+                                               handoff_rejected, handoff_sla */
+    int stage;                  /* stage concerned, -1 for none */
+    int64_t at_ms;              /* event time it was flagged at */
+    int64_t duration_ms;        /* stall: time in the stage; handoff_sla:
+                                   time waited; 0 otherwise */
+    char detail[HND_HREASON_MAX];   /* e.g. the rejection reason */
+} hnd_friction_t;
+
 typedef struct {
     char id[HND_ID_MAX + 1];
     int stage;                  /* index into defn_t.stages */
@@ -159,6 +173,12 @@ typedef struct {
 
     size_t n_pchanges;          /* oldest first */
     hnd_pchange_t pchanges[HND_PCHANGES_MAX];
+
+    bool stalled;               /* flagged stalled in its current stay */
+    bool sla_breached;          /* its pending handoff is past the SLA */
+    uint32_t frictions;         /* friction points ever flagged */
+    size_t n_friction;          /* oldest first */
+    hnd_friction_t friction[HND_FRICTION_MAX];
 } hnd_lead_t;
 
 /* An alert raised by a handler. The daemon fills in the lead snapshot and
@@ -170,6 +190,9 @@ typedef struct {
     char topic[48];
     int stage;                  /* stage concerned, -1 for none */
     int from_stage;             /* for stage changes, -1 for none */
+    int64_t at_ms;              /* event time the alert refers to; 0: the
+                                   event's (for a fired deadline: set to
+                                   the due time) */
     size_t n_reasons;
     char reasons[HND_REASONS_MAX][HND_REASON_LEN];
 } hnd_alert_t;
@@ -310,5 +333,20 @@ const char *hnd_persona_group(const char *persona);
  * "by/cohort/<week>/<key>" (the persona as the lead has it now). */
 void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key);
+
+/* Add delta to the funnel-wide counter named by the printf-formatted key
+ * and to its copies per persona and per source of the lead
+ * ("by/persona/<p>/<key>", "by/source/<s>/<key>"); for the friction
+ * counters, which have no cohort breakdown. */
+void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A duration for people, at most two units: "15d 2h", "3h 20m", "45s",
+ * "250ms". Writes to buf[size], returns buf. */
+char *hnd_duration_text(int64_t ms, char *buf, size_t size);
+
+/* A time as an RFC 3339 UTC date and time to the second,
+ * "2026-11-26T10:00:00Z" (out holds at least 24 bytes). */
+char *hnd_time_text(int64_t ms, char *out);
 
 #endif

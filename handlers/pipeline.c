@@ -37,19 +37,34 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
     return 0;
 }
 
-/* Until friction handling lands, deadlines and funnel checks do nothing:
- * no handler sets a deadline yet. */
+static void s_reset(hnd_effects_t *fx, int stage)
+{
+    fx->is_new = false;
+    fx->prev_stage = stage;
+    fx->n_alerts = 0;
+    fx->n_deltas = 0;
+    fx->n_deadlines = 0;
+    fx->n_marks = 0;
+}
+
 int pipeline_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
                       int64_t due_ms, int64_t now_ms, hnd_effects_t *fx)
 {
-    memset(fx, 0, sizeof *fx);
-    fx->prev_stage = lead->stage;
-    return 0;
+    s_reset(fx, lead->stage);
+    return h_friction_deadline(d, lead, kind, due_ms, now_ms, fx);
 }
 
 void pipeline_funnel_check(const defn_t *d, int64_t now_ms,
                            pipeline_counter_fn *get, void *arg,
                            hnd_effects_t *fx)
 {
-    memset(fx, 0, sizeof *fx);
+    s_reset(fx, -1);
+    h_friction_check(d, now_ms, get, arg, fx);
+}
+
+void pipeline_conversion_window(const defn_t *d, int stage, int64_t today,
+                                pipeline_counter_fn *get, void *arg,
+                                int64_t *in, int64_t *out)
+{
+    h_friction_window(d, stage, today, get, arg, in, out);
 }

@@ -27,6 +27,42 @@ extern const hnd_t *const pipeline_default[];
 void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
                   int64_t t, const char *why);
 
+/* Friction bookkeeping for the handlers (h_friction.c). t is the lead's
+ * time. leave: before the lead leaves its stage for `to` (completed stay,
+ * dropped, late stall, stalled flag cleared); enter: after it entered its
+ * new stage (stall deadline, conversion window); regression: a move back
+ * from `from` to `to`; handoff_sent: a handoff became pending (SLA
+ * deadline); answered: sales answered the handoff sent at `sent` (SLA
+ * deadline cleared, late breach flagged); rejected: with its reason. */
+void h_friction_leave(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                      int to, int64_t t);
+void h_friction_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                      int64_t t);
+void h_friction_regression(const defn_t *d, hnd_lead_t *lead,
+                           hnd_effects_t *fx, int from, int to, int64_t t);
+void h_friction_handoff_sent(const defn_t *d, hnd_lead_t *lead,
+                             hnd_effects_t *fx, int64_t t);
+void h_friction_answered(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                         int64_t sent, int64_t t);
+void h_friction_rejected(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                         const char *reason, int64_t t);
+/* The friction side of pipeline_deadline, pipeline_funnel_check and
+ * pipeline_conversion_window (same contracts; fx is reset by the
+ * pipeline_ functions). */
+int h_friction_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
+                        int64_t due_ms, int64_t now_ms, hnd_effects_t *fx);
+typedef int64_t pipeline_counter_fn(const char *key, void *arg);
+void h_friction_check(const defn_t *d, int64_t now_ms,
+                      pipeline_counter_fn *get, void *arg, hnd_effects_t *fx);
+void h_friction_window(const defn_t *d, int stage, int64_t today,
+                       pipeline_counter_fn *get, void *arg, int64_t *in,
+                       int64_t *out);
+/* Append to the lead's friction history (the oldest entry goes when full);
+ * detail is printf-formatted. */
+void h_friction_note(hnd_lead_t *lead, const char *kind, int stage,
+                     int64_t at_ms, int64_t duration_ms, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
 /* Apply ev to lead. When is_new, lead is initialised from the event first
  * (its previous content is ignored). fx is reset, then receives the alerts
  * and counter deltas of the event. After the handlers, the lead's event
@@ -45,9 +81,9 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
 int pipeline_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
                       int64_t due_ms, int64_t now_ms, hnd_effects_t *fx);
 
-/* Reads a report counter (the value committed so far plus the open
- * group's deltas), for checks over the whole funnel. */
-typedef int64_t pipeline_counter_fn(const char *key, void *arg);
+/* pipeline_counter_fn (declared above with the friction functions) reads
+ * a report counter (the value committed so far plus the open group's
+ * deltas), for checks over the whole funnel. */
 
 /* After a group of events (and fired deadlines), at daemon time now_ms:
  * checks over the whole funnel, e.g. a stage's conversion over a rolling
@@ -57,5 +93,12 @@ typedef int64_t pipeline_counter_fn(const char *key, void *arg);
 void pipeline_funnel_check(const defn_t *d, int64_t now_ms,
                            pipeline_counter_fn *get, void *arg,
                            hnd_effects_t *fx);
+
+/* For reports: entries into `stage` and moves on from it to a later stage
+ * over the conversion window ending with day `today` (days since
+ * 1970-01-01 of event time), from the counters kept for the check. */
+void pipeline_conversion_window(const defn_t *d, int stage, int64_t today,
+                                pipeline_counter_fn *get, void *arg,
+                                int64_t *in, int64_t *out);
 
 #endif

@@ -758,6 +758,8 @@ enum {
     S_OPT_COUNT,
     S_OPT_BY,
     S_OPT_PERSONA,
+    S_OPT_STAGE,
+    S_OPT_LEADS,
 };
 
 /* Progress on a terminal: "[#####.....]  45%  12000 lines  11000 acked  3400 ev/s". */
@@ -1148,14 +1150,17 @@ static const char s_lead_help[] =
     "Usage: funnelctl lead [--limit N] ID\n"
     "\n"
     "Show one lead: its stage and since when, scores (fit, engagement, total),\n"
-    "persona, whether it qualified, its handoff status, attributes, skipped stages\n"
-    "and its timeline of events.\n"
+    "persona, whether it qualified, its handoff status, attributes, skipped stages,\n"
+    "its friction history (stalls, regressions, rejected handoffs, handoffs past the\n"
+    "SLA; the newest 8, and whether it is stalled or past the SLA now) and its\n"
+    "timeline of events.\n"
     "\n"
     "With --json, one document: {\"lead\",\"stage\",\"stage_entered_at\",\"score\":{\"fit\",\n"
     "\"engagement\",\"total\"},\"persona\",\"qualified\",\"handoff\":{\"status\",\"at\"},\"attrs\",\n"
     "\"events\",\"first_source\",\"first_seen\",\"last_event_at\",\"skipped\",\"timeline\":[{\"seq\",\n"
     "\"id\",\"type\",\"source\",\"at\",\"attrs\",\"value\"}]}; times are RFC 3339 UTC with\n"
-    "milliseconds, null when unknown.\n"
+    "milliseconds, null when unknown. Also \"friction\":{\"stalled\",\"sla_breached\",\"total\",\n"
+    "\"history\":[{\"kind\",\"stage\",\"at\",\"duration_ms\",\"detail\"}]}.\n"
     "\n"
     "Options:\n"
     "  --limit N   at most N timeline entries, the newest (default: funneld's, 100)\n"
@@ -1312,6 +1317,143 @@ static int s_cmd_funnel(ctl_opts_t *g, int argc, char **argv)
         json_decref(doc);
     } else {
         render_funnel_text(stdout, reply->funnel);
+    }
+    funnel__v1__query_reply__free_unpacked(reply, NULL);
+    return rc;
+}
+
+static const char s_friction_help[] =
+    "Usage: funnelctl friction [--by persona|source]\n"
+    "       funnelctl friction --leads [--stage STAGE] [--limit N]\n"
+    "\n"
+    "Show the friction points of the funnel, worst first, in this order:\n"
+    "  conversion        stages whose conversion to a later stage is below their\n"
+    "                    conversion_target (over the rolling window of the\n"
+    "                    definition's friction.conversion_window when it holds at\n"
+    "                    least friction.min_sample entries, else over all time),\n"
+    "                    largest shortfall first\n"
+    "  dwell             median time in the stage of completed stays, longest first\n"
+    "  stall             stays longer than the stage's max_dwell, most first\n"
+    "  regression        moves back out of the stage, most first\n"
+    "  handoff_rejected  handoffs sales rejected, per stage, with the top reasons\n"
+    "  handoff_sla       handoffs waiting for an answer past the SLA now\n"
+    "then a table per stage (entered, advanced, in progress, dropped to an exit,\n"
+    "conversion (\"w\": over the window) and target, median and p90 time in stage,\n"
+    "completed stays, stalls, regressions, rejections) and the rejection reasons.\n"
+    "\n"
+    "Time in stage comes from log-scale histograms (16 buckets per doubling): a\n"
+    "median or p90 is within 2.2% of the exact value for stays of a second or more;\n"
+    "stays under a second count as 0. Leads still in a stage are in progress, not\n"
+    "dropped. Every number comes from counters funneld keeps as events arrive.\n"
+    "\n"
+    "Options:\n"
+    "  --by persona   the same per persona (the persona a lead had when the friction\n"
+    "                 was flagged or the stay completed; stalled-now and past-SLA-now\n"
+    "                 follow the lead's persona now)\n"
+    "  --by source    per source of the lead's first event\n"
+    "  --leads        list the leads stalled now (in every stage, and those whose\n"
+    "                 handoff waits past the SLA), stalled longest first\n"
+    "  --stage STAGE  with --leads: only the leads stalled in STAGE\n"
+    "  --limit N      with --leads: at most N leads (default 1000)\n"
+    "\n"
+    "With --json: {\"points\":[{\"rank\",\"kind\",\"stage\",\"value\",\"summary\"}],\"stages\":[{\n"
+    "\"stage\",\"entered\",\"advanced\",\"in_progress\",\"dropped\",\"conversion\",\n"
+    "\"conversion_target\",\"window\":{\"entered\",\"advanced\",\"conversion\",\"below_target\"},\n"
+    "\"dwell\":{\"completed\",\"median_ms\",\"p90_ms\",\"max_dwell_ms\"},\"stalls\",\"stalled_now\",\n"
+    "\"regressions\",\"rejections\"}],\"rejection_reasons\":[{\"reason\",\"count\"}],\"handoffs\":{\n"
+    "\"past_sla_now\",\"sla_breaches\"},\"window\":{\"days\",\"min_sample\",\"last_day\"}}, with\n"
+    "--by also \"by\" and \"groups\"; with --leads {\"leads\":[{\"lead\",\"set\",\"stage\",\n"
+    "\"since\"}],\"total\"}.\n"
+    "\n"
+    "Exit status: 0 success, 2 usage or connection error.\n";
+
+static int s_cmd_friction(ctl_opts_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        S_GLOBAL_OPTIONS,
+        { "by", required_argument, NULL, S_OPT_BY },
+        { "stage", required_argument, NULL, S_OPT_STAGE },
+        { "leads", no_argument, NULL, S_OPT_LEADS },
+        { "limit", required_argument, NULL, S_OPT_LIMIT },
+        { 0, 0, 0, 0 },
+    };
+    const char *by = "", *stage = "";
+    bool leads = false;
+    long limit = 0;
+    int c, rc;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        if (c == S_OPT_HELP) {
+            s_command_help(s_find_command("friction"));
+            return S_EXIT_OK;
+        }
+        if (c == S_OPT_BY) {
+            if (strcmp(optarg, "persona") != 0 && strcmp(optarg, "source") != 0) {
+                s_error("friction: --by wants persona or source, not \"%s\"", optarg);
+                return S_EXIT_USAGE;
+            }
+            by = optarg;
+            continue;
+        }
+        if (c == S_OPT_STAGE) {
+            stage = optarg;
+            continue;
+        }
+        if (c == S_OPT_LEADS) {
+            leads = true;
+            continue;
+        }
+        if (c == S_OPT_LIMIT) {
+            if (s_parse_count(optarg, 1, 10000000, &limit) == -1) {
+                s_error("friction: --limit wants 1..10000000, not \"%s\"", optarg);
+                return S_EXIT_USAGE;
+            }
+            continue;
+        }
+        int r = s_global_option(g, c, optarg);
+        if (r == 1)
+            s_bad_option("friction", argc, argv, c);
+        if (r != 0)
+            return S_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        s_error("friction: unexpected argument \"%s\" (see funnelctl friction --help)",
+                argv[optind]);
+        return S_EXIT_USAGE;
+    }
+    if ((stage[0] || limit) && !leads) {
+        s_error("friction: --stage and --limit go with --leads");
+        return S_EXIT_USAGE;
+    }
+    if (leads && by[0]) {
+        s_error("friction: --by does not combine with --leads");
+        return S_EXIT_USAGE;
+    }
+    Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
+    Funnel__V1__FrictionQuery fq = FUNNEL__V1__FRICTION_QUERY__INIT;
+    Funnel__V1__QueryReply *reply;
+    fq.by = (char *)by;
+    fq.stage = (char *)stage;
+    fq.leads = leads;
+    fq.limit = (uint32_t)limit;
+    req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION;
+    req.friction = &fq;
+    rc = s_query(g, &req, &reply);
+    if (rc != S_EXIT_OK)
+        return rc;
+    if (reply->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION) {
+        s_error("funneld at %s answered a friction query with something else", g->query);
+        rc = S_EXIT_USAGE;
+    } else if (g->json) {
+        json_t *doc = leads ? render_friction_leads_json(reply->friction)
+                            : render_friction_json(reply->friction);
+        s_print_json(doc, S_JSON_FLAGS);
+        json_decref(doc);
+    } else if (leads) {
+        render_friction_leads_text(stdout, reply->friction);
+    } else {
+        render_friction_text(stdout, reply->friction);
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return rc;
@@ -1652,6 +1794,8 @@ static const ctl_cmd_t s_commands[] = {
     { "lead", "show one lead: stage, scores, persona, handoff, timeline", s_lead_help,
       s_cmd_lead },
     { "funnel", "show leads per stage and conversion", s_funnel_help, s_cmd_funnel },
+    { "friction", "show friction points, worst first; stalled leads", s_friction_help,
+      s_cmd_friction },
     { "watch", "print live alerts", s_watch_help, s_cmd_watch },
     { "stats", "show funneld's counters", s_stats_help, s_cmd_stats },
     { "definition", "check a funnel definition, or diff two", s_definition_help,

@@ -229,6 +229,24 @@ json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
     for (size_t i = 0; i < lead->n_entered; i++)
         json_array_append_new(entered, s_str(lead->entered[i]));
     s_set(o, "entered", entered);
+
+    json_t *fr = json_object();
+    s_set(fr, "stalled", json_boolean(lead->stalled));
+    s_set(fr, "sla_breached", json_boolean(lead->sla_breached));
+    s_set(fr, "total", s_u64(lead->frictions));
+    json_t *fh = json_array();
+    for (size_t i = 0; i < lead->n_friction; i++) {
+        const Funnel__V1__FrictionRecord *f = lead->friction[i];
+        json_t *e = json_object();
+        s_set(e, "kind", s_str(f->kind));
+        s_set(e, "stage", s_str_or_null(f->stage));
+        s_set(e, "at", render_time_json(f->at_ms));
+        s_set(e, "duration_ms", f->duration_ms ? json_integer(f->duration_ms) : json_null());
+        s_set(e, "detail", s_str_or_null(f->detail));
+        json_array_append_new(fh, e);
+    }
+    s_set(fr, "history", fh);
+    s_set(o, "friction", fr);
     return o;
 }
 
@@ -318,6 +336,16 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
             if (h->reason && *h->reason)
                 fprintf(out, ", reason: %s", h->reason);
             fputc('\n', out);
+        }
+    }
+    if (l->n_friction || l->stalled || l->sla_breached) {
+        fprintf(out, "friction (%u flagged%s%s)\n", l->frictions,
+                l->stalled ? ", stalled now" : "",
+                l->sla_breached ? ", handoff past SLA now" : "");
+        for (size_t i = 0; i < l->n_friction; i++) {
+            const Funnel__V1__FrictionRecord *f = l->friction[i];
+            fprintf(out, "  %s  %-16s %-10s %s\n", s_time_text(f->at_ms, t1), f->kind,
+                    f->stage && *f->stage ? f->stage : "-", f->detail ? f->detail : "");
         }
     }
     if (l->n_persona_history) {
@@ -518,6 +546,7 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "alerts", s_u64(st->alerts));
     s_set(o, "gaps", s_u64(st->gaps));
     s_set(o, "stream_messages", s_u64(st->stream_messages));
+    s_set(o, "deadlines", s_u64(st->deadlines));
     s_set(o, "definition", s_str(st->definition));
     return o;
 }
@@ -538,6 +567,7 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "alerts           %" PRIu64 "\n", st->alerts);
     fprintf(out, "gaps             %" PRIu64 "\n", st->gaps);
     fprintf(out, "stream messages  %" PRIu64 "\n", st->stream_messages);
+    fprintf(out, "deadlines fired  %" PRIu64 "\n", st->deadlines);
 }
 
 /* ------------------------------------------------------------------ */
@@ -582,4 +612,217 @@ void render_alert_text(FILE *out, const Funnel__V1__Alert *a, const char *topic)
     for (size_t i = 0; i < a->n_reasons; i++)
         fprintf(out, "%s%s", i == 0 ? ": " : "; ", a->reasons[i]);
     fputc('\n', out);
+}
+
+/* ------------------------------------------------------------------ */
+/* friction                                                           */
+
+static json_t *s_ms_json(int64_t ms)
+{
+    return ms >= 0 ? json_integer(ms) : json_null();
+}
+
+static json_t *s_fstages_json(Funnel__V1__StageFriction *const *st, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__StageFriction *s = st[i];
+        json_t *e = json_object();
+        s_set(e, "stage", s_str(s->stage));
+        s_set(e, "entered", s_u64(s->entered));
+        s_set(e, "advanced", s_u64(s->advanced));
+        s_set(e, "in_progress", s_u64(s->in_progress));
+        s_set(e, "dropped", s_u64(s->dropped));
+        s_set(e, "conversion", s->has_conversion ? json_real(s->conversion) : json_null());
+        s_set(e, "conversion_target",
+              s->conversion_target > 0 ? json_real(s->conversion_target) : json_null());
+        json_t *w = json_object();
+        s_set(w, "entered", s_u64(s->window_entered));
+        s_set(w, "advanced", s_u64(s->window_advanced));
+        s_set(w, "conversion",
+              s->has_window_conversion ? json_real(s->window_conversion) : json_null());
+        s_set(w, "below_target", json_boolean(s->below_target));
+        s_set(e, "window", w);
+        json_t *d = json_object();
+        s_set(d, "completed", s_u64(s->completed));
+        s_set(d, "median_ms", s->completed ? s_ms_json(s->median_ms) : json_null());
+        s_set(d, "p90_ms", s->completed ? s_ms_json(s->p90_ms) : json_null());
+        s_set(d, "max_dwell_ms", s->max_dwell_ms ? json_integer(s->max_dwell_ms) : json_null());
+        s_set(e, "dwell", d);
+        s_set(e, "stalls", s_u64(s->stalls));
+        s_set(e, "stalled_now", s_u64(s->stalled_now));
+        s_set(e, "regressions", s_u64(s->regressions));
+        s_set(e, "rejections", s_u64(s->rejections));
+        json_array_append_new(a, e);
+    }
+    return a;
+}
+
+static json_t *s_points_json(Funnel__V1__FrictionPoint *const *pt, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_object();
+        s_set(e, "rank", s_u64(pt[i]->rank));
+        s_set(e, "kind", s_str(pt[i]->kind));
+        s_set(e, "stage", s_str_or_null(pt[i]->stage));
+        s_set(e, "value", json_real(pt[i]->value));
+        s_set(e, "summary", s_str(pt[i]->summary));
+        json_array_append_new(a, e);
+    }
+    return a;
+}
+
+static json_t *s_reasons_json(Funnel__V1__ReasonCount *const *r, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_object();
+        s_set(e, "reason", s_str(r[i]->reason));
+        s_set(e, "count", s_u64(r[i]->count));
+        json_array_append_new(a, e);
+    }
+    return a;
+}
+
+json_t *render_friction_json(const Funnel__V1__FrictionReply *r)
+{
+    json_t *o = json_object();
+    s_set(o, "points", s_points_json(r->points, r->n_points));
+    s_set(o, "stages", s_fstages_json(r->stages, r->n_stages));
+    s_set(o, "rejection_reasons", s_reasons_json(r->rejection_reasons, r->n_rejection_reasons));
+    json_t *h = json_object();
+    s_set(h, "past_sla_now", s_u64(r->handoffs_past_sla));
+    s_set(h, "sla_breaches", s_u64(r->sla_breaches));
+    s_set(o, "handoffs", h);
+    json_t *w = json_object();
+    s_set(w, "days", s_u64(r->window_days));
+    s_set(w, "min_sample", s_u64(r->min_sample));
+    s_set(w, "last_day", render_time_json(r->window_end_ms));
+    s_set(o, "window", w);
+    if (r->by && *r->by) {
+        s_set(o, "by", s_str(r->by));
+        json_t *groups = json_array();
+        for (size_t i = 0; i < r->n_groups; i++) {
+            const Funnel__V1__FrictionGroup *g = r->groups[i];
+            json_t *e = json_object();
+            s_set(e, "group", s_str(g->name));
+            s_set(e, "points", s_points_json(g->points, g->n_points));
+            s_set(e, "stages", s_fstages_json(g->stages, g->n_stages));
+            s_set(e, "rejection_reasons",
+                  s_reasons_json(g->rejection_reasons, g->n_rejection_reasons));
+            json_t *gh = json_object();
+            s_set(gh, "past_sla_now", s_u64(g->handoffs_past_sla));
+            s_set(gh, "sla_breaches", s_u64(g->sla_breaches));
+            s_set(e, "handoffs", gh);
+            json_array_append_new(groups, e);
+        }
+        s_set(o, "groups", groups);
+    }
+    return o;
+}
+
+json_t *render_friction_leads_json(const Funnel__V1__FrictionReply *r)
+{
+    json_t *o = json_object();
+    json_t *a = json_array();
+    for (size_t i = 0; i < r->n_leads; i++) {
+        const Funnel__V1__FrictionLead *l = r->leads[i];
+        json_t *e = json_object();
+        s_set(e, "lead", s_str(l->lead_id));
+        s_set(e, "set", s_str(l->set));
+        s_set(e, "stage", s_str_or_null(l->stage));
+        s_set(e, "since", render_time_json(l->since_ms));
+        json_array_append_new(a, e);
+    }
+    s_set(o, "leads", a);
+    s_set(o, "total", s_u64(r->leads_total));
+    return o;
+}
+
+static void s_dur_text(int64_t ms, char *buf, size_t size)
+{
+    if (ms < 0) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    uint64_t v = (uint64_t)ms;
+    if (v >= 86400000)
+        snprintf(buf, size, "%.1fd", (double)v / 86400000.0);
+    else if (v >= 3600000)
+        snprintf(buf, size, "%.1fh", (double)v / 3600000.0);
+    else if (v >= 60000)
+        snprintf(buf, size, "%.1fm", (double)v / 60000.0);
+    else
+        snprintf(buf, size, "%.1fs", (double)v / 1000.0);
+}
+
+static void s_friction_body(FILE *out, Funnel__V1__FrictionPoint *const *pt, size_t np,
+                            Funnel__V1__StageFriction *const *st, size_t ns,
+                            Funnel__V1__ReasonCount *const *rs, size_t nr,
+                            const char *indent)
+{
+    if (np == 0)
+        fprintf(out, "%sno friction points\n", indent);
+    for (size_t i = 0; i < np; i++)
+        fprintf(out, "%s%2u. %-16s %s\n", indent, pt[i]->rank, pt[i]->kind, pt[i]->summary);
+    int w = 5;
+    for (size_t i = 0; i < ns; i++)
+        if ((int)strlen(st[i]->stage) > w)
+            w = (int)strlen(st[i]->stage);
+    fprintf(out, "\n%s%-*s %8s %8s %8s %8s %7s %7s %9s %9s %7s %7s %6s %6s\n", indent, w,
+            "stage", "entered", "advanced", "in_prog", "dropped", "conv", "target", "median",
+            "p90", "stays", "stalls", "regr", "rej");
+    for (size_t i = 0; i < ns; i++) {
+        const Funnel__V1__StageFriction *s = st[i];
+        char conv[16] = "-", target[16] = "-", med[16], p90[16];
+        if (s->has_window_conversion)
+            snprintf(conv, sizeof conv, "%.1f%%w", 100 * s->window_conversion);
+        else if (s->has_conversion)
+            snprintf(conv, sizeof conv, "%.1f%%", 100 * s->conversion);
+        if (s->conversion_target > 0)
+            snprintf(target, sizeof target, "%.1f%%", 100 * s->conversion_target);
+        s_dur_text(s->completed ? s->median_ms : -1, med, sizeof med);
+        s_dur_text(s->completed ? s->p90_ms : -1, p90, sizeof p90);
+        fprintf(out, "%s%-*s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
+                " %7s %7s %9s %9s %7" PRIu64 " %7" PRIu64 " %6" PRIu64 " %6" PRIu64 "\n",
+                indent, w, s->stage, s->entered, s->advanced, s->in_progress, s->dropped,
+                conv, target, med, p90, s->completed, s->stalls, s->regressions,
+                s->rejections);
+    }
+    if (nr) {
+        fprintf(out, "%srejection reasons:", indent);
+        for (size_t i = 0; i < nr; i++)
+            fprintf(out, "%s %s (%" PRIu64 ")", i ? "," : "", rs[i]->reason, rs[i]->count);
+        fputc('\n', out);
+    }
+}
+
+void render_friction_text(FILE *out, const Funnel__V1__FrictionReply *r)
+{
+    s_friction_body(out, r->points, r->n_points, r->stages, r->n_stages,
+                    r->rejection_reasons, r->n_rejection_reasons, "");
+    fprintf(out, "handoffs past the SLA now: %" PRIu64 " (%" PRIu64 " breaches ever)\n",
+            r->handoffs_past_sla, r->sla_breaches);
+    if (!r->by || !*r->by)
+        return;
+    for (size_t i = 0; i < r->n_groups; i++) {
+        const Funnel__V1__FrictionGroup *g = r->groups[i];
+        fprintf(out, "\n%s %s:\n", r->by, g->name);
+        s_friction_body(out, g->points, g->n_points, g->stages, g->n_stages,
+                        g->rejection_reasons, g->n_rejection_reasons, "  ");
+        fprintf(out, "  handoffs past the SLA now: %" PRIu64 " (%" PRIu64 " breaches ever)\n",
+                g->handoffs_past_sla, g->sla_breaches);
+    }
+}
+
+void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *r)
+{
+    char t1[NDJSON_TIME_LEN];
+    for (size_t i = 0; i < r->n_leads; i++) {
+        const Funnel__V1__FrictionLead *l = r->leads[i];
+        fprintf(out, "%-40s %-24s since %s\n", l->lead_id, l->set, s_time_text(l->since_ms, t1));
+    }
+    fprintf(out, "%zu of %" PRIu64 " lead%s\n", r->n_leads, r->leads_total,
+            r->leads_total == 1 ? "" : "s");
 }

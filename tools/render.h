@@ -60,6 +60,21 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply);
 json_t *render_funnel_json(const Funnel__V1__FunnelReply *reply);
 void render_funnel_text(FILE *out, const Funnel__V1__FunnelReply *reply);
 
+/* The friction report: {"points":[{"rank","kind","stage","value","summary"}],
+ * "stages":[{"stage","entered","advanced","in_progress","dropped","conversion",
+ * "conversion_target","window":{"entered","advanced","conversion","below_target"},
+ * "dwell":{"completed","median_ms","p90_ms","max_dwell_ms"},"stalls","stalled_now",
+ * "regressions","rejections"}],"rejection_reasons":[{"reason","count"}],
+ * "handoffs":{"past_sla_now","sla_breaches"},"window":{"days","min_sample",
+ * "last_day"}}; with a breakdown also "by" and "groups":[{"group","points",
+ * "stages","rejection_reasons","handoffs"}]. Undefined values are null. */
+json_t *render_friction_json(const Funnel__V1__FrictionReply *reply);
+void render_friction_text(FILE *out, const Funnel__V1__FrictionReply *reply);
+/* The leads of a friction reply: {"leads":[{"lead","set","stage","since"}],
+ * "total"}, stalled longest first. */
+json_t *render_friction_leads_json(const Funnel__V1__FrictionReply *reply);
+void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *reply);
+
 /* Every Stats field, plus "uptime" (human). */
 json_t *render_stats_json(const Funnel__V1__Stats *stats);
 void render_stats_text(FILE *out, const Funnel__V1__Stats *stats);

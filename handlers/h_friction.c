@@ -1,0 +1,383 @@
+/* h_friction.c: friction points, the places where leads get stuck.
+ *
+ * Kinds (each an alert on "friction.<kind>" with Alert.kind = <kind>, an
+ * entry in the lead's friction history and report counters):
+ * - stall: a lead stayed in a stage at least its max_dwell. Entering a
+ *   stage with a max_dwell sets the lead's "stall" deadline (entry time +
+ *   max_dwell); leaving clears it. When the deadline falls due the lead is
+ *   flagged stalled for the rest of its stay and put in the set
+ *   "stalled/<stage>". A lead that leaves a stage after max_dwell without
+ *   having been flagged (its deadline and its move fell in the same group,
+ *   or the daemon was down) is flagged as it leaves, so a stay is alerted
+ *   exactly once whatever the timing of deadlines, and a backfill gives the
+ *   same stalls however it is batched.
+ * - handoff_sla: a pending handoff got no answer within handoff.sla. Same
+ *   pattern: the "sla" deadline is set when a handoff becomes pending and
+ *   cleared by the answer; the lead is in the set "sla_breached" from the
+ *   breach until the answer; an answer after the SLA that was not flagged
+ *   yet is flagged as it arrives.
+ * - regression: a lead moved backwards (recycled after a rejection,
+ *   reopened deal); raised by h_stage_move.
+ * - handoff_rejected: sales rejected a handoff (h_handoff.c), with its
+ *   reason.
+ * - conversion (and conversion_recovered): a stage's conversion over the
+ *   rolling window crossed its conversion_target (h_friction_check, run by
+ *   pipeline_funnel_check).
+ *
+ * Counters (funnel-wide, and per persona and source: hnd_count_groups):
+ *   friction/stall/<stage>          stays flagged stalled, ever
+ *   stalled/<stage>                 leads stalled in the stage now
+ *   friction/handoff_sla            handoffs answered late or not at all
+ *   sla/waiting                     handoffs waiting past the SLA now
+ *   friction/regression/<stage>     moves back out of the stage
+ *   friction/handoff_rejected/<stage>  rejections of leads in the stage
+ *   rejreason/<reason>              rejections per reason (first 40 bytes)
+ *   dwell/<stage>/<bucket>          completed stays, log-scale (dwell.h)
+ *   dropped/<stage>                 stays that ended in an exit (lost)
+ * and funnel-wide only, for the conversion check, in event-time days
+ * (days since 1970-01-01, six digits). Their "~" marks them as rolling-window
+ * counters: which buckets exist depends on when the checks ran, so
+ * `funneld --rebuild` leaves them out of its comparison:
+ *   ~conv/<stage>/in/<day>          entries into the stage that day
+ *   ~conv/<stage>/out/<day>          moves from it to a later stage that day
+ *   ~conv/below/<stage>              1 while below target (crossings only)
+ *   ~conv/day, ~conv/expired          the last day checked; the first day
+ *                                   whose buckets are still kept
+ * The gauges (stalled/<stage>, sla/waiting) follow a lead whose persona
+ * changes (h_persona.c); the totals stay with the persona the lead had
+ * when the friction was flagged.
+ */
+#include "pipeline.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dwell.h"
+
+#define S_DAY_MS 86400000
+#define S_EXPIRE_BACK 400       /* days looked back for buckets at first */
+#define S_EXPIRE_STEPS 500      /* days expired per check, at most */
+#define S_REASON_KEY_MAX 40
+
+static int64_t s_day(int64_t ms)
+{
+    return ms >= 0 ? ms / S_DAY_MS : -((-ms + S_DAY_MS - 1) / S_DAY_MS);
+}
+
+void h_friction_note(hnd_lead_t *lead, const char *kind, int stage,
+                     int64_t at_ms, int64_t duration_ms, const char *fmt, ...)
+{
+    if (lead->n_friction == HND_FRICTION_MAX) {
+        memmove(&lead->friction[0], &lead->friction[1],
+                (HND_FRICTION_MAX - 1) * sizeof lead->friction[0]);
+        lead->n_friction--;
+    }
+    hnd_friction_t *f = &lead->friction[lead->n_friction++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->kind, sizeof f->kind, "%s", kind);
+    f->stage = stage;
+    f->at_ms = at_ms;
+    f->duration_ms = duration_ms;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+    va_end(ap);
+    lead->frictions++;
+}
+
+/* Flag the lead's current stay as stalled, at time at after dwell ms in
+ * the stage. late: noticed as the lead leaves (no gauge, no mark). */
+static void s_stall(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                    int64_t at, int64_t dwell, bool late)
+{
+    const defn_stage_t *st = &d->stages[lead->stage];
+    char dw[32], lim[32], since[24];
+    hnd_duration_text(dwell, dw, sizeof dw);
+    hnd_duration_text(st->max_dwell_ms, lim, sizeof lim);
+    hnd_time_text(lead->stage_entered_at_ms, since);
+
+    hnd_count_groups(fx, lead, 1, "friction/stall/%s", st->name);
+    if (!late) {
+        lead->stalled = true;
+        hnd_count_groups(fx, lead, 1, "stalled/%s", st->name);
+        hnd_mark(fx, true, lead->stage_entered_at_ms, "stalled/%s", st->name);
+    }
+    h_friction_note(lead, "stall", lead->stage, at, dwell,
+                    "%s for %s (max_dwell %s)%s", st->name, dw, lim,
+                    late ? ", noticed as it left" : "");
+    hnd_alert_t *a = hnd_alert_add(fx, "stall", "friction.stall", lead->stage, -1);
+    if (a)
+        a->at_ms = at;
+    hnd_alert_reason(a, "stalled in %s: %s there, max_dwell %s", st->name, dw,
+                     lim);
+    hnd_alert_reason(a, "in %s since %s", st->name, since);
+    if (late)
+        hnd_alert_reason(a, "noticed as the lead left %s", st->name);
+}
+
+/* Flag the lead's pending handoff as past its SLA. */
+static void s_sla(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                  int64_t sent, int64_t at, bool late)
+{
+    char wait[32], sla[32], since[24];
+    hnd_duration_text(at - sent, wait, sizeof wait);
+    hnd_duration_text(d->handoff_sla_ms, sla, sizeof sla);
+    hnd_time_text(sent, since);
+
+    hnd_count_groups(fx, lead, 1, "friction/handoff_sla");
+    if (!late) {
+        lead->sla_breached = true;
+        hnd_count_groups(fx, lead, 1, "sla/waiting");
+        hnd_mark(fx, true, sent, "sla_breached");
+    }
+    h_friction_note(lead, "handoff_sla", lead->stage, at, at - sent,
+                    "no answer from sales for %s (SLA %s)%s", wait, sla,
+                    late ? ", answered late" : "");
+    hnd_alert_t *a = hnd_alert_add(fx, "handoff_sla", "friction.handoff_sla",
+                                   lead->stage, -1);
+    if (a)
+        a->at_ms = at;
+    hnd_alert_reason(a, "handoff waited %s for an answer from sales, SLA %s",
+                     wait, sla);
+    hnd_alert_reason(a, "handed off at %s", since);
+    if (late)
+        hnd_alert_reason(a, "noticed as the late answer arrived");
+}
+
+void h_friction_leave(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                      int to, int64_t t)
+{
+    int from = lead->stage;
+    const defn_stage_t *st = &d->stages[from];
+    int64_t dwell = t - lead->stage_entered_at_ms;
+    if (dwell < 0)
+        dwell = 0;
+
+    if (!st->terminal) {
+        hnd_count_groups(fx, lead, 1, "dwell/%s/%03d", st->name,
+                         dwell_bucket(dwell));
+        if ((size_t)to >= d->n_order)
+            hnd_count_groups(fx, lead, 1, "dropped/%s", st->name);
+        if (st->conversion_target > 0 && (size_t)to < d->n_order && to > from)
+            hnd_count(fx, 1, "~conv/%s/out/%06" PRId64, st->name, s_day(t));
+    }
+    if (st->max_dwell_ms > 0 && !lead->stalled && dwell >= st->max_dwell_ms)
+        s_stall(d, lead, fx, t, dwell, true);
+    if (lead->stalled) {
+        hnd_count_groups(fx, lead, -1, "stalled/%s", st->name);
+        hnd_mark(fx, false, 0, "stalled/%s", st->name);
+        lead->stalled = false;
+    }
+}
+
+void h_friction_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                      int64_t t)
+{
+    const defn_stage_t *st = &d->stages[lead->stage];
+    lead->stalled = false;
+    if (st->max_dwell_ms > 0 && !st->terminal)
+        hnd_deadline_set(fx, "stall", t + st->max_dwell_ms);
+    else
+        hnd_deadline_clear(fx, "stall");
+    if (st->conversion_target > 0)
+        hnd_count(fx, 1, "~conv/%s/in/%06" PRId64, st->name, s_day(t));
+}
+
+void h_friction_regression(const defn_t *d, hnd_lead_t *lead,
+                           hnd_effects_t *fx, int from, int to, int64_t t)
+{
+    hnd_count_groups(fx, lead, 1, "friction/regression/%s",
+                     d->stages[from].name);
+    h_friction_note(lead, "regression", to, t, 0, "%s -> %s",
+                    d->stages[from].name, d->stages[to].name);
+}
+
+void h_friction_handoff_sent(const defn_t *d, hnd_lead_t *lead,
+                             hnd_effects_t *fx, int64_t t)
+{
+    if (lead->sla_breached) {   /* a handoff replaced without an answer */
+        hnd_count_groups(fx, lead, -1, "sla/waiting");
+        lead->sla_breached = false;
+    }
+    hnd_deadline_set(fx, "sla", t + d->handoff_sla_ms);
+}
+
+void h_friction_answered(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                         int64_t sent, int64_t t)
+{
+    hnd_deadline_clear(fx, "sla");
+    if (lead->sla_breached) {
+        hnd_count_groups(fx, lead, -1, "sla/waiting");
+        hnd_mark(fx, false, 0, "sla_breached");
+        lead->sla_breached = false;
+    } else if (t - sent >= d->handoff_sla_ms) {
+        s_sla(d, lead, fx, sent, t, true);
+    }
+}
+
+void h_friction_rejected(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
+                         const char *reason, int64_t t)
+{
+    char key[S_REASON_KEY_MAX + 1];
+    size_t n = strlen(reason);
+    if (n > S_REASON_KEY_MAX) {
+        n = S_REASON_KEY_MAX;
+        while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;            /* never cut a UTF-8 sequence */
+    }
+    memcpy(key, reason, n);
+    key[n] = '\0';
+    const char *stage = lead->stage >= 0 ? d->stages[lead->stage].name : "-";
+    hnd_count_groups(fx, lead, 1, "friction/handoff_rejected/%s", stage);
+    hnd_count_groups(fx, lead, 1, "rejreason/%s", n ? key : "(no reason)");
+    h_friction_note(lead, "handoff_rejected", lead->stage, t, 0, "%s",
+                    reason[0] ? reason : "(no reason)");
+}
+
+/* -- deadlines --------------------------------------------------------- */
+
+int h_friction_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
+                        int64_t due_ms, int64_t now_ms, hnd_effects_t *fx)
+{
+    (void)due_ms;
+    if (lead->stage < 0 || (size_t)lead->stage >= d->n_stages)
+        return 0;
+
+    /* The deadline is re-derived from the lead under the definition in
+     * use, so a reloaded definition or a stale deadline never misfires. */
+    if (strcmp(kind, "stall") == 0) {
+        const defn_stage_t *st = &d->stages[lead->stage];
+        if (st->max_dwell_ms <= 0 || st->terminal || lead->stalled)
+            return 0;
+        int64_t due = lead->stage_entered_at_ms + st->max_dwell_ms;
+        if (due > now_ms) {
+            hnd_deadline_set(fx, "stall", due);
+            return 0;
+        }
+        s_stall(d, lead, fx, due, st->max_dwell_ms, false);
+    } else if (strcmp(kind, "sla") == 0) {
+        if (lead->handoff != HND_HANDOFF_PENDING || lead->sla_breached)
+            return 0;
+        int64_t due = lead->handoff_at_ms + d->handoff_sla_ms;
+        if (due > now_ms) {
+            hnd_deadline_set(fx, "sla", due);
+            return 0;
+        }
+        s_sla(d, lead, fx, lead->handoff_at_ms, due, false);
+    }
+    return 0;
+}
+
+/* -- the conversion check ---------------------------------------------- */
+
+static int64_t s_get(pipeline_counter_fn *get, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int64_t s_get(pipeline_counter_fn *get, void *arg, const char *fmt, ...)
+{
+    char key[HND_COUNTER_KEY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    return get(key, arg);
+}
+
+/* Entries into stage s and moves on from it over days [first, last]. */
+static void s_window(const defn_stage_t *st, int64_t first, int64_t last,
+                     pipeline_counter_fn *get, void *arg, int64_t *in,
+                     int64_t *out)
+{
+    *in = *out = 0;
+    for (int64_t day = first; day <= last; day++) {
+        *in += s_get(get, arg, "~conv/%s/in/%06" PRId64, st->name, day);
+        *out += s_get(get, arg, "~conv/%s/out/%06" PRId64, st->name, day);
+    }
+}
+
+void h_friction_window(const defn_t *d, int stage, int64_t today,
+                       pipeline_counter_fn *get, void *arg, int64_t *in,
+                       int64_t *out)
+{
+    int64_t days = d->conversion_window_ms / S_DAY_MS;
+    if (days < 1)
+        days = 1;
+    s_window(&d->stages[stage], today - days + 1, today, get, arg, in, out);
+}
+
+void h_friction_check(const defn_t *d, int64_t now_ms,
+                      pipeline_counter_fn *get, void *arg, hnd_effects_t *fx)
+{
+    size_t n_target = 0;
+    for (size_t s = 0; s < d->n_stages; s++)
+        if (d->stages[s].conversion_target > 0)
+            n_target++;
+    if (n_target == 0)
+        return;
+
+    /* The day being checked never moves back (a wall clock set back). */
+    int64_t today = s_day(now_ms);
+    int64_t was = get("~conv/day", arg);
+    if (today > was)
+        hnd_count(fx, today - was, "~conv/day");
+    else
+        today = was;
+    int64_t days = d->conversion_window_ms / S_DAY_MS;
+    if (days < 1)
+        days = 1;
+    int64_t first = today - days + 1;
+
+    /* Drop the day buckets that left the window, a bounded number of days
+     * per check (and as many as the effects hold). */
+    int64_t kept = get("~conv/expired", arg);
+    int64_t e = kept ? kept : first - S_EXPIRE_BACK;
+    for (int steps = 0; e < first && steps < S_EXPIRE_STEPS &&
+                        fx->n_deltas + 2 * n_target + 2 < HND_DELTAS_MAX;
+         steps++, e++)
+        for (size_t s = 0; s < d->n_stages; s++) {
+            const defn_stage_t *st = &d->stages[s];
+            if (st->conversion_target <= 0)
+                continue;
+            int64_t v = s_get(get, arg, "~conv/%s/in/%06" PRId64, st->name, e);
+            if (v)
+                hnd_count(fx, -v, "~conv/%s/in/%06" PRId64, st->name, e);
+            v = s_get(get, arg, "~conv/%s/out/%06" PRId64, st->name, e);
+            if (v)
+                hnd_count(fx, -v, "~conv/%s/out/%06" PRId64, st->name, e);
+        }
+    if (e != kept)
+        hnd_count(fx, e - kept, "~conv/expired");
+
+    for (size_t s = 0; s < d->n_stages; s++) {
+        const defn_stage_t *st = &d->stages[s];
+        if (st->conversion_target <= 0)
+            continue;
+        int64_t in, out;
+        s_window(st, first, today, get, arg, &in, &out);
+        bool prev = s_get(get, arg, "~conv/below/%s", st->name) > 0;
+        if (in < (int64_t)d->min_sample)
+            continue;           /* too few to tell: the state stands */
+        double conv = (double)out / (double)in;
+        bool below = conv < st->conversion_target;
+        if (below == prev)
+            continue;
+        hnd_count(fx, below ? 1 : -1, "~conv/below/%s", st->name);
+        if (!below && !d->alert_recovery)
+            continue;
+        hnd_alert_t *a = below
+            ? hnd_alert_add(fx, "conversion", "friction.conversion", (int)s, -1)
+            : hnd_alert_add(fx, "conversion_recovered",
+                            "friction.conversion_recovered", (int)s, -1);
+        if (a)
+            a->at_ms = now_ms;
+        char win[32];
+        hnd_duration_text(days * S_DAY_MS, win, sizeof win);
+        hnd_alert_reason(a, "%s: conversion %.1f%% (%" PRId64 " of %" PRId64
+                         " entries moved on) over the last %s, %s target "
+                         "%.1f%%", st->name, 100.0 * conv, out, in, win,
+                         below ? "below" : "back at or above",
+                         100.0 * st->conversion_target);
+    }
+}
