@@ -1,6 +1,8 @@
 /* codec.c: see codec.h. */
 #include "codec.h"
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,10 +169,49 @@ static void s_copy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* Decoding a lead happens once per event: its allocations come from a
+ * bump arena that the next decode reuses, instead of malloc and free.
+ * The loop thread is the only caller. */
+static struct {
+    _Alignas(max_align_t) unsigned char mem[256 * 1024];
+    size_t used;
+} s_arena;
+
+static void *s_arena_alloc(void *data, size_t size)
+{
+    size_t at = (s_arena.used + (_Alignof(max_align_t) - 1)) & ~(_Alignof(max_align_t) - 1);
+    if (size > sizeof s_arena.mem - at) {
+        s_arena.used = sizeof s_arena.mem; /* full: the decode fails, retried on the heap */
+        return NULL;
+    }
+    s_arena.used = at + size;
+    return s_arena.mem + at;
+}
+
+static void s_arena_free(void *data, void *ptr)
+{
+    /* Released all at once by the next decode. */
+}
+
+static ProtobufCAllocator s_arena_allocator = {
+    .alloc = s_arena_alloc,
+    .free = s_arena_free,
+    .allocator_data = NULL,
+};
+
+static bool s_in_arena(const void *p)
+{
+    return (const unsigned char *)p >= s_arena.mem &&
+           (const unsigned char *)p < s_arena.mem + sizeof s_arena.mem;
+}
+
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead)
 {
-    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(NULL, len, buf);
+    s_arena.used = 0;
+    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&s_arena_allocator, len, buf);
+    if (pb == NULL && s_arena.used > sizeof s_arena.mem / 2)
+        pb = funnel__v1__lead__unpack(NULL, len, buf); /* an unusually large lead */
     if (pb == NULL)
         return -1;
     memset(lead, 0, sizeof *lead);
@@ -273,7 +314,9 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     lead->frictions = pb->frictions;
     lead->stalled = pb->stalled;
     lead->sla_breached = pb->sla_breached;
-    funnel__v1__lead__free_unpacked(pb, NULL);
+    /* Arena memory is reused by the next decode; heap memory is freed. */
+    if (!s_in_arena(pb))
+        funnel__v1__lead__free_unpacked(pb, NULL);
     hnd_lead_loaded(d, lead);
     return 0;
 }

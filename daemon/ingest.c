@@ -312,7 +312,9 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
         uint8_t stack[1024];
         uint8_t *ebuf = elen <= sizeof stack ? stack : xmalloc(elen);
         funnel__v1__event__pack(pb, ebuf);
-        seq = store_event_add(self->store, pb->id, found ? prev_seq : 0, ebuf, elen);
+        /* New events had their id claimed by the caller; deadlines not. */
+        seq = store_event_add(self->store, pb->id, !deadline, found ? prev_seq : 0,
+                              ebuf, elen);
         if (ebuf != stack)
             free(ebuf);
     }
@@ -369,10 +371,10 @@ static int s_apply_pending(ingest_t *self, size_t max_batches)
                 st->rejected++;
                 continue;
             }
-            int seen = store_id_seen(self->store, ev->id);
-            if (seen < 0)
+            int claimed = store_id_claim(self->store, ev->id);
+            if (claimed < 0)
                 goto out;
-            if (seen) {
+            if (!claimed) {
                 p->verdict[i] = V_DUPLICATE;
                 p->duplicates++;
                 st->duplicates++;
@@ -383,6 +385,7 @@ static int s_apply_pending(ingest_t *self, size_t max_batches)
             if (r < 0)
                 goto out;
             if (r > 0) {
+                store_id_release(self->store, ev->id);
                 p->verdict[i] = V_REJECTED;
                 snprintf(p->reason[i], sizeof p->reason[i],
                          "refused by the funnel handlers");

@@ -592,6 +592,34 @@ int store_group_begin(store_t *self)
     return STORE_OK;
 }
 
+int store_id_claim(store_t *self, const char *id)
+{
+    if (self->ret != STORE_OK)
+        return self->ret;
+    /* One descent of the tree: the put itself says whether the id was
+     * there. The sequence is the one the next appended event gets. */
+    unsigned char seqbuf[8];
+    s_be64_put(seqbuf, self->last_seq + 1);
+    MDB_val k = s_str_val(id), v = {.mv_size = 8, .mv_data = seqbuf};
+    int rc = mdb_put(self->state_txn, self->event_ids, &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0)
+        return 1;
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    s_fail(self, rc, false, "event id claim");
+    return self->ret;
+}
+
+void store_id_release(store_t *self, const char *id)
+{
+    if (self->ret != STORE_OK)
+        return;
+    MDB_val k = s_str_val(id);
+    int rc = mdb_del(self->state_txn, self->event_ids, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        s_fail(self, rc, false, "event id release");
+}
+
 int store_id_seen(store_t *self, const char *id)
 {
     if (self->ret != STORE_OK)
@@ -673,8 +701,8 @@ static void s_index_event(store_t *self, const char *id, uint64_t seq)
  * timeline without an index written at random places. */
 #define S_LOG_HDR 8
 
-uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
-                         const void *raw, size_t len)
+uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
+                         uint64_t prev_seq, const void *raw, size_t len)
 {
     if (self->ret != STORE_OK)
         return 0;
@@ -691,7 +719,12 @@ uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
     s_be64_put(v.mv_data, prev_seq);
     memcpy((unsigned char *)v.mv_data + S_LOG_HDR, raw, len);
     self->last_seq = seq;
-    s_index_event(self, id, seq);
+    if (id_claimed) {
+        if (seq > self->applied_seq)
+            self->applied_seq = seq;
+    } else {
+        s_index_event(self, id, seq);
+    }
     return self->ret == STORE_OK ? seq : 0;
 }
 

@@ -125,6 +125,14 @@ int store_group_begin(store_t *self);
  * (sticky). Sees the events added earlier in the same group. */
 int store_id_seen(store_t *self, const char *id);
 
+/* Index event id for the next event to be appended, unless it is there:
+ * 1 claimed (a new event: append it with store_event_add(..., true, ...),
+ * or give the id back with store_id_release()), 0 already applied (a
+ * duplicate), <0 on error (sticky). Cheaper than store_id_seen() followed
+ * by an append that indexes the id. */
+int store_id_claim(store_t *self, const char *id);
+void store_id_release(store_t *self, const char *id);
+
 /* The stored record of lead_id: 1 and *buf, *len set (borrowed: valid until
  * the next store call) and *last_seq (if not NULL) the sequence of its
  * last event; 0 when the lead is unknown, <0 on error. */
@@ -137,9 +145,10 @@ void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
 
 /* Append a new event to the log (raw: its Event encoding, copied), linked
  * to prev_seq, the previous event of the same lead (0: none), and index
- * its id. Returns the event's sequence, or 0 on error (sticky). */
-uint64_t store_event_add(store_t *self, const char *id, uint64_t prev_seq,
-                         const void *raw, size_t len);
+ * its id unless id_claimed (store_id_claim() did). Returns the event's
+ * sequence, or 0 on error (sticky). */
+uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
+                         uint64_t prev_seq, const void *raw, size_t len);
 
 /* Index the id of an event that is already in the log at seq (replay). */
 void store_event_replayed(store_t *self, const char *id, uint64_t seq);

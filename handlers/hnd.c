@@ -40,17 +40,19 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     va_end(ap);
 }
 
-void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
+/* Add delta to the counter named key (merged with an earlier delta of the
+ * same key in this event). Every event adds to dozens of counters, so no
+ * formatting here: callers join the parts of a key with s_join(). */
+static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
 {
-    char key[HND_COUNTER_KEY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(key, sizeof key, fmt, ap);
-    va_end(ap);
+    uint32_t h = 2166136261u;
+    size_t n = 0;
+    for (; key[n] && n < HND_COUNTER_KEY_MAX - 1; n++)
+        h = (h ^ (unsigned char)key[n]) * 16777619u;
 
-    /* One event touches few counters: merge deltas of the same key. */
     for (size_t i = 0; i < fx->n_deltas; i++)
-        if (strcmp(fx->deltas[i].key, key) == 0) {
+        if (fx->deltas[i].hash == h && strncmp(fx->deltas[i].key, key, n) == 0 &&
+            fx->deltas[i].key[n] == '\0') {
             fx->deltas[i].delta += delta;
             return;
         }
@@ -59,8 +61,37 @@ void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
     if (fx->n_deltas == HND_DELTAS_MAX)
         return;
     hnd_delta_t *d = &fx->deltas[fx->n_deltas++];
-    memcpy(d->key, key, sizeof key);
+    memcpy(d->key, key, n);
+    d->key[n] = '\0';
     d->delta = delta;
+    d->hash = h;
+}
+
+/* buf = a b c d (NULLs skipped), truncated to fit. Returns buf. */
+static char *s_join(char *buf, size_t cap, const char *a, const char *b,
+                    const char *c, const char *d)
+{
+    const char *parts[4] = {a, b, c, d};
+    size_t n = 0;
+    for (size_t i = 0; i < 4; i++)
+        for (const char *p = parts[i]; p && *p && n + 1 < cap; p++)
+            buf[n++] = *p;
+    buf[n] = '\0';
+    return buf;
+}
+
+void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
+{
+    char key[HND_COUNTER_KEY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    if (strchr(fmt, '%') == NULL) {
+        s_count_key(fx, delta, fmt);
+    } else {
+        vsnprintf(key, sizeof key, fmt, ap);
+        s_count_key(fx, delta, key);
+    }
+    va_end(ap);
 }
 
 const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key)
@@ -260,14 +291,14 @@ static const char *s_source_group(hnd_source_t s)
 void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key)
 {
-    char week[12];
-    hnd_count(fx, delta, "%s", key);
-    hnd_count(fx, delta, "by/persona/%s/%s", hnd_persona_group(lead->persona),
-              key);
-    hnd_count(fx, delta, "by/source/%s/%s", s_source_group(lead->first_source),
-              key);
-    hnd_count(fx, delta, "by/cohort/%s/%s",
-              hnd_iso_week(lead->first_seen_ms, week), key);
+    char week[12], buf[HND_COUNTER_KEY_MAX];
+    s_count_key(fx, delta, key);
+    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/persona/",
+                                  hnd_persona_group(lead->persona), "/", key));
+    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/source/",
+                                  s_source_group(lead->first_source), "/", key));
+    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/cohort/",
+                                  hnd_iso_week(lead->first_seen_ms, week), "/", key));
 }
 
 static hnd_deadline_t *s_deadline_slot(hnd_effects_t *fx, const char *kind)
@@ -331,11 +362,12 @@ void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
     va_start(ap, fmt);
     vsnprintf(key, sizeof key, fmt, ap);
     va_end(ap);
-    hnd_count(fx, delta, "%s", key);
-    hnd_count(fx, delta, "by/persona/%s/%s", hnd_persona_group(lead->persona),
-              key);
-    hnd_count(fx, delta, "by/source/%s/%s", s_source_group(lead->first_source),
-              key);
+    char buf[HND_COUNTER_KEY_MAX];
+    s_count_key(fx, delta, key);
+    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/persona/",
+                                  hnd_persona_group(lead->persona), "/", key));
+    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/source/",
+                                  s_source_group(lead->first_source), "/", key));
 }
 
 char *hnd_duration_text(int64_t ms, char *buf, size_t size)

@@ -204,6 +204,7 @@ typedef struct {
 typedef struct {
     char key[HND_COUNTER_KEY_MAX];
     int64_t delta;
+    uint32_t hash;              /* of key, to merge deltas cheaply */
 } hnd_delta_t;
 
 /* A deadline of the lead (e.g. "stall" when it has stayed too long in a

@@ -77,9 +77,9 @@ static void test_round_trip(void **state)
 
     assert_int_equal(store_group_begin(s), STORE_OK);
     assert_int_equal(store_id_seen(s, "e1"), 0);
-    assert_int_equal(store_event_add(s, "e1", 0, "event-1", 7), 1);
-    assert_int_equal(store_event_add(s, "e2", 1, "event-2", 7), 2);
-    assert_int_equal(store_event_add(s, "e3", 0, "other-1", 7), 3);
+    assert_int_equal(store_event_add(s, "e1", false, 0, "event-1", 7), 1);
+    assert_int_equal(store_event_add(s, "e2", false, 1, "event-2", 7), 2);
+    assert_int_equal(store_event_add(s, "e3", false, 0, "other-1", 7), 3);
     store_lead_put(s, "L1", 2, "lead-bytes", 10);
     store_lead_put(s, "L2", 3, "lead-2", 6);
     store_counter_add(s, "now/awareness", 2);
@@ -255,7 +255,7 @@ static void test_duplicates(void **state)
     store_t *s = open_store(f, 1 << 20);
 
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_event_add(s, "e1", 0, "x", 1), 1);
+    assert_int_equal(store_event_add(s, "e1", false, 0, "x", 1), 1);
     /* Seen within the same group... */
     assert_int_equal(store_id_seen(s, "e1"), 1);
     assert_int_equal(store_group_commit(s), STORE_OK);
@@ -263,7 +263,7 @@ static void test_duplicates(void **state)
     /* ...and in later ones, but an aborted group leaves no trace. */
     assert_int_equal(store_group_begin(s), STORE_OK);
     assert_int_equal(store_id_seen(s, "e1"), 1);
-    assert_int_equal(store_event_add(s, "e2", 1, "y", 1), 2);
+    assert_int_equal(store_event_add(s, "e2", false, 1, "y", 1), 2);
     store_group_abort(s);
     assert_int_equal(store_last_seq(s), 1);
     assert_int_equal(store_group_begin(s), STORE_OK);
@@ -291,7 +291,7 @@ static void test_map_grows(void **state)
                 int k = g * per_group + i;
                 snprintf(id, sizeof id, "event-%06d", k);
                 snprintf(lead, sizeof lead, "lead-%04d", k % 500);
-                uint64_t seq = store_event_add(s, id, 0, payload, sizeof payload);
+                uint64_t seq = store_event_add(s, id, false, 0, payload, sizeof payload);
                 store_lead_put(s, lead, seq, payload, sizeof payload);
                 store_counter_add(s, "events", 1);
             }
@@ -330,7 +330,7 @@ static void die_after_commit(const fixture_t *f, int events)
             _exit(3);
         for (int i = 0; i < events; i++) {
             snprintf(id, sizeof id, "e%d", i);
-            store_event_add(s, id, 0, "x", 1);
+            store_event_add(s, id, false, 0, "x", 1);
         }
         _exit(store_group_commit(s) == STORE_OK ? 0 : 4);
     }
@@ -393,7 +393,7 @@ static void test_replayed_events_are_indexed(void **state)
     fixture_t *f = *state;
     store_t *s = open_store(f, 1 << 20);
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_event_add(s, "e1", 0, "x", 1), 1);
+    assert_int_equal(store_event_add(s, "e1", false, 0, "x", 1), 1);
     assert_int_equal(store_group_commit(s), STORE_OK);
     /* Re-indexing an event already in the log (replay) does not append. */
     assert_int_equal(store_group_begin(s), STORE_OK);
