@@ -354,6 +354,18 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                  cfg->map_size_mb);
         return -1;
     }
+    /* Values that end up in int options of libzmq or libevent. */
+    if (cfg->linger_ms > 600000 || cfg->group_delay_ms > 600000) {
+        snprintf(err, errlen, "linger_ms and group_delay_ms must be at most 600000 "
+                              "(10 minutes)");
+        return -1;
+    }
+    if (cfg->alerts_hwm > INT_MAX || cfg->drain_budget > 1000000 ||
+        cfg->max_message_kb > 1024 * 1024) {
+        snprintf(err, errlen, "alerts_hwm must be at most %d, drain_budget at most "
+                              "1000000 and max_message_kb at most 1048576", INT_MAX);
+        return -1;
+    }
     if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
         cfg->max_batch_events == 0) {
         snprintf(err, errlen, "drain_budget, group_max_events and "

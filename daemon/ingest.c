@@ -16,6 +16,7 @@
 #define S_INTAKE_MAX 32
 #define S_REPLAY_CHUNK 4096
 #define S_COMMIT_TRIES 8
+#define S_PUBLISHERS_MAX 1024
 
 enum { V_PENDING = 0, V_ACCEPTED, V_DUPLICATE, V_REJECTED };
 
@@ -30,6 +31,7 @@ typedef struct pending {
     uint32_t accepted;
     uint32_t duplicates;
     uint64_t last_seq;
+    bool logged;                    /* in the log, verdicts final: ack only */
     struct pending *next;
 } pending_t;
 
@@ -76,6 +78,7 @@ struct ingest {
 
     s_publisher_t *publishers;     /* sequenced stream publishers */
     size_t n_publishers;
+    bool publishers_full;
 };
 
 int64_t ingest_wall_ms(void)
@@ -125,6 +128,29 @@ static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
     /* PUB drops at the high-water mark: a slow subscriber never blocks. */
     if (bus_send(self->alerts, parts, lens, 2) == 0)
         store_stats(self->store)->alerts++;
+}
+
+/* Publish an alert about intake itself (topic "ingest.<kind>"), which
+ * concerns no lead: reasons are copied, event_id may be NULL. */
+static void s_notice(ingest_t *self, const char *kind, char **reasons,
+                     size_t n_reasons, const char *event_id)
+{
+    char topic[48];
+    Funnel__V1__Alert al;
+    snprintf(topic, sizeof topic, "ingest.%s", kind);
+    funnel__v1__alert__init(&al);
+    al.kind = (char *)kind;
+    al.topic = topic;
+    al.at_ms = ingest_wall_ms();
+    al.reasons = reasons;
+    al.n_reasons = n_reasons;
+    if (event_id)
+        al.event_id = (char *)event_id;
+    size_t len = funnel__v1__alert__get_packed_size(&al);
+    uint8_t *buf = xmalloc(len);
+    funnel__v1__alert__pack(&al, buf);
+    s_publish(self, topic, buf, len);
+    free(buf);
 }
 
 static void s_send_ack(pending_t *p, const Funnel__V1__Ack *ack)
@@ -362,6 +388,8 @@ static int s_apply_pending(ingest_t *self, size_t max_batches)
         return rc;
     st = store_stats(self->store);
     for (pending_t *p = self->head; p && n < max_batches; p = p->next, n++) {
+        if (p->logged)
+            continue;
         p->accepted = p->duplicates = 0;
         p->last_seq = 0;
         for (size_t i = 0; i < p->batch->n_events; i++) {
@@ -509,6 +537,19 @@ static int s_commit(ingest_t *self)
                      "committing %zu batches at a time", chunk);
             continue;
         }
+        if (rc == STORE_ETXNFULL) {
+            /* One batch alone is too much for a transaction: refuse its
+             * events (its Ack says why) rather than retry forever. */
+            pending_t *p = self->head;
+            log_warn("[ingest] a batch of %zu events needs more pages than one "
+                     "transaction may hold; refused", p->batch->n_events);
+            for (size_t i = 0; i < p->batch->n_events; i++) {
+                p->verdict[i] = V_REJECTED;
+                snprintf(p->reason[i], sizeof p->reason[i],
+                         "batch too large for one transaction: send smaller batches");
+            }
+            continue;
+        }
         if (s_committed(self, rc, n_batches) != 0)
             return -1;
     }
@@ -525,10 +566,17 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
         log_warn("[ingest] state commit failed after the log commit; replaying");
         s_out_clear(self);
         /* If the state map filled up inside the commit, grow it first. */
-        if (store_grow(self->store) != STORE_OK || s_replay(self) < 0)
+        if (store_grow(self->store) != STORE_OK || s_replay(self) < 0) {
+            /* The events are in the log with their verdicts: whatever
+             * happens next, these batches are only acknowledged, never
+             * applied again. */
+            size_t n = 0;
+            for (pending_t *p = self->head; p && n < n_batches; p = p->next, n++)
+                p->logged = true;
             rc = STORE_ERR;
-        else
+        } else {
             rc = STORE_OK;
+        }
     }
     if (rc != STORE_OK) {
         s_out_clear(self);
@@ -536,19 +584,9 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
             log_err("[ingest] cannot commit %zu pending events; intake paused, "
                     "nothing acknowledged, retrying every second",
                     self->n_pending_events);
-            static const char topic[] = "ingest.store";
-            Funnel__V1__Alert al;
             char *reason = (char *)"store commit failed (disk full or I/O error); "
                                    "intake paused";
-            funnel__v1__alert__init(&al);
-            al.kind = (char *)"store";
-            al.topic = (char *)topic;
-            al.at_ms = ingest_wall_ms();
-            al.n_reasons = 1;
-            al.reasons = &reason;
-            uint8_t buf[512];
-            size_t len = funnel__v1__alert__pack(&al, buf);
-            s_publish(self, topic, buf, len);
+            s_notice(self, "store", &reason, 1, NULL);
         }
         self->failing = true;
         s_intake_pause(self, true);
@@ -633,8 +671,8 @@ static void s_fire_due(ingest_t *self)
                 int r = s_apply(self, &ev, 0, &seq);
                 if (r < 0)
                     break;
-                if (r > 0) /* the lead is gone: drop its deadline */
-                    store_deadline_clear(self->store, due[i].lead_id, due[i].kind, NULL);
+                if (r > 0) /* it cannot be applied (its lead is gone): drop it */
+                    store_deadline_drop(self->store, &due[i]);
             }
             s_funnel_check(self);
             rc = store_group_commit(self->store);
@@ -822,6 +860,15 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
             break;
         }
     if (p == NULL) {
+        /* Bounded: a publisher name per process (say, with a UUID in it)
+         * must not grow the daemon without end. */
+        if (self->n_publishers == S_PUBLISHERS_MAX) {
+            if (!self->publishers_full)
+                log_warn("[ingest] more than %d sequenced stream publishers: "
+                         "gaps of new ones are not tracked", S_PUBLISHERS_MAX);
+            self->publishers_full = true;
+            return;
+        }
         self->publishers = xrealloc(self->publishers,
                                     (self->n_publishers + 1) * sizeof *p);
         p = &self->publishers[self->n_publishers++];
@@ -839,18 +886,7 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
                  p->name, (unsigned long long)p->last_seq,
                  (unsigned long long)ev->seq, (unsigned long long)missing, origin);
         log_warn("[ingest] %s", reason);
-        static const char topic[] = "ingest.gap";
-        Funnel__V1__Alert al;
-        funnel__v1__alert__init(&al);
-        al.kind = (char *)"gap";
-        al.topic = (char *)topic;
-        al.at_ms = ingest_wall_ms();
-        al.reasons = reasons;
-        al.n_reasons = 1;
-        al.event_id = ev->id;
-        uint8_t buf[1024];
-        size_t len = funnel__v1__alert__pack(&al, buf);
-        s_publish(self, topic, buf, len);
+        s_notice(self, "gap", reasons, 1, ev->id);
     }
     if (ev->seq > p->last_seq)
         p->last_seq = ev->seq;
@@ -919,24 +955,12 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
 
     if (reply == NULL && n_rejected > 0) {
         /* Streams have nobody to answer: say it on ingest.rejected. */
-        static const char topic[] = "ingest.rejected";
-        Funnel__V1__Alert al;
         char *reasons[HND_REASONS_MAX];
         size_t nr = 0;
         for (size_t i = 0; i < batch->n_events && nr < HND_REASONS_MAX; i++)
             if (p->verdict[i] == V_REJECTED)
                 reasons[nr++] = p->reason[i];
-        funnel__v1__alert__init(&al);
-        al.kind = (char *)"rejected";
-        al.topic = (char *)topic;
-        al.at_ms = wall;
-        al.reasons = reasons;
-        al.n_reasons = nr;
-        size_t len = funnel__v1__alert__get_packed_size(&al);
-        uint8_t *buf = xmalloc(len);
-        funnel__v1__alert__pack(&al, buf);
-        s_publish(self, topic, buf, len);
-        free(buf);
+        s_notice(self, "rejected", reasons, nr, NULL);
         log_info("[ingest] %s: %zu of %zu events rejected, first: %s", origin,
                  n_rejected, batch->n_events, reasons[0]);
     }
@@ -971,18 +995,8 @@ refuse:;
     if (reply) {
         s_ack_error(reply, msg, batch_id, why);
     } else {
-        static const char topic[] = "ingest.rejected";
-        Funnel__V1__Alert al;
         char *reason = why;
-        funnel__v1__alert__init(&al);
-        al.kind = (char *)"rejected";
-        al.topic = (char *)topic;
-        al.at_ms = ingest_wall_ms();
-        al.reasons = &reason;
-        al.n_reasons = 1;
-        uint8_t buf[512];
-        size_t len = funnel__v1__alert__pack(&al, buf);
-        s_publish(self, topic, buf, len);
+        s_notice(self, "rejected", &reason, 1, NULL);
     }
 }
 
@@ -1005,9 +1019,17 @@ void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
         store_stats(self->store)->rejected++;
         return;
     }
-    snprintf(origin, sizeof origin, "stream %s topic %.*s", bus_endpoint(sock),
-             (int)(zmq_msg_size(&msg->part[0]) > 40 ? 40 : zmq_msg_size(&msg->part[0])),
-             (const char *)zmq_msg_data(&msg->part[0]));
+    /* The topic is the publisher's bytes: printable ASCII only goes into
+     * logs and alerts, the rest as '?'. */
+    char topic[41];
+    size_t tn = zmq_msg_size(&msg->part[0]);
+    const unsigned char *tp = zmq_msg_data(&msg->part[0]);
+    if (tn > sizeof topic - 1)
+        tn = sizeof topic - 1;
+    for (size_t i = 0; i < tn; i++)
+        topic[i] = tp[i] >= 0x20 && tp[i] < 0x7f ? (char)tp[i] : '?';
+    topic[tn] = '\0';
+    snprintf(origin, sizeof origin, "stream %s topic %s", bus_endpoint(sock), topic);
     s_submit(self, NULL, msg, &msg->part[1], origin);
 }
 

@@ -192,7 +192,9 @@ int main(int argc, char **argv)
         .max_msg_bytes = (int64_t)app.cfg.max_message_kb * 1024,
     };
     bus_opts_t pub_opts = {
-        .linger_ms = 0,
+        /* The last commit's alerts get out too; a slow subscriber delays
+         * shutdown by linger_ms at most. */
+        .linger_ms = (int)app.cfg.linger_ms,
         .sndhwm = (int)app.cfg.alerts_hwm,
     };
     bus_sock_t *alerts = bus_socket(app.bus, ZMQ_PUB, app.cfg.alerts, true,

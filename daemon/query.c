@@ -112,7 +112,9 @@ static void s_lead(query_t *q, const Funnel__V1__LeadQuery *lq,
             t.entries = xcalloc(limit, sizeof *t.entries);
             t.ptrs = xcalloc(limit, sizeof *t.ptrs);
             t.events = xcalloc(limit, sizeof *t.events);
-            store_read_timeline(q->store, lq->lead_id, limit, s_on_timeline_event, &t);
+            if (store_read_timeline(q->store, lq->lead_id, limit, s_on_timeline_event,
+                                    &t) < 0)
+                r->error = (char *)"storage error reading the lead's timeline";
             lr.n_timeline = t.n;
             lr.timeline = t.ptrs;
         }
@@ -786,5 +788,8 @@ void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
         s_reply(sock, msg, &r);
         break;
     }
+    /* The reply's oneof pointed into the handler's stack frame. */
+    r.reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
+    r.lead = NULL;
     funnel__v1__query_request__free_unpacked(req, NULL);
 }

@@ -108,6 +108,14 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
             rc = 2;
             goto out;
         }
+        /* Its clean-close marker goes with it. */
+        char mark_from[4200], mark_to[4200];
+        snprintf(mark_from, sizeof mark_from, "%s/state.rebuild.mark", state_dir);
+        snprintf(mark_to, sizeof mark_to, "%s/state.mark", state_dir);
+        if (rename(mark_from, mark_to) == -1)
+            fprintf(stderr, "funneld: cannot move %s to %s: %s (the next start "
+                    "will rebuild the state again)\n", mark_from, mark_to,
+                    strerror(errno));
         printf("the rebuilt state is now live; the previous one is in %s\n", old);
         rc = 0;
     }

@@ -380,53 +380,53 @@ static void s_boot_id(char *out, size_t cap)
 /* The state is committed without fsync, so only the page cache holds its
  * latest pages: a killed process loses nothing, but a machine that went
  * down with the state open may have written some pages and not others.
- * The state records the boot it was opened in and whether it was closed
- * cleanly; an unclean close in an earlier boot means it cannot be trusted. */
-static bool s_state_torn(store_t *self)
+ * A small marker file beside it, fsync'd, says "open in boot B" while
+ * funneld runs and "clean" after a clean close. It lives outside the state
+ * because the state itself is what cannot be trusted. */
+static void s_marker_path(const store_t *self, char *out, size_t cap)
 {
-    MDB_txn *txn;
-    MDB_val k, v;
-    uint64_t clean = 1;
-    char boot[64], now[64];
-    bool torn = false;
-
-    if (mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &txn) != 0)
-        return false;
-    if (s_meta_u64(txn, self->meta, "clean", &clean) == 0 && clean == 0 &&
-        self->applied_seq > 0) {
-        k = s_str_val("boot_id");
-        boot[0] = '\0';
-        if (mdb_get(txn, self->meta, &k, &v) == 0 && v.mv_size < sizeof boot) {
-            memcpy(boot, v.mv_data, v.mv_size);
-            boot[v.mv_size] = '\0';
-        }
-        s_boot_id(now, sizeof now);
-        torn = now[0] == '\0' || strcmp(boot, now) != 0;
-    }
-    mdb_txn_abort(txn);
-    return torn;
+    snprintf(out, cap, "%s/%s.mark", self->dir, self->state_name);
 }
 
-/* Record "open in this boot, not closed cleanly yet", durably, before the
- * first group can touch the state. */
+/* Whether the state directory may be torn: it exists, and the marker is
+ * missing or says it was open in another boot. */
+static bool s_state_torn(store_t *self)
+{
+    char path[4200], data[4200], text[128] = "", now[64];
+    snprintf(data, sizeof data, "%s/%s/data.mdb", self->dir, self->state_name);
+    if (access(data, F_OK) != 0)
+        return false; /* nothing there yet */
+    s_marker_path(self, path, sizeof path);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    if (fgets(text, sizeof text, f) == NULL)
+        text[0] = '\0';
+    fclose(f);
+    text[strcspn(text, "\n")] = '\0';
+    if (strcmp(text, "clean") == 0)
+        return false;
+    s_boot_id(now, sizeof now);
+    return strncmp(text, "open ", 5) != 0 || now[0] == '\0' || strcmp(text + 5, now) != 0;
+}
+
+/* Write the marker durably: "open <boot id>" or "clean". Returns 0 or an
+ * errno value. */
 static int s_mark_open(store_t *self, bool open)
 {
-    MDB_txn *txn;
-    char boot[64];
-    int rc;
-
+    char path[4200], text[128], boot[64];
+    s_marker_path(self, path, sizeof path);
     s_boot_id(boot, sizeof boot);
-    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0)
-        return rc;
-    MDB_val k = s_str_val("boot_id"), v = s_str_val(boot);
-    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 ||
-        (rc = s_meta_put_u64(txn, self->meta, "clean", open ? 0 : 1)) != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    if ((rc = mdb_txn_commit(txn)) != 0)
-        return rc;
-    return mdb_env_sync(self->state_env, 1);
+    int n = open ? snprintf(text, sizeof text, "open %s\n", boot)
+                 : snprintf(text, sizeof text, "clean\n");
+    int fd = openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd == -1)
+        return errno;
+    int rc = 0;
+    if (write(fd, text, (size_t)n) != n || fsync(fd) == -1)
+        rc = errno ? errno : EIO;
+    close(fd);
+    return rc;
 }
 
 store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
@@ -465,34 +465,41 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
             goto fail;
         }
     }
-    if (s_env_open(&self->state_env, dir, state_name, map_size,
-                   MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1)
-        goto fail;
-    if (s_open_dbs(self, err, errlen) == -1)
-        goto fail;
-    if (!fresh && s_state_torn(self)) {
-        char path[4096];
-        log_warn("[store] the machine went down while funneld had %s/%s open: "
-                 "its pages may be torn; rebuilding the state from the event log",
-                 dir, state_name);
-        mdb_env_close(self->state_env);
-        self->state_env = NULL;
-        snprintf(path, sizeof path, "%s/%s", dir, state_name);
-        if (s_remove_env_dir(path) == -1) {
-            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
-            goto fail;
+    /* A state that may be torn, or that LMDB cannot open, is rebuilt from
+     * the log: it holds nothing the log does not. */
+    bool rebuild = !fresh && s_state_torn(self);
+    if (rebuild)
+        log_warn("[store] the machine went down while funneld had %s/%s open (or "
+                 "its marker is missing): its pages may be torn; rebuilding the "
+                 "state from the event log", dir, state_name);
+    for (int attempt = 0;; attempt++) {
+        if (rebuild) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, state_name);
+            if (self->state_env) {
+                mdb_env_close(self->state_env);
+                self->state_env = NULL;
+            }
+            if (s_remove_env_dir(path) == -1) {
+                snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+                goto fail;
+            }
+            self->applied_seq = 0;
+            memset(&self->stats, 0, sizeof self->stats);
         }
-        self->applied_seq = 0;
-        memset(&self->stats, 0, sizeof self->stats);
         if (s_env_open(&self->state_env, dir, state_name, map_size,
-                       MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == -1 ||
-            s_open_dbs(self, err, errlen) == -1)
+                       MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == 0 &&
+            s_open_dbs(self, err, errlen) == 0)
+            break;
+        if (attempt > 0 || fresh || rebuild)
             goto fail;
+        log_warn("[store] %s; rebuilding the state from the event log", err);
+        rebuild = true;
     }
     int rc = s_mark_open(self, true);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write to %s/%s: %s", dir, state_name,
-                 mdb_strerror(rc));
+        snprintf(err, errlen, "cannot write the marker of %s/%s: %s", dir, state_name,
+                 strerror(rc));
         goto fail;
     }
     self->marked_open = true;
@@ -520,11 +527,11 @@ void store_destroy(store_t **self_p)
         /* Flushed first, then marked clean: a clean mark never precedes
          * the pages it vouches for. */
         int rc = mdb_env_sync(self->state_env, 1);
-        if (rc == 0 && self->marked_open)
-            rc = s_mark_open(self, false);
         if (rc != 0)
-            log_err("[store] closing the state: %s", mdb_strerror(rc));
+            log_err("[store] flushing the state: %s", mdb_strerror(rc));
         mdb_env_close(self->state_env);
+        if (rc == 0 && self->marked_open && (rc = s_mark_open(self, false)) != 0)
+            log_err("[store] marking the state clean: %s", strerror(rc));
     }
     if (self->log_env)
         mdb_env_close(self->log_env);
@@ -1059,8 +1066,14 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
         size_t rest = k.mv_size - 8;
         size_t nl = strnlen(lead, rest);
         if (nl >= rest || nl > sizeof out[n].lead_id - 1 ||
-            rest - nl - 1 > sizeof out[n].kind - 1)
+            rest - nl - 1 > sizeof out[n].kind - 1) {
+            /* Not one of ours: it would be due forever. */
+            log_err("[store] dropping a malformed deadline entry (%zu bytes)", k.mv_size);
+            if (self->state_txn && mdb_cursor_del(cur, 0) == 0 &&
+                mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT) != 0)
+                break;
             continue;
+        }
         memcpy(out[n].lead_id, lead, nl);
         out[n].lead_id[nl] = '\0';
         memcpy(out[n].kind, lead + nl + 1, rest - nl - 1);
@@ -1081,6 +1094,25 @@ fail:
     else
         log_err("[store] deadline scan: %s", mdb_strerror(rc));
     return 0;
+}
+
+void store_deadline_drop(store_t *self, const store_due_t *due)
+{
+    if (self->ret != STORE_OK)
+        return;
+    unsigned char kb[512], db[520];
+    MDB_val dk = s_due_key(db, sizeof db, due->due_ms, due->lead_id, due->kind);
+    int rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        s_fail(self, rc, false, "deadline drop");
+        return;
+    }
+    MDB_val k = s_pair_key(kb, sizeof kb, due->lead_id, due->kind), v;
+    rc = mdb_get(self->state_txn, self->lead_deadlines, &k, &v);
+    if (rc == 0 && v.mv_size == 8 && (int64_t)s_be64_get(v.mv_data) == due->due_ms)
+        rc = mdb_del(self->state_txn, self->lead_deadlines, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        s_fail(self, rc, false, "deadline drop");
 }
 
 void store_mark(store_t *self, const char *set, const char *lead_id, bool on,

@@ -176,6 +176,10 @@ typedef struct {
 size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
                            store_due_t *out);
 
+/* Remove exactly this due deadline (both of its entries), whatever became
+ * of its lead: for deadlines that can no longer be applied. */
+void store_deadline_drop(store_t *self, const store_due_t *due);
+
 /* Put lead_id in (on) or take it out of the named set ("marks": set, NUL,
  * lead id -> since_ms BE). */
 void store_mark(store_t *self, const char *set, const char *lead_id, bool on,

@@ -83,6 +83,11 @@ const char *validate_event(const Funnel__V1__Event *ev, int64_t now_ms,
         (r = s_string("publisher", ev->publisher, HND_ID_MAX, false, buf, buflen)))
         return r;
 
+    if (ev->id[0] == '$') {
+        snprintf(buf, buflen, "id \"%.40s\": ids beginning with $ are reserved "
+                 "for funneld", ev->id);
+        return buf;
+    }
     if (ev->type[0] == '$') {
         snprintf(buf, buflen, "type \"%s\": types beginning with $ are reserved "
                  "for funneld", ev->type);

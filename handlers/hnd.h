@@ -200,7 +200,7 @@ typedef struct {
 /* A change to one report counter, e.g. {"entered/interest", +1}. The
  * daemon sums the deltas of a group commit and applies them to the
  * aggregates database. */
-#define HND_COUNTER_KEY_MAX 96
+#define HND_COUNTER_KEY_MAX 200  /* fits by/persona/<63>/advanced/<63> */
 typedef struct {
     char key[HND_COUNTER_KEY_MAX];
     int64_t delta;

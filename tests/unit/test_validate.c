@@ -66,6 +66,9 @@ static void test_required_fields(void **state)
     good(&f);
     f.ev.type = "$deadline";
     assert_non_null(strstr(check(&f), "reserved"));
+    good(&f);
+    f.ev.id = "$deadline/stall/L-1/1";
+    assert_non_null(strstr(check(&f), "ids beginning with $ are reserved"));
 }
 
 static void test_source(void **state)
