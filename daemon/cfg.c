@@ -328,6 +328,17 @@ static int s_parse_uint(const char *s, unsigned *out)
     return 0;
 }
 
+bool cfg_endpoint_is_local(const char *ep)
+{
+    if (strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0)
+        return true;
+    if (strncmp(ep, "tcp://", 6) != 0)
+        return false;
+    const char *host = ep + 6;
+    return strncmp(host, "127.", 4) == 0 || strncmp(host, "localhost:", 10) == 0 ||
+           strncmp(host, "[::1]:", 6) == 0;
+}
+
 static int s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->clock, "wall") != 0 && strcmp(cfg->clock, "event") != 0) {
@@ -366,6 +377,20 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                               "1000000 and max_message_kb at most 1048576", INT_MAX);
         return -1;
     }
+    if (cfg->allow_remote > 1) {
+        snprintf(err, errlen, "allow_remote must be 0 or 1, not %u", cfg->allow_remote);
+        return -1;
+    }
+    const char *bound[] = {cfg->ingest, cfg->alerts, cfg->query};
+    for (size_t i = 0; i < 3 && !cfg->allow_remote; i++)
+        if (!cfg_endpoint_is_local(bound[i])) {
+            snprintf(err, errlen,
+                     "refusing to bind %s: it is not a loopback address, and funneld "
+                     "does not authenticate clients yet; set allow_remote: 1 (or "
+                     "--allow-remote 1) to expose it behind a firewall",
+                     bound[i]);
+            return -1;
+        }
     if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
         cfg->max_batch_events == 0) {
         snprintf(err, errlen, "drain_budget, group_max_events and "

@@ -45,7 +45,9 @@
     X(UINT, alerts_hwm, 100000,                                                \
       "alerts queued per slow subscriber before they are dropped")             \
     X(UINT, linger_ms, 2000,                                                   \
-      "how long shutdown waits to deliver queued acks and replies")
+      "how long shutdown waits to deliver queued acks and replies")            \
+    X(UINT, allow_remote, 0,                                                   \
+      "1: allow binding non-loopback TCP addresses (no authentication yet)")
 
 #define CFG_STR_MEMBER(name) char *name;
 #define CFG_UINT_MEMBER(name) unsigned name;
@@ -86,6 +88,10 @@ void cfg_free(cfg_t *cfg);
 
 /* Print the effective configuration as YAML (a valid config file). */
 void cfg_dump(const cfg_t *cfg, FILE *out);
+
+/* Whether a ZeroMQ endpoint stays on this machine (loopback TCP, ipc,
+ * inproc). */
+bool cfg_endpoint_is_local(const char *ep);
 
 /* Print usage and every option with its default. */
 void cfg_usage(const char *argv0);

@@ -666,8 +666,29 @@ static int s_ingest_open(s_ingest_t *in, void *ctx, ctl_opts_t *g)
     in->g = g;
     in->slots = s_xmalloc((size_t)in->window * sizeof *in->slots);
     s_random_hex(in->run_id, 8);
-    in->sock = s_socket(ctx, ZMQ_DEALER, g->ingest);
-    return in->sock ? 0 : -1;
+    in->sock = zmq_socket(ctx, ZMQ_DEALER);
+    if (in->sock == NULL) {
+        s_error("cannot create a socket: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    /* Queue only to a connected funneld, so that an absent one is noticed
+     * in --timeout seconds instead of after every resend. */
+    int linger = 0, immediate = 1;
+    if (zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof linger) == -1 ||
+        zmq_setsockopt(in->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) == -1 ||
+        zmq_connect(in->sock, g->ingest) == -1) {
+        s_error("cannot connect to \"%s\": %s", g->ingest, zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    double timeout = g->timeout_set && g->timeout > 0 ? g->timeout : S_DEFAULT_TIMEOUT;
+    zmq_pollitem_t item = {.socket = in->sock, .events = ZMQ_POLLOUT};
+    int r = zmq_poll(&item, 1, (long)(timeout * 1000));
+    if (r <= 0) {
+        s_error("funneld is not reachable at %s: no connection within %g s (is it "
+                "running? see --ingest)", g->ingest, timeout);
+        return -1;
+    }
+    return 0;
 }
 
 static void s_ingest_close(s_ingest_t *in)
@@ -719,7 +740,8 @@ static const char s_publish_help[] =
     "\n"
     "Exit status: 0 when every event sent was stored (accepted or duplicate), even\n"
     "if bad lines were skipped (they are reported; see --strict); 1 when funneld\n"
-    "rejected an event; 2 on a usage or connection error (no Ack after the retries).\n";
+    "rejected an event; 2 on a usage or connection error (no connection to funneld\n"
+    "within --timeout seconds, default 5; or no Ack after the retries).\n";
 
 static const char s_send_help[] =
     "Usage: funnelctl send --lead L --source S --type T [--attr K=V]... [--at TIME]\n"
