@@ -167,7 +167,7 @@ int main(int argc, char **argv)
                          action == CFG_REBUILD_REPLACE);
         goto out;
     }
-    log_info("[main] funneld %s: definition \"%s\" (%s, %s)", FUNNELD_VERSION,
+    log_info("[main] funneld %s: definition \"%s\" from %s, hash %s", FUNNELD_VERSION,
              app.defn->name, app.defn->path, app.defn->hash);
 
     app.base = event_base_new();

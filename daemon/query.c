@@ -317,7 +317,8 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
         s.leads = leads > 0 ? (uint64_t)leads : 0;
         store_read_end(q->store);
     }
-    snprintf(defn, sizeof defn, "%s (%s, %s)", d->name, d->path, d->hash);
+    snprintf(defn, sizeof defn, "%s (%s, %s)", d->name,
+             strcmp(d->path, "(built-in)") == 0 ? "built-in" : d->path, d->hash);
     s.definition = defn;
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
@@ -557,7 +558,12 @@ static void s_read_friction(query_t *q, const defn_t *d, const char *prefix,
                                  w ? sf->window_entered : sf->entered,
                                  w ? "in the window" : "ever"));
         }
-        if (sf->completed > 0)
+        /* A long stay is friction once the median nears the stage's limit
+         * (half of max_dwell); without a limit, once 20 stays make the
+         * median mean something. */
+        bool slow = st->max_dwell_ms > 0 ? sf->median_ms * 2 >= st->max_dwell_ms
+                                         : sf->completed >= 20;
+        if (sf->completed > 0 && slow)
             s_point(a, rank, &nr, 1, (double)sf->median_ms, i, "dwell", nm,
                     (double)sf->median_ms,
                     s_strdup(a, "%s: median stay %s, p90 %s over %" PRIu64

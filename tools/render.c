@@ -387,21 +387,28 @@ void render_ledger_text(FILE *out, const Funnel__V1__Lead *l)
     const Funnel__V1__LedgerCarry *carry[2] = { l->older_fit, l->older_engagement };
     for (int k = 0; k < 2; k++)
         if (carry[k] && carry[k]->entries) {
-            fprintf(out, "  %-24s %-10s %-28s %+9.2f -> %+9.2f  (%u older entries)\n", "-",
+            fprintf(out, "  %-24s %-10s %-28s %+9.2f -> %+9.2f  (%u older entr%s)\n", "-",
                     k == 0 ? "fit" : "engagement", "older entries", carry[k]->points,
-                    carry[k]->current, carry[k]->entries);
+                    carry[k]->current, carry[k]->entries,
+                    carry[k]->entries == 1 ? "y" : "ies");
             sum[k] += carry[k]->current;
         }
     for (size_t i = 0; i < l->n_ledger; i++) {
         const Funnel__V1__LedgerEntry *e = l->ledger[i];
         bool fit = e->kind && strcmp(e->kind, "fit") == 0;
+        /* The rule's text repeats its kind ("engagement: page_view"). */
+        const char *rule = e->rule ? e->rule : "";
+        size_t kl = e->kind ? strlen(e->kind) : 0;
+        if (kl && strncmp(rule, e->kind, kl) == 0 && rule[kl] == ':')
+            rule += kl + 1 + (rule[kl + 1] == ' ');
         fprintf(out, "  %-24s %-10s %-28s %+9.2f -> %+9.2f  %s #%" PRIu64 "\n",
-                s_time_text(e->at_ms, t1), e->kind, e->rule, e->points, e->current,
+                s_time_text(e->at_ms, t1), e->kind, rule, e->points, e->current + 0.0,
                 e->event_id, e->seq);
         sum[fit ? 0 : 1] += e->current;
     }
-    fprintf(out, "  sums: fit %.2f, engagement %.2f, total %.2f\n", sum[0], sum[1],
-            sum[0] + sum[1]);
+    /* + 0.0 turns a sum of -0.0 into 0.0 */
+    fprintf(out, "  sums: fit %.2f, engagement %.2f, total %.2f\n", sum[0] + 0.0,
+            sum[1] + 0.0, sum[0] + sum[1] + 0.0);
 }
 
 /* ------------------------------------------------------------------ */
