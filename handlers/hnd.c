@@ -50,16 +50,20 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
     for (; key[n] && n < HND_COUNTER_KEY_MAX - 1; n++)
         h = (h ^ (unsigned char)key[n]) * 16777619u;
 
-    for (size_t i = 0; i < fx->n_deltas; i++)
-        if (fx->deltas[i].hash == h && strncmp(fx->deltas[i].key, key, n) == 0 &&
-            fx->deltas[i].key[n] == '\0') {
-            fx->deltas[i].delta += delta;
+    /* Open addressing over 256 slots for at most 128 deltas. */
+    size_t slot = h & 255;
+    for (; fx->delta_slot[slot]; slot = (slot + 1) & 255) {
+        hnd_delta_t *d = &fx->deltas[fx->delta_slot[slot] - 1];
+        if (d->hash == h && strncmp(d->key, key, n) == 0 && d->key[n] == '\0') {
+            d->delta += delta;
             return;
         }
+    }
     /* The table is sized for the handlers' worst case; overflowing it is a
      * programming error caught by the unit tests. */
     if (fx->n_deltas == HND_DELTAS_MAX)
         return;
+    fx->delta_slot[slot] = (uint8_t)(fx->n_deltas + 1);
     hnd_delta_t *d = &fx->deltas[fx->n_deltas++];
     memcpy(d->key, key, n);
     d->key[n] = '\0';

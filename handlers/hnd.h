@@ -244,6 +244,8 @@ typedef struct {
     hnd_alert_t alerts[HND_ALERTS_MAX];
     size_t n_deltas;
     hnd_delta_t deltas[HND_DELTAS_MAX];
+    uint8_t delta_slot[256];    /* hash -> index + 1 into deltas, 0 empty;
+                                   cleared with n_deltas (pipeline.c) */
     size_t n_deadlines;
     hnd_deadline_t deadlines[HND_DEADLINES_MAX];
     size_t n_marks;

@@ -21,6 +21,7 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
     fx->is_new = is_new;
     fx->n_alerts = 0;
     fx->n_deltas = 0;
+    memset(fx->delta_slot, 0, sizeof fx->delta_slot);
     fx->n_deadlines = 0;
     fx->n_marks = 0;
     if (is_new)
@@ -43,6 +44,7 @@ static void s_reset(hnd_effects_t *fx, int stage)
     fx->prev_stage = stage;
     fx->n_alerts = 0;
     fx->n_deltas = 0;
+    memset(fx->delta_slot, 0, sizeof fx->delta_slot);
     fx->n_deadlines = 0;
     fx->n_marks = 0;
 }
