@@ -1255,30 +1255,33 @@ int64_t store_read_counter(store_t *self, const char *key)
     return (int64_t)s_be64_get(v.mv_data);
 }
 
-long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
-                      void *arg)
+/* Call fn(key as a C string, its u64 value, arg) for every record of dbi
+ * in the read snapshot whose key begins with prefix and whose value is a
+ * u64; what stands for counters and marks alike. Returns how many, or
+ * STORE_ERR (logged with `what`). */
+typedef void s_u64_fn(const char *key, size_t key_len, uint64_t value, void *arg);
+
+static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
+                          const char *what, s_u64_fn *fn, void *arg)
 {
     MDB_cursor *cur = NULL;
     size_t plen = strlen(prefix);
-    char set[512];
+    char key[512];
     long n = 0;
     int rc;
 
-    if ((rc = mdb_cursor_open(self->rstate, self->marks, &cur)) != 0)
+    if ((rc = mdb_cursor_open(self->rstate, dbi, &cur)) != 0)
         goto fail;
     MDB_val k = s_str_val(prefix), v;
     for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
          rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
             break;
-        if (k.mv_size >= sizeof set || v.mv_size != 8)
+        if (k.mv_size >= sizeof key || v.mv_size != 8)
             continue;
-        memcpy(set, k.mv_data, k.mv_size);
-        set[k.mv_size] = '\0';
-        size_t ns = strlen(set);
-        if (ns >= k.mv_size)
-            continue;
-        fn(set, set + ns + 1, (int64_t)s_be64_get(v.mv_data), arg);
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = '\0';
+        fn(key, k.mv_size, s_be64_get(v.mv_data), arg);
         n++;
     }
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -1289,8 +1292,28 @@ long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
 fail:
     if (cur)
         mdb_cursor_close(cur);
-    log_err("[store] read marks %s: %s", prefix, mdb_strerror(rc));
+    log_err("[store] read %s %s: %s", what, prefix, mdb_strerror(rc));
     return STORE_ERR;
+}
+
+typedef struct {
+    store_mark_fn *fn;
+    void *arg;
+} s_marks_arg_t;
+
+static void s_on_mark(const char *key, size_t len, uint64_t value, void *arg)
+{
+    const s_marks_arg_t *m = arg;
+    size_t ns = strlen(key); /* set, NUL, lead id */
+    if (ns < len)
+        m->fn(key, key + ns + 1, (int64_t)value, m->arg);
+}
+
+long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
+                      void *arg)
+{
+    s_marks_arg_t m = {fn, arg};
+    return s_scan_prefix(self, self->marks, prefix, "marks", s_on_mark, &m);
 }
 
 int store_read_next_deadline(store_t *self, int64_t *due_ms)
@@ -1312,39 +1335,22 @@ int store_read_next_deadline(store_t *self, int64_t *due_ms)
     return 1;
 }
 
+typedef struct {
+    store_counter_fn *fn;
+    void *arg;
+} s_counters_arg_t;
+
+static void s_on_counter(const char *key, size_t len, uint64_t value, void *arg)
+{
+    const s_counters_arg_t *c = arg;
+    c->fn(key, (int64_t)value, c->arg);
+}
+
 long store_read_counters(store_t *self, const char *prefix,
                          store_counter_fn *fn, void *arg)
 {
-    MDB_cursor *cur = NULL;
-    size_t plen = strlen(prefix);
-    char key[512];
-    long n = 0;
-    int rc;
-
-    if ((rc = mdb_cursor_open(self->rstate, self->aggregates, &cur)) != 0)
-        goto fail;
-    MDB_val k = s_str_val(prefix), v;
-    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
-         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
-            break;
-        if (k.mv_size >= sizeof key || v.mv_size != 8)
-            continue;
-        memcpy(key, k.mv_data, k.mv_size);
-        key[k.mv_size] = '\0';
-        fn(key, (int64_t)s_be64_get(v.mv_data), arg);
-        n++;
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto fail;
-    mdb_cursor_close(cur);
-    return n;
-
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    log_err("[store] read counters %s: %s", prefix, mdb_strerror(rc));
-    return STORE_ERR;
+    s_counters_arg_t c = {fn, arg};
+    return s_scan_prefix(self, self->aggregates, prefix, "counters", s_on_counter, &c);
 }
 
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
