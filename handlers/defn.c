@@ -2110,18 +2110,22 @@ int defn_stage_index(const defn_t *d, const char *name)
 const defn_transition_t *defn_transition(const defn_t *d, const char *type,
                                          int source)
 {
-    const defn_transition_t *any = NULL;
+    /* The selection h_stage.c makes (a transition for the event's source
+     * first, then one for any source, the first listed in each), over the
+     * transitions without an attribute condition. */
     assert(d && type);
-    for (size_t i = 0; i < d->n_transitions; i++) {
-        const defn_transition_t *t = &d->transitions[i];
-        if (strcmp(t->type, type) != 0)
-            continue;
-        if (t->source == source && source != 0)
-            return t;
-        if (t->source == 0)
-            any = t;
-    }
-    return any;
+    const defn_type_t *ty = defn_type(d, type);
+    if (ty == NULL)
+        return NULL;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < ty->tr_count; i++) {
+            const defn_transition_t *t = &d->transitions[d->tr_index[ty->tr_first + i]];
+            bool want = pass == 0 ? t->source != 0 && t->source == source
+                                  : t->source == 0;
+            if (want && t->when == NULL)
+                return t;
+        }
+    return NULL;
 }
 
 double defn_points(const defn_t *d, const char *type)

@@ -181,8 +181,11 @@ void defn_destroy(defn_t **self_p);
 int defn_stage_index(const defn_t *d, const char *name);
 
 /* The transition for an event of `type` from `source` (1 marketing,
- * 2 sales): a transition restricted to that source wins over one for any
- * source. NULL when the type moves no stage. Borrowed from d. */
+ * 2 sales) as h_stage.c selects it, among the transitions without an
+ * attribute condition (which need a lead to be decided): a transition
+ * restricted to that source wins over one for any source, and the first
+ * listed wins among equals. NULL when no such transition moves the type.
+ * Borrowed from d. */
 const defn_transition_t *defn_transition(const defn_t *d, const char *type,
                                          int source);
 
