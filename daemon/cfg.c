@@ -488,8 +488,14 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
             action = CFG_REBUILD_REPLACE;
         }
     }
-    if (s_check(cfg, err, errlen) == -1)
+    if (s_check(cfg, err, errlen) == -1) {
+        if (config) {
+            /* The value may come from the file or the command line. */
+            size_t used = strlen(err);
+            snprintf(err + used, errlen - used, " (from %s or the command line)", config);
+        }
         return CFG_ERROR;
+    }
     return action;
 }
 

@@ -238,6 +238,18 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
         goto send;
     }
     s_read_counts(q, d, prefix, &all);
+    if (persona[0] && all.leads == 0) {
+        /* A persona the definition does not name and no lead ever had is
+         * a typo, not an empty group. */
+        bool known = strcmp(persona, HND_GROUP_NONE) == 0;
+        for (size_t i = 0; i < d->n_personas && !known; i++)
+            known = strcmp(d->personas[i].name, persona) == 0;
+        if (!known) {
+            store_read_end(q->store);
+            r->error = (char *)"no such persona in the definition or the counters";
+            goto send;
+        }
+    }
     if (by[0]) {
         char gprefix[64];
         snprintf(gprefix, sizeof gprefix, "by/%s/", by);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "hnd.h"
 
@@ -48,6 +49,17 @@ bool validate_utf8(const char *s, size_t max)
         n += len;
     }
     return n <= max;
+}
+
+/* An event time as RFC 3339 UTC (to the second), for messages. */
+static const char *s_time(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL ||
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "?");
+    return out;
 }
 
 /* Check a required or optional string field. */
@@ -105,17 +117,19 @@ const char *validate_event(const Funnel__V1__Event *ev, int64_t now_ms,
     }
 
     if (ev->occurred_at_ms != 0) {
+        char at[32], lim_at[32];
         if (ev->occurred_at_ms < lim->min_at_ms) {
             snprintf(buf, buflen,
-                     "occurred_at_ms %lld is before the earliest accepted time %lld",
-                     (long long)ev->occurred_at_ms, (long long)lim->min_at_ms);
+                     "occurred_at_ms %lld (%s) is before the earliest accepted time %s",
+                     (long long)ev->occurred_at_ms, s_time(ev->occurred_at_ms, at),
+                     s_time(lim->min_at_ms, lim_at));
             return buf;
         }
         if (ev->occurred_at_ms > now_ms + lim->max_future_ms) {
             snprintf(buf, buflen,
-                     "occurred_at_ms %lld is more than %lld s in the future",
-                     (long long)ev->occurred_at_ms,
-                     (long long)(lim->max_future_ms / 1000));
+                     "occurred_at_ms %lld (%s) is more than %lld h in the future",
+                     (long long)ev->occurred_at_ms, s_time(ev->occurred_at_ms, at),
+                     (long long)(lim->max_future_ms / 3600000));
             return buf;
         }
     }

@@ -110,6 +110,8 @@ static void test_times(void **state)
     good(&f);
     f.ev.occurred_at_ms = 1000; /* 1970 */
     assert_non_null(strstr(check(&f), "before the earliest accepted time"));
+    assert_non_null(strstr(check(&f), "(1970-01-01T00:00:01Z)"));
+    assert_non_null(strstr(check(&f), "2000-01-01T00:00:00Z"));
     f.ev.occurred_at_ms = NOW + 2 * 24 * 3600 * 1000LL;
     assert_non_null(strstr(check(&f), "in the future"));
     f.ev.occurred_at_ms = NOW + 3600 * 1000LL; /* an hour of clock skew */
