@@ -125,6 +125,11 @@ int bus_subscribe(bus_sock_t *sock, const char *prefix)
     return zmq_setsockopt(sock->zsock, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
 }
 
+void *bus_context(bus_t *self)
+{
+    return self->ctx;
+}
+
 const char *bus_endpoint(const bus_sock_t *sock)
 {
     return sock->endpoint;

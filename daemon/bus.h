@@ -74,6 +74,10 @@ void bus_resume(bus_sock_t *sock);
 int bus_send(bus_sock_t *sock, const void *const *data, const size_t *len,
              int n);
 
+/* The ZeroMQ context, for inproc peers in the same process (tests).
+ * Borrowed. */
+void *bus_context(bus_t *self);
+
 /* The endpoint the socket was created with. Borrowed. */
 const char *bus_endpoint(const bus_sock_t *sock);
 
