@@ -125,6 +125,8 @@ static void s_lead(query_t *q, const Funnel__V1__LeadQuery *lq,
 
 send:
     s_reply(sock, msg, r);
+    r->lead = NULL; /* it pointed into this frame */
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     for (size_t i = 0; i < t.n; i++)
         funnel__v1__event__free_unpacked(t.events[i], NULL);
     free(t.entries);
@@ -297,6 +299,8 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
     r->funnel = &fr;
 send:
     s_reply(sock, msg, r);
+    r->funnel = NULL; /* it pointed into this frame */
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     for (size_t i = 0; i < g.n; i++)
         free(g.names[i]);
     free(g.names);
@@ -335,6 +339,8 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
     s_reply(sock, msg, r);
+    r->stats = NULL; /* it pointed into this frame */
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
 }
 
 /* -- the friction report ---------------------------------------------- */
@@ -764,6 +770,8 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
     r->friction = &fr;
 send:
     s_reply(sock, msg, r);
+    r->friction = NULL; /* it pointed into this frame */
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     for (size_t i = 0; i < g.n; i++)
         free(g.names[i]);
     free(g.names);

@@ -47,7 +47,7 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
 {
     uint32_t h = 2166136261u;
     size_t n = 0;
-    for (; key[n] && n < HND_COUNTER_KEY_MAX - 1; n++)
+    for (; n < HND_COUNTER_KEY_MAX - 1 && key[n]; n++)
         h = (h ^ (unsigned char)key[n]) * 16777619u;
 
     /* Open addressing over 256 slots for at most 128 deltas. */
