@@ -377,16 +377,45 @@ static void s_funnel_check(ingest_t *self)
     s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, now);
 }
 
-/* Run the events of the first max_batches pending batches through the
- * handlers in one store group, and commit it. */
-static int s_apply_pending(ingest_t *self, size_t max_batches)
+/* A group's work between begin and commit. Returns S_FILLED, or
+ * S_NOTHING when there was nothing to do (the group is dropped); a store
+ * error is sticky in the store and comes out of the commit. */
+enum { S_FILLED = 0, S_NOTHING = 1 };
+typedef int s_fill_fn(ingest_t *self, void *arg);
+
+/* Run one group: begin, fill, the funnel-wide checks, commit. A map found
+ * full is grown and the group redone (a group fill is repeatable: it
+ * starts from the pending batches, the log or the deadlines, which only a
+ * commit changes). With retry_stale (replay), a failed state commit is
+ * redone too: replay appends nothing, so nothing of it is in the log twice.
+ * The alerts of the last attempt are left in self->out. Returns the
+ * store's verdict (STORE_OK, _ESTALE, _ETXNFULL, _ERR) or S_NOTHING. */
+static int s_run_group(ingest_t *self, s_fill_fn *fill, void *arg, bool retry_stale)
 {
-    store_stats_t *st;
+    int rc = STORE_ERR;
+    for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
+        s_out_clear(self);
+        if ((rc = store_group_begin(self->store)) != STORE_OK)
+            return rc;
+        if (fill(self, arg) == S_NOTHING) {
+            store_group_abort(self->store);
+            return S_NOTHING;
+        }
+        s_funnel_check(self);
+        rc = store_group_commit(self->store);
+        bool again = rc == STORE_EFULL || (retry_stale && rc == STORE_ESTALE);
+        if (!again || store_grow(self->store) != STORE_OK)
+            break;
+    }
+    return rc;
+}
+
+/* s_fill_fn: the events of the first *(size_t *)arg pending batches. */
+static int s_fill_pending(ingest_t *self, void *arg)
+{
+    size_t max_batches = *(const size_t *)arg;
+    store_stats_t *st = store_stats(self->store);
     size_t n = 0;
-    int rc = store_group_begin(self->store);
-    if (rc != STORE_OK)
-        return rc;
-    st = store_stats(self->store);
     for (pending_t *p = self->head; p && n < max_batches; p = p->next, n++) {
         if (p->logged)
             continue;
@@ -425,9 +454,8 @@ static int s_apply_pending(ingest_t *self, size_t max_batches)
             p->last_seq = seq;
         }
     }
-    s_funnel_check(self);
 out:
-    return store_group_commit(self->store);
+    return S_FILLED;
 }
 
 static void s_intake_pause(ingest_t *self, bool pause)
@@ -523,14 +551,7 @@ static int s_commit(ingest_t *self)
         size_t n_batches = 0;
         for (pending_t *p = self->head; p && n_batches < chunk; p = p->next)
             n_batches++;
-        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
-            s_out_clear(self);
-            rc = s_apply_pending(self, n_batches);
-            if (rc != STORE_EFULL)
-                break;
-            if (store_grow(self->store) != STORE_OK)
-                break;
-        }
+        rc = s_run_group(self, s_fill_pending, &n_batches, false);
         if (rc == STORE_ETXNFULL && n_batches > 1) {
             chunk = n_batches / 2;
             log_info("[ingest] group too large for one transaction; "
@@ -622,6 +643,51 @@ static void s_on_retry(evutil_socket_t fd, short what, void *arg)
 
 #define S_FIRE_MAX 1024
 
+typedef struct {
+    store_due_t *due;   /* S_FIRE_MAX slots */
+    int64_t now;
+    size_t n;           /* deadlines taken by the last fill */
+} s_fire_t;
+
+/* s_fill_fn: the deadlines due at f->now, each logged as a "$deadline"
+ * entry and applied. */
+static int s_fill_due(ingest_t *self, void *arg)
+{
+    s_fire_t *f = arg;
+    f->n = store_deadlines_due(self->store, f->now, S_FIRE_MAX, f->due);
+    if (f->n == 0)
+        return S_NOTHING;
+    for (size_t i = 0; i < f->n; i++) {
+        const store_due_t *d = &f->due[i];
+        Funnel__V1__Event ev;
+        Funnel__V1__Event__AttrsEntry a[2], *ap[2] = {&a[0], &a[1]};
+        char id[256], due_s[24];
+        snprintf(id, sizeof id, "%s/%s/%s/%lld", S_DEADLINE_TYPE, d->kind, d->lead_id,
+                 (long long)d->due_ms);
+        snprintf(due_s, sizeof due_s, "%lld", (long long)d->due_ms);
+        funnel__v1__event__init(&ev);
+        funnel__v1__event__attrs_entry__init(&a[0]);
+        funnel__v1__event__attrs_entry__init(&a[1]);
+        a[0].key = (char *)"kind";
+        a[0].value = (char *)d->kind;
+        a[1].key = (char *)"due_ms";
+        a[1].value = due_s;
+        ev.id = id;
+        ev.lead_id = (char *)d->lead_id;
+        ev.type = (char *)S_DEADLINE_TYPE;
+        ev.occurred_at_ms = f->now;
+        ev.attrs = ap;
+        ev.n_attrs = 2;
+        uint64_t seq;
+        int r = s_apply(self, &ev, 0, &seq);
+        if (r < 0)
+            break;
+        if (r > 0) /* it cannot be applied (its lead is gone): drop it */
+            store_deadline_drop(self->store, d);
+    }
+    return S_FILLED;
+}
+
 /* Fire every deadline due at the daemon's time, in groups of S_FIRE_MAX:
  * each is logged as a "$deadline" entry (so that a replay or a rebuild
  * reproduces it exactly), applied through pipeline_deadline(), and its
@@ -636,50 +702,10 @@ static void s_fire_due(ingest_t *self)
     self->firing = true;
     while (more) {
         int64_t now = ingest_now_ms(self);
-        size_t n = 0;
-        int rc = STORE_ERR;
-        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
-            s_out_clear(self);
-            if ((rc = store_group_begin(self->store)) != STORE_OK)
-                break;
-            n = store_deadlines_due(self->store, now, S_FIRE_MAX, due);
-            if (n == 0) {
-                store_group_abort(self->store);
-                break;
-            }
-            for (size_t i = 0; i < n; i++) {
-                Funnel__V1__Event ev;
-                Funnel__V1__Event__AttrsEntry a[2], *ap[2] = {&a[0], &a[1]};
-                char id[256], due_s[24];
-                snprintf(id, sizeof id, "%s/%s/%s/%lld", S_DEADLINE_TYPE, due[i].kind,
-                         due[i].lead_id, (long long)due[i].due_ms);
-                snprintf(due_s, sizeof due_s, "%lld", (long long)due[i].due_ms);
-                funnel__v1__event__init(&ev);
-                funnel__v1__event__attrs_entry__init(&a[0]);
-                funnel__v1__event__attrs_entry__init(&a[1]);
-                a[0].key = (char *)"kind";
-                a[0].value = due[i].kind;
-                a[1].key = (char *)"due_ms";
-                a[1].value = due_s;
-                ev.id = id;
-                ev.lead_id = due[i].lead_id;
-                ev.type = (char *)S_DEADLINE_TYPE;
-                ev.occurred_at_ms = now;
-                ev.attrs = ap;
-                ev.n_attrs = 2;
-                uint64_t seq;
-                int r = s_apply(self, &ev, 0, &seq);
-                if (r < 0)
-                    break;
-                if (r > 0) /* it cannot be applied (its lead is gone): drop it */
-                    store_deadline_drop(self->store, &due[i]);
-            }
-            s_funnel_check(self);
-            rc = store_group_commit(self->store);
-            if (rc != STORE_EFULL || store_grow(self->store) != STORE_OK)
-                break;
-        }
-        if (n == 0 && rc == STORE_OK)
+        s_fire_t f = {.due = due, .now = now};
+        int rc = s_run_group(self, s_fill_due, &f, false);
+        size_t n = f.n;
+        if (rc == S_NOTHING)
             break;
         if (rc == STORE_ESTALE) {
             s_out_clear(self);
@@ -763,6 +789,23 @@ static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
     c->n++;
 }
 
+/* s_fill_fn: a chunk of events read back from the log. */
+static int s_fill_replay(ingest_t *self, void *arg)
+{
+    s_replay_chunk_t *c = arg;
+    store_stats_t *st = store_stats(self->store);
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->items[i].ev->type, S_DEADLINE_TYPE) != 0)
+            st->received++;
+        if (c->items[i].ev->occurred_at_ms > self->watermark_ms)
+            self->watermark_ms = c->items[i].ev->occurred_at_ms;
+        uint64_t seq;
+        if (s_apply(self, c->items[i].ev, c->items[i].seq, &seq) < 0)
+            break;
+    }
+    return S_FILLED;
+}
+
 static long s_replay(ingest_t *self)
 {
     long total = 0;
@@ -779,28 +822,7 @@ static long s_replay(ingest_t *self)
         if (n <= 0)
             goto fail;
 
-        int rc = STORE_ERR;
-        for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
-            s_out_clear(self);
-            if ((rc = store_group_begin(self->store)) != STORE_OK)
-                break;
-            store_stats_t *st = store_stats(self->store);
-            for (size_t i = 0; i < chunk.n; i++) {
-                if (strcmp(chunk.items[i].ev->type, S_DEADLINE_TYPE) != 0)
-                    st->received++;
-                if (chunk.items[i].ev->occurred_at_ms > self->watermark_ms)
-                    self->watermark_ms = chunk.items[i].ev->occurred_at_ms;
-                uint64_t seq;
-                if (s_apply(self, chunk.items[i].ev, chunk.items[i].seq, &seq) < 0)
-                    break;
-            }
-            rc = store_group_commit(self->store);
-            /* A full map, found before or inside the state commit: the
-             * chunk left no trace in the state; grow and redo it. */
-            if ((rc != STORE_EFULL && rc != STORE_ESTALE) ||
-                store_grow(self->store) != STORE_OK)
-                break;
-        }
+        int rc = s_run_group(self, s_fill_replay, &chunk, true);
         for (size_t i = 0; i < chunk.n; i++)
             funnel__v1__event__free_unpacked(chunk.items[i].ev, NULL);
         if (rc != STORE_OK)
