@@ -111,6 +111,16 @@ static void s_pending_free(pending_t *p)
     free(p);
 }
 
+/* The reason buffer of event i, allocated with the first rejection of the
+ * batch (most batches have none). */
+static char *s_reason(pending_t *p, size_t i)
+{
+    if (p->reason == NULL)
+        p->reason = xcalloc(p->batch->n_events ? p->batch->n_events : 1,
+                            sizeof *p->reason);
+    return p->reason[i];
+}
+
 static void s_out_clear(ingest_t *self)
 {
     for (size_t i = 0; i < self->n_out; i++)
@@ -444,8 +454,7 @@ static int s_fill_pending(ingest_t *self, void *arg)
             if (r > 0) {
                 store_id_release(self->store, ev->id);
                 p->verdict[i] = V_REJECTED;
-                snprintf(p->reason[i], sizeof p->reason[i],
-                         "refused by the funnel handlers");
+                snprintf(s_reason(p, i), S_REASON_LEN, "refused by the funnel handlers");
                 st->rejected++;
                 continue;
             }
@@ -490,7 +499,7 @@ static void s_ack_first(ingest_t *self, size_t n)
                     continue;
                 funnel__v1__rejection__init(&rejv[k]);
                 rejv[k].index = (uint32_t)i;
-                rejv[k].reason = p->reason[i];
+                rejv[k].reason = s_reason(p, i);
                 /* Echoed only when it is valid UTF-8: proto3 strings must
                  * be, and one bad id must not make the whole Ack
                  * undecodable for a strict client. */
@@ -566,7 +575,7 @@ static int s_commit(ingest_t *self)
                      "transaction may hold; refused", p->batch->n_events);
             for (size_t i = 0; i < p->batch->n_events; i++) {
                 p->verdict[i] = V_REJECTED;
-                snprintf(p->reason[i], sizeof p->reason[i],
+                snprintf(s_reason(p, i), S_REASON_LEN,
                          "batch too large for one transaction: send smaller batches");
             }
             continue;
@@ -945,7 +954,6 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     p->batch = batch;
     p->reply = reply;
     p->verdict = xcalloc(batch->n_events ? batch->n_events : 1, 1);
-    p->reason = xcalloc(batch->n_events ? batch->n_events : 1, sizeof *p->reason);
     if (reply)
         for (int i = 0; i + 1 < msg->n; i++) {
             zmq_msg_init(&p->envelope[i]);
@@ -957,11 +965,12 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     size_t n_rejected = 0;
     for (size_t i = 0; i < batch->n_events; i++) {
         Funnel__V1__Event *ev = batch->events[i];
-        if (validate_event(ev, wall, &self->opts.limits, p->reason[i],
-                           sizeof p->reason[i]) != NULL) {
+        char why_ev[S_REASON_LEN];
+        if (validate_event(ev, wall, &self->opts.limits, why_ev, sizeof why_ev) != NULL) {
+            snprintf(s_reason(p, i), S_REASON_LEN, "%s", why_ev);
             p->verdict[i] = V_REJECTED;
             n_rejected++;
-            log_debug("[ingest] %s: event %zu rejected: %s", origin, i, p->reason[i]);
+            log_debug("[ingest] %s: event %zu rejected: %s", origin, i, why_ev);
             continue;
         }
         /* "now" is resolved here, so the log keeps the time applied. */
@@ -981,7 +990,7 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
         size_t nr = 0;
         for (size_t i = 0; i < batch->n_events && nr < HND_REASONS_MAX; i++)
             if (p->verdict[i] == V_REJECTED)
-                reasons[nr++] = p->reason[i];
+                reasons[nr++] = s_reason(p, i);
         s_notice(self, "rejected", reasons, nr, NULL);
         log_info("[ingest] %s: %zu of %zu events rejected, first: %s", origin,
                  n_rejected, batch->n_events, reasons[0]);
