@@ -73,7 +73,6 @@ struct ingest {
     int64_t watermark_ms;          /* largest event time received */
 
     struct event *ev_deadline;     /* the earliest deadline is due */
-    int64_t next_due;              /* earliest deadline set since it was armed */
     bool firing;                   /* inside s_fire_due */
 
     s_publisher_t *publishers;     /* sequenced stream publishers */
@@ -263,8 +262,6 @@ static void s_apply_effects(ingest_t *self, const char *lead_id,
             store_deadline_clear(self->store, lead_id, dl->kind, NULL);
         } else {
             store_deadline_set(self->store, lead_id, dl->kind, dl->due_ms);
-            if (dl->due_ms < self->next_due)
-                self->next_due = dl->due_ms;
         }
     }
     for (size_t i = 0; i < fx->n_marks; i++)
@@ -755,7 +752,6 @@ static void s_arm_deadlines(ingest_t *self)
     int64_t due = 0;
     if (self->firing)
         return;
-    self->next_due = INT64_MAX;
     if (store_read_begin(self->store) != STORE_OK)
         return;
     int found = store_read_next_deadline(self->store, &due);
@@ -1082,7 +1078,6 @@ ingest_t *ingest_new(struct event_base *base, store_t *store,
     self->ev_commit = evtimer_new(base, s_on_commit, self);
     self->ev_retry = evtimer_new(base, s_on_retry, self);
     self->ev_deadline = evtimer_new(base, s_on_deadline, self);
-    self->next_due = INT64_MAX;
     self->watermark_ms = store_watermark(store);
     if (self->ev_commit == NULL || self->ev_retry == NULL || self->ev_deadline == NULL) {
         log_err("[ingest] cannot create timers");
