@@ -1,5 +1,6 @@
-/* ingest.c: see ingest.h. */
-#include "ingest.h"
+/* ingest.c: see ingest.h. Intake, group commit and Acks; deadlines falling
+ * due are in ingest_deadline.c, replay of the log in ingest_replay.c. */
+#include "ingest_int.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -11,74 +12,6 @@
 #include "log.h"
 #include "pipeline.h"
 #include "xalloc.h"
-
-#define S_REASON_LEN 192
-#define S_INTAKE_MAX 32
-#define S_REPLAY_CHUNK 4096
-#define S_COMMIT_TRIES 8
-#define S_PUBLISHERS_MAX 1024
-
-enum { V_PENDING = 0, V_ACCEPTED, V_DUPLICATE, V_REJECTED };
-
-/* One received batch waiting for its group to commit. */
-typedef struct pending {
-    Funnel__V1__EventBatch *batch;  /* owned */
-    bus_sock_t *reply;              /* ingest socket, NULL for streams */
-    zmq_msg_t envelope[BUS_PARTS_MAX - 1]; /* routing frames to echo */
-    int n_envelope;
-    unsigned char *verdict;         /* per event: V_* */
-    char (*reason)[S_REASON_LEN];   /* per event: why rejected */
-    uint32_t accepted;
-    uint32_t duplicates;
-    uint64_t last_seq;
-    bool logged;                    /* in the log, verdicts final: ack only */
-    struct pending *next;
-} pending_t;
-
-typedef struct {
-    char topic[48];
-    uint8_t *buf;
-    size_t len;
-} s_alert_buf_t;
-
-/* The last seq seen from one sequenced stream publisher. */
-typedef struct {
-    char *name;
-    uint64_t last_seq;
-} s_publisher_t;
-
-struct ingest {
-    struct event_base *base;
-    store_t *store;
-    const defn_t *const *defn_p;
-    const hnd_t *const *pipeline;
-    bus_sock_t *alerts;
-    ingest_opts_t opts;
-
-    pending_t *head;
-    pending_t *tail;
-    size_t n_pending_events;
-    struct event *ev_commit;       /* group timer */
-    struct event *ev_retry;        /* store failed: try again */
-    bool failing;                  /* intake paused on a store failure */
-    bool stopping;
-
-    bus_sock_t *intake[S_INTAKE_MAX];
-    size_t n_intake;
-
-    s_alert_buf_t *out;            /* alerts of the open group */
-    size_t n_out;
-    size_t cap_out;
-
-    int64_t watermark_ms;          /* largest event time received */
-
-    struct event *ev_deadline;     /* the earliest deadline is due */
-    bool firing;                   /* inside s_fire_due */
-
-    s_publisher_t *publishers;     /* sequenced stream publishers */
-    size_t n_publishers;
-    bool publishers_full;
-};
 
 int64_t ingest_wall_ms(void)
 {
@@ -120,7 +53,7 @@ static char *s_reason(pending_t *p, size_t i)
     return p->reason[i];
 }
 
-static void s_out_clear(ingest_t *self)
+void ingest_out_clear(ingest_t *self)
 {
     for (size_t i = 0; i < self->n_out; i++)
         free(self->out[i].buf);
@@ -137,6 +70,13 @@ static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
     /* PUB drops at the high-water mark: a slow subscriber never blocks. */
     if (bus_send(self->alerts, parts, lens, 2) == 0)
         store_stats(self->store)->alerts++;
+}
+
+void ingest_out_publish(ingest_t *self)
+{
+    for (size_t i = 0; i < self->n_out; i++)
+        s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
+    ingest_out_clear(self);
 }
 
 /* Publish an alert about intake itself (topic "ingest.<kind>"), which
@@ -239,7 +179,7 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
             self->cap_out = self->cap_out ? 2 * self->cap_out : 64;
             self->out = xrealloc(self->out, self->cap_out * sizeof *self->out);
         }
-        s_alert_buf_t *o = &self->out[self->n_out++];
+        ingest_alert_t *o = &self->out[self->n_out++];
         snprintf(o->topic, sizeof o->topic, "%s", a->topic);
         o->len = funnel__v1__alert__get_packed_size(&al);
         o->buf = xmalloc(o->len);
@@ -277,9 +217,6 @@ static const char *s_kv_get(const hnd_kv_t *kv, size_t n, const char *key)
     return NULL;
 }
 
-/* Events whose type begins with this are funneld's own entries in the log
- * (user events may not use it: see validate.c). */
-#define S_DEADLINE_TYPE "$deadline"
 
 /* Apply one event inside the open group. replay_seq is the event's log
  * sequence when it is replayed from the log, 0 for a new event (which is
@@ -287,8 +224,8 @@ static const char *s_kv_get(const hnd_kv_t *kv, size_t n, const char *key)
  * runs pipeline_deadline() instead of the event handlers. Returns 0 and
  * the event's sequence in *seq_out, 1 when the event was not applied
  * (a handler refused it, or the deadline is gone), -1 on a store error. */
-static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
-                   uint64_t replay_seq, uint64_t *seq_out)
+int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb,
+                 uint64_t replay_seq, uint64_t *seq_out)
 {
     const defn_t *d = *self->defn_p;
     hnd_kv_t kv[HND_ATTRS_MAX];
@@ -298,7 +235,7 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb,
     const void *buf;
     size_t len;
     uint64_t prev_seq = 0;
-    bool deadline = strcmp(pb->type, S_DEADLINE_TYPE) == 0;
+    bool deadline = strcmp(pb->type, INGEST_DEADLINE_TYPE) == 0;
 
     codec_event_view(pb, kv, &ev);
     ev.log_seq = replay_seq ? replay_seq : store_last_seq(self->store) + 1;
@@ -384,11 +321,9 @@ static void s_funnel_check(ingest_t *self)
     s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, now);
 }
 
-/* A group's work between begin and commit. Returns S_FILLED, or
- * S_NOTHING when there was nothing to do (the group is dropped); a store
+/* A group's work between begin and commit. Returns INGEST_FILLED, or
+ * INGEST_NOTHING when there was nothing to do (the group is dropped); a store
  * error is sticky in the store and comes out of the commit. */
-enum { S_FILLED = 0, S_NOTHING = 1 };
-typedef int s_fill_fn(ingest_t *self, void *arg);
 
 /* Run one group: begin, fill, the funnel-wide checks, commit. A map found
  * full is grown and the group redone (a group fill is repeatable: it
@@ -396,17 +331,17 @@ typedef int s_fill_fn(ingest_t *self, void *arg);
  * commit changes). With retry_stale (replay), a failed state commit is
  * redone too: replay appends nothing, so nothing of it is in the log twice.
  * The alerts of the last attempt are left in self->out. Returns the
- * store's verdict (STORE_OK, _ESTALE, _ETXNFULL, _ERR) or S_NOTHING. */
-static int s_run_group(ingest_t *self, s_fill_fn *fill, void *arg, bool retry_stale)
+ * store's verdict (STORE_OK, _ESTALE, _ETXNFULL, _ERR) or INGEST_NOTHING. */
+int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry_stale)
 {
     int rc = STORE_ERR;
-    for (int tries = 0; tries < S_COMMIT_TRIES; tries++) {
-        s_out_clear(self);
+    for (int tries = 0; tries < INGEST_COMMIT_TRIES; tries++) {
+        ingest_out_clear(self);
         if ((rc = store_group_begin(self->store)) != STORE_OK)
             return rc;
-        if (fill(self, arg) == S_NOTHING) {
+        if (fill(self, arg) == INGEST_NOTHING) {
             store_group_abort(self->store);
-            return S_NOTHING;
+            return INGEST_NOTHING;
         }
         s_funnel_check(self);
         rc = store_group_commit(self->store);
@@ -417,7 +352,7 @@ static int s_run_group(ingest_t *self, s_fill_fn *fill, void *arg, bool retry_st
     return rc;
 }
 
-/* s_fill_fn: the events of the first *(size_t *)arg pending batches. */
+/* ingest_fill_fn: the events of the first *(size_t *)arg pending batches. */
 static int s_fill_pending(ingest_t *self, void *arg)
 {
     size_t max_batches = *(const size_t *)arg;
@@ -445,13 +380,13 @@ static int s_fill_pending(ingest_t *self, void *arg)
                 continue;
             }
             uint64_t seq = 0;
-            int r = s_apply(self, ev, 0, &seq);
+            int r = ingest_apply(self, ev, 0, &seq);
             if (r < 0)
                 goto out;
             if (r > 0) {
                 store_id_release(self->store, ev->id);
                 p->verdict[i] = V_REJECTED;
-                snprintf(s_reason(p, i), S_REASON_LEN, "refused by the funnel handlers");
+                snprintf(s_reason(p, i), INGEST_REASON_LEN, "refused by the funnel handlers");
                 st->rejected++;
                 continue;
             }
@@ -461,7 +396,7 @@ static int s_fill_pending(ingest_t *self, void *arg)
         }
     }
 out:
-    return S_FILLED;
+    return INGEST_FILLED;
 }
 
 static void s_intake_pause(ingest_t *self, bool pause)
@@ -529,9 +464,7 @@ static void s_ack_first(ingest_t *self, size_t n)
         self->tail = NULL;
 }
 
-static long s_replay(ingest_t *self);
 static int s_committed(ingest_t *self, int rc, size_t n_batches);
-static void s_arm_deadlines(ingest_t *self);
 
 /* Commit the pending group; on success acknowledge it and publish its
  * alerts. Returns 0, or -1 when the store failed (pending kept, retried). */
@@ -547,7 +480,7 @@ static int s_commit(ingest_t *self)
      * failed too) is brought up to date first, so that the ids of events
      * already logged are known and never logged twice. */
     if (store_applied_seq(self->store) < store_last_seq(self->store) &&
-        s_replay(self) < 0)
+        ingest_replay(self) < 0)
         return s_committed(self, STORE_ERR, 0);
 
     /* Normally one group takes everything pending; a transaction that
@@ -557,7 +490,7 @@ static int s_commit(ingest_t *self)
         size_t n_batches = 0;
         for (pending_t *p = self->head; p && n_batches < chunk; p = p->next)
             n_batches++;
-        rc = s_run_group(self, s_fill_pending, &n_batches, false);
+        rc = ingest_run_group(self, s_fill_pending, &n_batches, false);
         if (rc == STORE_ETXNFULL && n_batches > 1) {
             chunk = n_batches / 2;
             log_info("[ingest] group too large for one transaction; "
@@ -572,7 +505,7 @@ static int s_commit(ingest_t *self)
                      "transaction may hold; refused", p->batch->n_events);
             for (size_t i = 0; i < p->batch->n_events; i++) {
                 p->verdict[i] = V_REJECTED;
-                snprintf(s_reason(p, i), S_REASON_LEN,
+                snprintf(s_reason(p, i), INGEST_REASON_LEN,
                          "batch too large for one transaction: send smaller batches");
             }
             continue;
@@ -591,9 +524,9 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
         /* Durable in the log, missing from the state: bring it up to date
          * from the log; the acks are owed either way. */
         log_warn("[ingest] state commit failed after the log commit; replaying");
-        s_out_clear(self);
+        ingest_out_clear(self);
         /* If the state map filled up inside the commit, grow it first. */
-        if (store_grow(self->store) != STORE_OK || s_replay(self) < 0) {
+        if (store_grow(self->store) != STORE_OK || ingest_replay(self) < 0) {
             /* The events are in the log with their verdicts: whatever
              * happens next, these batches are only acknowledged, never
              * applied again. */
@@ -606,7 +539,7 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
         }
     }
     if (rc != STORE_OK) {
-        s_out_clear(self);
+        ingest_out_clear(self);
         if (!self->failing) {
             log_err("[ingest] cannot commit %zu pending events; intake paused, "
                     "nothing acknowledged, retrying every second",
@@ -628,10 +561,8 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
             s_intake_pause(self, false);
     }
     s_ack_first(self, n_batches);
-    for (size_t i = 0; i < self->n_out; i++)
-        s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
-    s_out_clear(self);
-    s_arm_deadlines(self);
+    ingest_out_publish(self);
+    ingest_arm_deadlines(self);
     return 0;
 }
 
@@ -645,231 +576,6 @@ static void s_on_retry(evutil_socket_t fd, short what, void *arg)
     s_commit(arg);
 }
 
-/* -- deadlines ------------------------------------------------------------ */
-
-#define S_FIRE_MAX 1024
-
-typedef struct {
-    store_due_t *due;   /* S_FIRE_MAX slots */
-    int64_t now;
-    size_t n;           /* deadlines taken by the last fill */
-} s_fire_t;
-
-/* s_fill_fn: the deadlines due at f->now, each logged as a "$deadline"
- * entry and applied. */
-static int s_fill_due(ingest_t *self, void *arg)
-{
-    s_fire_t *f = arg;
-    f->n = store_deadlines_due(self->store, f->now, S_FIRE_MAX, f->due);
-    if (f->n == 0)
-        return S_NOTHING;
-    for (size_t i = 0; i < f->n; i++) {
-        const store_due_t *d = &f->due[i];
-        Funnel__V1__Event ev;
-        Funnel__V1__Event__AttrsEntry a[2], *ap[2] = {&a[0], &a[1]};
-        char id[256], due_s[24];
-        snprintf(id, sizeof id, "%s/%s/%s/%lld", S_DEADLINE_TYPE, d->kind, d->lead_id,
-                 (long long)d->due_ms);
-        snprintf(due_s, sizeof due_s, "%lld", (long long)d->due_ms);
-        funnel__v1__event__init(&ev);
-        funnel__v1__event__attrs_entry__init(&a[0]);
-        funnel__v1__event__attrs_entry__init(&a[1]);
-        a[0].key = (char *)"kind";
-        a[0].value = (char *)d->kind;
-        a[1].key = (char *)"due_ms";
-        a[1].value = due_s;
-        ev.id = id;
-        ev.lead_id = (char *)d->lead_id;
-        ev.type = (char *)S_DEADLINE_TYPE;
-        ev.occurred_at_ms = f->now;
-        ev.attrs = ap;
-        ev.n_attrs = 2;
-        uint64_t seq;
-        int r = s_apply(self, &ev, 0, &seq);
-        if (r < 0)
-            break;
-        if (r > 0) /* it cannot be applied (its lead is gone): drop it */
-            store_deadline_drop(self->store, d);
-    }
-    return S_FILLED;
-}
-
-/* Fire every deadline due at the daemon's time, in groups of S_FIRE_MAX:
- * each is logged as a "$deadline" entry (so that a replay or a rebuild
- * reproduces it exactly), applied through pipeline_deadline(), and its
- * alerts are published after the commit. */
-static void s_fire_due(ingest_t *self)
-{
-    store_due_t *due = xcalloc(S_FIRE_MAX, sizeof *due);
-    bool more = true;
-
-    if (self->firing || self->failing)
-        goto out;
-    self->firing = true;
-    while (more) {
-        int64_t now = ingest_now_ms(self);
-        s_fire_t f = {.due = due, .now = now};
-        int rc = s_run_group(self, s_fill_due, &f, false);
-        size_t n = f.n;
-        if (rc == S_NOTHING)
-            break;
-        if (rc == STORE_ESTALE) {
-            s_out_clear(self);
-            if (store_grow(self->store) == STORE_OK && s_replay(self) >= 0)
-                rc = STORE_OK;
-        }
-        if (rc != STORE_OK) {
-            /* Retried with the next commit or the next arming. */
-            log_err("[ingest] deadlines due could not be committed; retrying");
-            s_out_clear(self);
-            struct timeval tv = {1, 0};
-            evtimer_add(self->ev_deadline, &tv);
-            self->firing = false;
-            goto out;
-        }
-        for (size_t i = 0; i < self->n_out; i++)
-            s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
-        s_out_clear(self);
-        log_debug("[ingest] %zu deadline(s) fired at %lld", n, (long long)now);
-        more = n == S_FIRE_MAX;
-    }
-    self->firing = false;
-    s_arm_deadlines(self);
-out:
-    free(due);
-}
-
-static void s_on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    s_fire_due(arg);
-}
-
-/* Arm the one deadline timer for the earliest pending deadline: with the
- * wall clock, at its time; with the event clock, now if the watermark has
- * passed it (event time only moves with events). */
-static void s_arm_deadlines(ingest_t *self)
-{
-    int64_t due = 0;
-    if (self->firing)
-        return;
-    if (store_read_begin(self->store) != STORE_OK)
-        return;
-    int found = store_read_next_deadline(self->store, &due);
-    store_read_end(self->store);
-    evtimer_del(self->ev_deadline);
-    if (found != 1)
-        return;
-    int64_t wait = due - ingest_now_ms(self);
-    if (self->opts.event_clock && wait > 0)
-        return; /* armed again after the next commit */
-    if (wait < 0)
-        wait = 0;
-    struct timeval tv = {(time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000};
-    evtimer_add(self->ev_deadline, &tv);
-}
-
-/* -- replay -------------------------------------------------------------- */
-
-typedef struct {
-    uint64_t seq;
-    Funnel__V1__Event *ev;
-} s_replayed_t;
-
-typedef struct {
-    s_replayed_t *items;
-    size_t n;
-} s_replay_chunk_t;
-
-static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
-{
-    s_replay_chunk_t *c = arg;
-    Funnel__V1__Event *ev = funnel__v1__event__unpack(NULL, len, raw);
-    if (ev == NULL) {
-        log_err("[ingest] log event %llu is not decodable; skipped",
-                (unsigned long long)seq);
-        return;
-    }
-    c->items[c->n].seq = seq;
-    c->items[c->n].ev = ev;
-    c->n++;
-}
-
-/* s_fill_fn: a chunk of events read back from the log. */
-static int s_fill_replay(ingest_t *self, void *arg)
-{
-    s_replay_chunk_t *c = arg;
-    store_stats_t *st = store_stats(self->store);
-    for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->items[i].ev->type, S_DEADLINE_TYPE) != 0)
-            st->received++;
-        if (c->items[i].ev->occurred_at_ms > self->watermark_ms)
-            self->watermark_ms = c->items[i].ev->occurred_at_ms;
-        uint64_t seq;
-        if (s_apply(self, c->items[i].ev, c->items[i].seq, &seq) < 0)
-            break;
-    }
-    return S_FILLED;
-}
-
-static long s_replay(ingest_t *self)
-{
-    long total = 0;
-    s_replay_chunk_t chunk = {.items = xcalloc(S_REPLAY_CHUNK, sizeof(s_replayed_t))};
-
-    while (store_applied_seq(self->store) < store_last_seq(self->store)) {
-        uint64_t from = store_applied_seq(self->store) + 1;
-        chunk.n = 0;
-        if (store_read_begin(self->store) != STORE_OK)
-            goto fail;
-        long n = store_read_log(self->store, from, S_REPLAY_CHUNK, s_on_log_event,
-                                &chunk);
-        store_read_end(self->store);
-        if (n <= 0)
-            goto fail;
-
-        int rc = s_run_group(self, s_fill_replay, &chunk, true);
-        for (size_t i = 0; i < chunk.n; i++)
-            funnel__v1__event__free_unpacked(chunk.items[i].ev, NULL);
-        if (rc != STORE_OK)
-            goto fail;
-        for (size_t i = 0; i < self->n_out; i++)
-            s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
-        s_out_clear(self);
-        total += n;
-        if (store_applied_seq(self->store) < from) {
-            /* Every event of the chunk was undecodable: step over them. */
-            log_err("[ingest] log events from %llu cannot be replayed",
-                    (unsigned long long)from);
-            goto fail;
-        }
-    }
-    free(chunk.items);
-    return total;
-
-fail:
-    free(chunk.items);
-    return -1;
-}
-
-long ingest_recover(ingest_t *self)
-{
-    uint64_t applied = store_applied_seq(self->store);
-    uint64_t last = store_last_seq(self->store);
-    if (applied >= last)
-        return 0;
-    log_info("[ingest] replaying events %llu..%llu from the log",
-             (unsigned long long)applied + 1, (unsigned long long)last);
-    long n = s_replay(self);
-    if (n >= 0)
-        log_info("[ingest] replayed %ld events", n);
-    return n;
-}
-
-void ingest_start_deadlines(ingest_t *self)
-{
-    s_arm_deadlines(self);
-}
-
 /* -- intake -------------------------------------------------------------- */
 
 /* Streams are best effort: a sequenced publisher's seq numbers reveal the
@@ -880,7 +586,7 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
 {
     if (ev->seq == 0 || ev->publisher == NULL || ev->publisher[0] == '\0')
         return;
-    s_publisher_t *p = NULL;
+    ingest_publisher_t *p = NULL;
     for (size_t i = 0; i < self->n_publishers; i++)
         if (strcmp(self->publishers[i].name, ev->publisher) == 0) {
             p = &self->publishers[i];
@@ -889,10 +595,10 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
     if (p == NULL) {
         /* Bounded: a publisher name per process (say, with a UUID in it)
          * must not grow the daemon without end. */
-        if (self->n_publishers == S_PUBLISHERS_MAX) {
+        if (self->n_publishers == INGEST_PUBLISHERS_MAX) {
             if (!self->publishers_full)
                 log_warn("[ingest] more than %d sequenced stream publishers: "
-                         "gaps of new ones are not tracked", S_PUBLISHERS_MAX);
+                         "gaps of new ones are not tracked", INGEST_PUBLISHERS_MAX);
             self->publishers_full = true;
             return;
         }
@@ -926,7 +632,7 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
                      zmq_msg_t *payload, const char *origin)
 {
     Funnel__V1__EventBatch *batch = NULL;
-    char why[S_REASON_LEN];
+    char why[INGEST_REASON_LEN];
     store_stats_t *st = store_stats(self->store);
 
     if (msg->truncated) {
@@ -961,9 +667,9 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     size_t n_rejected = 0;
     for (size_t i = 0; i < batch->n_events; i++) {
         Funnel__V1__Event *ev = batch->events[i];
-        char why_ev[S_REASON_LEN];
+        char why_ev[INGEST_REASON_LEN];
         if (validate_event(ev, wall, &self->opts.limits, why_ev, sizeof why_ev) != NULL) {
-            snprintf(s_reason(p, i), S_REASON_LEN, "%s", why_ev);
+            snprintf(s_reason(p, i), INGEST_REASON_LEN, "%s", why_ev);
             p->verdict[i] = V_REJECTED;
             n_rejected++;
             log_debug("[ingest] %s: event %zu rejected: %s", origin, i, why_ev);
@@ -1077,7 +783,7 @@ ingest_t *ingest_new(struct event_base *base, store_t *store,
         self->opts.group_max_events = 1;
     self->ev_commit = evtimer_new(base, s_on_commit, self);
     self->ev_retry = evtimer_new(base, s_on_retry, self);
-    self->ev_deadline = evtimer_new(base, s_on_deadline, self);
+    self->ev_deadline = evtimer_new(base, ingest_on_deadline, self);
     self->watermark_ms = store_watermark(store);
     if (self->ev_commit == NULL || self->ev_retry == NULL || self->ev_deadline == NULL) {
         log_err("[ingest] cannot create timers");
@@ -1088,7 +794,7 @@ ingest_t *ingest_new(struct event_base *base, store_t *store,
 
 void ingest_add_intake(ingest_t *self, bus_sock_t *sock)
 {
-    if (self->n_intake < S_INTAKE_MAX)
+    if (self->n_intake < INGEST_INTAKE_MAX)
         self->intake[self->n_intake++] = sock;
 }
 
@@ -1109,7 +815,7 @@ void ingest_destroy(ingest_t **self_p)
         self->head = p->next;
         s_pending_free(p);
     }
-    s_out_clear(self);
+    ingest_out_clear(self);
     free(self->out);
     for (size_t i = 0; i < self->n_publishers; i++)
         free(self->publishers[i].name);

@@ -1,0 +1,116 @@
+/* ingest_int.h: the dispatcher's insides, shared by its three files and
+ * by nobody else: ingest.c (intake, group commit, Acks), ingest_deadline.c
+ * (deadlines falling due) and ingest_replay.c (bringing the state up to
+ * date with the log). Everything here runs on the loop thread. */
+#ifndef FUNNELD_INGEST_INT_H
+#define FUNNELD_INGEST_INT_H
+
+#include <event2/event.h>
+
+#include "ingest.h"
+
+#define INGEST_REASON_LEN 192
+#define INGEST_INTAKE_MAX 32
+#define INGEST_COMMIT_TRIES 8
+#define INGEST_PUBLISHERS_MAX 1024
+
+enum { V_PENDING = 0, V_ACCEPTED, V_DUPLICATE, V_REJECTED };
+
+/* One received batch waiting for its group to commit. */
+typedef struct pending {
+    Funnel__V1__EventBatch *batch;  /* owned */
+    bus_sock_t *reply;              /* ingest socket, NULL for streams */
+    zmq_msg_t envelope[BUS_PARTS_MAX - 1]; /* routing frames to echo */
+    int n_envelope;
+    unsigned char *verdict;         /* per event: V_* */
+    char (*reason)[INGEST_REASON_LEN];   /* per event: why rejected */
+    uint32_t accepted;
+    uint32_t duplicates;
+    uint64_t last_seq;
+    bool logged;                    /* in the log, verdicts final: ack only */
+    struct pending *next;
+} pending_t;
+
+typedef struct {
+    char topic[48];
+    uint8_t *buf;
+    size_t len;
+} ingest_alert_t;
+
+/* The last seq seen from one sequenced stream publisher. */
+typedef struct {
+    char *name;
+    uint64_t last_seq;
+} ingest_publisher_t;
+
+struct ingest {
+    struct event_base *base;
+    store_t *store;
+    const defn_t *const *defn_p;
+    const hnd_t *const *pipeline;
+    bus_sock_t *alerts;
+    ingest_opts_t opts;
+
+    pending_t *head;
+    pending_t *tail;
+    size_t n_pending_events;
+    struct event *ev_commit;       /* group timer */
+    struct event *ev_retry;        /* store failed: try again */
+    bool failing;                  /* intake paused on a store failure */
+    bool stopping;
+
+    bus_sock_t *intake[INGEST_INTAKE_MAX];
+    size_t n_intake;
+
+    ingest_alert_t *out;            /* alerts of the open group */
+    size_t n_out;
+    size_t cap_out;
+
+    int64_t watermark_ms;          /* largest event time received */
+
+    struct event *ev_deadline;     /* the earliest deadline is due */
+    bool firing;                   /* inside s_fire_due */
+
+    ingest_publisher_t *publishers;     /* sequenced stream publishers */
+    size_t n_publishers;
+    bool publishers_full;
+};
+
+/* Events whose type begins with this are funneld's own entries in the log
+ * (user events may not use it: see validate.c). */
+#define INGEST_DEADLINE_TYPE "$deadline"
+
+/* A group's work between begin and commit. Returns INGEST_FILLED, or
+ * INGEST_NOTHING when there was nothing to do (the group is dropped); a
+ * store error is sticky in the store and comes out of the commit. */
+enum { INGEST_FILLED = 0, INGEST_NOTHING = 1 };
+typedef int ingest_fill_fn(ingest_t *self, void *arg);
+
+/* Run one group: begin, fill, the funnel-wide checks, commit; a map found
+ * full is grown and the group redone, and with retry_stale (replay) a
+ * failed state commit too. The alerts of the last attempt are left queued.
+ * Returns STORE_OK, STORE_ESTALE, STORE_ETXNFULL, STORE_ERR or
+ * INGEST_NOTHING. (ingest.c) */
+int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry_stale);
+
+/* Apply one event (or a "$deadline" entry) inside the open group; see
+ * ingest.c. Returns 0 and *seq_out, 1 when not applied, -1 on a store
+ * error. (ingest.c) */
+int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, uint64_t replay_seq,
+                 uint64_t *seq_out);
+
+/* Publish the queued alerts, or drop them; either way the queue is empty
+ * afterwards. (ingest.c) */
+void ingest_out_publish(ingest_t *self);
+void ingest_out_clear(ingest_t *self);
+
+/* Apply the logged events the state lacks. Returns how many, or -1.
+ * (ingest_replay.c) */
+long ingest_replay(ingest_t *self);
+
+/* Arm the deadline timer for the earliest pending deadline; the timer's
+ * callback. (ingest_deadline.c) */
+void ingest_arm_deadlines(ingest_t *self);
+void ingest_on_deadline(evutil_socket_t fd, short what, void *arg);
+
+#endif
