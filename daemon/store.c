@@ -15,8 +15,9 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define STORE_SCHEMA 3
+#define STORE_SCHEMA 4
 #define STORE_MAXDBS 8
+#define S_LEAD_DEADLINES 8   /* pending deadlines a lead may have */
 
 typedef struct {
     char *key;
@@ -39,13 +40,24 @@ struct store {
     MDB_dbi aggregates;
     MDB_dbi meta;
     MDB_dbi deadlines;      /* due_ms BE, lead id, NUL, kind -> empty */
-    MDB_dbi lead_deadlines; /* lead id, NUL, kind -> due_ms BE */
     MDB_dbi marks;          /* set, NUL, lead id -> since_ms BE */
 
     /* The open group, if any. */
     MDB_txn *log_txn;
     MDB_txn *state_txn;
     int ret;              /* sticky error of the group */
+
+    /* The pending deadlines of the lead last read or written in the group,
+     * kept in its record's header (so that replacing one needs no lookup):
+     * valid for cur_lead only. */
+    char cur_lead[160];
+    bool cur_valid;
+    bool cur_dirty;       /* its deadlines changed since its record was written */
+    size_t cur_n;
+    struct {
+        char kind[16];
+        int64_t due;
+    } cur_dl[S_LEAD_DEADLINES];
     bool log_full;        /* MDB_MAP_FULL seen in this env */
     bool state_full;
     uint64_t last_seq_begin;
@@ -302,7 +314,6 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
         (rc = mdb_dbi_open(txn, "event_ids", MDB_CREATE, &self->event_ids)) != 0 ||
         (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
         (rc = mdb_dbi_open(txn, "deadlines", MDB_CREATE, &self->deadlines)) != 0 ||
-        (rc = mdb_dbi_open(txn, "lead_deadlines", MDB_CREATE, &self->lead_deadlines)) != 0 ||
         (rc = mdb_dbi_open(txn, "marks", MDB_CREATE, &self->marks)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
         (rc = s_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
@@ -579,6 +590,7 @@ int store_group_begin(store_t *self)
         return STORE_ERR;
     }
     self->ret = STORE_OK;
+    self->cur_valid = self->cur_dirty = false;
     self->log_full = self->state_full = false;
     self->last_seq_begin = self->last_seq;
     self->applied_seq_begin = self->applied_seq;
@@ -642,19 +654,63 @@ int store_id_seen(store_t *self, const char *id)
 }
 
 /* A stored lead: u64 BE sequence of its last event (the head of its
- * timeline chain through the log), then its Lead bytes. */
-#define S_LEAD_HDR 8
+ * timeline chain through the log); one byte n and n pending deadlines of
+ * the lead (16-byte kind, u64 BE due time); then its Lead bytes. */
+#define S_LEAD_FIXED 9
+#define S_LEAD_DL 24
 
-static int s_lead_split(const MDB_val *v, const void **buf, size_t *len,
-                        uint64_t *last_seq)
+/* Split a stored lead. With cur (the group's writer), its deadlines become
+ * the current lead's. Returns 1, or 0 when the record is malformed. */
+static int s_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
+                        const void **buf, size_t *len, uint64_t *last_seq)
 {
-    if (v->mv_size < S_LEAD_HDR)
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < S_LEAD_FIXED)
+        return 0;
+    size_t n = p[8];
+    size_t hdr = S_LEAD_FIXED + n * S_LEAD_DL;
+    if (n > S_LEAD_DEADLINES || v->mv_size < hdr)
         return 0;
     if (last_seq)
-        *last_seq = s_be64_get(v->mv_data);
-    *buf = (const unsigned char *)v->mv_data + S_LEAD_HDR;
-    *len = v->mv_size - S_LEAD_HDR;
+        *last_seq = s_be64_get(p);
+    if (cur) {
+        snprintf(cur->cur_lead, sizeof cur->cur_lead, "%s", lead_id);
+        cur->cur_valid = true;
+        cur->cur_n = n;
+        for (size_t i = 0; i < n; i++) {
+            const unsigned char *d = p + S_LEAD_FIXED + i * S_LEAD_DL;
+            memcpy(cur->cur_dl[i].kind, d, 16);
+            cur->cur_dl[i].kind[15] = '\0';
+            cur->cur_dl[i].due = (int64_t)s_be64_get(d + 16);
+        }
+    }
+    *buf = p + hdr;
+    *len = v->mv_size - hdr;
     return 1;
+}
+
+/* Make lead_id the current lead, reading its pending deadlines from its
+ * record (none for a new lead). Returns 0 or an LMDB error. */
+static int s_cur_load(store_t *self, const char *lead_id)
+{
+    if (self->cur_valid && strcmp(self->cur_lead, lead_id) == 0)
+        return 0;
+    if (self->cur_valid && self->cur_dirty)
+        log_err("[store] deadlines of lead %s changed but its record was not written",
+                self->cur_lead);
+    self->cur_dirty = false;
+    MDB_val k = s_str_val(lead_id), v;
+    const void *buf;
+    size_t len;
+    int rc = mdb_get(self->state_txn, self->leads, &k, &v);
+    if (rc == 0 && s_lead_split(self, lead_id, &v, &buf, &len, NULL))
+        return 0;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    snprintf(self->cur_lead, sizeof self->cur_lead, "%s", lead_id);
+    self->cur_valid = true;
+    self->cur_n = 0;
+    return 0;
 }
 
 int store_lead_get(store_t *self, const char *lead_id, const void **buf,
@@ -662,15 +718,23 @@ int store_lead_get(store_t *self, const char *lead_id, const void **buf,
 {
     if (self->ret != STORE_OK)
         return self->ret;
+    if (self->cur_valid && self->cur_dirty && strcmp(self->cur_lead, lead_id) != 0)
+        log_err("[store] deadlines of lead %s changed but its record was not written",
+                self->cur_lead);
+    self->cur_dirty = false;
     MDB_val k = s_str_val(lead_id), v;
     int rc = mdb_get(self->state_txn, self->leads, &k, &v);
-    if (rc == MDB_NOTFOUND)
+    if (rc == MDB_NOTFOUND) {
+        snprintf(self->cur_lead, sizeof self->cur_lead, "%s", lead_id);
+        self->cur_valid = true;
+        self->cur_n = 0;
         return 0;
+    }
     if (rc != 0) {
         s_fail(self, rc, false, "lead lookup");
         return self->ret;
     }
-    return s_lead_split(&v, buf, len, last_seq);
+    return s_lead_split(self, lead_id, &v, buf, len, last_seq);
 }
 
 void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
@@ -678,14 +742,29 @@ void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
 {
     if (self->ret != STORE_OK)
         return;
-    MDB_val k = s_str_val(lead_id), v = {.mv_size = len + S_LEAD_HDR, .mv_data = NULL};
-    int rc = mdb_put(self->state_txn, self->leads, &k, &v, MDB_RESERVE);
+    int rc = s_cur_load(self, lead_id);
     if (rc != 0) {
         s_fail(self, rc, false, "lead write");
         return;
     }
-    s_be64_put(v.mv_data, last_seq);
-    memcpy((unsigned char *)v.mv_data + S_LEAD_HDR, buf, len);
+    size_t hdr = S_LEAD_FIXED + self->cur_n * S_LEAD_DL;
+    MDB_val k = s_str_val(lead_id), v = {.mv_size = len + hdr, .mv_data = NULL};
+    rc = mdb_put(self->state_txn, self->leads, &k, &v, MDB_RESERVE);
+    if (rc != 0) {
+        s_fail(self, rc, false, "lead write");
+        return;
+    }
+    unsigned char *p = v.mv_data;
+    s_be64_put(p, last_seq);
+    self->cur_dirty = false;
+    p[8] = (unsigned char)self->cur_n;
+    for (size_t i = 0; i < self->cur_n; i++) {
+        unsigned char *d = p + S_LEAD_FIXED + i * S_LEAD_DL;
+        memset(d, 0, 16);
+        memcpy(d, self->cur_dl[i].kind, strnlen(self->cur_dl[i].kind, 15));
+        s_be64_put(d + 16, (uint64_t)self->cur_dl[i].due);
+    }
+    memcpy(p + hdr, buf, len);
 }
 
 static void s_index_event(store_t *self, const char *id, uint64_t seq)
@@ -855,6 +934,7 @@ static void s_counters_flush(store_t *self)
 
 void store_group_abort(store_t *self)
 {
+    self->cur_valid = self->cur_dirty = false;
     if (self->log_txn) {
         mdb_txn_abort(self->log_txn);
         self->log_txn = NULL;
@@ -983,25 +1063,28 @@ static MDB_val s_due_key(unsigned char *buf, size_t cap, int64_t due,
     return v;
 }
 
-/* Remove lead_id's deadline of kind, if any; its due time in *due. */
+/* Remove the current lead's deadline of kind, if any: 1 and its due time
+ * in *due, 0 when it had none, or an LMDB error (> 1). */
 static int s_deadline_del(store_t *self, const char *lead_id, const char *kind,
                           int64_t *due)
 {
-    unsigned char kb[512], db[520];
-    MDB_val k = s_pair_key(kb, sizeof kb, lead_id, kind), v;
-    int rc = mdb_get(self->state_txn, self->lead_deadlines, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0 || v.mv_size != 8)
-        return rc ? rc : MDB_CORRUPTED;
-    *due = (int64_t)s_be64_get(v.mv_data);
-    MDB_val dk = s_due_key(db, sizeof db, *due, lead_id, kind);
-    if ((rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL)) != 0 &&
-        rc != MDB_NOTFOUND)
+    unsigned char db[520];
+    int rc = s_cur_load(self, lead_id);
+    if (rc != 0)
         return rc;
-    if ((rc = mdb_del(self->state_txn, self->lead_deadlines, &k, NULL)) != 0)
-        return rc;
-    return 1;
+    for (size_t i = 0; i < self->cur_n; i++) {
+        if (strncmp(self->cur_dl[i].kind, kind, 15) != 0)
+            continue;
+        *due = self->cur_dl[i].due;
+        MDB_val dk = s_due_key(db, sizeof db, *due, lead_id, kind);
+        if ((rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL)) != 0 &&
+            rc != MDB_NOTFOUND)
+            return rc;
+        self->cur_dl[i] = self->cur_dl[--self->cur_n];
+        self->cur_dirty = true;
+        return 1;
+    }
+    return 0;
 }
 
 void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
@@ -1015,15 +1098,22 @@ void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
         s_fail(self, rc, false, "deadline replace");
         return;
     }
-    unsigned char kb[512], db[520], due[8];
-    MDB_val k = s_pair_key(kb, sizeof kb, lead_id, kind);
+    if (self->cur_n == S_LEAD_DEADLINES) {
+        log_err("[store] lead %s has more than %d kinds of deadline; %s dropped",
+                lead_id, S_LEAD_DEADLINES, kind);
+        return;
+    }
+    unsigned char db[520];
     MDB_val dk = s_due_key(db, sizeof db, due_ms, lead_id, kind);
     MDB_val empty = {.mv_size = 0, .mv_data = ""};
-    s_be64_put(due, (uint64_t)due_ms);
-    MDB_val dv = {.mv_size = 8, .mv_data = due};
-    if ((rc = mdb_put(self->state_txn, self->deadlines, &dk, &empty, 0)) != 0 ||
-        (rc = mdb_put(self->state_txn, self->lead_deadlines, &k, &dv, 0)) != 0)
+    if ((rc = mdb_put(self->state_txn, self->deadlines, &dk, &empty, 0)) != 0) {
         s_fail(self, rc, false, "deadline write");
+        return;
+    }
+    snprintf(self->cur_dl[self->cur_n].kind, sizeof self->cur_dl[0].kind, "%s", kind);
+    self->cur_dl[self->cur_n].due = due_ms;
+    self->cur_n++;
+    self->cur_dirty = true;
 }
 
 int store_deadline_clear(store_t *self, const char *lead_id, const char *kind,
@@ -1100,19 +1190,13 @@ void store_deadline_drop(store_t *self, const store_due_t *due)
 {
     if (self->ret != STORE_OK)
         return;
-    unsigned char kb[512], db[520];
+    unsigned char db[520];
     MDB_val dk = s_due_key(db, sizeof db, due->due_ms, due->lead_id, due->kind);
     int rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        s_fail(self, rc, false, "deadline drop");
-        return;
-    }
-    MDB_val k = s_pair_key(kb, sizeof kb, due->lead_id, due->kind), v;
-    rc = mdb_get(self->state_txn, self->lead_deadlines, &k, &v);
-    if (rc == 0 && v.mv_size == 8 && (int64_t)s_be64_get(v.mv_data) == due->due_ms)
-        rc = mdb_del(self->state_txn, self->lead_deadlines, &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         s_fail(self, rc, false, "deadline drop");
+    /* The lead (if any) still lists it: a later set or clear of that kind
+     * deletes a key that is gone, which is harmless. */
 }
 
 void store_mark(store_t *self, const char *set, const char *lead_id, bool on,
@@ -1244,7 +1328,7 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
         log_err("[store] read lead: %s", mdb_strerror(rc));
         return STORE_ERR;
     }
-    return s_lead_split(&v, buf, len, NULL);
+    return s_lead_split(NULL, lead_id, &v, buf, len, NULL);
 }
 
 int64_t store_read_counter(store_t *self, const char *key)
@@ -1368,7 +1452,7 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
     rc = mdb_get(self->rstate, self->leads, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
-    if (rc != 0 || v.mv_size < S_LEAD_HDR)
+    if (rc != 0 || v.mv_size < S_LEAD_FIXED)
         goto fail;
     seq = s_be64_get(v.mv_data);
     seqs = xcalloc(limit, sizeof *seqs);
@@ -1543,7 +1627,7 @@ int store_compare_state(store_t *self, const char *other_name,
 {
     MDB_env *env = NULL;
     MDB_txn *a = NULL, *b = NULL;
-    MDB_dbi leads, ids, agg, meta, dl, ldl, mk;
+    MDB_dbi leads, ids, agg, meta, dl, mk;
     char path[4096];
     int rc;
 
@@ -1557,7 +1641,6 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = mdb_dbi_open(b, "event_ids", 0, &ids)) != 0 ||
         (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
         (rc = mdb_dbi_open(b, "deadlines", 0, &dl)) != 0 ||
-        (rc = mdb_dbi_open(b, "lead_deadlines", 0, &ldl)) != 0 ||
         (rc = mdb_dbi_open(b, "marks", 0, &mk)) != 0 ||
         (rc = mdb_dbi_open(b, "meta", 0, &meta)) != 0 ||
         (rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &a)) != 0)
@@ -1568,7 +1651,6 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = s_compare_db(a, self->event_ids, b, ids, "event_ids", &out->event_ids, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->lead_deadlines, b, ldl, "lead_deadlines", &out->deadlines, first, fl)) != 0 ||
         (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, first, fl)) != 0)
         goto out;
     uint64_t other_applied = 0;

@@ -12,7 +12,7 @@
  *           chain through the log, so no timeline index is written at
  *           random places.
  *   state/  what the log implies: "leads" (lead id -> the sequence of its
- *           last event, then the Lead bytes), "event_ids" (event id ->
+ *           last event, its pending deadlines, then the Lead bytes), "event_ids" (event id ->
  *           sequence, for idempotency), "aggregates" (report counter ->
  *           i64 BE) and "meta"
  *           (schema version, applied sequence, daemon counters, boot id and
@@ -153,9 +153,11 @@ uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
 /* Index the id of an event that is already in the log at seq (replay). */
 void store_event_replayed(store_t *self, const char *id, uint64_t seq);
 
-/* Deadlines: at most one per lead and kind, ordered by due time ("deadlines":
- * due_ms BE, lead id, NUL, kind; "lead_deadlines": lead id, NUL, kind ->
- * due_ms BE, to find one again). Set replaces the lead's deadline of that
+/* Deadlines: at most one per lead and kind (at most 8 kinds), ordered by
+ * due time in "deadlines" (due_ms BE, lead id, NUL, kind), and listed in
+ * the lead's record, so that replacing one needs no lookup: set and clear
+ * them between store_lead_get() and store_lead_put() of that lead (or
+ * before the put of a new one). Set replaces the lead's deadline of that
  * kind. Clear returns 1 (and its due time in *due_ms if not NULL) when
  * there was one, 0 when not, <0 on error. */
 void store_deadline_set(store_t *self, const char *lead_id, const char *kind,

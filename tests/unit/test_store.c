@@ -180,13 +180,25 @@ static void test_deadlines_ordered_and_replaced(void **state)
     store_due_t due[8];
     int64_t when = 0;
 
+    const void *buf;
+    size_t len;
+    /* A lead's deadlines are set between reading and writing its record. */
     assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_lead_get(s, "L2", &buf, &len, NULL), 0);
     store_deadline_set(s, "L2", "stall", 300);
+    store_lead_put(s, "L2", 1, "l2", 2);
+    assert_int_equal(store_lead_get(s, "L1", &buf, &len, NULL), 0);
     store_deadline_set(s, "L1", "stall", 200);
     store_deadline_set(s, "L1", "sla", 100);
+    store_lead_put(s, "L1", 2, "l1", 2);
+    assert_int_equal(store_lead_get(s, "L3", &buf, &len, NULL), 0);
     store_deadline_set(s, "L3", "stall", 999);
+    store_lead_put(s, "L3", 3, "l3", 2);
     /* Setting again replaces: L3's stall moves from 999 to 150. */
+    assert_int_equal(store_lead_get(s, "L3", &buf, &len, NULL), 1);
+    assert_memory_equal(buf, "l3", 2);
     store_deadline_set(s, "L3", "stall", 150);
+    store_lead_put(s, "L3", 3, "l3", 2);
     assert_int_equal(store_group_commit(s), STORE_OK);
 
     assert_int_equal(store_group_begin(s), STORE_OK);
@@ -200,9 +212,13 @@ static void test_deadlines_ordered_and_replaced(void **state)
     assert_string_equal(due[2].kind, "stall");
     assert_int_equal(due[2].due_ms, 200);
     /* Clearing reports the due time once, then nothing. */
+    assert_int_equal(store_lead_get(s, "L1", &buf, &len, NULL), 1);
+    assert_memory_equal(buf, "l1", 2); /* the deadlines do not show in it */
+    assert_int_equal(len, 2);
     assert_int_equal(store_deadline_clear(s, "L1", "sla", &when), 1);
     assert_int_equal(when, 100);
     assert_int_equal(store_deadline_clear(s, "L1", "sla", &when), 0);
+    store_lead_put(s, "L1", 2, "l1", 2);
     assert_int_equal(store_deadlines_due(s, 250, 8, due), 2);
     assert_int_equal(store_group_commit(s), STORE_OK);
 
