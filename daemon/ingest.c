@@ -192,8 +192,10 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
 static void s_apply_effects(ingest_t *self, const char *lead_id,
                             const hnd_effects_t *fx)
 {
+    /* The handlers hashed every key already (FNV-1a, as the store does). */
     for (size_t i = 0; i < fx->n_deltas; i++)
-        store_counter_add(self->store, fx->deltas[i].key, fx->deltas[i].delta);
+        store_counter_add_h(self->store, fx->deltas[i].key, fx->deltas[i].hash,
+                            fx->deltas[i].delta);
     if (lead_id == NULL)
         return;
     for (size_t i = 0; i < fx->n_deadlines; i++) {

@@ -831,14 +831,19 @@ static uint32_t s_hash(const char *key)
 
 /* The slot of key in the counter index: its entry, or the empty slot where
  * it belongs. */
-static uint32_t *s_counter_slot(store_t *self, const char *key)
+static uint32_t *s_counter_slot_h(store_t *self, const char *key, uint32_t h)
 {
     size_t mask = self->cap_index - 1;
-    for (size_t i = s_hash(key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
         uint32_t *slot = &self->ctr_index[i];
         if (*slot == 0 || strcmp(self->ctr[*slot - 1].key, key) == 0)
             return slot;
     }
+}
+
+static uint32_t *s_counter_slot(store_t *self, const char *key)
+{
+    return s_counter_slot_h(self, key, s_hash(key));
 }
 
 static void s_counter_reindex(store_t *self)
@@ -851,6 +856,11 @@ static void s_counter_reindex(store_t *self)
 
 void store_counter_add(store_t *self, const char *key, int64_t delta)
 {
+    store_counter_add_h(self, key, s_hash(key), delta);
+}
+
+void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t delta)
+{
     /* Every event adds to a dozen counters or more (per stage, persona,
      * source, cohort): summed here, in a hash table, and written once per
      * group. */
@@ -858,7 +868,7 @@ void store_counter_add(store_t *self, const char *key, int64_t delta)
         self->cap_index = 256;
         self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
     }
-    uint32_t *slot = s_counter_slot(self, key);
+    uint32_t *slot = s_counter_slot_h(self, key, hash);
     if (*slot) {
         self->ctr[*slot - 1].delta += delta;
         return;

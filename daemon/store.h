@@ -202,8 +202,10 @@ void store_set_watermark(store_t *self, int64_t ms);
 int store_definition(store_t *self, char *out, size_t cap);
 int store_set_definition(store_t *self, const char *text);
 
-/* Add delta to a report counter; summed in memory, written at commit. */
+/* Add delta to a report counter; summed in memory, written at commit.
+ * The _h form takes the key's 32-bit FNV-1a hash, when the caller has it. */
 void store_counter_add(store_t *self, const char *key, int64_t delta);
+void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t delta);
 
 /* Commit the group: the log durably (fsync), then the state. Returns
  * STORE_OK, STORE_EFULL (nothing committed: store_grow() and redo the

@@ -37,7 +37,7 @@ static int h_score_apply(const hnd_event_t *ev, const defn_t *d,
         lead->engagement += points * hnd_decay(d, ref - ev->at_ms);
 
     char rule[HND_RULE_MAX];
-    snprintf(rule, sizeof rule, "engagement: %s", ev->type);
+    hnd_join(rule, sizeof rule, "engagement: ", ev->type, NULL, NULL);
     hnd_ledger_add(d, lead, HND_LEDGER_ENGAGEMENT, rule, ev, ev->at_ms, points,
                    ev->at_ms > ref ? ev->at_ms : ref);
     return 0;

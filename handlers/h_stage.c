@@ -49,21 +49,21 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
 
     if (from >= 0) {
         h_friction_leave(d, lead, fx, to, t);
-        snprintf(key, sizeof key, "now/%s", d->stages[from].name);
-        hnd_count_all(fx, lead, -1, key);
+        hnd_count_all(fx, lead, -1, hnd_join(key, sizeof key, "now/",
+                                             d->stages[from].name, NULL, NULL));
         if ((size_t)to < d->n_order && to > from &&
             !(lead->advanced & (1u << from))) {
             lead->advanced |= 1u << from;
-            snprintf(key, sizeof key, "advanced/%s", d->stages[from].name);
-            hnd_count_all(fx, lead, 1, key);
+            hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "advanced/",
+                                                d->stages[from].name, NULL, NULL));
         }
     }
-    snprintf(key, sizeof key, "now/%s", d->stages[to].name);
-    hnd_count_all(fx, lead, 1, key);
+    hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "now/", d->stages[to].name,
+                                        NULL, NULL));
     if (!(lead->entered & (1u << to))) {
         lead->entered |= 1u << to;
-        snprintf(key, sizeof key, "entered/%s", d->stages[to].name);
-        hnd_count_all(fx, lead, 1, key);
+        hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "entered/",
+                                            d->stages[to].name, NULL, NULL));
     }
 
     /* Stages of the funnel order jumped over on the way to `to`. A new

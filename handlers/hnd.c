@@ -42,7 +42,7 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
 
 /* Add delta to the counter named key (merged with an earlier delta of the
  * same key in this event). Every event adds to dozens of counters, so no
- * formatting here: callers join the parts of a key with s_join(). */
+ * formatting here: callers join the parts of a key with hnd_join(). */
 static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
 {
     uint32_t h = 2166136261u;
@@ -71,9 +71,8 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
     d->hash = h;
 }
 
-/* buf = a b c d (NULLs skipped), truncated to fit. Returns buf. */
-static char *s_join(char *buf, size_t cap, const char *a, const char *b,
-                    const char *c, const char *d)
+char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
+               const char *c, const char *d)
 {
     const char *parts[4] = {a, b, c, d};
     size_t n = 0;
@@ -272,11 +271,21 @@ static int64_t s_days_of_jan1(int64_t y)
 char *hnd_iso_week(int64_t ms, char *out)
 {
     int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    /* Asked for once per cohort counter, mostly about the same few days:
+     * the last answer is remembered (the loop thread is the only caller). */
+    static int64_t last_days = INT64_MIN;
+    static char last[12];
+    if (days == last_days) {
+        memcpy(out, last, sizeof last);
+        return out;
+    }
     int64_t wd = ((days + 3) % 7 + 7) % 7;  /* 0 = Monday; 1970-01-01: Thu */
     int64_t thu = days - wd + 3;            /* the week's Thursday */
     int64_t year = s_year_of_days(thu);
     int64_t week = (thu - s_days_of_jan1(year)) / 7 + 1;
     snprintf(out, 12, "%04d-W%02d", (int)(year % 10000), (int)week);
+    memcpy(last, out, sizeof last);
+    last_days = days;
     return out;
 }
 
@@ -297,11 +306,11 @@ void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
 {
     char week[12], buf[HND_COUNTER_KEY_MAX];
     s_count_key(fx, delta, key);
-    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/persona/",
+    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/persona/",
                                   hnd_persona_group(lead->persona), "/", key));
-    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/source/",
+    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/source/",
                                   s_source_group(lead->first_source), "/", key));
-    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/cohort/",
+    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/cohort/",
                                   hnd_iso_week(lead->first_seen_ms, week), "/", key));
 }
 
@@ -368,9 +377,9 @@ void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
     va_end(ap);
     char buf[HND_COUNTER_KEY_MAX];
     s_count_key(fx, delta, key);
-    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/persona/",
+    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/persona/",
                                   hnd_persona_group(lead->persona), "/", key));
-    s_count_key(fx, delta, s_join(buf, sizeof buf, "by/source/",
+    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/source/",
                                   s_source_group(lead->first_source), "/", key));
 }
 

@@ -204,7 +204,8 @@ typedef struct {
 typedef struct {
     char key[HND_COUNTER_KEY_MAX];
     int64_t delta;
-    uint32_t hash;              /* of key, to merge deltas cheaply */
+    uint32_t hash;              /* of key, 32-bit FNV-1a: merges deltas
+                                   cheaply, and the store reuses it */
 } hnd_delta_t;
 
 /* A deadline of the lead (e.g. "stall" when it has stayed too long in a
@@ -280,6 +281,11 @@ hnd_alert_t *hnd_alert_add(hnd_effects_t *fx, const char *kind,
 /* Append a printf-formatted reason to an alert (truncated to fit). */
 void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* buf = a b c d (NULLs skipped), truncated to fit cap. Returns buf. For
+ * counter keys and ledger rules built per event, where printf costs. */
+char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
+               const char *c, const char *d);
+
 /* Add delta to the counter named by the printf-formatted key. */
 void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
