@@ -40,6 +40,9 @@ static void s_pending_free(pending_t *p)
         zmq_msg_close(&p->envelope[i]);
     free(p->verdict);
     free(p->reason);
+    free(p->raw_off);
+    free(p->raw_len);
+    zmq_msg_close(&p->payload);
     free(p);
 }
 
@@ -226,8 +229,8 @@ static const char *s_kv_get(const hnd_kv_t *kv, size_t n, const char *key)
  * runs pipeline_deadline() instead of the event handlers. Returns 0 and
  * the event's sequence in *seq_out, 1 when the event was not applied
  * (a handler refused it, or the deadline is gone), -1 on a store error. */
-int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb,
-                 uint64_t replay_seq, uint64_t *seq_out)
+int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                 size_t raw_len, uint64_t replay_seq, uint64_t *seq_out)
 {
     const defn_t *d = *self->defn_p;
     hnd_kv_t kv[HND_ATTRS_MAX];
@@ -280,13 +283,20 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb,
     if (replay_seq) {
         store_event_replayed(self->store, pb->id, replay_seq);
     } else {
-        size_t elen = funnel__v1__event__get_packed_size(pb);
-        uint8_t stack[1024];
-        uint8_t *ebuf = elen <= sizeof stack ? stack : xmalloc(elen);
-        funnel__v1__event__pack(pb, ebuf);
+        /* As received when it can be: the same bytes decode to the same
+         * event. */
+        uint8_t stack[1024], *ebuf = stack;
+        size_t elen = raw_len;
+        if (raw == NULL || raw_len == 0) {
+            elen = funnel__v1__event__get_packed_size(pb);
+            if (elen > sizeof stack)
+                ebuf = xmalloc(elen);
+            funnel__v1__event__pack(pb, ebuf);
+            raw = ebuf;
+        }
         /* New events had their id claimed by the caller; deadlines not. */
         seq = store_event_add(self->store, pb->id, !deadline, found ? prev_seq : 0,
-                              ebuf, elen);
+                              raw, elen);
         if (ebuf != stack)
             free(ebuf);
     }
@@ -383,7 +393,11 @@ static int s_fill_pending(ingest_t *self, void *arg)
                 continue;
             }
             uint64_t seq = 0;
-            int r = ingest_apply(self, ev, 0, &seq);
+            int r = ingest_apply(self, ev,
+                                 p->raw_len && p->raw_len[i]
+                                     ? (const uint8_t *)zmq_msg_data(&p->payload) + p->raw_off[i]
+                                     : NULL,
+                                 p->raw_len ? p->raw_len[i] : 0, 0, &seq);
             if (r < 0)
                 goto out;
             if (r > 0) {
@@ -628,6 +642,71 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
         p->last_seq = ev->seq;
 }
 
+/* A protobuf varint at *p (below end): its value, *p moved past it.
+ * Returns 0, or -1 when it is malformed. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Where each event of an EventBatch lies in its encoding: the n values of
+ * field 1 (events), in order, as offsets and lengths. Returns 0, or -1
+ * when the bytes do not show exactly n events (then every event is
+ * encoded again: nothing depends on this but speed). */
+static int s_index_events(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
+                          uint32_t *lens)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    size_t k = 0;
+    if (len > UINT32_MAX)
+        return -1;
+    while (p < end) {
+        uint64_t tag, v;
+        if (s_varint(&p, end, &tag) == -1)
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (s_varint(&p, end, &v) == -1)
+                return -1;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
+                return -1;
+            if (tag >> 3 == 1) {
+                if (k == n)
+                    return -1;
+                off[k] = (uint32_t)(p - buf);
+                lens[k] = (uint32_t)v;
+                k++;
+            }
+            p += v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return k == n ? 0 : -1;
+}
+
 /* Decode and validate one EventBatch message and queue it. reply is the
  * ingest socket (with msg's leading frames as the envelope), or NULL for a
  * stream. */
@@ -659,6 +738,17 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     p->batch = batch;
     p->reply = reply;
     p->verdict = xcalloc(batch->n_events ? batch->n_events : 1, 1);
+    zmq_msg_init(&p->payload);
+    if (batch->n_events > 0 && zmq_msg_copy(&p->payload, payload) == 0) {
+        p->raw_off = xmalloc(batch->n_events * sizeof *p->raw_off);
+        p->raw_len = xmalloc(batch->n_events * sizeof *p->raw_len);
+        if (s_index_events(zmq_msg_data(&p->payload), zmq_msg_size(&p->payload),
+                           batch->n_events, p->raw_off, p->raw_len) == -1) {
+            free(p->raw_off);
+            free(p->raw_len);
+            p->raw_off = p->raw_len = NULL;
+        }
+    }
     if (reply)
         for (int i = 0; i + 1 < msg->n; i++) {
             zmq_msg_init(&p->envelope[i]);
@@ -682,6 +772,8 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
         if (ev->occurred_at_ms == 0) {
             int64_t now = self->opts.event_clock ? self->watermark_ms : wall;
             ev->occurred_at_ms = now ? now : wall;
+            if (p->raw_len)
+                p->raw_len[i] = 0; /* changed: encoded again */
         }
         if (ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = ev->occurred_at_ms;

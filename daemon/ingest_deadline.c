@@ -45,7 +45,7 @@ static int s_fill_due(ingest_t *self, void *arg)
         ev.attrs = ap;
         ev.n_attrs = 2;
         uint64_t seq;
-        int r = ingest_apply(self, &ev, 0, &seq);
+        int r = ingest_apply(self, &ev, NULL, 0, 0, &seq);
         if (r < 0)
             break;
         if (r > 0) /* it cannot be applied (its lead is gone): drop it */

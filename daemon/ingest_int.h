@@ -24,6 +24,9 @@ typedef struct pending {
     int n_envelope;
     unsigned char *verdict;         /* per event: V_* */
     char (*reason)[INGEST_REASON_LEN];   /* per event: why rejected */
+    zmq_msg_t payload;              /* the EventBatch bytes (a reference) */
+    uint32_t *raw_off;              /* per event: its bytes in payload, to */
+    uint32_t *raw_len;              /* log as received (0: encode again) */
     uint32_t accepted;
     uint32_t duplicates;
     uint64_t last_seq;
@@ -94,10 +97,11 @@ typedef int ingest_fill_fn(ingest_t *self, void *arg);
 int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry_stale);
 
 /* Apply one event (or a "$deadline" entry) inside the open group; see
- * ingest.c. Returns 0 and *seq_out, 1 when not applied, -1 on a store
- * error. (ingest.c) */
-int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, uint64_t replay_seq,
-                 uint64_t *seq_out);
+ * ingest.c. raw (raw_len bytes, or NULL) is pb's encoding as received, to
+ * log without encoding it again. Returns 0 and *seq_out, 1 when not
+ * applied, -1 on a store error. (ingest.c) */
+int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                 size_t raw_len, uint64_t replay_seq, uint64_t *seq_out);
 
 /* Publish the queued alerts, or drop them; either way the queue is empty
  * afterwards. (ingest.c) */

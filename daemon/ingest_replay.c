@@ -44,7 +44,7 @@ static int s_fill_replay(ingest_t *self, void *arg)
         if (c->items[i].ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = c->items[i].ev->occurred_at_ms;
         uint64_t seq;
-        if (ingest_apply(self, c->items[i].ev, c->items[i].seq, &seq) < 0)
+        if (ingest_apply(self, c->items[i].ev, NULL, 0, c->items[i].seq, &seq) < 0)
             break;
     }
     return INGEST_FILLED;
