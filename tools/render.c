@@ -830,6 +830,7 @@ void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *r)
         const Funnel__V1__FrictionLead *l = r->leads[i];
         fprintf(out, "%-40s %-24s since %s\n", l->lead_id, l->set, s_time_text(l->since_ms, t1));
     }
-    fprintf(out, "%zu of %" PRIu64 " lead%s\n", r->n_leads, r->leads_total,
-            r->leads_total == 1 ? "" : "s");
+    /* A lead stalled and past the SLA is in both sets: entries, not leads. */
+    fprintf(out, "%zu of %" PRIu64 " entr%s (a lead in two sets is listed twice)\n",
+            r->n_leads, r->leads_total, r->leads_total == 1 ? "y" : "ies");
 }
