@@ -338,6 +338,9 @@ class Daemon:
         self.tmp_path = tmp_path
         self.state_dir = str(state_dir or (tmp_path / "state"))
         os.makedirs(self.state_dir, exist_ok=True)
+        # Ports picked here may be taken by a parallel test between the
+        # probe and funneld's bind: start() then picks others.
+        self.own_ports = ports is None
         ports = ports or (free_port(), free_port(), free_port())
         self.ports = ports
         self.ingest_ep = tcp_ep(ports[0])
@@ -387,8 +390,19 @@ class Daemon:
             q.close()
 
     def start(self, ctx):
-        self.spawn()
-        self.wait_ready(ctx)
+        for attempt in range(3):
+            self.spawn()
+            try:
+                self.wait_ready(ctx)
+                return self
+            except BaseException:
+                raced = (self.own_ports and self.proc.poll() is not None
+                         and "Address already in use" in self.stderr(tail=20))
+                if not raced or attempt == 2:
+                    raise
+            # Another test took a port between the probe and the bind.
+            self.ports = (free_port(), free_port(), free_port())
+            self.ingest_ep, self.alerts_ep, self.query_ep = (tcp_ep(p) for p in self.ports)
         return self
 
     def send_signal(self, sig):
