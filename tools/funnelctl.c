@@ -441,6 +441,33 @@ done:
     return rc;
 }
 
+/* s_query, for a reply of the kind `want` only: anything else is reported
+ * ("funneld at EP answered a WHAT query with something else") and freed.
+ * Returns S_EXIT_OK with *reply_out (free with ..._free_unpacked), or an
+ * exit status (printed). */
+static int s_query_expect(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
+                          Funnel__V1__QueryReply__ReplyCase want, const char *what,
+                          Funnel__V1__QueryReply **reply_out)
+{
+    int rc = s_query(g, req, reply_out);
+    if (rc != S_EXIT_OK)
+        return rc;
+    if ((*reply_out)->reply_case != want) {
+        s_error("funneld at %s answered a %s query with something else", g->query, what);
+        funnel__v1__query_reply__free_unpacked(*reply_out, NULL);
+        *reply_out = NULL;
+        return S_EXIT_USAGE;
+    }
+    return S_EXIT_OK;
+}
+
+/* Print a JSON document on stdout and free it. */
+static void s_print_doc(json_t *doc)
+{
+    s_print_json(doc, S_JSON_FLAGS);
+    json_decref(doc);
+}
+
 /* ------------------------------------------------------------------ */
 /* the reliable ingest client (publish and send)                      */
 
@@ -1231,20 +1258,14 @@ static int s_cmd_lead(ctl_opts_t *g, int argc, char **argv)
     lq.timeline_limit = (uint32_t)limit;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD;
     req.lead = &lq;
-    int rc = s_query(g, &req, &reply);
+    int rc = s_query_expect(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_LEAD, "lead", &reply);
     if (rc != S_EXIT_OK)
         return rc;
-
-    if (reply->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_LEAD) {
-        s_error("funneld at %s answered a lead query with something else", g->query);
-        rc = S_EXIT_USAGE;
-    } else if (!reply->lead->found || !reply->lead->lead) {
+    if (!reply->lead->found || !reply->lead->lead) {
         s_error("unknown lead %s", id);
         rc = S_EXIT_NO;
     } else if (g->json) {
-        json_t *doc = render_lead_json(reply->lead);
-        s_print_json(doc, S_JSON_FLAGS);
-        json_decref(doc);
+        s_print_doc(render_lead_json(reply->lead));
     } else {
         render_lead_text(stdout, reply->lead);
     }
@@ -1327,19 +1348,13 @@ static int s_cmd_funnel(ctl_opts_t *g, int argc, char **argv)
     fq.persona = (char *)persona;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL;
     req.funnel = &fq;
-    rc = s_query(g, &req, &reply);
+    rc = s_query_expect(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL, "funnel", &reply);
     if (rc != S_EXIT_OK)
         return rc;
-    if (reply->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL) {
-        s_error("funneld at %s answered a funnel query with something else", g->query);
-        rc = S_EXIT_USAGE;
-    } else if (g->json) {
-        json_t *doc = render_funnel_json(reply->funnel);
-        s_print_json(doc, S_JSON_FLAGS);
-        json_decref(doc);
-    } else {
+    if (g->json)
+        s_print_doc(render_funnel_json(reply->funnel));
+    else
         render_funnel_text(stdout, reply->funnel);
-    }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return rc;
 }
@@ -1461,17 +1476,13 @@ static int s_cmd_friction(ctl_opts_t *g, int argc, char **argv)
     fq.limit = (uint32_t)limit;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION;
     req.friction = &fq;
-    rc = s_query(g, &req, &reply);
+    rc = s_query_expect(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION, "friction",
+                        &reply);
     if (rc != S_EXIT_OK)
         return rc;
-    if (reply->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION) {
-        s_error("funneld at %s answered a friction query with something else", g->query);
-        rc = S_EXIT_USAGE;
-    } else if (g->json) {
-        json_t *doc = leads ? render_friction_leads_json(reply->friction)
-                            : render_friction_json(reply->friction);
-        s_print_json(doc, S_JSON_FLAGS);
-        json_decref(doc);
+    if (g->json) {
+        s_print_doc(leads ? render_friction_leads_json(reply->friction)
+                          : render_friction_json(reply->friction));
     } else if (leads) {
         render_friction_leads_text(stdout, reply->friction);
     } else {
@@ -1630,19 +1641,13 @@ static int s_cmd_stats(ctl_opts_t *g, int argc, char **argv)
     Funnel__V1__QueryReply *reply;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_STATS;
     req.stats = &sq;
-    rc = s_query(g, &req, &reply);
+    rc = s_query_expect(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_STATS, "stats", &reply);
     if (rc != S_EXIT_OK)
         return rc;
-    if (reply->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_STATS) {
-        s_error("funneld at %s answered a stats query with something else", g->query);
-        rc = S_EXIT_USAGE;
-    } else if (g->json) {
-        json_t *doc = render_stats_json(reply->stats);
-        s_print_json(doc, S_JSON_FLAGS);
-        json_decref(doc);
-    } else {
+    if (g->json)
+        s_print_doc(render_stats_json(reply->stats));
+    else
         render_stats_text(stdout, reply->stats);
-    }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return rc;
 }
