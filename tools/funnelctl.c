@@ -1658,9 +1658,10 @@ static int s_cmd_stats(ctl_opts_t *g, int argc, char **argv)
 static const char s_watch_help[] =
     "Usage: funnelctl watch [--count N] [TOPIC...]\n"
     "\n"
-    "Print funneld's alerts as they are published, one line each (with --json, one\n"
-    "JSON object a line: {\"kind\",\"topic\",\"lead\",\"at\",\"stage\",\"from_stage\",\n"
-    "\"reasons\",\"event_id\",\"seq\",\"snapshot\"}, snapshot being the lead as after the\n"
+    "Print funneld's alerts as they are published: a line each, with its first\n"
+    "reason, and its further reasons indented below (with --json, one JSON object a\n"
+    "line: {\"kind\",\"topic\",\"lead\",\"at\",\"stage\",\"from_stage\",\"reasons\",\n"
+    "\"event_id\",\"seq\",\"snapshot\"}, snapshot being the lead as after the\n"
     "alert). TOPICs are prefixes (\"handoff\", \"stage\", \"friction.\", ...); all alerts\n"
     "when none is given. Alerts published before watch connects are not seen.\n"
     "\n"

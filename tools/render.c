@@ -616,9 +616,13 @@ void render_alert_text(FILE *out, const Funnel__V1__Alert *a, const char *topic)
         if (a->lead->persona && *a->lead->persona)
             fprintf(out, " persona %s", a->lead->persona);
     }
-    for (size_t i = 0; i < a->n_reasons; i++)
-        fprintf(out, "%s%s", i == 0 ? ": " : "; ", a->reasons[i]);
+    /* The first reason on the alert's line, the others (score breakdown,
+     * rules matched) indented below it, so the lines stay readable. */
+    if (a->n_reasons > 0)
+        fprintf(out, ": %s", a->reasons[0]);
     fputc('\n', out);
+    for (size_t i = 1; i < a->n_reasons; i++)
+        fprintf(out, "    %s\n", a->reasons[i]);
 }
 
 /* ------------------------------------------------------------------ */
