@@ -149,15 +149,18 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
     out->sla_breached = lead->sla_breached;
 }
 
-size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf)
+size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf)
 {
+    /* Every string of a Lead comes from the lead's fixed-size fields or the
+     * definition's names, so its encoding has a bound (CODEC_LEAD_MAX,
+     * checked by test_codec on a lead filled to every limit): one pass of
+     * packing, without measuring first, into a buffer reused per event. */
+    static uint8_t out[CODEC_LEAD_MAX];
     Funnel__V1__Lead pb;
     codec_lead_scratch_t scratch;
     codec_lead_to_pb(lead, d, &pb, &scratch);
-    size_t len = funnel__v1__lead__get_packed_size(&pb);
-    *buf = xmalloc(len);
-    funnel__v1__lead__pack(&pb, *buf);
-    return len;
+    *buf = out;
+    return funnel__v1__lead__pack(&pb, out);
 }
 
 static void s_copy(char *dst, size_t cap, const char *src)

@@ -39,8 +39,13 @@ typedef struct {
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
                       Funnel__V1__Lead *out, codec_lead_scratch_t *scratch);
 
-/* Encode lead into a new buffer. Caller frees *buf. */
-size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, uint8_t **buf);
+/* An upper bound of a Lead's encoding: the lead's own fields, the
+ * definition's stage names it may carry, and tags and lengths. */
+#define CODEC_LEAD_MAX (2 * sizeof(hnd_lead_t) + DEFN_STAGES_MAX * (DEFN_NAME_MAX + 1) + 16384)
+
+/* Encode lead. *buf is borrowed: a buffer of CODEC_LEAD_MAX bytes, valid
+ * until the next call (the loop thread is the only caller). */
+size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf);
 
 /* Decode a stored lead. A stage the definition no longer has becomes the
  * first stage (and is logged once by the caller). What the record does not

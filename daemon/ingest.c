@@ -303,10 +303,9 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
 
     /* Deadlines first: the lead's record lists them. */
     s_apply_effects(self, lead.id, &fx);
-    uint8_t *lbuf;
+    const uint8_t *lbuf;
     size_t llen = codec_lead_pack(&lead, d, &lbuf);
     store_lead_put(self->store, lead.id, seq, lbuf, llen);
-    free(lbuf);
     if (seq == 0)
         return -1;
     store_set_watermark(self->store, pb->occurred_at_ms);
