@@ -86,6 +86,11 @@ static void test_largest_lead_fits(void **state)
     memset(lead, 'x', sizeof *lead);
     lead->id[sizeof lead->id - 1] = '\0';
     lead->persona[sizeof lead->persona - 1] = '\0';
+    /* Booleans and enums must hold valid values; everything else stays
+     * at its largest. */
+    lead->qualified = lead->stalled = lead->sla_breached = true;
+    lead->handoff = HND_HANDOFF_REJECTED;
+    lead->first_source = HND_SRC_SALES;
     lead->stage = 0;
     lead->skipped = UINT32_MAX;
     lead->n_attrs = HND_ATTRS_MAX;
