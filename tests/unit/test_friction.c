@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "dwell.h"
+#include "lead_fixture.h"
 #include "pipeline.h"
 
 #define T0 1790000000000LL      /* a day boundary: 20717 * 86400000 + ... */
@@ -57,11 +58,8 @@ typedef struct {
 
 static int setup(void **state)
 {
-    char err[512];
     fixture_t *f = test_calloc(1, sizeof *f);
-    f->d = defn_load_buffer(s_yaml, strlen(s_yaml), "f.yaml", err, sizeof err);
-    if (!f->d)
-        fail_msg("%s", err);
+    f->d = fixture_defn(s_yaml, "f.yaml");
     *state = f;
     return 0;
 }
@@ -110,14 +108,8 @@ static void apply_at(fixture_t *f, hnd_lead_t *lead, const char *lead_id,
                      bool is_new, const char *type, int64_t at,
                      const hnd_kv_t *kv, size_t n)
 {
-    char id[32];
-    snprintf(id, sizeof id, "e%d", f->n);
-    hnd_event_t ev = {
-        .id = id, .lead_id = lead_id, .type = type, .source = HND_SRC_SALES,
-        .at_ms = at, .attrs = kv, .n_attrs = n, .log_seq = (uint64_t)f->n + 1,
-    };
-    assert_int_equal(pipeline_apply(pipeline_default, &ev, f->d, is_new, lead,
-                                    &f->fx), 0);
+    fixture_event(f->d, lead, &f->fx, f->n, lead_id, is_new, type, HND_SRC_SALES, at,
+                  kv, n, 1);
     commit(f);
     f->n++;
 }
@@ -133,13 +125,7 @@ static void fire(fixture_t *f, const char *kind, int64_t due, int64_t now)
     commit(f);
 }
 
-static const hnd_alert_t *alert(const hnd_effects_t *fx, const char *kind)
-{
-    for (size_t i = 0; i < fx->n_alerts; i++)
-        if (strcmp(fx->alerts[i].kind, kind) == 0)
-            return &fx->alerts[i];
-    return NULL;
-}
+#define alert fx_alert
 
 static const hnd_deadline_t *deadline(const hnd_effects_t *fx, const char *kind)
 {

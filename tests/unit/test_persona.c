@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "lead_fixture.h"
 #include "pipeline.h"
 
 #define T0 1795694400000LL      /* 2026-11-26T12:00:00Z, ISO week 2026-W48 */
@@ -29,53 +30,23 @@ static const char s_yaml[] =
     "  - name: looker\n"
     "    when: [{count: view, min: 1, max: 2}]\n";
 
-typedef struct {
-    defn_t *d;
-    hnd_lead_t lead;
-    hnd_effects_t fx;
-    int n;
-} fixture_t;
+typedef lead_fixture_t fixture_t;
 
 static int setup(void **state)
 {
-    char err[512];
-    fixture_t *f = test_calloc(1, sizeof *f);
-    f->d = defn_load_buffer(s_yaml, strlen(s_yaml), "t.yaml", err, sizeof err);
-    if (!f->d)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
+    return fixture_setup(state, s_yaml);
 }
 
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    defn_destroy(&f->d);
-    test_free(f);
-    return 0;
-}
+#define teardown fixture_teardown
 
 static void apply_kv(fixture_t *f, const char *type, const hnd_kv_t *kv, size_t n)
 {
-    char id[32];
-    snprintf(id, sizeof id, "e%d", f->n);
-    hnd_event_t ev = {
-        .id = id, .lead_id = "L", .type = type, .source = HND_SRC_MARKETING,
-        .at_ms = T0 + f->n * 1000LL, .attrs = kv, .n_attrs = n,
-        .log_seq = (uint64_t)f->n + 10,
-    };
-    assert_int_equal(pipeline_apply(pipeline_default, &ev, f->d, f->n == 0, &f->lead,
-                                    &f->fx), 0);
+    fixture_event(f->d, &f->lead, &f->fx, f->n, "L", f->n == 0, type,
+                  HND_SRC_MARKETING, T0 + f->n * 1000LL, kv, n, 10);
     f->n++;
 }
 
-static int64_t delta(const hnd_effects_t *fx, const char *key)
-{
-    for (size_t i = 0; i < fx->n_deltas; i++)
-        if (strcmp(fx->deltas[i].key, key) == 0)
-            return fx->deltas[i].delta;
-    return 0;
-}
+#define delta fx_delta
 
 static void test_first_match_and_reevaluation(void **state)
 {

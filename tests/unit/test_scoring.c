@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "lead_fixture.h"
 #include "pipeline.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -34,43 +35,20 @@ static const char s_yaml[] =
     "    - {attr: competitor, present: false, points: 2}\n"
     "qualification: {engagement: 0}\n";
 
-typedef struct {
-    defn_t *d;
-    hnd_lead_t lead;
-    hnd_effects_t fx;
-    int n;
-} fixture_t;
+typedef lead_fixture_t fixture_t;
 
 static int setup(void **state)
 {
-    char err[512];
-    fixture_t *f = test_calloc(1, sizeof *f);
-    f->d = defn_load_buffer(s_yaml, strlen(s_yaml), "t.yaml", err, sizeof err);
-    if (!f->d)
-        fail_msg("%s", err);
-    *state = f;
-    return 0;
+    return fixture_setup(state, s_yaml);
 }
 
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    defn_destroy(&f->d);
-    test_free(f);
-    return 0;
-}
+#define teardown fixture_teardown
 
 static void apply_kv(fixture_t *f, const char *type, int64_t at, const hnd_kv_t *kv,
                      size_t n)
 {
-    char id[32];
-    snprintf(id, sizeof id, "e%d", f->n);
-    hnd_event_t ev = {
-        .id = id, .lead_id = "L", .type = type, .source = HND_SRC_MARKETING,
-        .at_ms = T0 + at, .attrs = kv, .n_attrs = n, .log_seq = (uint64_t)f->n + 1,
-    };
-    assert_int_equal(pipeline_apply(pipeline_default, &ev, f->d, f->n == 0, &f->lead,
-                                    &f->fx), 0);
+    fixture_event(f->d, &f->lead, &f->fx, f->n, "L", f->n == 0, type,
+                  HND_SRC_MARKETING, T0 + at, kv, n, 1);
     f->n++;
 }
 
