@@ -273,7 +273,7 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
     if (refused) {
         /* A logged event stays indexed, so replay moves past it. */
         if (replay_seq)
-            store_event_replayed(self->store, pb->id, replay_seq);
+            store_event_replayed(self->store, pb->lead_id, pb->id, replay_seq);
         return 1;
     }
 
@@ -281,7 +281,7 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
      * lead's timeline chain. */
     uint64_t seq = replay_seq;
     if (replay_seq) {
-        store_event_replayed(self->store, pb->id, replay_seq);
+        store_event_replayed(self->store, pb->lead_id, pb->id, replay_seq);
     } else {
         /* As received when it can be: the same bytes decode to the same
          * event. */
@@ -295,7 +295,7 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
             raw = ebuf;
         }
         /* New events had their id claimed by the caller; deadlines not. */
-        seq = store_event_add(self->store, pb->id, !deadline, found ? prev_seq : 0,
+        seq = store_event_add(self->store, pb->lead_id, pb->id, !deadline, found ? prev_seq : 0,
                               raw, elen);
         if (ebuf != stack)
             free(ebuf);
@@ -382,7 +382,7 @@ static int s_fill_pending(ingest_t *self, void *arg)
                 st->rejected++;
                 continue;
             }
-            int claimed = store_id_claim(self->store, ev->id);
+            int claimed = store_id_claim(self->store, ev->lead_id, ev->id);
             if (claimed < 0)
                 goto out;
             if (!claimed) {
@@ -400,7 +400,7 @@ static int s_fill_pending(ingest_t *self, void *arg)
             if (r < 0)
                 goto out;
             if (r > 0) {
-                store_id_release(self->store, ev->id);
+                store_id_release(self->store, ev->lead_id, ev->id);
                 p->verdict[i] = V_REJECTED;
                 snprintf(s_reason(p, i), INGEST_REASON_LEN, "refused by the funnel handlers");
                 st->rejected++;

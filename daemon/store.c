@@ -15,7 +15,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define STORE_SCHEMA 4
+#define STORE_SCHEMA 5
 #define STORE_MAXDBS 8
 #define S_LEAD_DEADLINES 8   /* pending deadlines a lead may have */
 
@@ -35,8 +35,7 @@ struct store {
     size_t log_map;
     size_t state_map;
     MDB_dbi events;       /* log env */
-    MDB_dbi leads;        /* state env, and below */
-    MDB_dbi event_ids;
+    MDB_dbi leads;        /* state env (with the event ids), and below */
     MDB_dbi aggregates;
     MDB_dbi meta;
     MDB_dbi deadlines;      /* due_ms BE, lead id, NUL, kind -> empty */
@@ -311,7 +310,6 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
     uint64_t schema = 0;
     if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, "leads", MDB_CREATE, &self->leads)) != 0 ||
-        (rc = mdb_dbi_open(txn, "event_ids", MDB_CREATE, &self->event_ids)) != 0 ||
         (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
         (rc = mdb_dbi_open(txn, "deadlines", MDB_CREATE, &self->deadlines)) != 0 ||
         (rc = mdb_dbi_open(txn, "marks", MDB_CREATE, &self->marks)) != 0 ||
@@ -611,16 +609,30 @@ int store_group_begin(store_t *self)
     return STORE_OK;
 }
 
-int store_id_claim(store_t *self, const char *id)
+/* An event id is kept in "leads" beside its lead's record, under the key
+ * "lead id, NUL, event id" (no lead id holds a NUL): the id of an event
+ * falls in the page its lead's record is in, which the event dirties
+ * anyway, so idempotency costs no random page of its own. */
+#define S_ID_KEY (128 * 2 + 2)   /* both are at most 128 bytes: validate.c */
+
+static MDB_val s_pair_key(unsigned char *buf, size_t cap, const char *a,
+                          const char *b);
+
+static MDB_val s_id_key(unsigned char *buf, const char *lead_id, const char *id)
+{
+    return s_pair_key(buf, S_ID_KEY, lead_id, id);
+}
+
+int store_id_claim(store_t *self, const char *lead_id, const char *id)
 {
     if (self->ret != STORE_OK)
         return self->ret;
     /* One descent of the tree: the put itself says whether the id was
      * there. The sequence is the one the next appended event gets. */
-    unsigned char seqbuf[8];
+    unsigned char seqbuf[8], kbuf[S_ID_KEY];
     s_be64_put(seqbuf, self->last_seq + 1);
-    MDB_val k = s_str_val(id), v = {.mv_size = 8, .mv_data = seqbuf};
-    int rc = mdb_put(self->state_txn, self->event_ids, &k, &v, MDB_NOOVERWRITE);
+    MDB_val k = s_id_key(kbuf, lead_id, id), v = {.mv_size = 8, .mv_data = seqbuf};
+    int rc = mdb_put(self->state_txn, self->leads, &k, &v, MDB_NOOVERWRITE);
     if (rc == 0)
         return 1;
     if (rc == MDB_KEYEXIST)
@@ -629,22 +641,24 @@ int store_id_claim(store_t *self, const char *id)
     return self->ret;
 }
 
-void store_id_release(store_t *self, const char *id)
+void store_id_release(store_t *self, const char *lead_id, const char *id)
 {
     if (self->ret != STORE_OK)
         return;
-    MDB_val k = s_str_val(id);
-    int rc = mdb_del(self->state_txn, self->event_ids, &k, NULL);
+    unsigned char kbuf[S_ID_KEY];
+    MDB_val k = s_id_key(kbuf, lead_id, id);
+    int rc = mdb_del(self->state_txn, self->leads, &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         s_fail(self, rc, false, "event id release");
 }
 
-int store_id_seen(store_t *self, const char *id)
+int store_id_seen(store_t *self, const char *lead_id, const char *id)
 {
     if (self->ret != STORE_OK)
         return self->ret;
-    MDB_val k = s_str_val(id), v;
-    int rc = mdb_get(self->state_txn, self->event_ids, &k, &v);
+    unsigned char kbuf[S_ID_KEY];
+    MDB_val k = s_id_key(kbuf, lead_id, id), v;
+    int rc = mdb_get(self->state_txn, self->leads, &k, &v);
     if (rc == 0)
         return 1;
     if (rc == MDB_NOTFOUND)
@@ -767,14 +781,15 @@ void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
     memcpy(p + hdr, buf, len);
 }
 
-static void s_index_event(store_t *self, const char *id, uint64_t seq)
+static void s_index_event(store_t *self, const char *lead_id, const char *id,
+                          uint64_t seq)
 {
-    unsigned char seqbuf[8];
+    unsigned char seqbuf[8], kbuf[S_ID_KEY];
     int rc;
 
     s_be64_put(seqbuf, seq);
-    MDB_val k = s_str_val(id), v = {.mv_size = 8, .mv_data = seqbuf};
-    if ((rc = mdb_put(self->state_txn, self->event_ids, &k, &v, 0)) != 0) {
+    MDB_val k = s_id_key(kbuf, lead_id, id), v = {.mv_size = 8, .mv_data = seqbuf};
+    if ((rc = mdb_put(self->state_txn, self->leads, &k, &v, 0)) != 0) {
         s_fail(self, rc, false, "event id write");
         return;
     }
@@ -787,7 +802,8 @@ static void s_index_event(store_t *self, const char *id, uint64_t seq)
  * timeline without an index written at random places. */
 #define S_LOG_HDR 8
 
-uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
+uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
+                         bool id_claimed,
                          uint64_t prev_seq, const void *raw, size_t len)
 {
     if (self->ret != STORE_OK)
@@ -809,16 +825,17 @@ uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
         if (seq > self->applied_seq)
             self->applied_seq = seq;
     } else {
-        s_index_event(self, id, seq);
+        s_index_event(self, lead_id, id, seq);
     }
     return self->ret == STORE_OK ? seq : 0;
 }
 
-void store_event_replayed(store_t *self, const char *id, uint64_t seq)
+void store_event_replayed(store_t *self, const char *lead_id, const char *id,
+                          uint64_t seq)
 {
     if (self->ret != STORE_OK)
         return;
-    s_index_event(self, id, seq);
+    s_index_event(self, lead_id, id, seq);
 }
 
 static uint32_t s_hash(const char *key)
@@ -1560,8 +1577,9 @@ static bool s_volatile_key(const MDB_val *k, bool aggregates)
 
 static int s_compare_db(MDB_txn *a_txn, MDB_dbi a_dbi, MDB_txn *b_txn,
                         MDB_dbi b_dbi, const char *name, store_diff_t *d,
-                        char *first, size_t firstlen)
+                        store_diff_t *ids, char *first, size_t firstlen)
 {
+    store_diff_t *records = d;
     bool aggregates = strcmp(name, "aggregates") == 0;
     MDB_cursor *ca = NULL, *cb = NULL;
     MDB_val ka, va, kb, vb;
@@ -1594,6 +1612,8 @@ static int s_compare_db(MDB_txn *a_txn, MDB_dbi a_dbi, MDB_txn *b_txn,
                 rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT);
             continue;
         }
+        /* "leads" holds the event ids too: keys with a NUL. */
+        d = ids && memchr(k->mv_data, '\0', k->mv_size) ? ids : records;
         d->compared++;
         if (cmp < 0) {
             d->extra++;
@@ -1637,7 +1657,7 @@ int store_compare_state(store_t *self, const char *other_name,
 {
     MDB_env *env = NULL;
     MDB_txn *a = NULL, *b = NULL;
-    MDB_dbi leads, ids, agg, meta, dl, mk;
+    MDB_dbi leads, agg, meta, dl, mk;
     char path[4096];
     int rc;
 
@@ -1648,7 +1668,6 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = mdb_env_open(env, path, MDB_RDONLY | MDB_NOTLS, 0640)) != 0 ||
         (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &b)) != 0 ||
         (rc = mdb_dbi_open(b, "leads", 0, &leads)) != 0 ||
-        (rc = mdb_dbi_open(b, "event_ids", 0, &ids)) != 0 ||
         (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
         (rc = mdb_dbi_open(b, "deadlines", 0, &dl)) != 0 ||
         (rc = mdb_dbi_open(b, "marks", 0, &mk)) != 0 ||
@@ -1657,11 +1676,13 @@ int store_compare_state(store_t *self, const char *other_name,
         goto out;
     char *first = out->first_difference;
     size_t fl = sizeof out->first_difference;
-    if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->event_ids, b, ids, "event_ids", &out->event_ids, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, first, fl)) != 0)
+    if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, &out->event_ids,
+                           first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, NULL,
+                           first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, NULL,
+                           first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, NULL, first, fl)) != 0)
         goto out;
     uint64_t other_applied = 0;
     if ((rc = s_meta_u64(b, meta, "applied_seq", &other_applied)) != 0)

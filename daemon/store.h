@@ -12,9 +12,11 @@
  *           chain through the log, so no timeline index is written at
  *           random places.
  *   state/  what the log implies: "leads" (lead id -> the sequence of its
- *           last event, its pending deadlines, then the Lead bytes), "event_ids" (event id ->
- *           sequence, for idempotency), "aggregates" (report counter ->
- *           i64 BE) and "meta"
+ *           last event, its pending deadlines, then the Lead bytes; and,
+ *           for idempotency, lead id NUL event id -> the event's sequence,
+ *           beside the lead's record, so an event dirties one random page
+ *           of the state, not two), "aggregates" (report counter -> i64
+ *           BE), "deadlines", "marks" and "meta"
  *           (schema version, applied sequence, daemon counters, boot id and
  *           clean-close mark). Committed in the same group as the log but
  *           never fsync'd while running (MDB_NOSYNC): a killed
@@ -88,7 +90,7 @@ typedef struct {
 
 typedef struct {
     store_diff_t leads;       /* incl. each lead's timeline head */
-    store_diff_t event_ids;
+    store_diff_t event_ids;   /* kept with the leads, compared apart */
     store_diff_t counters;
     store_diff_t deadlines;   /* both deadline databases */
     store_diff_t marks;
@@ -121,17 +123,20 @@ store_stats_t *store_stats(store_t *self);
 /* Begin a group. Returns 0 or STORE_ERR. */
 int store_group_begin(store_t *self);
 
-/* Whether event id has been applied: 1 yes, 0 no, STORE_ERR on error
- * (sticky). Sees the events added earlier in the same group. */
-int store_id_seen(store_t *self, const char *id);
+/* Event ids are those of one lead: a resent event carries the same lead id
+ * and id, so that pair is what makes an event a duplicate. */
 
-/* Index event id for the next event to be appended, unless it is there:
- * 1 claimed (a new event: append it with store_event_add(..., true, ...),
- * or give the id back with store_id_release()), 0 already applied (a
- * duplicate), <0 on error (sticky). Cheaper than store_id_seen() followed
- * by an append that indexes the id. */
-int store_id_claim(store_t *self, const char *id);
-void store_id_release(store_t *self, const char *id);
+/* Whether event id of lead_id has been applied: 1 yes, 0 no, STORE_ERR on
+ * error (sticky). Sees the events added earlier in the same group. */
+int store_id_seen(store_t *self, const char *lead_id, const char *id);
+
+/* Index event id of lead_id for the next event to be appended, unless it
+ * is there: 1 claimed (a new event: append it with store_event_add(...,
+ * true, ...), or give the id back with store_id_release()), 0 already
+ * applied (a duplicate), <0 on error (sticky). Cheaper than store_id_seen()
+ * followed by an append that indexes the id. */
+int store_id_claim(store_t *self, const char *lead_id, const char *id);
+void store_id_release(store_t *self, const char *lead_id, const char *id);
 
 /* The stored record of lead_id: 1 and *buf, *len set (borrowed: valid until
  * the next store call) and *last_seq (if not NULL) the sequence of its
@@ -147,11 +152,13 @@ void store_lead_put(store_t *self, const char *lead_id, uint64_t last_seq,
  * to prev_seq, the previous event of the same lead (0: none), and index
  * its id unless id_claimed (store_id_claim() did). Returns the event's
  * sequence, or 0 on error (sticky). */
-uint64_t store_event_add(store_t *self, const char *id, bool id_claimed,
+uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
+                         bool id_claimed,
                          uint64_t prev_seq, const void *raw, size_t len);
 
 /* Index the id of an event that is already in the log at seq (replay). */
-void store_event_replayed(store_t *self, const char *id, uint64_t seq);
+void store_event_replayed(store_t *self, const char *lead_id, const char *id,
+                          uint64_t seq);
 
 /* Deadlines: at most one per lead and kind (at most 8 kinds), ordered by
  * due time in "deadlines" (due_ms BE, lead id, NUL, kind), and listed in

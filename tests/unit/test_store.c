@@ -76,10 +76,10 @@ static void test_round_trip(void **state)
     store_t *s = open_store(f, 1 << 20);
 
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_id_seen(s, "e1"), 0);
-    assert_int_equal(store_event_add(s, "e1", false, 0, "event-1", 7), 1);
-    assert_int_equal(store_event_add(s, "e2", false, 1, "event-2", 7), 2);
-    assert_int_equal(store_event_add(s, "e3", false, 0, "other-1", 7), 3);
+    assert_int_equal(store_id_seen(s, "L1", "e1"), 0);
+    assert_int_equal(store_event_add(s, "L1", "e1", false, 0, "event-1", 7), 1);
+    assert_int_equal(store_event_add(s, "L1", "e2", false, 1, "event-2", 7), 2);
+    assert_int_equal(store_event_add(s, "L2", "e3", false, 0, "other-1", 7), 3);
     store_lead_put(s, "L1", 2, "lead-bytes", 10);
     store_lead_put(s, "L2", 3, "lead-2", 6);
     store_counter_add(s, "now/awareness", 2);
@@ -271,19 +271,19 @@ static void test_duplicates(void **state)
     store_t *s = open_store(f, 1 << 20);
 
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_event_add(s, "e1", false, 0, "x", 1), 1);
+    assert_int_equal(store_event_add(s, "L", "e1", false, 0, "x", 1), 1);
     /* Seen within the same group... */
-    assert_int_equal(store_id_seen(s, "e1"), 1);
+    assert_int_equal(store_id_seen(s, "L", "e1"), 1);
     assert_int_equal(store_group_commit(s), STORE_OK);
 
     /* ...and in later ones, but an aborted group leaves no trace. */
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_id_seen(s, "e1"), 1);
-    assert_int_equal(store_event_add(s, "e2", false, 1, "y", 1), 2);
+    assert_int_equal(store_id_seen(s, "L", "e1"), 1);
+    assert_int_equal(store_event_add(s, "L", "e2", false, 1, "y", 1), 2);
     store_group_abort(s);
     assert_int_equal(store_last_seq(s), 1);
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_id_seen(s, "e2"), 0);
+    assert_int_equal(store_id_seen(s, "L", "e2"), 0);
     store_group_abort(s);
     store_destroy(&s);
 }
@@ -307,7 +307,7 @@ static void test_map_grows(void **state)
                 int k = g * per_group + i;
                 snprintf(id, sizeof id, "event-%06d", k);
                 snprintf(lead, sizeof lead, "lead-%04d", k % 500);
-                uint64_t seq = store_event_add(s, id, false, 0, payload, sizeof payload);
+                uint64_t seq = store_event_add(s, lead, id, false, 0, payload, sizeof payload);
                 store_lead_put(s, lead, seq, payload, sizeof payload);
                 store_counter_add(s, "events", 1);
             }
@@ -346,7 +346,7 @@ static void die_after_commit(const fixture_t *f, int events)
             _exit(3);
         for (int i = 0; i < events; i++) {
             snprintf(id, sizeof id, "e%d", i);
-            store_event_add(s, id, false, 0, "x", 1);
+            store_event_add(s, "L", id, false, 0, "x", 1);
         }
         _exit(store_group_commit(s) == STORE_OK ? 0 : 4);
     }
@@ -379,7 +379,7 @@ static void test_machine_restart_rebuilds_state(void **state)
     assert_int_equal(store_last_seq(s), 5);
     assert_int_equal(store_applied_seq(s), 0); /* to be replayed from the log */
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_id_seen(s, "e1"), 0);
+    assert_int_equal(store_id_seen(s, "L", "e1"), 0);
     store_group_abort(s);
     store_destroy(&s);
     /* A clean close in boot b is trusted in boot c. */
@@ -404,16 +404,57 @@ static void test_second_open_refused(void **state)
     store_destroy(&s);
 }
 
+/* Event ids are kept beside their lead's record: they are a lead's own
+ * (the same id under another lead is another event), they never read as a
+ * lead, and a released claim leaves nothing behind. */
+static void test_ids_beside_leads(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    const void *buf;
+    size_t len;
+    uint64_t last = 0;
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_id_claim(s, "L", "e1"), 1);
+    assert_int_equal(store_id_claim(s, "L", "e1"), 0);
+    assert_int_equal(store_id_claim(s, "M", "e1"), 1);
+    store_id_release(s, "M", "e1");
+    assert_int_equal(store_id_seen(s, "M", "e1"), 0);
+    /* The id entry sorts right after "L" and before "L2": neither is a
+     * lead until written. */
+    assert_int_equal(store_lead_get(s, "L", &buf, &len, &last), 0);
+    assert_int_equal(store_event_add(s, "L", "e1", true, 0, "x", 1), 1);
+    store_lead_put(s, "L", 1, "lead-L", 6);
+    assert_int_equal(store_id_claim(s, "L2", "x"), 1);
+    assert_int_equal(store_event_add(s, "L2", "x", true, 0, "y", 1), 2);
+    store_lead_put(s, "L2", 2, "lead-L2", 7);
+    assert_int_equal(store_group_commit(s), STORE_OK);
+
+    assert_int_equal(store_group_begin(s), STORE_OK);
+    assert_int_equal(store_lead_get(s, "L", &buf, &len, &last), 1);
+    assert_int_equal(len, 6);
+    assert_memory_equal(buf, "lead-L", 6);
+    assert_int_equal(last, 1);
+    assert_int_equal(store_lead_get(s, "L2", &buf, &len, &last), 1);
+    assert_int_equal(last, 2);
+    assert_int_equal(store_id_seen(s, "L", "e1"), 1);
+    assert_int_equal(store_id_seen(s, "L", "x"), 0);
+    assert_int_equal(store_id_seen(s, "L2", "x"), 1);
+    store_group_abort(s);
+    store_destroy(&s);
+}
+
 static void test_replayed_events_are_indexed(void **state)
 {
     fixture_t *f = *state;
     store_t *s = open_store(f, 1 << 20);
     assert_int_equal(store_group_begin(s), STORE_OK);
-    assert_int_equal(store_event_add(s, "e1", false, 0, "x", 1), 1);
+    assert_int_equal(store_event_add(s, "L", "e1", false, 0, "x", 1), 1);
     assert_int_equal(store_group_commit(s), STORE_OK);
     /* Re-indexing an event already in the log (replay) does not append. */
     assert_int_equal(store_group_begin(s), STORE_OK);
-    store_event_replayed(s, "e1", 1);
+    store_event_replayed(s, "L", "e1", 1);
     assert_int_equal(store_group_commit(s), STORE_OK);
     assert_int_equal(store_last_seq(s), 1);
     assert_int_equal(store_applied_seq(s), 1);
@@ -425,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ids_beside_leads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines_ordered_and_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_by_prefix, setup, teardown),

@@ -42,6 +42,7 @@ typedef struct {
     long count;
     unsigned seed;
     const char *prefix;
+    bool seq_ids;         /* event ids P-e0, P-e1, ... instead of random */
 } opts_t;
 
 static double s_now(void)
@@ -147,7 +148,15 @@ static size_t s_make_batch(const opts_t *o, long first, long n, uint8_t **out)
         while (r >= s_mix[k].weight)
             r -= s_mix[k++].weight;
         funnel__v1__event__init(&evs[i]);
-        snprintf(ids[i], sizeof ids[i], "%s-e%ld", o->prefix, first + i);
+        if (o->seq_ids) {
+            snprintf(ids[i], sizeof ids[i], "%s-e%ld", o->prefix, first + i);
+        } else {
+            /* Like the UUIDs most publishers use: spread over the id space. */
+            uint64_t r1 = s_rand(), r2 = s_rand();
+            snprintf(ids[i], sizeof ids[i], "%s-%08llx-%04llx-%04llx-%012llx", o->prefix,
+                     (unsigned long long)(r1 >> 32), (unsigned long long)(r1 >> 16 & 0xffff),
+                     (unsigned long long)(r1 & 0xffff), (unsigned long long)(r2 >> 16));
+        }
         snprintf(leads[i], sizeof leads[i], "%s-L%llu", o->prefix,
                  (unsigned long long)(s_rand() % (uint64_t)o->leads));
         evs[i].id = ids[i];
@@ -464,7 +473,8 @@ static void s_usage(void)
 {
     printf("usage: funnel-bench MODE [options]\n\n"
            "  load         --ingest EP --events N --leads N --batch N --window N\n"
-           "               [--rate EVENTS_PER_S] [--seed N] [--prefix P]\n"
+           "               [--rate EVENTS_PER_S] [--seed N] [--prefix P] [--ids random|seq]\n"
+           "               (event ids: random, like UUIDs, by default; seq: P-e0, P-e1, ...)\n"
            "  query        --query EP --leads N --count N [--prefix P]\n"
            "  lmdb-append  --dir D --count N --sync-every N --size BYTES\n"
            "  lmdb-random  --dir D --keys N --count N --sync-every N --size BYTES\n"
@@ -483,6 +493,7 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},    {"sync-every", 1, 0, 's'},
         {"keys", 1, 0, 'k'},   {"size", 1, 0, 'z'},    {"count", 1, 0, 'c'},
         {"seed", 1, 0, 'S'},   {"prefix", 1, 0, 'p'},  {"help", 0, 0, 'h'},
+        {"ids", 1, 0, 'I'},
         {0, 0, 0, 0},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -508,6 +519,13 @@ int main(int argc, char **argv)
         case 'c': o.count = atol(optarg); break;
         case 'S': o.seed = (unsigned)atol(optarg); break;
         case 'p': o.prefix = optarg; break;
+        case 'I':
+            if (strcmp(optarg, "random") != 0 && strcmp(optarg, "seq") != 0) {
+                fprintf(stderr, "funnel-bench: --ids is random or seq, not %s\n", optarg);
+                return 2;
+            }
+            o.seq_ids = strcmp(optarg, "seq") == 0;
+            break;
         case 'h': s_usage(); return 0;
         default: s_usage(); return 2;
         }
