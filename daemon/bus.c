@@ -20,8 +20,16 @@ struct bus_sock {
     void *arg;
     int budget;
     bool paused;
+    bool tracked;            /* XPUB: subscriptions kept in subs */
+    char **subs;             /* topic prefixes some subscriber wants */
+    size_t n_subs;
+    bool subs_overflow;      /* more than BUS_SUBS_MAX: assume all wanted */
     bus_sock_t *next;
 };
+
+/* Distinct subscriptions kept per XPUB; beyond, every topic counts as
+ * wanted (correct, only slower). */
+#define BUS_SUBS_MAX 256
 
 struct bus {
     struct event_base *base;
@@ -55,6 +63,9 @@ static void s_sock_free(bus_sock_t *s)
         event_free(s->ev_rearm);
     if (s->zsock)
         zmq_close(s->zsock);
+    for (size_t i = 0; i < s->n_subs; i++)
+        free(s->subs[i]);
+    free(s->subs);
     free(s->endpoint);
     free(s);
 }
@@ -260,4 +271,61 @@ int bus_send(bus_sock_t *sock, const void *const *data, const size_t *len, int n
         s_kick(sock);
     errno = e;
     return rc;
+}
+
+/* -- XPUB subscriptions -------------------------------------------------- */
+
+/* bus_recv_fn of a tracked XPUB: [1 prefix] subscribes, [0 prefix]
+ * unsubscribes. Without ZMQ_XPUB_VERBOSE, libzmq passes a prefix's first
+ * subscription and its last unsubscription only (a subscriber that goes
+ * away unsubscribes all it had), so the prefixes form a set. */
+static void s_on_subscription(bus_sock_t *s, bus_msg_t *msg, void *arg)
+{
+    (void)arg;
+    if (msg->n != 1 || zmq_msg_size(&msg->part[0]) < 1)
+        return;
+    const char *data = zmq_msg_data(&msg->part[0]);
+    size_t len = zmq_msg_size(&msg->part[0]) - 1;
+    if (data[0] != 0 && data[0] != 1)
+        return; /* not a subscription: XPUB passes other messages too */
+    size_t i = 0;
+    while (i < s->n_subs &&
+           !(strlen(s->subs[i]) == len && memcmp(s->subs[i], data + 1, len) == 0))
+        i++;
+    if (data[0] == 1 && i == s->n_subs) {
+        if (s->n_subs == BUS_SUBS_MAX || memchr(data + 1, '\0', len)) {
+            s->subs_overflow = true;
+            return;
+        }
+        s->subs = xrealloc(s->subs, (s->n_subs + 1) * sizeof *s->subs);
+        s->subs[s->n_subs] = xmalloc(len + 1);
+        memcpy(s->subs[s->n_subs], data + 1, len);
+        s->subs[s->n_subs][len] = '\0';
+        s->n_subs++;
+    } else if (data[0] == 0 && i < s->n_subs) {
+        free(s->subs[i]);
+        s->subs[i] = s->subs[--s->n_subs];
+    }
+}
+
+void bus_track_subscriptions(bus_sock_t *sock, int budget)
+{
+    sock->tracked = true;
+    bus_on_recv(sock, s_on_subscription, NULL, budget);
+}
+
+void bus_refresh(bus_sock_t *sock)
+{
+    if (sock->fn && !sock->paused)
+        s_drain(sock);
+}
+
+bool bus_wanted(const bus_sock_t *sock, const char *topic)
+{
+    if (!sock->tracked || sock->subs_overflow)
+        return true;
+    for (size_t i = 0; i < sock->n_subs; i++)
+        if (strncmp(topic, sock->subs[i], strlen(sock->subs[i])) == 0)
+            return true;
+    return false;
 }

@@ -74,6 +74,20 @@ void bus_resume(bus_sock_t *sock);
 int bus_send(bus_sock_t *sock, const void *const *data, const size_t *len,
              int n);
 
+/* For an XPUB socket: keep the set of topic prefixes its subscribers
+ * want, from the subscription messages it receives (read like any other
+ * messages, budget per wakeup), so that a publisher can skip building
+ * what nobody would receive. */
+void bus_track_subscriptions(bus_sock_t *sock, int budget);
+
+/* Handle now what is queued on sock (e.g. subscriptions) rather than at
+ * the loop's next turn. */
+void bus_refresh(bus_sock_t *sock);
+
+/* Whether some subscriber of a tracked XPUB wants topic (some prefix of
+ * it was subscribed to); always true for any other socket. */
+bool bus_wanted(const bus_sock_t *sock, const char *topic);
+
 /* The ZeroMQ context, for inproc peers in the same process (tests).
  * Borrowed. */
 void *bus_context(bus_t *self);

@@ -71,8 +71,7 @@ static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
     const void *parts[2] = {topic, buf};
     size_t lens[2] = {strlen(topic), len};
     /* PUB drops at the high-water mark: a slow subscriber never blocks. */
-    if (bus_send(self->alerts, parts, lens, 2) == 0)
-        store_stats(self->store)->alerts++;
+    bus_send(self->alerts, parts, lens, 2);
 }
 
 void ingest_out_publish(ingest_t *self)
@@ -98,6 +97,9 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
     al.n_reasons = n_reasons;
     if (event_id)
         al.event_id = (char *)event_id;
+    store_stats(self->store)->alerts++;
+    if (self->alerts == NULL || !bus_wanted(self->alerts, topic))
+        return;
     size_t len = funnel__v1__alert__get_packed_size(&al);
     uint8_t *buf = xmalloc(len);
     funnel__v1__alert__pack(&al, buf);
@@ -141,14 +143,20 @@ static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
 
 /* -- applying events --------------------------------------------------- */
 
-/* Encode fx's alerts for publication after the commit. lead and ev may be
- * NULL for alerts about the funnel as a whole; at_ms is their time then. */
+/* Count fx's alerts and encode those some subscriber wants for
+ * publication after the commit. lead and ev may be NULL for alerts about
+ * the funnel as a whole; at_ms is their time then. */
 static void s_queue_alerts(ingest_t *self, const defn_t *d,
                            const hnd_effects_t *fx, const hnd_lead_t *lead,
                            const hnd_event_t *ev, uint64_t seq, int64_t at_ms)
 {
     for (size_t i = 0; i < fx->n_alerts; i++) {
         const hnd_alert_t *a = &fx->alerts[i];
+        store_stats(self->store)->alerts++;
+        /* A snapshot of the lead is most of an alert's cost: none is built
+         * for a topic without subscribers. */
+        if (self->alerts == NULL || !bus_wanted(self->alerts, a->topic))
+            continue;
         Funnel__V1__Alert al;
         Funnel__V1__Lead snap;
         codec_lead_scratch_t scratch;
@@ -347,6 +355,10 @@ static void s_funnel_check(ingest_t *self)
 int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry_stale)
 {
     int rc = STORE_ERR;
+    /* Subscriptions made meanwhile count for this group's alerts (at
+     * start-up, the replay runs before the loop). */
+    if (self->alerts)
+        bus_refresh(self->alerts);
     for (int tries = 0; tries < INGEST_COMMIT_TRIES; tries++) {
         ingest_out_clear(self);
         if ((rc = store_group_begin(self->store)) != STORE_OK)

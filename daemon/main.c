@@ -197,8 +197,12 @@ int main(int argc, char **argv)
         .linger_ms = (int)app.cfg.linger_ms,
         .sndhwm = (int)app.cfg.alerts_hwm,
     };
-    bus_sock_t *alerts = bus_socket(app.bus, ZMQ_PUB, app.cfg.alerts, true,
+    /* An XPUB, so that funneld knows which topics have subscribers and
+     * builds no alert that nobody would receive. */
+    bus_sock_t *alerts = bus_socket(app.bus, ZMQ_XPUB, app.cfg.alerts, true,
                                     &pub_opts, err, sizeof err);
+    if (alerts)
+        bus_track_subscriptions(alerts, (int)app.cfg.drain_budget);
     bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
                                                   true, &in_opts, err, sizeof err)
                                      : NULL;

@@ -1,7 +1,8 @@
 /* test_bus.c: the ZeroMQ/libevent glue on real sockets (inproc and tcp):
  * messages queued before the handler is registered are all delivered, a
  * small work budget still drains everything, sends from inside a handler
- * do not lose wakeups, and a paused socket delivers nothing until resumed. */
+ * do not lose wakeups, a paused socket delivers nothing until resumed, and
+ * a tracked XPUB knows which topics its subscribers want. */
 #include <event2/event.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,12 +142,74 @@ static void test_pause_and_resume(void **state)
     event_base_free(base);
 }
 
+/* Run the loop until bus_wanted(sock, topic) == want, or 5 s pass. */
+static bool await_wanted(struct event_base *base, bus_sock_t *sock, const char *topic,
+                         bool want)
+{
+    struct event *t = evtimer_new(base, on_timeout, base);
+    struct timeval tv = {5, 0};
+    evtimer_add(t, &tv);
+    while (bus_wanted(sock, topic) != want && evtimer_pending(t, NULL))
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(t);
+    return bus_wanted(sock, topic) == want;
+}
+
+static void test_xpub_tracks_subscriptions(void **state)
+{
+    char err[256];
+    struct event_base *base = event_base_new();
+    bus_t *bus = bus_new(base, err, sizeof err);
+    bus_opts_t opts = {.linger_ms = 0};
+    bus_sock_t *pub = bus_socket(bus, ZMQ_XPUB, "inproc://xpub", true, &opts, err,
+                                 sizeof err);
+    assert_non_null(pub);
+    bus_track_subscriptions(pub, 4);
+    assert_false(bus_wanted(pub, "handoff"));     /* nobody yet */
+
+    int zero = 0;
+    void *s1 = zmq_socket(bus_context(bus), ZMQ_SUB);
+    void *s2 = zmq_socket(bus_context(bus), ZMQ_SUB);
+    zmq_setsockopt(s1, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s2, ZMQ_LINGER, &zero, sizeof zero);
+    assert_int_equal(zmq_connect(s1, "inproc://xpub"), 0);
+    assert_int_equal(zmq_connect(s2, "inproc://xpub"), 0);
+    zmq_setsockopt(s1, ZMQ_SUBSCRIBE, "hand", 4);
+    assert_true(await_wanted(base, pub, "handoff", true));
+    assert_false(bus_wanted(pub, "stage"));
+    assert_false(bus_wanted(pub, "han"));          /* shorter than the prefix */
+
+    /* Another subscriber of the same prefix keeps it wanted when the first
+     * unsubscribes (a later subscription on s1 shows its unsubscription
+     * was handled: one subscriber's messages arrive in order). */
+    zmq_setsockopt(s2, ZMQ_SUBSCRIBE, "hand", 4);
+    zmq_setsockopt(s2, ZMQ_SUBSCRIBE, "s2-ready", 8);
+    assert_true(await_wanted(base, pub, "s2-ready", true));
+    zmq_setsockopt(s1, ZMQ_UNSUBSCRIBE, "hand", 4);
+    zmq_setsockopt(s1, ZMQ_SUBSCRIBE, "friction.", 9);
+    assert_true(await_wanted(base, pub, "friction.stall", true));
+    assert_true(bus_wanted(pub, "handoff"));
+
+    /* A subscriber that goes away takes its subscriptions with it. */
+    zmq_close(s2);
+    assert_true(await_wanted(base, pub, "handoff", false));
+    assert_true(bus_wanted(pub, "friction.stall"));
+
+    /* The empty prefix wants everything. */
+    zmq_setsockopt(s1, ZMQ_SUBSCRIBE, "", 0);
+    assert_true(await_wanted(base, pub, "stage", true));
+    zmq_close(s1);
+    bus_destroy(&bus);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queued_before_register_all_delivered),
         cmocka_unit_test(test_replies_from_the_handler),
         cmocka_unit_test(test_pause_and_resume),
+        cmocka_unit_test(test_xpub_tracks_subscriptions),
     };
     return cmocka_run_group_tests_name("bus", tests, NULL, NULL);
 }
