@@ -32,7 +32,7 @@
     X(STR, log_level, "info", "error, warn, info or debug")                    \
     X(UINT, drain_budget, 256,                                                 \
       "messages handled per socket wakeup before other work gets a turn")      \
-    X(UINT, group_max_events, 4000,                                            \
+    X(UINT, group_max_events, 8000,                                            \
       "commit a group once this many events are pending")                      \
     X(UINT, group_delay_ms, 0,                                                 \
       "wait at most this long for more events before committing a group")     \

@@ -845,11 +845,12 @@ void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     if (msg->n < 2) /* a ROUTER always prepends the peer's identity */
         return;
     s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest");
+    /* Counters of refused messages change outside any group. */
+    store_stats_publish(self->store);
 }
 
-void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)
 {
-    ingest_t *self = arg;
     char origin[96];
     store_stats(self->store)->stream_messages++;
     if (msg->n != 2) {
@@ -870,6 +871,14 @@ void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     topic[tn] = '\0';
     snprintf(origin, sizeof origin, "stream %s topic %s", bus_endpoint(sock), topic);
     s_submit(self, NULL, msg, &msg->part[1], origin);
+}
+
+void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+{
+    ingest_t *self = arg;
+    s_on_stream(self, sock, msg);
+    /* Stream counters (messages, gaps, refusals) change outside groups. */
+    store_stats_publish(self->store);
 }
 
 /* -- lifecycle ------------------------------------------------------------- */

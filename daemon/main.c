@@ -1,8 +1,10 @@
 /* main.c: funneld, wired together.
  *
- * One libevent loop thread owns every ZeroMQ socket and every LMDB write
- * transaction. Data flows one way: socket (bus) -> decode and validate
- * (ingest) -> handlers (pipeline) -> store -> Ack and alerts (ingest).
+ * The loop thread owns the ingest, stream and alert sockets and every LMDB
+ * write transaction. Data flows one way: socket (bus) -> decode and
+ * validate (ingest) -> handlers (pipeline) -> store -> Ack and alerts
+ * (ingest). The query thread answers queries from read snapshots (see
+ * query.h), so queries and ingest never wait for each other.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -30,6 +32,8 @@ typedef struct {
     defn_t *defn;
     ingest_t *ingest;
     query_t query;
+    query_server_t *queries;
+    pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
 } app_t;
@@ -87,8 +91,11 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
          * old definition now. */
         log_info("[main] SIGHUP: definition \"%s\" (%s) replaces \"%s\" (%s)",
                  next->name, next->hash, app->defn->name, app->defn->hash);
+        /* The query thread may be using the old one. */
+        pthread_rwlock_wrlock(&app->defn_lock);
         defn_destroy(&app->defn);
         app->defn = next;
+        pthread_rwlock_unlock(&app->defn_lock);
         s_note_definition(app);
     }
     sd_notify(0, "READY=1");
@@ -124,7 +131,7 @@ static struct event *s_on_signal(app_t *app, int sig, event_callback_fn fn)
 
 int main(int argc, char **argv)
 {
-    app_t app = {.exit_code = 0};
+    app_t app = {.exit_code = 0, .defn_lock = PTHREAD_RWLOCK_INITIALIZER};
     char err[1024];
     struct event *evs[8] = {0};
     size_t n_evs = 0;
@@ -206,10 +213,16 @@ int main(int argc, char **argv)
     bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
                                                   true, &in_opts, err, sizeof err)
                                      : NULL;
-    bus_sock_t *query_sock = ingest_sock ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.query,
-                                                      true, &in_opts, err, sizeof err)
-                                         : NULL;
-    if (query_sock == NULL) {
+    app.query = (query_t){
+        .store = app.store,
+        .defn_p = (const defn_t *const *)&app.defn,
+        .defn_lock = &app.defn_lock,
+        .started_ms = ingest_wall_ms(),
+    };
+    app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &in_opts,
+                                                 (int)app.cfg.drain_budget, err, sizeof err)
+                              : NULL;
+    if (app.queries == NULL) {
         log_err("[main] %s", err);
         goto out;
     }
@@ -248,12 +261,8 @@ int main(int argc, char **argv)
         log_info("[main] subscribed to %s (topics marketing*, sales*)",
                  app.cfg.subscribe[i]);
     }
-    app.query = (query_t){
-        .store = app.store,
-        .defn_p = (const defn_t *const *)&app.defn,
-        .started_ms = ingest_wall_ms(),
-    };
-    bus_on_recv(query_sock, query_on_request, &app.query, (int)app.cfg.drain_budget);
+    if (query_server_start(app.queries) != 0)
+        goto out;
 
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
@@ -274,6 +283,7 @@ int main(int argc, char **argv)
     log_info("[main] stopped");
 
 out:
+    query_server_destroy(&app.queries);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
     ingest_destroy(&app.ingest);
@@ -283,5 +293,6 @@ out:
         event_base_free(app.base);
     defn_destroy(&app.defn);
     cfg_free(&app.cfg);
+    pthread_rwlock_destroy(&app.defn_lock);
     return rc;
 }

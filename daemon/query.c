@@ -1,11 +1,15 @@
 /* query.c: see query.h. */
 #include "query.h"
 
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dwell.h"
 #include "funnel.pb-c.h"
@@ -312,10 +316,12 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
                     Funnel__V1__QueryReply *r)
 {
     const defn_t *d = *q->defn_p;
-    const store_stats_t *st = store_stats(q->store);
+    store_stats_t stats, *st = &stats;
+    uint64_t last_seq;
     Funnel__V1__Stats s;
     char defn[160];
 
+    store_stats_read(q->store, &stats, &last_seq);
     funnel__v1__stats__init(&s);
     s.received = st->received;
     s.applied = st->applied;
@@ -327,7 +333,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.stream_messages = st->stream_messages;
     s.deadlines = st->deadlines;
     s.uptime_ms = (uint64_t)(ingest_wall_ms() - q->started_ms);
-    s.last_seq = store_last_seq(q->store);
+    s.last_seq = last_seq;
     if (store_read_begin(q->store) == STORE_OK) {
         int64_t leads = store_read_counter(q->store, "leads");
         s.leads = leads > 0 ? (uint64_t)leads : 0;
@@ -779,9 +785,8 @@ send:
     s_arena_free(&a);
 }
 
-void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
 {
-    query_t *q = arg;
     Funnel__V1__QueryReply r;
 
     if (msg->n < 2 || msg->truncated)
@@ -818,4 +823,109 @@ void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     r.reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     r.lead = NULL;
     funnel__v1__query_request__free_unpacked(req, NULL);
+}
+
+void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+{
+    query_t *q = arg;
+    /* A reload waits for this query to be answered. */
+    pthread_rwlock_rdlock(q->defn_lock);
+    s_request(q, sock, msg);
+    pthread_rwlock_unlock(q->defn_lock);
+}
+
+/* -- the query thread ---------------------------------------------------- */
+
+struct query_server {
+    query_t q;
+    struct event_base *base;
+    bus_t *bus;
+    struct event *ev_stop;
+    int stop_fd[2];        /* a byte written to [1] stops the loop */
+    pthread_t thread;
+    bool started;
+};
+
+static void s_on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    query_server_t *self = arg;
+    char c;
+    (void)!read(fd, &c, 1);
+    event_base_loopbreak(self->base);
+}
+
+query_server_t *query_server_new(const query_t *q, const char *endpoint,
+                                 const bus_opts_t *opts, int budget, char *err,
+                                 size_t errlen)
+{
+    query_server_t *self = xcalloc(1, sizeof *self);
+    self->q = *q;
+    self->stop_fd[0] = self->stop_fd[1] = -1;
+    if (pipe2(self->stop_fd, O_CLOEXEC | O_NONBLOCK) == -1) {
+        snprintf(err, errlen, "query thread: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    self->base = event_base_new();
+    if (self->base == NULL) {
+        snprintf(err, errlen, "query thread: cannot create an event loop");
+        goto fail;
+    }
+    self->ev_stop = event_new(self->base, self->stop_fd[0], EV_READ | EV_PERSIST,
+                              s_on_stop, self);
+    if (self->ev_stop == NULL || event_add(self->ev_stop, NULL) == -1) {
+        snprintf(err, errlen, "query thread: cannot watch its stop pipe");
+        goto fail;
+    }
+    self->bus = bus_new(self->base, err, errlen);
+    if (self->bus == NULL)
+        goto fail;
+    bus_sock_t *sock = bus_socket(self->bus, ZMQ_ROUTER, endpoint, true, opts, err, errlen);
+    if (sock == NULL)
+        goto fail;
+    /* Created here, used only by the query thread from its start on. */
+    bus_on_recv(sock, query_on_request, &self->q, budget);
+    return self;
+fail:
+    query_server_destroy(&self);
+    return NULL;
+}
+
+static void *s_thread(void *arg)
+{
+    query_server_t *self = arg;
+    if (event_base_dispatch(self->base) == -1)
+        log_err("[query] event loop failed; queries are no longer answered");
+    return NULL;
+}
+
+int query_server_start(query_server_t *self)
+{
+    int rc = pthread_create(&self->thread, NULL, s_thread, self);
+    if (rc != 0) {
+        log_err("[query] cannot start the query thread: %s", strerror(rc));
+        return -1;
+    }
+    self->started = true;
+    return 0;
+}
+
+void query_server_destroy(query_server_t **self_p)
+{
+    query_server_t *self = *self_p;
+    if (self == NULL)
+        return;
+    if (self->started) {
+        (void)!write(self->stop_fd[1], "x", 1);
+        pthread_join(self->thread, NULL);
+    }
+    bus_destroy(&self->bus);
+    if (self->ev_stop)
+        event_free(self->ev_stop);
+    if (self->base)
+        event_base_free(self->base);
+    for (int i = 0; i < 2; i++)
+        if (self->stop_fd[i] != -1)
+            close(self->stop_fd[i]);
+    free(self);
+    *self_p = NULL;
 }

@@ -1,13 +1,20 @@
-/* query.h: the query endpoint. One QueryRequest in, one QueryReply out,
- * answered from a read snapshot of the store that ends before the reply is
- * sent (queries never hold a transaction across loop iterations, and never
- * see events that are not yet acknowledged).
+/* query.h: the query endpoint, served by a thread of its own. One
+ * QueryRequest in, one QueryReply out, answered from a read snapshot of
+ * the store's last commit that ends before the reply is sent: a query sees
+ * every acknowledged event (Acks follow the commit) and none that is not
+ * yet committed.
  *
- * Threading: the loop thread only.
+ * Threading: the query thread has its own libevent loop, ZeroMQ context
+ * and ROUTER socket. With the loop thread it shares only the store (reads
+ * run in the query thread's own snapshots, the daemon's counters come
+ * through store_stats_read()) and the definition in use, which a reload
+ * replaces while holding defn_lock exclusively (queries hold it shared).
+ * So a query never waits for a group commit, nor a group for a query.
  */
 #ifndef FUNNELD_QUERY_H
 #define FUNNELD_QUERY_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "bus.h"
@@ -17,10 +24,29 @@
 typedef struct {
     store_t *store;
     const defn_t *const *defn_p;   /* the definition in use */
+    pthread_rwlock_t *defn_lock;   /* held shared while *defn_p is used */
     int64_t started_ms;            /* process start, wall clock */
 } query_t;
 
-/* bus_recv_fn for the query ROUTER; arg is a query_t. */
+typedef struct query_server query_server_t;
+
+/* A query server for q (copied; what it points to is borrowed and must
+ * outlive the server) on a ROUTER bound to endpoint now, so that a bad or
+ * busy endpoint is reported at start-up. NULL and a reason in err on
+ * failure. Caller owns the result: query_server_destroy(). */
+query_server_t *query_server_new(const query_t *q, const char *endpoint,
+                                 const bus_opts_t *opts, int budget, char *err,
+                                 size_t errlen);
+
+/* Start answering, in the server's thread. Returns 0, or -1 (logged). */
+int query_server_start(query_server_t *self);
+
+/* Stop the thread (the query being answered is finished first), close the
+ * socket and free. Accepts NULL; sets *self_p to NULL. */
+void query_server_destroy(query_server_t **self_p);
+
+/* bus_recv_fn for the query ROUTER; arg is a query_t. Runs in whichever
+ * thread owns the socket. */
 void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,9 +65,14 @@ struct store {
     int64_t watermark_begin;
     store_stats_t stats_begin;
 
-    /* The open read snapshot, if any. */
-    MDB_txn *rlog;
-    MDB_txn *rstate;
+    /* Readers (read snapshots, in any thread) hold this shared; growing
+     * the maps holds it exclusively, as LMDB wants no transaction open. */
+    pthread_rwlock_t grow_lock;
+    pthread_t owner;      /* the thread that opened the store: groups */
+    /* The counters as last published for other threads. */
+    pthread_mutex_t pub_lock;
+    store_stats_t pub_stats;
+    uint64_t pub_last_seq;
 
     int64_t watermark_ms; /* largest event time applied */
     uint64_t last_seq;    /* last event in the log */
@@ -79,6 +85,19 @@ struct store {
     uint32_t *ctr_index;  /* open addressing: slot -> ctr index + 1, 0 empty */
     size_t cap_index;     /* a power of two, >= 2 * cap_ctr */
 };
+
+/* A read snapshot belongs to the thread that began it (the loop thread for
+ * replay and deadlines, the query thread for queries), so each thread has
+ * its own; a thread reads one store at a time. */
+static __thread struct {
+    const store_t *store;
+    MDB_txn *rlog;
+    MDB_txn *rstate;
+} t_read;
+
+/* This thread's snapshot of self, or NULL. */
+#define S_RLOG(self) (t_read.store == (self) ? t_read.rlog : NULL)
+#define S_RSTATE(self) (t_read.store == (self) ? t_read.rstate : NULL)
 
 /* -- keys and values ----------------------------------------------------- */
 
@@ -455,6 +474,14 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     self->lock_fd = -1;
     self->dir = xstrdup(dir);
     self->state_name = xstrdup(state_name);
+    self->owner = pthread_self();
+    /* Writers first: a stream of queries must not keep a map from growing. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&self->grow_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&self->pub_lock, NULL);
 
     if (s_mkdir_p(dir) == -1) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir,
@@ -518,6 +545,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
              dir, (unsigned long long)self->last_seq,
              (unsigned long long)self->applied_seq, self->log_map >> 20,
              self->state_map >> 20);
+    store_stats_publish(self);
     return self;
 
 fail:
@@ -550,6 +578,8 @@ void store_destroy(store_t **self_p)
         free(self->ctr[i].key);
     free(self->ctr);
     free(self->ctr_index);
+    pthread_rwlock_destroy(&self->grow_lock);
+    pthread_mutex_destroy(&self->pub_lock);
     free(self->dir);
     free(self->state_name);
     free(self);
@@ -580,10 +610,10 @@ int store_group_begin(store_t *self)
      * up inside the state commit (after the log commit) costs a replay. */
     self->log_full = s_env_nearly_full(self->log_env);
     self->state_full = s_env_nearly_full(self->state_env);
-    if ((self->log_full || self->state_full) && !self->rlog && !self->rstate &&
+    if ((self->log_full || self->state_full) && !S_RLOG(self) && !S_RSTATE(self) &&
         !self->log_txn && !self->state_txn && store_grow(self) != STORE_OK)
         return STORE_ERR;
-    if (self->log_txn || self->state_txn || self->rlog || self->rstate) {
+    if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self)) {
         log_err("[store] group begun while another transaction is open");
         return STORE_ERR;
     }
@@ -1019,8 +1049,10 @@ int store_group_commit(store_t *self)
         self->applied_seq = self->applied_seq_begin;
         self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
+        store_stats_publish(self);
         return STORE_ESTALE;
     }
+    store_stats_publish(self);
     return STORE_OK;
 }
 
@@ -1040,14 +1072,18 @@ static int s_grow_env(MDB_env *env, size_t *map, const char *name)
 
 int store_grow(store_t *self)
 {
-    if (self->log_txn || self->state_txn || self->rlog || self->rstate)
+    if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self))
         return STORE_ERR;
     int ret = STORE_OK;
+    /* LMDB resizes a map only with no transaction open in the process:
+     * wait for the other threads' snapshots to end. */
+    pthread_rwlock_wrlock(&self->grow_lock);
     if (self->log_full && s_grow_env(self->log_env, &self->log_map, "log") != 0)
         ret = STORE_ERR;
     if (self->state_full &&
         s_grow_env(self->state_env, &self->state_map, "state") != 0)
         ret = STORE_ERR;
+    pthread_rwlock_unlock(&self->grow_lock);
     self->log_full = self->state_full = false;
     return ret;
 }
@@ -1168,7 +1204,7 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
 
     if (self->ret != STORE_OK)
         return 0;
-    MDB_txn *txn = self->state_txn ? self->state_txn : self->rstate;
+    MDB_txn *txn = self->state_txn ? self->state_txn : S_RSTATE(self);
     if ((rc = mdb_cursor_open(txn, self->deadlines, &cur)) != 0)
         goto fail;
     MDB_val k, v;
@@ -1255,7 +1291,7 @@ int64_t store_counter_get(store_t *self, const char *key)
         if (*slot)
             value = self->ctr[*slot - 1].delta;
     }
-    MDB_txn *txn = self->state_txn ? self->state_txn : self->rstate;
+    MDB_txn *txn = self->state_txn ? self->state_txn : S_RSTATE(self);
     if (txn == NULL)
         return value;
     MDB_val k = s_str_val(key), v;
@@ -1289,7 +1325,7 @@ int store_set_definition(store_t *self, const char *text)
     MDB_txn *txn;
     MDB_val k = s_str_val("definition"), v = s_str_val(text);
     int rc;
-    if (self->log_txn || self->state_txn || self->rstate)
+    if (self->log_txn || self->state_txn || S_RSTATE(self))
         return STORE_ERR;
     if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0)
         goto fail;
@@ -1313,42 +1349,64 @@ void store_set_watermark(store_t *self, int64_t ms)
 
 /* -- reads ----------------------------------------------------------------- */
 
+
 int store_read_begin(store_t *self)
 {
+    MDB_txn *rlog = NULL, *rstate = NULL;
     int rc;
-    if (self->rlog || self->rstate || self->log_txn || self->state_txn)
+
+    if (t_read.store != NULL)
+        return STORE_ERR; /* this thread has a snapshot open already */
+    /* The owner's group is read by the owner only. */
+    if (pthread_equal(pthread_self(), self->owner) && (self->log_txn || self->state_txn))
         return STORE_ERR;
-    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &self->rstate)) != 0) {
-        self->rstate = NULL;
+    pthread_rwlock_rdlock(&self->grow_lock);
+    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &rstate)) != 0 ||
+        (rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &rlog)) != 0) {
+        if (rstate)
+            mdb_txn_abort(rstate);
+        pthread_rwlock_unlock(&self->grow_lock);
         log_err("[store] begin read: %s", mdb_strerror(rc));
         return STORE_ERR;
     }
-    if ((rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &self->rlog)) != 0) {
-        self->rlog = NULL;
-        store_read_end(self);
-        log_err("[store] begin read: %s", mdb_strerror(rc));
-        return STORE_ERR;
-    }
+    t_read.store = self;
+    t_read.rlog = rlog;
+    t_read.rstate = rstate;
     return STORE_OK;
 }
 
 void store_read_end(store_t *self)
 {
-    if (self->rstate) {
-        mdb_txn_abort(self->rstate);
-        self->rstate = NULL;
-    }
-    if (self->rlog) {
-        mdb_txn_abort(self->rlog);
-        self->rlog = NULL;
-    }
+    if (t_read.store != self)
+        return;
+    mdb_txn_abort(t_read.rstate);
+    mdb_txn_abort(t_read.rlog);
+    t_read.store = NULL;
+    t_read.rlog = t_read.rstate = NULL;
+    pthread_rwlock_unlock(&self->grow_lock);
+}
+
+void store_stats_publish(store_t *self)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    self->pub_stats = self->stats;
+    self->pub_last_seq = self->last_seq;
+    pthread_mutex_unlock(&self->pub_lock);
+}
+
+void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    *out = self->pub_stats;
+    *last_seq = self->pub_last_seq;
+    pthread_mutex_unlock(&self->pub_lock);
 }
 
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,
                     size_t *len)
 {
     MDB_val k = s_str_val(lead_id), v;
-    int rc = mdb_get(self->rstate, self->leads, &k, &v);
+    int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0) {
@@ -1361,7 +1419,7 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
 int64_t store_read_counter(store_t *self, const char *key)
 {
     MDB_val k = s_str_val(key), v;
-    if (mdb_get(self->rstate, self->aggregates, &k, &v) != 0 || v.mv_size != 8)
+    if (mdb_get(S_RSTATE(self), self->aggregates, &k, &v) != 0 || v.mv_size != 8)
         return 0;
     return (int64_t)s_be64_get(v.mv_data);
 }
@@ -1381,7 +1439,7 @@ static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
     long n = 0;
     int rc;
 
-    if ((rc = mdb_cursor_open(self->rstate, dbi, &cur)) != 0)
+    if ((rc = mdb_cursor_open(S_RSTATE(self), dbi, &cur)) != 0)
         goto fail;
     MDB_val k = s_str_val(prefix), v;
     for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
@@ -1431,7 +1489,7 @@ int store_read_next_deadline(store_t *self, int64_t *due_ms)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    int rc = mdb_cursor_open(self->rstate, self->deadlines, &cur);
+    int rc = mdb_cursor_open(S_RSTATE(self), self->deadlines, &cur);
     if (rc == 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     if (cur)
@@ -1476,7 +1534,7 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
 
     if (limit == 0)
         limit = 1;
-    rc = mdb_get(self->rstate, self->leads, &k, &v);
+    rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0 || v.mv_size < S_LEAD_FIXED)
@@ -1490,7 +1548,7 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
         unsigned char sk[8];
         s_be64_put(sk, seq);
         MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;
-        if ((rc = mdb_get(self->rlog, self->events, &ek, &ev)) != 0 ||
+        if ((rc = mdb_get(S_RLOG(self), self->events, &ek, &ev)) != 0 ||
             ev.mv_size < S_LOG_HDR)
             goto fail;
         seqs[n] = seq;
@@ -1527,7 +1585,7 @@ long store_read_log(store_t *self, uint64_t from, size_t max,
     int rc;
 
     s_be64_put(sk, from);
-    if ((rc = mdb_cursor_open(self->rlog, self->events, &cur)) != 0)
+    if ((rc = mdb_cursor_open(S_RLOG(self), self->events, &cur)) != 0)
         goto fail;
     MDB_val k = {.mv_size = 8, .mv_data = sk}, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);

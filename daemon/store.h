@@ -30,8 +30,13 @@
  * sticky: the first failure inside a group turns every later call into a
  * no-op, and store_group_commit() reports it, so callers check once.
  *
- * Threading: every function must be called from the loop thread. Pointers
- * returned by the store are borrowed and valid until the next store call.
+ * Threading: groups, and every function that is not a read, belong to the
+ * thread that opened the store (the loop thread). Reads (store_read_*)
+ * may run in other threads too, concurrently with a group: each thread
+ * has its own snapshot (LMDB readers never wait for the writer), and
+ * growing the maps waits for the snapshots open in other threads.
+ * Pointers returned by the store are borrowed and valid until the calling
+ * thread's next store call.
  */
 #ifndef FUNNELD_STORE_H
 #define FUNNELD_STORE_H
@@ -117,6 +122,15 @@ uint64_t store_applied_seq(const store_t *self);
 /* The persisted counters; the caller updates them between group_begin and
  * group_commit and they are written with the group. */
 store_stats_t *store_stats(store_t *self);
+
+/* Make the counters as they are now, and the last sequence, visible to
+ * store_stats_read() (done by every group commit; call it after changing
+ * them outside a group). */
+void store_stats_publish(store_t *self);
+
+/* A copy of the counters and the last sequence as last published. Any
+ * thread. */
+void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq);
 
 /* -- group commit ------------------------------------------------------ */
 
@@ -234,11 +248,14 @@ int store_grow(store_t *self);
 int store_sync(store_t *self);
 
 /* -- reads (queries, replay) --------------------------------------------
- * A read begins a snapshot that ends with store_read_end(); never keep one
- * across loop iterations. Must not be called while a group is open. */
+ * A read begins a snapshot of the last commit, in the calling thread, that
+ * ends with store_read_end() in the same thread; keep it short (a map
+ * cannot grow meanwhile), never across loop iterations. The owner thread
+ * must not begin one while its group is open. */
 
 int store_read_begin(store_t *self);
 void store_read_end(store_t *self);
+
 
 /* Like store_lead_get, in the read snapshot. */
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,

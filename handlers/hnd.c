@@ -272,9 +272,9 @@ char *hnd_iso_week(int64_t ms, char *out)
 {
     int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
     /* Asked for once per cohort counter, mostly about the same few days:
-     * the last answer is remembered (the loop thread is the only caller). */
-    static int64_t last_days = INT64_MIN;
-    static char last[12];
+     * the last answer is remembered, per thread. */
+    static __thread int64_t last_days = INT64_MIN;
+    static __thread char last[12];
     if (days == last_days) {
         memcpy(out, last, sizeof last);
         return out;
