@@ -98,6 +98,7 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
     if (event_id)
         al.event_id = (char *)event_id;
     store_stats(self->store)->alerts++;
+    store_stats_publish(self->store); /* notices come outside groups */
     if (self->alerts == NULL || !bus_wanted(self->alerts, topic))
         return;
     size_t len = funnel__v1__alert__get_packed_size(&al);
@@ -830,6 +831,9 @@ refuse:;
         funnel__v1__event_batch__free_unpacked(batch, NULL);
     st->received++;
     st->rejected++;
+    /* Outside any group: published here, before the reply, so that a
+     * query sent after it counts this refusal. */
+    store_stats_publish(self->store);
     log_info("[ingest] %s: message refused: %s", origin, why);
     if (reply) {
         s_ack_error(reply, msg, batch_id, why);
@@ -845,8 +849,6 @@ void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     if (msg->n < 2) /* a ROUTER always prepends the peer's identity */
         return;
     s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest");
-    /* Counters of refused messages change outside any group. */
-    store_stats_publish(self->store);
 }
 
 static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)

@@ -86,6 +86,11 @@ case "$mode" in
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
       ctest --output-on-failure -j "$jobs")
+    # The query thread reads the store while the loop thread writes it.
+    build build-tsan -DFUNNELD_TSAN=ON
+    (cd build-tsan &&
+      TSAN_OPTIONS="suppressions=$top/tests/tsan.supp halt_on_error=1" \
+      ctest --output-on-failure -j "$jobs")
     fuzz
     ;;
   *)
