@@ -57,8 +57,9 @@ static void *s_arena_alloc(void *data, size_t size)
     const size_t align = _Alignof(max_align_t);
     size_t at = (a->used + align - 1) & ~(align - 1);
     if (at > a->cap || size > a->cap - at) {
-        /* A new block, at least as large as the last. */
-        size_t cap = size > a->cap ? size : a->cap;
+        /* A new block, twice the last (a hostile batch of empty events
+         * decodes to many times its size). */
+        size_t cap = size > 2 * a->cap ? size : 2 * a->cap;
         a = *ap = s_arena_block(a, cap);
         at = 0;
     }
