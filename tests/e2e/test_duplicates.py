@@ -83,6 +83,20 @@ def test_a_copy_with_other_content_is_still_a_duplicate(ingest, query):
     assert abs(l.engagement - 3.0) < 0.01
 
 
+def test_an_id_is_a_leads_own(ingest, query):
+    """A resend carries the same lead and id; the same id under another
+    lead is another event (ids need only be unique among a lead's events),
+    and stays a duplicate under each lead."""
+    a, b, eid = uid("ida"), uid("idb"), uid("id")
+    assert ingest.publish([make_event(a, "page_view", event_id=eid)]).accepted == 1
+    ack = ingest.publish([make_event(b, "page_view", event_id=eid),
+                          make_event(a, "email_open", event_id=eid)])
+    assert (ack.accepted, ack.duplicates) == (1, 1), ack
+    assert query.lead(a).events == 1 and query.lead(b).events == 1
+    ack = ingest.publish([make_event(b, "page_view", event_id=eid)])
+    assert (ack.accepted, ack.duplicates) == (0, 1), ack
+
+
 def test_out_of_event_time_order(ingest, query):
     """Applied in arrival order; forward-only stages; a lead's time never
     moves backwards."""
