@@ -27,9 +27,10 @@ struct bus_sock {
     bus_sock_t *next;
 };
 
-/* Distinct subscriptions kept per XPUB; beyond, every topic counts as
- * wanted (correct, only slower). */
+/* Distinct subscriptions kept per XPUB, and their length; beyond, every
+ * topic counts as wanted (correct, only slower). */
 #define BUS_SUBS_MAX 256
+#define BUS_SUB_LEN_MAX 256
 
 struct bus {
     struct event_base *base;
@@ -293,7 +294,8 @@ static void s_on_subscription(bus_sock_t *s, bus_msg_t *msg, void *arg)
            !(strlen(s->subs[i]) == len && memcmp(s->subs[i], data + 1, len) == 0))
         i++;
     if (data[0] == 1 && i == s->n_subs) {
-        if (s->n_subs == BUS_SUBS_MAX || memchr(data + 1, '\0', len)) {
+        if (s->n_subs == BUS_SUBS_MAX || len > BUS_SUB_LEN_MAX ||
+            memchr(data + 1, '\0', len)) {
             s->subs_overflow = true;
             return;
         }

@@ -203,6 +203,8 @@ int main(int argc, char **argv)
          * shutdown by linger_ms at most. */
         .linger_ms = (int)app.cfg.linger_ms,
         .sndhwm = (int)app.cfg.alerts_hwm,
+        /* What subscribers send are subscriptions: topic prefixes. */
+        .max_msg_bytes = 4096,
     };
     /* An XPUB, so that funneld knows which topics have subscribers and
      * builds no alert that nobody would receive. */
