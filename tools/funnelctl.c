@@ -758,7 +758,8 @@ static const char s_publish_help[] =
     "\n"
     "Options:\n"
     "  --batch N         events per batch (default 1000)\n"
-    "  --window N        batches in flight (default 8)\n"
+    "  --window N        batches in flight (default 16: funneld commits a group\n"
+    "                    while the next batches are already on their way)\n"
     "  --ack-timeout S   resend a batch with no Ack after S seconds, doubling each\n"
     "                    time up to 60 s (default 5)\n"
     "  --retries N       resends before giving up with exit 2 (default 3)\n"
@@ -859,7 +860,7 @@ static int s_cmd_publish(ctl_opts_t *g, int argc, char **argv)
     };
     long batch_max = 1000;
     bool strict = false;
-    s_ingest_t in = { .window = 8, .retries = 3, .ack_timeout = 5.0 };
+    s_ingest_t in = { .window = 16, .retries = 3, .ack_timeout = 5.0 };
     int rc = S_EXIT_USAGE, c;
     FILE *fp = NULL;
     void *ctx = NULL;
