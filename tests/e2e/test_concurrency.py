@@ -1,11 +1,16 @@
 """Queries run in a thread of their own, beside ingest: they must see every
 event acknowledged before they were sent, never more than what was
-committed, and keep being answered while the maps grow under them (growth
-waits for the query thread's read snapshots)."""
+committed, keep being answered while the maps grow under them (growth
+waits for the query thread's read snapshots), and while SIGHUP replaces
+the definition they read (the swap waits for the query in progress)."""
 
+import os
+import signal
 import threading
 
-from conftest import IngestClient, QueryClient, make_batch, make_event, now_ms
+from conftest import IngestClient, QueryClient, make_event, now_ms, uid, wait_until
+
+DEFAULT_YAML = os.path.join(os.environ["FUNNELD_SOURCE_DIR"], "handlers", "default.yaml")
 
 
 def test_queries_during_ingest_and_map_growth(zctx, daemon_factory, tmp_path):
@@ -65,5 +70,57 @@ def test_queries_during_ingest_and_map_growth(zctx, daemon_factory, tmp_path):
     assert seen[-1] <= total
     assert q.stats().applied == total
     assert "map grown" in d.stderr(), "the test was meant to grow the maps"
+    c.close()
+    q.close()
+
+
+def test_queries_during_reloads(zctx, daemon_factory, tmp_path):
+    text = open(DEFAULT_YAML).read()
+    assert "\nname: aida\n" in text, "default.yaml's name moved"
+    path = tmp_path / "funnel.yaml"
+    path.write_text(text.replace("\nname: aida\n", "\nname: v0\n"))
+    d = daemon_factory(extra_args=["--definition", str(path)])
+    c = IngestClient(zctx, d.ingest_ep)
+    for b in range(5):
+        evs = [make_event(uid("rl"), t) for t in ("page_view", "form_submit", "demo_request")]
+        assert c.publish(evs).accepted == len(evs)
+
+    answered, errors = [0], []
+    done = threading.Event()
+
+    def query_loop():
+        # funnel and stats read the definition (stage names, its name).
+        q = QueryClient(zctx, d.query_ep)
+        try:
+            while not done.is_set():
+                f = q.funnel()
+                if not f.stages:
+                    errors.append("a funnel reply without stages")
+                    return
+                if not q.stats().definition.startswith("v"):
+                    errors.append("a stats reply with another definition")
+                    return
+                answered[0] += 1
+        except Exception as e:  # noqa: BLE001 - reported to the main thread
+            errors.append(repr(e))
+        finally:
+            q.close()
+
+    t = threading.Thread(target=query_loop)
+    t.start()
+    q = QueryClient(zctx, d.query_ep)
+    try:
+        for i in range(1, 21):
+            path.write_text(text.replace("\nname: aida\n", "\nname: v%d\n" % i))
+            d.send_signal(signal.SIGHUP)
+            wait_until(lambda: q.stats().definition.startswith("v%d " % i), 10,
+                       what="definition v%d in use" % i)
+    finally:
+        done.set()
+        t.join(30)
+    assert not t.is_alive(), "the query client hangs"
+    assert not errors, errors
+    assert answered[0] > 0
+    assert d.running()
     c.close()
     q.close()
