@@ -23,7 +23,7 @@ struct bus_sock {
     bool tracked;            /* XPUB: subscriptions kept in subs */
     char **subs;             /* topic prefixes some subscriber wants */
     size_t n_subs;
-    bool subs_overflow;      /* more than BUS_SUBS_MAX: assume all wanted */
+    bool subs_overflow;      /* one not kept (see below): all wanted */
     bus_sock_t *next;
 };
 
