@@ -23,7 +23,8 @@ struct bus_sock {
     bool tracked;            /* XPUB: subscriptions kept in subs */
     char **subs;             /* topic prefixes some subscriber wants */
     size_t n_subs;
-    bool subs_overflow;      /* one not kept (see below): all wanted */
+    size_t subs_unkept;      /* subscribed but not kept (see below):
+                                while any, every topic is wanted */
     bus_sock_t *next;
 };
 
@@ -296,7 +297,7 @@ static void s_on_subscription(bus_sock_t *s, bus_msg_t *msg, void *arg)
     if (data[0] == 1 && i == s->n_subs) {
         if (s->n_subs == BUS_SUBS_MAX || len > BUS_SUB_LEN_MAX ||
             memchr(data + 1, '\0', len)) {
-            s->subs_overflow = true;
+            s->subs_unkept++;
             return;
         }
         s->subs = xrealloc(s->subs, (s->n_subs + 1) * sizeof *s->subs);
@@ -307,6 +308,10 @@ static void s_on_subscription(bus_sock_t *s, bus_msg_t *msg, void *arg)
     } else if (data[0] == 0 && i < s->n_subs) {
         free(s->subs[i]);
         s->subs[i] = s->subs[--s->n_subs];
+    } else if (data[0] == 0 && s->subs_unkept > 0) {
+        /* libzmq passes only unsubscriptions of what it passed as
+         * subscribed: this is one of the prefixes not kept. */
+        s->subs_unkept--;
     }
 }
 
@@ -324,7 +329,7 @@ void bus_refresh(bus_sock_t *sock)
 
 bool bus_wanted(const bus_sock_t *sock, const char *topic)
 {
-    if (!sock->tracked || sock->subs_overflow)
+    if (!sock->tracked || sock->subs_unkept > 0)
         return true;
     for (size_t i = 0; i < sock->n_subs; i++)
         if (strncmp(topic, sock->subs[i], strlen(sock->subs[i])) == 0)
