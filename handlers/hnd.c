@@ -243,18 +243,25 @@ void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
     e->points = points;
 }
 
-/* Days since 1970-01-01 to a civil year (H. Hinnant's algorithm). */
-static int64_t s_year_of_days(int64_t z)
+/* Whole days since 1970-01-01 of ms, rounded down. */
+static int64_t s_days_of_ms(int64_t ms)
+{
+    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
+
+/* Days since 1970-01-01 to the civil date y-m-d (H. Hinnant's
+ * algorithm). */
+static void s_civil_of_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
 {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     int64_t mp = (5 * doy + 2) / 153;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    return m <= 2 ? y + 1 : y;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
 }
 
 /* Days since 1970-01-01 of January 1st of year y. */
@@ -270,7 +277,7 @@ static int64_t s_days_of_jan1(int64_t y)
 
 char *hnd_iso_week(int64_t ms, char *out)
 {
-    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t days = s_days_of_ms(ms);
     /* Asked for once per cohort counter, mostly about the same few days:
      * the last answer is remembered, per thread. */
     static __thread int64_t last_days = INT64_MIN;
@@ -281,7 +288,8 @@ char *hnd_iso_week(int64_t ms, char *out)
     }
     int64_t wd = ((days + 3) % 7 + 7) % 7;  /* 0 = Monday; 1970-01-01: Thu */
     int64_t thu = days - wd + 3;            /* the week's Thursday */
-    int64_t year = s_year_of_days(thu);
+    int64_t year, month, mday;
+    s_civil_of_days(thu, &year, &month, &mday);
     int64_t week = (thu - s_days_of_jan1(year)) / 7 + 1;
     snprintf(out, 12, "%04d-W%02d", (int)(year % 10000), (int)week);
     memcpy(last, out, sizeof last);
@@ -412,20 +420,10 @@ char *hnd_duration_text(int64_t ms, char *buf, size_t size)
 
 char *hnd_time_text(int64_t ms, char *out)
 {
-    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t days = s_days_of_ms(ms);
     int64_t sod = (ms - days * 86400000) / 1000;
-    /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm). */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t dd = doy - (153 * mp + 2) / 5 + 1;
-    int64_t mm = mp < 10 ? mp + 3 : mp - 9;
-    if (mm <= 2)
-        y++;
+    int64_t y, mm, dd;
+    s_civil_of_days(days, &y, &mm, &dd);
     snprintf(out, 24, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)(y % 10000),
              (int)mm, (int)dd, (int)(sod / 3600), (int)(sod / 60 % 60),
              (int)(sod % 60));

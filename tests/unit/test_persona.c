@@ -108,11 +108,23 @@ static void test_iso_week(void **state)
     assert_string_equal(hnd_iso_week(1514764800000LL, w), "2018-W01");  /* 2018-01-01 */
 }
 
+/* The civil date behind the week, as friction reasons print it. */
+static void test_time_text(void **state)
+{
+    char t[24];
+    assert_string_equal(hnd_time_text(0, t), "1970-01-01T00:00:00Z");
+    assert_string_equal(hnd_time_text(-1000, t), "1969-12-31T23:59:59Z");
+    assert_string_equal(hnd_time_text(951782400000LL, t), "2000-02-29T00:00:00Z");
+    assert_string_equal(hnd_time_text(1735516800000LL, t), "2024-12-30T00:00:00Z");
+    assert_string_equal(hnd_time_text(1798761599000LL, t), "2026-12-31T23:59:59Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_first_match_and_reevaluation, setup, teardown),
         cmocka_unit_test(test_iso_week),
+        cmocka_unit_test(test_time_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
