@@ -2,8 +2,9 @@
 # funneld quick start on Debian 12: install what is missing, build, then
 #   run   start funneld in the foreground with its built-in defaults
 #   test  run the whole suite (unit + end-to-end), then again under
-#         AddressSanitizer + UndefinedBehaviorSanitizer, then each libFuzzer
-#         target for a bounded time (when clang is there)
+#         AddressSanitizer + UndefinedBehaviorSanitizer, then under
+#         ThreadSanitizer, then each libFuzzer target for a bounded time
+#         (when clang is there)
 #   build only build (into ./build)
 # Installing packages needs root: run as root or with sudo available.
 set -euo pipefail
