@@ -825,7 +825,8 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
     funnel__v1__query_request__free_unpacked(req, NULL);
 }
 
-void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+/* bus_recv_fn for the query ROUTER; arg is the query_t. */
+static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
 {
     query_t *q = arg;
     /* A reload waits for this query to be answered. */
@@ -883,7 +884,7 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
     if (sock == NULL)
         goto fail;
     /* Created here, used only by the query thread from its start on. */
-    bus_on_recv(sock, query_on_request, &self->q, budget);
+    bus_on_recv(sock, s_on_request, &self->q, budget);
     return self;
 fail:
     query_server_destroy(&self);

@@ -45,8 +45,4 @@ int query_server_start(query_server_t *self);
  * socket and free. Accepts NULL; sets *self_p to NULL. */
 void query_server_destroy(query_server_t **self_p);
 
-/* bus_recv_fn for the query ROUTER; arg is a query_t. Runs in whichever
- * thread owns the socket. */
-void query_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg);
-
 #endif
