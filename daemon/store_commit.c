@@ -1,0 +1,378 @@
+/* store_commit.c: a group commit (see store.h): beginning, committing and
+ * aborting the two write transactions, growing the maps, appending events
+ * to the log, and summing the group's counter deltas in a hash table to
+ * write them once per group. Owner thread only. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+/* -- group commit ---------------------------------------------------------- */
+
+/* Whether an environment has used more than 3/4 of its map. */
+static bool s_env_nearly_full(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+        return false;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize / 4 * 3;
+}
+
+/* Begin a group (see store.h): grow a map that is over 3/4 full first,
+ * then open one write transaction in each environment and remember where
+ * the counters stood, for an abort. Fails (STORE_ERR, logged) when a
+ * transaction or this thread's read snapshot is already open, or LMDB
+ * cannot begin; nothing is left open then. The store owns both
+ * transactions until commit or abort. Owner thread. */
+int store_group_begin(store_t *self)
+{
+    int rc;
+
+    /* Grow ahead of need, while no transaction is open: a map that fills
+     * up inside the state commit (after the log commit) costs a replay. */
+    self->log_full = s_env_nearly_full(self->log_env);
+    self->state_full = s_env_nearly_full(self->state_env);
+    if ((self->log_full || self->state_full) && !S_RLOG(self) && !S_RSTATE(self) &&
+        !self->log_txn && !self->state_txn && store_grow(self) != STORE_OK)
+        return STORE_ERR;
+    if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self)) {
+        log_err("[store] group begun while another transaction is open");
+        return STORE_ERR;
+    }
+    self->ret = STORE_OK;
+    self->cur_valid = self->cur_dirty = false;
+    self->log_full = self->state_full = false;
+    self->last_seq_begin = self->last_seq;
+    self->applied_seq_begin = self->applied_seq;
+    self->watermark_begin = self->watermark_ms;
+    self->stats_begin = self->stats;
+    if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
+        self->log_txn = NULL;
+        log_err("[store] begin log txn: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &self->state_txn)) != 0) {
+        self->state_txn = NULL;
+        mdb_txn_abort(self->log_txn);
+        self->log_txn = NULL;
+        log_err("[store] begin state txn: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
+static void s_index_event(store_t *self, const char *lead_id, const char *id,
+                          uint64_t seq)
+{
+    unsigned char seqbuf[8], kbuf[S_ID_KEY];
+    int rc;
+
+    s_be64_put(seqbuf, seq);
+    MDB_val k = store_id_key(kbuf, lead_id, id), v = {.mv_size = 8, .mv_data = seqbuf};
+    if ((rc = mdb_put(self->state_txn, self->leads, &k, &v, 0)) != 0) {
+        store_fail(self, rc, false, "event id write");
+        return;
+    }
+    if (seq > self->applied_seq)
+        self->applied_seq = seq;
+}
+
+uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
+                         bool id_claimed,
+                         uint64_t prev_seq, const void *raw, size_t len)
+{
+    if (self->ret != STORE_OK)
+        return 0;
+    unsigned char key[8];
+    uint64_t seq = self->last_seq + 1;
+    s_be64_put(key, seq);
+    MDB_val k = {.mv_size = 8, .mv_data = key};
+    MDB_val v = {.mv_size = len + S_LOG_HDR, .mv_data = NULL};
+    int rc = mdb_put(self->log_txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc != 0) {
+        store_fail(self, rc, true, "log append");
+        return 0;
+    }
+    s_be64_put(v.mv_data, prev_seq);
+    memcpy((unsigned char *)v.mv_data + S_LOG_HDR, raw, len);
+    self->last_seq = seq;
+    if (id_claimed) {
+        if (seq > self->applied_seq)
+            self->applied_seq = seq;
+    } else {
+        s_index_event(self, lead_id, id, seq);
+    }
+    return self->ret == STORE_OK ? seq : 0;
+}
+
+void store_event_replayed(store_t *self, const char *lead_id, const char *id,
+                          uint64_t seq)
+{
+    if (self->ret != STORE_OK)
+        return;
+    s_index_event(self, lead_id, id, seq);
+}
+
+static uint32_t s_hash(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+/* The slot of key in the counter index: its entry, or the empty slot where
+ * it belongs. */
+static uint32_t *s_counter_slot_h(store_t *self, const char *key, uint32_t h)
+{
+    size_t mask = self->cap_index - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t *slot = &self->ctr_index[i];
+        if (*slot == 0 || strcmp(self->ctr[*slot - 1].key, key) == 0)
+            return slot;
+    }
+}
+
+static uint32_t *s_counter_slot(store_t *self, const char *key)
+{
+    return s_counter_slot_h(self, key, s_hash(key));
+}
+
+static void s_counter_reindex(store_t *self)
+{
+    free(self->ctr_index);
+    self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
+}
+
+void store_counter_add(store_t *self, const char *key, int64_t delta)
+{
+    store_counter_add_h(self, key, s_hash(key), delta);
+}
+
+void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t delta)
+{
+    /* Every event adds to a dozen counters or more (per stage, persona,
+     * source, cohort): summed here, in a hash table, and written once per
+     * group. */
+    if (self->cap_index == 0) {
+        self->cap_index = 256;
+        self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
+    }
+    uint32_t *slot = s_counter_slot_h(self, key, hash);
+    if (*slot) {
+        self->ctr[*slot - 1].delta += delta;
+        return;
+    }
+    if (self->n_ctr == self->cap_ctr) {
+        self->cap_ctr = self->cap_ctr ? 2 * self->cap_ctr : 64;
+        self->ctr = xrealloc(self->ctr, self->cap_ctr * sizeof *self->ctr);
+    }
+    self->ctr[self->n_ctr].key = xstrdup(key);
+    self->ctr[self->n_ctr].delta = delta;
+    self->n_ctr++;
+    if (2 * self->n_ctr > self->cap_index) {
+        self->cap_index *= 2;
+        s_counter_reindex(self);
+    } else {
+        *slot = (uint32_t)self->n_ctr;
+    }
+}
+
+static void s_counters_clear(store_t *self)
+{
+    for (size_t i = 0; i < self->n_ctr; i++)
+        free(self->ctr[i].key);
+    self->n_ctr = 0;
+    if (self->ctr_index)
+        memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+}
+
+static int s_counter_cmp(const void *a, const void *b)
+{
+    return strcmp(((const s_counter_t *)a)->key, ((const s_counter_t *)b)->key);
+}
+
+/* Write the group's counter deltas into "aggregates", each added to the
+ * committed value; a sum of zero deletes the record. The deltas stay
+ * owned by the table (s_counters_clear() frees them). An LMDB error is
+ * made the group's sticky error and stops the flush. Owner thread, inside
+ * a group, just before the commit. */
+static void s_counters_flush(store_t *self)
+{
+    /* In key order: neighbouring counters share pages. The index is not
+     * used after this (the group ends). */
+    if (self->n_ctr == 0)
+        return;
+    qsort(self->ctr, self->n_ctr, sizeof *self->ctr, s_counter_cmp);
+    memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
+    for (size_t i = 0; i < self->n_ctr && self->ret == STORE_OK; i++) {
+        if (self->ctr[i].delta == 0)
+            continue;
+        MDB_val k = s_str_val(self->ctr[i].key), v;
+        int64_t value = 0;
+        int rc = mdb_get(self->state_txn, self->aggregates, &k, &v);
+        if (rc == 0 && v.mv_size == 8)
+            value = (int64_t)s_be64_get(v.mv_data);
+        else if (rc != 0 && rc != MDB_NOTFOUND) {
+            store_fail(self, rc, false, "counter read");
+            return;
+        }
+        int64_t next = value + self->ctr[i].delta;
+        if (next == 0) {
+            /* Absent and zero are the same: the state must not depend on
+             * how events happened to be grouped into commits. */
+            if ((rc = mdb_del(self->state_txn, self->aggregates, &k, NULL)) != 0 &&
+                rc != MDB_NOTFOUND)
+                store_fail(self, rc, false, "counter delete");
+            continue;
+        }
+        unsigned char buf[8];
+        s_be64_put(buf, (uint64_t)next);
+        v.mv_size = 8;
+        v.mv_data = buf;
+        if ((rc = mdb_put(self->state_txn, self->aggregates, &k, &v, 0)) != 0)
+            store_fail(self, rc, false, "counter write");
+    }
+}
+
+void store_group_abort(store_t *self)
+{
+    self->cur_valid = self->cur_dirty = false;
+    if (self->log_txn) {
+        mdb_txn_abort(self->log_txn);
+        self->log_txn = NULL;
+    }
+    if (self->state_txn) {
+        mdb_txn_abort(self->state_txn);
+        self->state_txn = NULL;
+        self->last_seq = self->last_seq_begin;
+        self->applied_seq = self->applied_seq_begin;
+        self->watermark_ms = self->watermark_begin;
+        self->stats = self->stats_begin;
+    }
+    s_counters_clear(self);
+}
+
+/* Commit the group (see store.h for the returns): flush the counters,
+ * write applied_seq, the watermark and the counters into meta, commit the
+ * log (fsync'd: the durable part) and then the state. Any failure before
+ * the log commit aborts the whole group and restores the in-memory
+ * counters; a failed state commit leaves the log durable and returns
+ * STORE_ESTALE. Both transactions are ended either way. Publishes the
+ * counters for other threads. Owner thread. */
+int store_group_commit(store_t *self)
+{
+    int rc;
+
+    if (self->log_txn == NULL || self->state_txn == NULL)
+        return STORE_ERR;
+    s_counters_flush(self);
+    if (self->ret == STORE_OK) {
+        self->stats.commits++;
+        if ((rc = store_meta_put_u64(self->state_txn, self->meta, "applied_seq",
+                                 self->applied_seq)) != 0 ||
+            (rc = store_meta_put_u64(self->state_txn, self->meta, "watermark_ms",
+                                 (uint64_t)self->watermark_ms)) != 0 ||
+            (rc = store_stats_put(self->state_txn, self->meta, &self->stats)) != 0)
+            store_fail(self, rc, false, "meta write");
+    }
+    if (self->ret != STORE_OK) {
+        int ret = self->ret;
+        store_group_abort(self);
+        return ret;
+    }
+
+    /* The durable part: the log, appended sequentially, fsync'd here. A
+     * failed commit frees the txn: never touch it again. */
+    rc = mdb_txn_commit(self->log_txn);
+    self->log_txn = NULL;
+    if (rc != 0) {
+        store_fail(self, rc, true, "log commit");
+        int ret = self->ret;
+        store_group_abort(self);
+        return ret;
+    }
+
+    rc = mdb_txn_commit(self->state_txn);
+    self->state_txn = NULL;
+    s_counters_clear(self);
+    if (rc != 0) {
+        /* The events are durable in the log; the state is not. */
+        store_fail(self, rc, false, "state commit");
+        self->applied_seq = self->applied_seq_begin;
+        self->watermark_ms = self->watermark_begin;
+        self->stats = self->stats_begin;
+        store_stats_publish(self);
+        return STORE_ESTALE;
+    }
+    store_stats_publish(self);
+    return STORE_OK;
+}
+
+static int s_grow_env(MDB_env *env, size_t *map, const char *name)
+{
+    size_t next = *map * 2;
+    int rc = mdb_env_set_mapsize(env, next);
+    if (rc != 0) {
+        log_err("[store] cannot grow the %s map to %zu MiB: %s", name,
+                next >> 20, mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    *map = store_env_map_size(env);
+    log_info("[store] %s map grown to %zu KiB", name, *map >> 10);
+    return STORE_OK;
+}
+
+int store_grow(store_t *self)
+{
+    if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self))
+        return STORE_ERR;
+    int ret = STORE_OK;
+    /* LMDB resizes a map only with no transaction open in the process:
+     * wait for the other threads' snapshots to end. */
+    pthread_rwlock_wrlock(&self->grow_lock);
+    if (self->log_full && s_grow_env(self->log_env, &self->log_map, "log") != 0)
+        ret = STORE_ERR;
+    if (self->state_full &&
+        s_grow_env(self->state_env, &self->state_map, "state") != 0)
+        ret = STORE_ERR;
+    pthread_rwlock_unlock(&self->grow_lock);
+    self->log_full = self->state_full = false;
+    return ret;
+}
+
+int store_sync(store_t *self)
+{
+    int rc = mdb_env_sync(self->state_env, 1);
+    if (rc != 0) {
+        log_err("[store] state sync: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
+
+int64_t store_counter_get(store_t *self, const char *key)
+{
+    int64_t value = 0;
+    if (self->cap_index) {
+        uint32_t *slot = s_counter_slot(self, key);
+        if (*slot)
+            value = self->ctr[*slot - 1].delta;
+    }
+    MDB_txn *txn = self->state_txn ? self->state_txn : S_RSTATE(self);
+    if (txn == NULL)
+        return value;
+    MDB_val k = s_str_val(key), v;
+    if (mdb_get(txn, self->aggregates, &k, &v) == 0 && v.mv_size == 8)
+        value += (int64_t)s_be64_get(v.mv_data);
+    return value;
+}

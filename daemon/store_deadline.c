@@ -1,0 +1,181 @@
+/* store_deadline.c: deadlines ("deadlines": due time, lead, kind) and
+ * marks ("marks": set, lead -> since) (see store.h). Writes run on the
+ * owner thread inside a group. */
+#include "store_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+
+static MDB_val s_due_key(unsigned char *buf, size_t cap, int64_t due,
+                         const char *lead_id, const char *kind)
+{
+    s_be64_put(buf, (uint64_t)due);
+    MDB_val pk = store_pair_key(buf + 8, cap - 8, lead_id, kind);
+    MDB_val v = {.mv_size = pk.mv_size + 8, .mv_data = buf};
+    return v;
+}
+
+/* Remove the current lead's deadline of kind, if any: 1 and its due time
+ * in *due, 0 when it had none, or an LMDB error (> 1). */
+static int s_deadline_del(store_t *self, const char *lead_id, const char *kind,
+                          int64_t *due)
+{
+    unsigned char db[520];
+    int rc = store_cur_load(self, lead_id);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < self->cur_n; i++) {
+        if (strncmp(self->cur_dl[i].kind, kind, 15) != 0)
+            continue;
+        *due = self->cur_dl[i].due;
+        MDB_val dk = s_due_key(db, sizeof db, *due, lead_id, kind);
+        if ((rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL)) != 0 &&
+            rc != MDB_NOTFOUND)
+            return rc;
+        self->cur_dl[i] = self->cur_dl[--self->cur_n];
+        self->cur_dirty = true;
+        return 1;
+    }
+    return 0;
+}
+
+void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
+                        int64_t due_ms)
+{
+    if (self->ret != STORE_OK)
+        return;
+    int64_t old;
+    int rc = s_deadline_del(self, lead_id, kind, &old);
+    if (rc < 0 || rc > 1) {
+        store_fail(self, rc, false, "deadline replace");
+        return;
+    }
+    if (self->cur_n == S_LEAD_DEADLINES) {
+        log_err("[store] lead %s has more than %d kinds of deadline; %s dropped",
+                lead_id, S_LEAD_DEADLINES, kind);
+        return;
+    }
+    unsigned char db[520];
+    MDB_val dk = s_due_key(db, sizeof db, due_ms, lead_id, kind);
+    MDB_val empty = {.mv_size = 0, .mv_data = ""};
+    if ((rc = mdb_put(self->state_txn, self->deadlines, &dk, &empty, 0)) != 0) {
+        store_fail(self, rc, false, "deadline write");
+        return;
+    }
+    snprintf(self->cur_dl[self->cur_n].kind, sizeof self->cur_dl[0].kind, "%s", kind);
+    self->cur_dl[self->cur_n].due = due_ms;
+    self->cur_n++;
+    self->cur_dirty = true;
+}
+
+int store_deadline_clear(store_t *self, const char *lead_id, const char *kind,
+                         int64_t *due_ms)
+{
+    if (self->ret != STORE_OK)
+        return self->ret;
+    int64_t due = 0;
+    int rc = s_deadline_del(self, lead_id, kind, &due);
+    if (rc < 0 || rc > 1) {
+        store_fail(self, rc, false, "deadline clear");
+        return self->ret;
+    }
+    if (due_ms)
+        *due_ms = due;
+    return rc;
+}
+
+/* Copy the deadlines due at or before now_ms, earliest first, into out
+ * (at most max; see store.h). Reads the open group if there is one, else
+ * this thread's read snapshot. An entry that is not a deadline key is
+ * logged and, in a group, deleted, so that it is not due forever. An
+ * LMDB error returns 0: in a group it becomes the sticky error, else it
+ * is logged. Owner thread. */
+size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
+                           store_due_t *out)
+{
+    MDB_cursor *cur = NULL;
+    size_t n = 0;
+    int rc;
+
+    if (self->ret != STORE_OK)
+        return 0;
+    MDB_txn *txn = self->state_txn ? self->state_txn : S_RSTATE(self);
+    if ((rc = mdb_cursor_open(txn, self->deadlines, &cur)) != 0)
+        goto fail;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 10)
+            continue;
+        int64_t due = (int64_t)s_be64_get(k.mv_data);
+        if (due > now_ms)
+            break;
+        const char *lead = (const char *)k.mv_data + 8;
+        size_t rest = k.mv_size - 8;
+        size_t nl = strnlen(lead, rest);
+        if (nl >= rest || nl > sizeof out[n].lead_id - 1 ||
+            rest - nl - 1 > sizeof out[n].kind - 1) {
+            /* Not one of ours: it would be due forever. */
+            log_err("[store] dropping a malformed deadline entry (%zu bytes)", k.mv_size);
+            if (self->state_txn && mdb_cursor_del(cur, 0) == 0 &&
+                mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT) != 0)
+                break;
+            continue;
+        }
+        memcpy(out[n].lead_id, lead, nl);
+        out[n].lead_id[nl] = '\0';
+        memcpy(out[n].kind, lead + nl + 1, rest - nl - 1);
+        out[n].kind[rest - nl - 1] = '\0';
+        out[n].due_ms = due;
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND && n < max)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (self->state_txn)
+        store_fail(self, rc, false, "deadline scan");
+    else
+        log_err("[store] deadline scan: %s", mdb_strerror(rc));
+    return 0;
+}
+
+void store_deadline_drop(store_t *self, const store_due_t *due)
+{
+    if (self->ret != STORE_OK)
+        return;
+    unsigned char db[520];
+    MDB_val dk = s_due_key(db, sizeof db, due->due_ms, due->lead_id, due->kind);
+    int rc = mdb_del(self->state_txn, self->deadlines, &dk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        store_fail(self, rc, false, "deadline drop");
+    /* The lead (if any) still lists it: a later set or clear of that kind
+     * deletes a key that is gone, which is harmless. */
+}
+
+void store_mark(store_t *self, const char *set, const char *lead_id, bool on,
+                int64_t since_ms)
+{
+    if (self->ret != STORE_OK)
+        return;
+    unsigned char kb[512], sb[8];
+    MDB_val k = store_pair_key(kb, sizeof kb, set, lead_id);
+    int rc;
+    if (on) {
+        s_be64_put(sb, (uint64_t)since_ms);
+        MDB_val v = {.mv_size = 8, .mv_data = sb};
+        rc = mdb_put(self->state_txn, self->marks, &k, &v, 0);
+    } else {
+        rc = mdb_del(self->state_txn, self->marks, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (rc != 0)
+        store_fail(self, rc, false, "mark write");
+}

@@ -1,0 +1,491 @@
+/* store_env.c: opening and closing the store (see store.h): the lock
+ * file, the two LMDB environments and their named databases, the meta
+ * records (schema, applied sequence, watermark, counters, definition), and
+ * the sticky error of a group. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+/* -- errors ---------------------------------------------------------------- */
+
+/* Record the first error of a group; MDB_MAP_FULL becomes STORE_EFULL and
+ * remembers which environment needs a larger map. */
+void store_fail(store_t *self, int rc, bool in_log, const char *what)
+{
+    if (self->ret != STORE_OK)
+        return;
+    if (rc == MDB_MAP_FULL) {
+        self->ret = STORE_EFULL;
+        if (in_log)
+            self->log_full = true;
+        else
+            self->state_full = true;
+        log_info("[store] %s map full during %s", in_log ? "log" : "state", what);
+        return;
+    }
+    if (rc == MDB_TXN_FULL) {
+        self->ret = STORE_ETXNFULL;
+        log_info("[store] transaction full during %s", what);
+        return;
+    }
+    self->ret = STORE_ERR;
+    /* LMDB reports a short write (the disk filled up in the middle of it)
+     * as EIO: say what the filesystem says. */
+    struct statvfs fs;
+    if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) &&
+        statvfs(self->dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < (8u << 20))
+        log_err("[store] %s: %s: no space left on the disk (%llu bytes free in %s)", what,
+                mdb_strerror(rc), (unsigned long long)fs.f_bavail * fs.f_frsize,
+                self->dir);
+    else
+        log_err("[store] %s: %s", what, mdb_strerror(rc));
+}
+
+/* -- open and close -------------------------------------------------------- */
+
+static int s_mkdir_p(const char *path)
+{
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) == -1 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) == -1 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int s_env_open(MDB_env **env, const char *dir, const char *sub,
+                      size_t map_size, unsigned flags, char *err, size_t errlen)
+{
+    char path[4096];
+    int rc;
+
+    snprintf(path, sizeof path, "%s/%s", dir, sub);
+    if (s_mkdir_p(path) == -1) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if ((rc = mdb_env_create(env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(*env, STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_set_mapsize(*env, map_size)) != 0 ||
+        (rc = mdb_env_open(*env, path, flags | MDB_NOTLS, 0640)) != 0) {
+        snprintf(err, errlen, "cannot open LMDB environment %s: %s", path,
+                 mdb_strerror(rc));
+        return -1;
+    }
+    /* Reader slots left by a killed process would pin old pages. */
+    int dead = 0;
+    mdb_reader_check(*env, &dead);
+    if (dead > 0)
+        log_info("[store] cleared %d stale reader slot(s) in %s", dead, path);
+    return 0;
+}
+
+/* A map already larger than map_size on disk keeps its size. */
+size_t store_env_map_size(MDB_env *env)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(env, &info) != 0)
+        return 0;
+    return info.me_mapsize;
+}
+
+static int s_lock(store_t *self, char *err, size_t errlen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/funneld.lock", self->dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (self->lock_fd == -1) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+        char pid[32] = "";
+        ssize_t n = pread(self->lock_fd, pid, sizeof pid - 1, 0);
+        if (n > 0) {
+            pid[n] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+        }
+        snprintf(err, errlen,
+                 "state directory %s is in use by another funneld%s%s%s",
+                 self->dir, n > 0 ? " (pid " : "", n > 0 ? pid : "",
+                 n > 0 ? ")" : "");
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(self->lock_fd, 0) == -1 ||
+        pwrite(self->lock_fd, pid, (size_t)len, 0) != len)
+        log_warn("[store] cannot write pid to %s: %s", path, strerror(errno));
+    return 0;
+}
+
+int store_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    MDB_val k = s_str_val(key), v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc != 0 || v.mv_size != 8)
+        return rc ? rc : MDB_CORRUPTED;
+    *out = s_be64_get(v.mv_data);
+    return 0;
+}
+
+int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key,
+                       uint64_t value)
+{
+    unsigned char buf[8];
+    s_be64_put(buf, value);
+    MDB_val k = s_str_val(key), v = {.mv_size = 8, .mv_data = buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* The counters, as one value of consecutive u64 BE fields, in the order of
+ * store_stats_t (new fields are appended; shorter old values read as 0). */
+#define S_NSTATS (sizeof(store_stats_t) / sizeof(uint64_t))
+
+int store_stats_put(MDB_txn *txn, MDB_dbi dbi, const store_stats_t *st)
+{
+    unsigned char buf[S_NSTATS * 8];
+    const uint64_t *f = (const uint64_t *)st;
+    for (size_t i = 0; i < S_NSTATS; i++)
+        s_be64_put(buf + 8 * i, f[i]);
+    MDB_val k = s_str_val("stats"), v = {.mv_size = sizeof buf, .mv_data = buf};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+static int s_stats_get(MDB_txn *txn, MDB_dbi dbi, store_stats_t *st)
+{
+    MDB_val k = s_str_val("stats"), v;
+    memset(st, 0, sizeof *st);
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    uint64_t *f = (uint64_t *)st;
+    for (size_t i = 0; i < S_NSTATS && 8 * (i + 1) <= v.mv_size; i++)
+        f[i] = s_be64_get((const unsigned char *)v.mv_data + 8 * i);
+    return 0;
+}
+
+/* Open the named databases of both environments and read where the log
+ * (its last sequence) and the state (schema, applied sequence, watermark,
+ * counters) stand into self; a new state gets the current schema. Fails
+ * with a message in err when LMDB cannot, the schema is another one, or
+ * the state is ahead of the log; no transaction is left open. Owner
+ * thread, while opening. */
+static int s_open_dbs(store_t *self, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int rc;
+
+    if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &self->events)) != 0)
+        goto fail;
+    if ((rc = mdb_cursor_open(txn, self->events, &cur)) != 0)
+        goto fail;
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == 8)
+        self->last_seq = s_be64_get(k.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    cur = NULL;
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+
+    uint64_t schema = 0;
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "leads", MDB_CREATE, &self->leads)) != 0 ||
+        (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
+        (rc = mdb_dbi_open(txn, "deadlines", MDB_CREATE, &self->deadlines)) != 0 ||
+        (rc = mdb_dbi_open(txn, "marks", MDB_CREATE, &self->marks)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
+        (rc = store_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
+        (rc = store_meta_u64(txn, self->meta, "applied_seq", &self->applied_seq)) != 0 ||
+        (rc = store_meta_u64(txn, self->meta, "watermark_ms",
+                             (uint64_t *)&self->watermark_ms)) != 0 ||
+        (rc = s_stats_get(txn, self->meta, &self->stats)) != 0)
+        goto fail;
+    if (schema == 0) {
+        if ((rc = store_meta_put_u64(txn, self->meta, "schema", STORE_SCHEMA)) != 0)
+            goto fail;
+    } else if (schema != STORE_SCHEMA) {
+        mdb_txn_abort(txn);
+        snprintf(err, errlen, "state schema %llu is not %d: rebuild the state",
+                 (unsigned long long)schema, STORE_SCHEMA);
+        return -1;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+    if (self->applied_seq > self->last_seq) {
+        snprintf(err, errlen,
+                 "state is ahead of the event log (applied %llu > logged %llu): "
+                 "the log was lost or replaced",
+                 (unsigned long long)self->applied_seq,
+                 (unsigned long long)self->last_seq);
+        return -1;
+    }
+    return 0;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    snprintf(err, errlen, "cannot open databases in %s: %s", self->dir,
+             mdb_strerror(rc));
+    return -1;
+}
+
+/* rm -rf of one of the store's own subdirectories (flat: LMDB's files). */
+static int s_remove_env_dir(const char *path)
+{
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char f[4200];
+        snprintf(f, sizeof f, "%s/%s", path, files[i]);
+        if (unlink(f) == -1 && errno != ENOENT)
+            return -1;
+    }
+    if (rmdir(path) == -1 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
+store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
+{
+    return store_open_state(dir, "state", false, map_size, err, errlen);
+}
+
+const char *store_dir(const store_t *self)
+{
+    return self->dir;
+}
+
+/* Open the store (see store.h): lock dir, open the log, remove the state
+ * when fresh, rebuild it (remove it, start from sequence 0) when its
+ * marker says it may be torn or LMDB cannot open it, then mark it open in
+ * this boot. Returns the store, owned by the caller (store_destroy()), or
+ * NULL with err filled; what was opened is closed again. The calling
+ * thread becomes the owner (groups and writes). */
+store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
+                          size_t map_size, char *err, size_t errlen)
+{
+    store_t *self = xcalloc(1, sizeof *self);
+    self->lock_fd = -1;
+    self->dir = xstrdup(dir);
+    self->state_name = xstrdup(state_name);
+    self->owner = pthread_self();
+    /* Writers first: a stream of queries must not keep a map from growing. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&self->grow_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&self->pub_lock, NULL);
+
+    if (s_mkdir_p(dir) == -1) {
+        snprintf(err, errlen, "cannot create state directory %s: %s", dir,
+                 strerror(errno));
+        goto fail;
+    }
+    if (s_lock(self, err, errlen) == -1)
+        goto fail;
+    if (s_env_open(&self->log_env, dir, "log", map_size, 0, err, errlen) == -1)
+        goto fail;
+    /* The state is recoverable from the log: commit it without fsync. */
+    if (fresh) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, state_name);
+        if (s_remove_env_dir(path) == -1) {
+            snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+            goto fail;
+        }
+    }
+    /* A state that may be torn, or that LMDB cannot open, is rebuilt from
+     * the log: it holds nothing the log does not. */
+    bool rebuild = !fresh && store_marker_torn(self);
+    if (rebuild)
+        log_warn("[store] the machine went down while funneld had %s/%s open (or "
+                 "its marker is missing): its pages may be torn; rebuilding the "
+                 "state from the event log", dir, state_name);
+    for (int attempt = 0;; attempt++) {
+        if (rebuild) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, state_name);
+            if (self->state_env) {
+                mdb_env_close(self->state_env);
+                self->state_env = NULL;
+            }
+            if (s_remove_env_dir(path) == -1) {
+                snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+                goto fail;
+            }
+            self->applied_seq = 0;
+            memset(&self->stats, 0, sizeof self->stats);
+        }
+        if (s_env_open(&self->state_env, dir, state_name, map_size,
+                       MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == 0 &&
+            s_open_dbs(self, err, errlen) == 0)
+            break;
+        if (attempt > 0 || fresh || rebuild)
+            goto fail;
+        log_warn("[store] %s; rebuilding the state from the event log", err);
+        rebuild = true;
+    }
+    int rc = store_marker_write(self, true);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write the marker of %s/%s: %s", dir, state_name,
+                 strerror(rc));
+        goto fail;
+    }
+    self->marked_open = true;
+    self->log_map = store_env_map_size(self->log_env);
+    self->state_map = store_env_map_size(self->state_env);
+    log_info("[store] opened %s: %llu events logged, %llu applied, map %zu+%zu MiB",
+             dir, (unsigned long long)self->last_seq,
+             (unsigned long long)self->applied_seq, self->log_map >> 20,
+             self->state_map >> 20);
+    store_stats_publish(self);
+    return self;
+
+fail:
+    store_destroy(&self);
+    return NULL;
+}
+
+/* Close the store (see store.h): end this thread's snapshot and the
+ * group, flush the state and only then mark it clean, close both
+ * environments and the lock, free everything. Errors are logged (the
+ * state is left marked open, so the next start replays or rebuilds).
+ * Owner thread, with no other thread reading. */
+void store_destroy(store_t **self_p)
+{
+    store_t *self = *self_p;
+    if (self == NULL)
+        return;
+    store_read_end(self);
+    store_group_abort(self);
+    if (self->state_env) {
+        /* Flushed first, then marked clean: a clean mark never precedes
+         * the pages it vouches for. */
+        int rc = mdb_env_sync(self->state_env, 1);
+        if (rc != 0)
+            log_err("[store] flushing the state: %s", mdb_strerror(rc));
+        mdb_env_close(self->state_env);
+        if (rc == 0 && self->marked_open && (rc = store_marker_write(self, false)) != 0)
+            log_err("[store] marking the state clean: %s", strerror(rc));
+    }
+    if (self->log_env)
+        mdb_env_close(self->log_env);
+    if (self->lock_fd != -1)
+        close(self->lock_fd);
+    for (size_t i = 0; i < self->n_ctr; i++)
+        free(self->ctr[i].key);
+    free(self->ctr);
+    free(self->ctr_index);
+    pthread_rwlock_destroy(&self->grow_lock);
+    pthread_mutex_destroy(&self->pub_lock);
+    free(self->dir);
+    free(self->state_name);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t store_last_seq(const store_t *self) { return self->last_seq; }
+uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
+store_stats_t *store_stats(store_t *self) { return &self->stats; }
+
+int64_t store_watermark(const store_t *self) { return self->watermark_ms; }
+
+int store_definition(store_t *self, char *out, size_t cap)
+{
+    MDB_txn *txn;
+    MDB_val k = s_str_val("definition"), v;
+    out[0] = '\0';
+    int rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return STORE_ERR;
+    rc = mdb_get(txn, self->meta, &k, &v);
+    if (rc == 0) {
+        size_t n = v.mv_size < cap - 1 ? v.mv_size : cap - 1;
+        memcpy(out, v.mv_data, n);
+        out[n] = '\0';
+    }
+    mdb_txn_abort(txn);
+    return rc == 0 || rc == MDB_NOTFOUND ? STORE_OK : STORE_ERR;
+}
+
+int store_set_definition(store_t *self, const char *text)
+{
+    MDB_txn *txn;
+    MDB_val k = s_str_val("definition"), v = s_str_val(text);
+    int rc;
+    if (self->log_txn || self->state_txn || S_RSTATE(self))
+        return STORE_ERR;
+    if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0)
+        goto fail;
+    if ((rc = mdb_put(txn, self->meta, &k, &v, 0)) != 0) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        goto fail;
+    return STORE_OK;
+fail:
+    log_err("[store] record the definition: %s", mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+void store_set_watermark(store_t *self, int64_t ms)
+{
+    if (ms > self->watermark_ms)
+        self->watermark_ms = ms;
+}
+
+uint64_t store_disk_bytes(store_t *self)
+{
+    uint64_t total = 0;
+    const char *subs[] = {"log/data.mdb", "state/data.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", self->dir, subs[i]);
+        if (stat(path, &st) == 0)
+            total += (uint64_t)st.st_blocks * 512;
+    }
+    return total;
+}

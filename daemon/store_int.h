@@ -1,0 +1,202 @@
+/* store_int.h: the store's insides, shared by its files and by nobody
+ * else (store.h is the API):
+ *
+ *   store_env.c       opening and closing the two LMDB environments, the
+ *                     meta records, the sticky error of a group, the
+ *                     definition and the watermark
+ *   store_marker.c    the clean-close marker beside the state (torn or not)
+ *   store_commit.c    group begin/commit/abort, growing the maps, appending
+ *                     to the event log, the group's counter deltas
+ *   store_lead.c      lead records (with their pending deadlines in the
+ *                     header) and the event ids beside them
+ *   store_deadline.c  deadlines and marks
+ *   store_read.c      read snapshots, in any thread, and everything read
+ *                     through them
+ *   store_compare.c   comparing the live state with a rebuilt one
+ *
+ * Only these files include <lmdb.h>. The write side (groups, leads,
+ * deadlines, marks, counters) runs on the thread that opened the store;
+ * reads run in any thread, each in its own snapshot. */
+#ifndef FUNNELD_STORE_INT_H
+#define FUNNELD_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "store.h"
+
+#define STORE_SCHEMA 5
+#define STORE_MAXDBS 8
+#define S_LEAD_DEADLINES 8   /* pending deadlines a lead may have */
+
+typedef struct {
+    char *key;
+    int64_t delta;
+} s_counter_t;
+
+struct store {
+    char *dir;
+    char *state_name;
+    int lock_fd;
+    bool marked_open;     /* meta says "in use": clear it on a clean close */
+
+    MDB_env *log_env;
+    MDB_env *state_env;
+    size_t log_map;
+    size_t state_map;
+    MDB_dbi events;       /* log env */
+    MDB_dbi leads;        /* state env (with the event ids), and below */
+    MDB_dbi aggregates;
+    MDB_dbi meta;
+    MDB_dbi deadlines;      /* due_ms BE, lead id, NUL, kind -> empty */
+    MDB_dbi marks;          /* set, NUL, lead id -> since_ms BE */
+
+    /* The open group, if any. */
+    MDB_txn *log_txn;
+    MDB_txn *state_txn;
+    int ret;              /* sticky error of the group */
+
+    /* The pending deadlines of the lead last read or written in the group,
+     * kept in its record's header (so that replacing one needs no lookup):
+     * valid for cur_lead only. */
+    char cur_lead[160];
+    bool cur_valid;
+    bool cur_dirty;       /* its deadlines changed since its record was written */
+    size_t cur_n;
+    struct {
+        char kind[16];
+        int64_t due;
+    } cur_dl[S_LEAD_DEADLINES];
+    bool log_full;        /* MDB_MAP_FULL seen in this env */
+    bool state_full;
+    uint64_t last_seq_begin;
+    uint64_t applied_seq_begin;
+    int64_t watermark_begin;
+    store_stats_t stats_begin;
+
+    /* Readers (read snapshots, in any thread) hold this shared; growing
+     * the maps holds it exclusively, as LMDB wants no transaction open. */
+    pthread_rwlock_t grow_lock;
+    pthread_t owner;      /* the thread that opened the store: groups */
+    /* The counters as last published for other threads. */
+    pthread_mutex_t pub_lock;
+    store_stats_t pub_stats;
+    uint64_t pub_last_seq;
+
+    int64_t watermark_ms; /* largest event time applied */
+    uint64_t last_seq;    /* last event in the log */
+    uint64_t applied_seq; /* last event applied to the state */
+    store_stats_t stats;
+
+    s_counter_t *ctr;     /* counter deltas of the open group */
+    size_t n_ctr;
+    size_t cap_ctr;
+    uint32_t *ctr_index;  /* open addressing: slot -> ctr index + 1, 0 empty */
+    size_t cap_index;     /* a power of two, >= 2 * cap_ctr */
+};
+
+/* A read snapshot belongs to the thread that began it (the loop thread for
+ * replay and deadlines, the query thread for queries), so each thread has
+ * its own; a thread reads one store at a time. (store_read.c) */
+struct store_snapshot {
+    const store_t *store;
+    MDB_txn *rlog;
+    MDB_txn *rstate;
+};
+extern __thread struct store_snapshot store_snapshot;
+
+/* This thread's snapshot of self, or NULL. */
+#define S_RLOG(self) (store_snapshot.store == (self) ? store_snapshot.rlog : NULL)
+#define S_RSTATE(self) (store_snapshot.store == (self) ? store_snapshot.rstate : NULL)
+
+/* -- keys and values ----------------------------------------------------- */
+
+static inline void s_be64_put(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static inline uint64_t s_be64_get(const void *vp)
+{
+    const unsigned char *p = vp;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline MDB_val s_str_val(const char *s)
+{
+    MDB_val v = {.mv_size = strlen(s), .mv_data = (void *)s};
+    return v;
+}
+
+/* -- record layouts -------------------------------------------------------- */
+
+/* An event id is kept in "leads" beside its lead's record, under the key
+ * "lead id, NUL, event id" (no lead id holds a NUL): the id of an event
+ * falls in the page its lead's record is in, which the event dirties
+ * anyway, so idempotency costs no random page of its own. */
+#define S_ID_KEY (128 * 2 + 2)   /* both are at most 128 bytes: validate.c */
+
+/* A stored lead: u64 BE sequence of its last event (the head of its
+ * timeline chain through the log); one byte n and n pending deadlines of
+ * the lead (16-byte kind, u64 BE due time); then its Lead bytes. */
+#define S_LEAD_FIXED 9
+#define S_LEAD_DL 24
+
+/* A logged event: u64 BE sequence of the previous event of the same lead
+ * (0 for its first), then the Event bytes. The chain gives every lead its
+ * timeline without an index written at random places. */
+#define S_LOG_HDR 8
+
+/* -- shared by the store's files ------------------------------------------- */
+
+/* Record the first error of a group; MDB_MAP_FULL becomes STORE_EFULL and
+ * remembers which environment needs a larger map (in_log: the log's).
+ * Logs it; later errors of the same group are ignored. Owner thread.
+ * (store_env.c) */
+void store_fail(store_t *self, int rc, bool in_log, const char *what);
+
+/* The size of an environment's map, 0 when LMDB cannot say. (store_env.c) */
+size_t store_env_map_size(MDB_env *env);
+
+/* A u64 BE meta record in txn: *out (0 when absent), or an LMDB error.
+ * Writing one: 0 or an LMDB error. (store_env.c) */
+int store_meta_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out);
+int store_meta_put_u64(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t value);
+
+/* Write the daemon counters into meta: 0 or an LMDB error. (store_env.c) */
+int store_stats_put(MDB_txn *txn, MDB_dbi dbi, const store_stats_t *st);
+
+/* Whether the state may be torn (the machine went down with it open);
+ * write the marker durably, open (in this boot) or clean: 0 or an errno
+ * value. (store_marker.c) */
+bool store_marker_torn(store_t *self);
+int store_marker_write(store_t *self, bool open);
+
+/* "a, NUL, b" into buf (cap bytes, both cut to fit); an event id's key in
+ * "leads" (buf of S_ID_KEY bytes). The value points into buf.
+ * (store_lead.c) */
+MDB_val store_pair_key(unsigned char *buf, size_t cap, const char *a, const char *b);
+MDB_val store_id_key(unsigned char *buf, const char *lead_id, const char *id);
+
+/* Split a stored lead record v into its Lead bytes (*buf, *len: in v) and,
+ * when last_seq is not NULL, the sequence of its last event. With cur (the
+ * group's writer), its deadlines become the current lead's. Returns 1, or
+ * 0 when the record is malformed. (store_lead.c) */
+int store_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
+                     const void **buf, size_t *len, uint64_t *last_seq);
+
+/* Make lead_id the current lead of the group, reading its pending
+ * deadlines from its record (none for a new lead). Returns 0 or an LMDB
+ * error. Owner thread, inside a group. (store_lead.c) */
+int store_cur_load(store_t *self, const char *lead_id);
+
+#endif

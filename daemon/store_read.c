@@ -1,0 +1,286 @@
+/* store_read.c: read snapshots and what is read through them (see
+ * store.h): leads, counters, marks, the next deadline, timelines and the
+ * log; and the counters published for other threads. Any thread, each in
+ * its own snapshot. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "xalloc.h"
+
+__thread struct store_snapshot store_snapshot;
+
+/* -- reads ----------------------------------------------------------------- */
+
+
+int store_read_begin(store_t *self)
+{
+    MDB_txn *rlog = NULL, *rstate = NULL;
+    int rc;
+
+    if (store_snapshot.store != NULL)
+        return STORE_ERR; /* this thread has a snapshot open already */
+    /* The owner's group is read by the owner only. */
+    if (pthread_equal(pthread_self(), self->owner) && (self->log_txn || self->state_txn))
+        return STORE_ERR;
+    pthread_rwlock_rdlock(&self->grow_lock);
+    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &rstate)) != 0 ||
+        (rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &rlog)) != 0) {
+        if (rstate)
+            mdb_txn_abort(rstate);
+        pthread_rwlock_unlock(&self->grow_lock);
+        log_err("[store] begin read: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    store_snapshot.store = self;
+    store_snapshot.rlog = rlog;
+    store_snapshot.rstate = rstate;
+    return STORE_OK;
+}
+
+void store_read_end(store_t *self)
+{
+    if (store_snapshot.store != self)
+        return;
+    mdb_txn_abort(store_snapshot.rstate);
+    mdb_txn_abort(store_snapshot.rlog);
+    store_snapshot.store = NULL;
+    store_snapshot.rlog = store_snapshot.rstate = NULL;
+    pthread_rwlock_unlock(&self->grow_lock);
+}
+
+void store_stats_publish(store_t *self)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    self->pub_stats = self->stats;
+    self->pub_last_seq = self->last_seq;
+    pthread_mutex_unlock(&self->pub_lock);
+}
+
+void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
+{
+    pthread_mutex_lock(&self->pub_lock);
+    *out = self->pub_stats;
+    *last_seq = self->pub_last_seq;
+    pthread_mutex_unlock(&self->pub_lock);
+}
+
+int store_read_lead(store_t *self, const char *lead_id, const void **buf,
+                    size_t *len)
+{
+    MDB_val k = s_str_val(lead_id), v;
+    int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0) {
+        log_err("[store] read lead: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return store_lead_split(NULL, lead_id, &v, buf, len, NULL);
+}
+
+int64_t store_read_counter(store_t *self, const char *key)
+{
+    MDB_val k = s_str_val(key), v;
+    if (mdb_get(S_RSTATE(self), self->aggregates, &k, &v) != 0 || v.mv_size != 8)
+        return 0;
+    return (int64_t)s_be64_get(v.mv_data);
+}
+
+/* Call fn(key as a C string, its u64 value, arg) for every record of dbi
+ * in the read snapshot whose key begins with prefix and whose value is a
+ * u64; what stands for counters and marks alike. Keys of 512 bytes or
+ * more are skipped; the key is borrowed for the call. Returns how many,
+ * or STORE_ERR (logged with `what`). Any thread, in its read snapshot. */
+typedef void s_u64_fn(const char *key, size_t key_len, uint64_t value, void *arg);
+
+static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
+                          const char *what, s_u64_fn *fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    size_t plen = strlen(prefix);
+    char key[512];
+    long n = 0;
+    int rc;
+
+    if ((rc = mdb_cursor_open(S_RSTATE(self), dbi, &cur)) != 0)
+        goto fail;
+    MDB_val k = s_str_val(prefix), v;
+    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (k.mv_size >= sizeof key || v.mv_size != 8)
+            continue;
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = '\0';
+        fn(key, k.mv_size, s_be64_get(v.mv_data), arg);
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read %s %s: %s", what, prefix, mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+typedef struct {
+    store_mark_fn *fn;
+    void *arg;
+} s_marks_arg_t;
+
+static void s_on_mark(const char *key, size_t len, uint64_t value, void *arg)
+{
+    const s_marks_arg_t *m = arg;
+    size_t ns = strlen(key); /* set, NUL, lead id */
+    if (ns < len)
+        m->fn(key, key + ns + 1, (int64_t)value, m->arg);
+}
+
+long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
+                      void *arg)
+{
+    s_marks_arg_t m = {fn, arg};
+    return s_scan_prefix(self, self->marks, prefix, "marks", s_on_mark, &m);
+}
+
+int store_read_next_deadline(store_t *self, int64_t *due_ms)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(S_RSTATE(self), self->deadlines, &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (cur)
+        mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || k.mv_size < 8) {
+        log_err("[store] read next deadline: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    *due_ms = (int64_t)s_be64_get(k.mv_data);
+    return 1;
+}
+
+typedef struct {
+    store_counter_fn *fn;
+    void *arg;
+} s_counters_arg_t;
+
+static void s_on_counter(const char *key, size_t len, uint64_t value, void *arg)
+{
+    const s_counters_arg_t *c = arg;
+    c->fn(key, (int64_t)value, c->arg);
+}
+
+long store_read_counters(store_t *self, const char *prefix,
+                         store_counter_fn *fn, void *arg)
+{
+    s_counters_arg_t c = {fn, arg};
+    return s_scan_prefix(self, self->aggregates, prefix, "counters", s_on_counter, &c);
+}
+
+/* Walk lead_id's chain back through the log from its record's head, at
+ * most limit events, then call fn for them oldest first (see store.h).
+ * The Event bytes are borrowed from the snapshot for the call; the small
+ * arrays of the walk are this function's. A missing or malformed event
+ * in the chain returns STORE_ERR (logged) before fn is called. Any
+ * thread, in its read snapshot. */
+long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
+                         store_event_fn *fn, void *arg)
+{
+    MDB_val k = s_str_val(lead_id), v;
+    uint64_t *seqs = NULL;
+    const void **raws = NULL;
+    size_t *lens = NULL, n = 0;
+    uint64_t seq = 0;
+    int rc;
+
+    if (limit == 0)
+        limit = 1;
+    rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size < S_LEAD_FIXED)
+        goto fail;
+    seq = s_be64_get(v.mv_data);
+    seqs = xcalloc(limit, sizeof *seqs);
+    raws = xcalloc(limit, sizeof *raws);
+    lens = xcalloc(limit, sizeof *lens);
+    /* Newest first along the chain, then handed out oldest first. */
+    while (seq != 0 && n < limit) {
+        unsigned char sk[8];
+        s_be64_put(sk, seq);
+        MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;
+        if ((rc = mdb_get(S_RLOG(self), self->events, &ek, &ev)) != 0 ||
+            ev.mv_size < S_LOG_HDR)
+            goto fail;
+        seqs[n] = seq;
+        raws[n] = (const unsigned char *)ev.mv_data + S_LOG_HDR;
+        lens[n] = ev.mv_size - S_LOG_HDR;
+        n++;
+        uint64_t prev = s_be64_get(ev.mv_data);
+        if (prev >= seq) /* a chain only goes back */
+            break;
+        seq = prev;
+    }
+    for (size_t i = n; i-- > 0;)
+        fn(seqs[i], raws[i], lens[i], arg);
+    free(seqs);
+    free(raws);
+    free(lens);
+    return (long)n;
+
+fail:
+    free(seqs);
+    free(raws);
+    free(lens);
+    log_err("[store] read timeline of %s at %llu: %s", lead_id,
+            (unsigned long long)seq, rc ? mdb_strerror(rc) : "malformed record");
+    return STORE_ERR;
+}
+
+/* Call fn for the logged events from sequence from on, at most max (see
+ * store.h); the bytes are borrowed from the snapshot for the call. An
+ * LMDB error returns STORE_ERR (logged). Any thread, in its read
+ * snapshot. */
+long store_read_log(store_t *self, uint64_t from, size_t max,
+                    store_event_fn *fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char sk[8];
+    long n = 0;
+    int rc;
+
+    s_be64_put(sk, from);
+    if ((rc = mdb_cursor_open(S_RLOG(self), self->events, &cur)) != 0)
+        goto fail;
+    MDB_val k = {.mv_size = 8, .mv_data = sk}, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && (size_t)n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (v.mv_size >= S_LOG_HDR)
+            fn(s_be64_get(k.mv_data), (const unsigned char *)v.mv_data + S_LOG_HDR,
+               v.mv_size - S_LOG_HDR, arg);
+        n++;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read log from %llu: %s", (unsigned long long)from,
+            mdb_strerror(rc));
+    return STORE_ERR;
+}
