@@ -15,6 +15,7 @@
 #include "funnel.pb-c.h"
 #include "pipeline.h"
 #include "ingest.h"
+#include "keys.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -140,20 +141,17 @@ send:
         funnel__v1__lead__free_unpacked(lead, NULL);
 }
 
-static uint64_t s_counter(query_t *q, const char *prefix, const char *kind,
+static uint64_t s_counter(query_t *q, const char *prefix, keys_counter_t kind,
                           const char *stage)
 {
-    char key[256];
-    if (stage)
-        snprintf(key, sizeof key, "%s%s/%s", prefix, kind, stage);
-    else
-        snprintf(key, sizeof key, "%s%s", prefix, kind);
+    char key[KEYS_KEY_MAX];
+    keys_counter(key, sizeof key, prefix, kind, stage);
     int64_t v = store_read_counter(q->store, key);
     return v > 0 ? (uint64_t)v : 0;
 }
 
 /* The counts of one funnel (whole, or one group): the counters whose keys
- * begin with prefix ("" or "by/persona/<p>/"). */
+ * begin with prefix ("" or a group prefix, keys_group_prefix). */
 typedef struct {
     char *name;
     uint64_t leads;
@@ -166,26 +164,26 @@ typedef struct {
 static void s_read_counts(query_t *q, const defn_t *d, const char *prefix,
                           s_counts_t *c)
 {
-    c->leads = s_counter(q, prefix, "leads", NULL);
+    c->leads = s_counter(q, prefix, KEYS_LEADS, NULL);
     for (size_t i = 0; i < d->n_stages && i < DEFN_STAGES_MAX; i++) {
         Funnel__V1__StageCount *sc = &c->sc[i];
         funnel__v1__stage_count__init(sc);
         sc->stage = d->stages[i].name;
-        sc->now = s_counter(q, prefix, "now", d->stages[i].name);
-        sc->entered = s_counter(q, prefix, "entered", d->stages[i].name);
-        sc->advanced = s_counter(q, prefix, "advanced", d->stages[i].name);
+        sc->now = s_counter(q, prefix, KEYS_NOW, d->stages[i].name);
+        sc->entered = s_counter(q, prefix, KEYS_ENTERED, d->stages[i].name);
+        sc->advanced = s_counter(q, prefix, KEYS_ADVANCED, d->stages[i].name);
         sc->terminal = d->stages[i].terminal;
         c->scp[i] = sc;
     }
     funnel__v1__handoff_counts__init(&c->hc);
-    c->hc.sent = s_counter(q, prefix, "handoffs", NULL);
-    c->hc.accepted = s_counter(q, prefix, "handoffs", "accepted");
-    c->hc.rejected = s_counter(q, prefix, "handoffs", "rejected");
+    c->hc.sent = s_counter(q, prefix, KEYS_HANDOFFS, NULL);
+    c->hc.accepted = s_counter(q, prefix, KEYS_HANDOFFS_ACCEPTED, NULL);
+    c->hc.rejected = s_counter(q, prefix, KEYS_HANDOFFS_REJECTED, NULL);
 }
 
 /* The distinct group names under a "by/<dim>/" prefix. */
 typedef struct {
-    size_t plen;
+    keys_by_t by;
     char **names;
     size_t n, cap;
 } s_groups_t;
@@ -193,9 +191,8 @@ typedef struct {
 static void s_on_group_counter(const char *key, int64_t value, void *arg)
 {
     s_groups_t *g = arg;
-    const char *name = key + g->plen;
-    const char *slash = strchr(name, '/');
-    size_t len = slash ? (size_t)(slash - name) : strlen(name);
+    const char *name = key + strlen(keys_by_prefix(g->by));
+    size_t len = keys_group_name_len(key, g->by);
     if (g->n > 0 && strlen(g->names[g->n - 1]) == len &&
         memcmp(g->names[g->n - 1], name, len) == 0)
         return;
@@ -224,12 +221,12 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
     const char *persona = fq && fq->persona ? fq->persona : "";
 
     funnel__v1__funnel_reply__init(&fr);
-    if (by[0] && strcmp(by, "persona") != 0 && strcmp(by, "source") != 0 &&
-        strcmp(by, "cohort") != 0) {
+    int by_dim = by[0] ? keys_by_parse(by) : -1;
+    if (by[0] && by_dim < 0) {
         r->error = (char *)"unknown breakdown: by wants persona, source or cohort";
         goto send;
     }
-    if (persona[0] && by[0] && strcmp(by, "persona") != 0) {
+    if (persona[0] && by[0] && by_dim != KEYS_BY_PERSONA) {
         r->error = (char *)"a persona filter combines only with a breakdown by persona";
         goto send;
     }
@@ -238,7 +235,7 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
         goto send;
     }
     if (persona[0])
-        snprintf(prefix, sizeof prefix, "by/persona/%s/", persona);
+        keys_group_prefix(prefix, sizeof prefix, KEYS_BY_PERSONA, persona);
     if (store_read_begin(q->store) != STORE_OK) {
         r->error = (char *)"storage error";
         goto send;
@@ -257,9 +254,8 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
         }
     }
     if (by[0]) {
-        char gprefix[64];
-        snprintf(gprefix, sizeof gprefix, "by/%s/", by);
-        g.plen = strlen(gprefix);
+        const char *gprefix = keys_by_prefix((keys_by_t)by_dim);
+        g.by = (keys_by_t)by_dim;
         if (persona[0]) {
             g.names = xcalloc(1, sizeof *g.names);
             g.names[0] = xstrdup(persona);
@@ -273,9 +269,9 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
         gc = xcalloc(g.n ? g.n : 1, sizeof *gc);
         gp = xcalloc(g.n ? g.n : 1, sizeof *gp);
         for (size_t i = 0; i < g.n; i++) {
-            char gpre[256];
+            char gpre[KEYS_PREFIX_MAX];
             s_counts_t *c = &gc[n_groups];
-            snprintf(gpre, sizeof gpre, "%s%s/", gprefix, g.names[i]);
+            keys_group_prefix(gpre, sizeof gpre, g.by, g.names[i]);
             s_read_counts(q, d, gpre, c);
             if (c->leads == 0)
                 continue;       /* every lead moved to another persona */
@@ -335,7 +331,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.uptime_ms = (uint64_t)(ingest_wall_ms() - q->started_ms);
     s.last_seq = last_seq;
     if (store_read_begin(q->store) == STORE_OK) {
-        int64_t leads = store_read_counter(q->store, "leads");
+        int64_t leads = store_read_counter(q->store, keys_name(KEYS_LEADS));
         s.leads = leads > 0 ? (uint64_t)leads : 0;
         store_read_end(q->store);
     }
@@ -465,7 +461,7 @@ static int s_cmp_rank(const void *a, const void *b)
 }
 
 /* The friction of the leads under counter prefix ("" or
- * "by/persona/<p>/"): stages, ranked points, rejection reasons. */
+ * a group prefix): stages, ranked points, rejection reasons. */
 typedef struct {
     Funnel__V1__StageFriction **stages;
     size_t n_stages;
@@ -502,10 +498,10 @@ static void s_read_friction(query_t *q, const defn_t *d, const char *prefix,
     /* at most 5 points per stage, plus one */
     s_rank_t *rank = s_alloc(a, 5 * n + 1, sizeof *rank);
     size_t nr = 0;
-    int64_t today = whole ? store_read_counter(q->store, "~conv/day") : 0;
+    int64_t today = whole ? store_read_counter(q->store, keys_conv_day) : 0;
 
     s_reasons_t rs = { .arena = a };
-    snprintf(key, sizeof key, "%srejreason/", prefix);
+    keys_rejreason_prefix(key, sizeof key, prefix);
     rs.plen = strlen(key);
     store_read_counters(q->store, key, s_on_reason, &rs);
     if (rs.n > 1)
@@ -530,21 +526,21 @@ static void s_read_friction(query_t *q, const defn_t *d, const char *prefix,
         Funnel__V1__StageFriction *sf = s_alloc(a, 1, sizeof *sf);
         funnel__v1__stage_friction__init(sf);
         sf->stage = (char *)nm;
-        sf->entered = s_counter(q, prefix, "entered", nm);
-        sf->advanced = s_counter(q, prefix, "advanced", nm);
-        sf->in_progress = s_counter(q, prefix, "now", nm);
-        sf->dropped = s_counter(q, prefix, "dropped", nm);
+        sf->entered = s_counter(q, prefix, KEYS_ENTERED, nm);
+        sf->advanced = s_counter(q, prefix, KEYS_ADVANCED, nm);
+        sf->in_progress = s_counter(q, prefix, KEYS_NOW, nm);
+        sf->dropped = s_counter(q, prefix, KEYS_DROPPED, nm);
         sf->has_conversion = sf->entered > 0 && !st->terminal;
         sf->conversion = sf->entered ? (double)sf->advanced / (double)sf->entered : 0;
         sf->conversion_target = st->conversion_target;
         sf->max_dwell_ms = st->max_dwell_ms;
-        sf->stalls = s_counter(q, prefix, "friction/stall", nm);
-        sf->stalled_now = s_counter(q, prefix, "stalled", nm);
-        sf->regressions = s_counter(q, prefix, "friction/regression", nm);
-        sf->rejections = s_counter(q, prefix, "friction/handoff_rejected", nm);
+        sf->stalls = s_counter(q, prefix, KEYS_STALLS, nm);
+        sf->stalled_now = s_counter(q, prefix, KEYS_STALLED, nm);
+        sf->regressions = s_counter(q, prefix, KEYS_REGRESSIONS, nm);
+        sf->rejections = s_counter(q, prefix, KEYS_REJECTIONS, nm);
 
         s_hist_t *h = s_alloc(a, 1, sizeof *h);
-        snprintf(key, sizeof key, "%sdwell/%s/", prefix, nm);
+        keys_dwell_prefix(key, sizeof key, prefix, nm);
         h->plen = strlen(key);
         store_read_counters(q->store, key, s_on_dwell, h);
         for (int k = 0; k < DWELL_BUCKETS; k++)
@@ -562,7 +558,7 @@ static void s_read_friction(query_t *q, const defn_t *d, const char *prefix,
                 sf->has_window_conversion = true;
                 sf->window_conversion = (double)out / (double)in;
             }
-            snprintf(key, sizeof key, "~conv/below/%s", nm);
+            keys_conv_below(key, sizeof key, nm);
             sf->below_target = store_read_counter(q->store, key) > 0;
         }
         f->stages[f->n_stages++] = sf;
@@ -617,8 +613,8 @@ static void s_read_friction(query_t *q, const defn_t *d, const char *prefix,
                              sf->rejections, top[0] ? "; top reasons: " : "",
                              top));
     }
-    f->past_sla = s_counter(q, prefix, "sla/waiting", NULL);
-    f->breaches = s_counter(q, prefix, "friction/handoff_sla", NULL);
+    f->past_sla = s_counter(q, prefix, KEYS_SLA_WAITING, NULL);
+    f->breaches = s_counter(q, prefix, KEYS_SLA_BREACHES, NULL);
     if (f->past_sla > 0)
         s_point(a, rank, &nr, 5, (double)f->past_sla, 0, "handoff_sla", "",
                 (double)f->past_sla,
@@ -656,7 +652,8 @@ static void s_on_mark(const char *set, const char *lead_id, int64_t since_ms,
     funnel__v1__friction_lead__init(l);
     l->lead_id = s_strdup(m->arena, "%s", lead_id);
     l->set = s_strdup(m->arena, "%s", set);
-    l->stage = strncmp(set, "stalled/", 8) == 0 ? l->set + 8 : (char *)"";
+    const char *stage = keys_mark_stage(set);
+    l->stage = stage ? l->set + (stage - set) : (char *)"";
     l->since_ms = since_ms;
     m->items[m->n++] = l;
 }
@@ -685,7 +682,8 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
     const char *stage = fq && fq->stage ? fq->stage : "";
 
     funnel__v1__friction_reply__init(&fr);
-    if (by[0] && strcmp(by, "persona") != 0 && strcmp(by, "source") != 0) {
+    int by_dim = by[0] ? keys_by_parse(by) : -1;
+    if (by[0] && by_dim != KEYS_BY_PERSONA && by_dim != KEYS_BY_SOURCE) {
         r->error = (char *)"unknown breakdown: by wants persona or source";
         goto send;
     }
@@ -712,24 +710,23 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
     fr.sla_breaches = all.breaches;
     fr.window_days = (uint32_t)(d->conversion_window_ms / S_DAY_MS);
     fr.min_sample = d->min_sample;
-    int64_t day = store_read_counter(q->store, "~conv/day");
+    int64_t day = store_read_counter(q->store, keys_conv_day);
     fr.window_end_ms = day > 0 ? day * S_DAY_MS : 0;
     fr.by = (char *)by;
 
     if (by[0]) {
-        char gprefix[64];
-        snprintf(gprefix, sizeof gprefix, "by/%s/", by);
-        g.plen = strlen(gprefix);
-        if (store_read_counters(q->store, gprefix, s_on_group_counter, &g) < 0) {
+        g.by = (keys_by_t)by_dim;
+        if (store_read_counters(q->store, keys_by_prefix(g.by), s_on_group_counter,
+                                &g) < 0) {
             store_read_end(q->store);
             r->error = (char *)"storage error";
             goto send;
         }
         fr.groups = s_alloc(&a, g.n, sizeof *fr.groups);
         for (size_t i = 0; i < g.n; i++) {
-            char gpre[256];
+            char gpre[KEYS_PREFIX_MAX];
             s_friction_t gf = {0};
-            snprintf(gpre, sizeof gpre, "%s%s/", gprefix, g.names[i]);
+            keys_group_prefix(gpre, sizeof gpre, g.by, g.names[i]);
             s_read_friction(q, d, gpre, false, &a, &gf);
             Funnel__V1__FrictionGroup *grp = s_alloc(&a, 1, sizeof *grp);
             funnel__v1__friction_group__init(grp);
@@ -749,14 +746,14 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
     if (fq && fq->leads) {
         long rc;
         if (stage[0]) {
-            snprintf(set, sizeof set, "stalled/%s", stage);
+            keys_mark_stalled(set, sizeof set, stage);
             m.only = set;
             rc = store_read_marks(q->store, set, s_on_mark, &m);
         } else {
-            rc = store_read_marks(q->store, "stalled/", s_on_mark, &m);
+            rc = store_read_marks(q->store, keys_stalled_prefix, s_on_mark, &m);
             if (rc >= 0) {
-                m.only = "sla_breached";
-                rc = store_read_marks(q->store, "sla_breached", s_on_mark, &m);
+                m.only = keys_mark_sla;
+                rc = store_read_marks(q->store, keys_mark_sla, s_on_mark, &m);
             }
         }
         if (rc < 0) {

@@ -5,16 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keys.h"
 #include "log.h"
 
 /* -- comparing two states ---------------------------------------------- */
 
-/* Keys beginning with '~' in "aggregates" are rolling-window counters,
- * expired when checks run: they depend on when the checks ran, not only on
- * the log, so a rebuild does not compare them. */
+/* Rolling-window counters in "aggregates" (keys_is_rolling) depend on
+ * when the checks ran, not only on the log, so a rebuild does not compare
+ * them. */
 static bool s_volatile_key(const MDB_val *k, bool aggregates)
 {
-    return aggregates && k->mv_size > 0 && ((const char *)k->mv_data)[0] == '~';
+    return aggregates && keys_is_rolling(k->mv_data, k->mv_size);
 }
 
 /* Merge the sorted keys of database a_dbi (the live state, in a_txn) and

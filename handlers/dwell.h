@@ -1,7 +1,7 @@
 /* dwell.h: log-scale histograms of time spent in a stage.
  *
  * A completed stay (the lead left the stage) is counted in one bucket of a
- * histogram kept as report counters ("dwell/<stage>/<bucket>", per persona
+ * histogram kept as report counters (keys_dwell in keys.h, per persona
  * and source too), so histograms are merged by adding counts and a report
  * never scans the leads. Bucket 0 holds stays under one second; bucket
  * k >= 1 holds [dwell_bucket_lo(k), dwell_bucket_lo(k + 1)) milliseconds,

@@ -3,17 +3,18 @@
  * Kinds (each an alert on "friction.<kind>" with Alert.kind = <kind>, an
  * entry in the lead's friction history and report counters):
  * - stall: a lead stayed in a stage at least its max_dwell. Entering a
- *   stage with a max_dwell sets the lead's "stall" deadline (entry time +
- *   max_dwell); leaving clears it. When the deadline falls due the lead is
- *   flagged stalled for the rest of its stay and put in the set
- *   "stalled/<stage>". A lead that leaves a stage after max_dwell without
+ *   stage with a max_dwell sets the lead's keys_deadline_stall deadline
+ *   (entry time + max_dwell); leaving clears it. When the deadline falls
+ *   due the lead is flagged stalled for the rest of its stay and put in the
+ *   stage's set (keys_mark_stalled). A lead that leaves a stage after max_dwell without
  *   having been flagged (its deadline and its move fell in the same group,
  *   or the daemon was down) is flagged as it leaves, so a stay is alerted
  *   exactly once whatever the timing of deadlines, and a backfill gives the
  *   same stalls however it is batched.
  * - handoff_sla: a pending handoff got no answer within handoff.sla. Same
- *   pattern: the "sla" deadline is set when a handoff becomes pending and
- *   cleared by the answer; the lead is in the set "sla_breached" from the
+ *   pattern: the keys_deadline_sla deadline is set when a handoff becomes
+ *   pending and cleared by the answer; the lead is in the set keys_mark_sla
+ *   from the
  *   breach until the answer; an answer after the SLA that was not flagged
  *   yet is flagged as it arrives.
  * - regression: a lead moved backwards (recycled after a rejection,
@@ -24,26 +25,27 @@
  *   rolling window crossed its conversion_target (h_friction_check, run by
  *   pipeline_funnel_check).
  *
- * Counters (funnel-wide, and per persona and source: hnd_count_groups):
- *   friction/stall/<stage>          stays flagged stalled, ever
- *   stalled/<stage>                 leads stalled in the stage now
- *   friction/handoff_sla            handoffs answered late or not at all
- *   sla/waiting                     handoffs waiting past the SLA now
- *   friction/regression/<stage>     moves back out of the stage
- *   friction/handoff_rejected/<stage>  rejections of leads in the stage
- *   rejreason/<reason>              rejections per reason (first 40 bytes)
- *   dwell/<stage>/<bucket>          completed stays, log-scale (dwell.h)
- *   dropped/<stage>                 stays that ended in an exit (lost)
+ * Counters (keys.h; funnel-wide, and per persona and source:
+ * hnd_count_groups):
+ *   KEYS_STALLS        stays flagged stalled in the stage, ever
+ *   KEYS_STALLED       leads stalled in the stage now
+ *   KEYS_SLA_BREACHES  handoffs answered late or not at all
+ *   KEYS_SLA_WAITING   handoffs waiting past the SLA now
+ *   KEYS_REGRESSIONS   moves back out of the stage
+ *   KEYS_REJECTIONS    rejections of leads in the stage
+ *   KEYS_REJREASON     rejections per reason (first 40 bytes)
+ *   keys_dwell         completed stays, log-scale (dwell.h)
+ *   KEYS_DROPPED       stays that ended in an exit (lost)
  * and funnel-wide only, for the conversion check, in event-time days
- * (days since 1970-01-01, six digits). Their "~" marks them as rolling-window
- * counters: which buckets exist depends on when the checks ran, so
- * `funneld --rebuild` leaves them out of its comparison:
- *   ~conv/<stage>/in/<day>          entries into the stage that day
- *   ~conv/<stage>/out/<day>          moves from it to a later stage that day
- *   ~conv/below/<stage>              1 while below target (crossings only)
- *   ~conv/day, ~conv/expired          the last day checked; the first day
- *                                   whose buckets are still kept
- * The gauges (stalled/<stage>, sla/waiting) follow a lead whose persona
+ * (days since 1970-01-01). They are rolling-window counters
+ * (keys_is_rolling): which buckets exist depends on when the checks ran,
+ * so `funneld --rebuild` leaves them out of its comparison:
+ *   keys_conv          entries into the stage that day, and moves from it
+ *                      to a later stage that day
+ *   keys_conv_below    1 while below target (crossings only)
+ *   keys_conv_day, keys_conv_expired   the last day checked; the first day
+ *                      whose buckets are still kept
+ * The gauges (KEYS_STALLED, KEYS_SLA_WAITING) follow a lead whose persona
  * changes (h_persona.c); the totals stay with the persona the lead had
  * when the friction was flagged.
  */
@@ -55,6 +57,7 @@
 #include <string.h>
 
 #include "dwell.h"
+#include "keys.h"
 
 #define S_DAY_MS 86400000
 #define S_EXPIRE_BACK 400       /* days looked back for buckets at first */
@@ -93,16 +96,20 @@ static void s_stall(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
                     int64_t at, int64_t dwell, bool late)
 {
     const defn_stage_t *st = &d->stages[lead->stage];
-    char dw[32], lim[32], since[24];
+    char dw[32], lim[32], since[24], key[HND_COUNTER_KEY_MAX];
+    char set[HND_MARK_SET_MAX + 1];
     hnd_duration_text(dwell, dw, sizeof dw);
     hnd_duration_text(st->max_dwell_ms, lim, sizeof lim);
     hnd_time_text(lead->stage_entered_at_ms, since);
 
-    hnd_count_groups(fx, lead, 1, "friction/stall/%s", st->name);
+    hnd_count_groups(fx, lead, 1,
+                     keys_counter(key, sizeof key, "", KEYS_STALLS, st->name));
     if (!late) {
         lead->stalled = true;
-        hnd_count_groups(fx, lead, 1, "stalled/%s", st->name);
-        hnd_mark(fx, true, lead->stage_entered_at_ms, "stalled/%s", st->name);
+        hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
+                                                   KEYS_STALLED, st->name));
+        hnd_mark(fx, true, lead->stage_entered_at_ms,
+                 keys_mark_stalled(set, sizeof set, st->name));
     }
     h_friction_note(lead, "stall", lead->stage, at, dwell,
                     "%s for %s (max_dwell %s)%s", st->name, dw, lim,
@@ -126,11 +133,11 @@ static void s_sla(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     hnd_duration_text(d->handoff_sla_ms, sla, sizeof sla);
     hnd_time_text(sent, since);
 
-    hnd_count_groups(fx, lead, 1, "friction/handoff_sla");
+    hnd_count_groups(fx, lead, 1, keys_name(KEYS_SLA_BREACHES));
     if (!late) {
         lead->sla_breached = true;
-        hnd_count_groups(fx, lead, 1, "sla/waiting");
-        hnd_mark(fx, true, sent, "sla_breached");
+        hnd_count_groups(fx, lead, 1, keys_name(KEYS_SLA_WAITING));
+        hnd_mark(fx, true, sent, keys_mark_sla);
     }
     h_friction_note(lead, "handoff_sla", lead->stage, at, at - sent,
                     "no answer from sales for %s (SLA %s)%s", wait, sla,
@@ -151,23 +158,26 @@ void h_friction_leave(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
 {
     int from = lead->stage;
     const defn_stage_t *st = &d->stages[from];
+    char key[HND_COUNTER_KEY_MAX], set[HND_MARK_SET_MAX + 1];
     int64_t dwell = t - lead->stage_entered_at_ms;
     if (dwell < 0)
         dwell = 0;
 
     if (!st->terminal) {
-        hnd_count_groups(fx, lead, 1, "dwell/%s/%03d", st->name,
-                         dwell_bucket(dwell));
+        hnd_count_groups(fx, lead, 1, keys_dwell(key, sizeof key, "", st->name,
+                                                 dwell_bucket(dwell)));
         if ((size_t)to >= d->n_order)
-            hnd_count_groups(fx, lead, 1, "dropped/%s", st->name);
+            hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
+                                                       KEYS_DROPPED, st->name));
         if (st->conversion_target > 0 && (size_t)to < d->n_order && to > from)
-            hnd_count(fx, 1, "~conv/%s/out/%06" PRId64, st->name, s_day(t));
+            hnd_count(fx, 1, keys_conv(key, sizeof key, st->name, true, s_day(t)));
     }
     if (st->max_dwell_ms > 0 && !lead->stalled && dwell >= st->max_dwell_ms)
         s_stall(d, lead, fx, t, dwell, true);
     if (lead->stalled) {
-        hnd_count_groups(fx, lead, -1, "stalled/%s", st->name);
-        hnd_mark(fx, false, 0, "stalled/%s", st->name);
+        hnd_count_groups(fx, lead, -1, keys_counter(key, sizeof key, "",
+                                                    KEYS_STALLED, st->name));
+        hnd_mark(fx, false, 0, keys_mark_stalled(set, sizeof set, st->name));
         lead->stalled = false;
     }
 }
@@ -176,20 +186,23 @@ void h_friction_enter(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
                       int64_t t)
 {
     const defn_stage_t *st = &d->stages[lead->stage];
+    char key[HND_COUNTER_KEY_MAX];
     lead->stalled = false;
     if (st->max_dwell_ms > 0 && !st->terminal)
-        hnd_deadline_set(fx, "stall", t + st->max_dwell_ms);
+        hnd_deadline_set(fx, keys_deadline_stall, t + st->max_dwell_ms);
     else
-        hnd_deadline_clear(fx, "stall");
+        hnd_deadline_clear(fx, keys_deadline_stall);
     if (st->conversion_target > 0)
-        hnd_count(fx, 1, "~conv/%s/in/%06" PRId64, st->name, s_day(t));
+        hnd_count(fx, 1, keys_conv(key, sizeof key, st->name, false, s_day(t)));
 }
 
 void h_friction_regression(const defn_t *d, hnd_lead_t *lead,
                            hnd_effects_t *fx, int from, int to, int64_t t)
 {
-    hnd_count_groups(fx, lead, 1, "friction/regression/%s",
-                     d->stages[from].name);
+    char key[HND_COUNTER_KEY_MAX];
+    hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
+                                               KEYS_REGRESSIONS,
+                                               d->stages[from].name));
     h_friction_note(lead, "regression", to, t, 0, "%s -> %s",
                     d->stages[from].name, d->stages[to].name);
 }
@@ -198,19 +211,19 @@ void h_friction_handoff_sent(const defn_t *d, hnd_lead_t *lead,
                              hnd_effects_t *fx, int64_t t)
 {
     if (lead->sla_breached) {   /* a handoff replaced without an answer */
-        hnd_count_groups(fx, lead, -1, "sla/waiting");
+        hnd_count_groups(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
         lead->sla_breached = false;
     }
-    hnd_deadline_set(fx, "sla", t + d->handoff_sla_ms);
+    hnd_deadline_set(fx, keys_deadline_sla, t + d->handoff_sla_ms);
 }
 
 void h_friction_answered(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
                          int64_t sent, int64_t t)
 {
-    hnd_deadline_clear(fx, "sla");
+    hnd_deadline_clear(fx, keys_deadline_sla);
     if (lead->sla_breached) {
-        hnd_count_groups(fx, lead, -1, "sla/waiting");
-        hnd_mark(fx, false, 0, "sla_breached");
+        hnd_count_groups(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
+        hnd_mark(fx, false, 0, keys_mark_sla);
         lead->sla_breached = false;
     } else if (t - sent >= d->handoff_sla_ms) {
         s_sla(d, lead, fx, sent, t, true);
@@ -220,7 +233,7 @@ void h_friction_answered(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
 void h_friction_rejected(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
                          const char *reason, int64_t t)
 {
-    char key[S_REASON_KEY_MAX + 1];
+    char key[S_REASON_KEY_MAX + 1], buf[HND_COUNTER_KEY_MAX];
     size_t n = strlen(reason);
     if (n > S_REASON_KEY_MAX) {
         n = S_REASON_KEY_MAX;
@@ -230,8 +243,10 @@ void h_friction_rejected(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     memcpy(key, reason, n);
     key[n] = '\0';
     const char *stage = lead->stage >= 0 ? d->stages[lead->stage].name : "-";
-    hnd_count_groups(fx, lead, 1, "friction/handoff_rejected/%s", stage);
-    hnd_count_groups(fx, lead, 1, "rejreason/%s", n ? key : "(no reason)");
+    hnd_count_groups(fx, lead, 1, keys_counter(buf, sizeof buf, "",
+                                               KEYS_REJECTIONS, stage));
+    hnd_count_groups(fx, lead, 1, keys_counter(buf, sizeof buf, "", KEYS_REJREASON,
+                                               n ? key : "(no reason)"));
     h_friction_note(lead, "handoff_rejected", lead->stage, t, 0, "%s",
                     reason[0] ? reason : "(no reason)");
 }
@@ -247,22 +262,22 @@ int h_friction_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
 
     /* The deadline is re-derived from the lead under the definition in
      * use, so a reloaded definition or a stale deadline never misfires. */
-    if (strcmp(kind, "stall") == 0) {
+    if (strcmp(kind, keys_deadline_stall) == 0) {
         const defn_stage_t *st = &d->stages[lead->stage];
         if (st->max_dwell_ms <= 0 || st->terminal || lead->stalled)
             return 0;
         int64_t due = lead->stage_entered_at_ms + st->max_dwell_ms;
         if (due > now_ms) {
-            hnd_deadline_set(fx, "stall", due);
+            hnd_deadline_set(fx, keys_deadline_stall, due);
             return 0;
         }
         s_stall(d, lead, fx, due, st->max_dwell_ms, false);
-    } else if (strcmp(kind, "sla") == 0) {
+    } else if (strcmp(kind, keys_deadline_sla) == 0) {
         if (lead->handoff != HND_HANDOFF_PENDING || lead->sla_breached)
             return 0;
         int64_t due = lead->handoff_at_ms + d->handoff_sla_ms;
         if (due > now_ms) {
-            hnd_deadline_set(fx, "sla", due);
+            hnd_deadline_set(fx, keys_deadline_sla, due);
             return 0;
         }
         s_sla(d, lead, fx, lead->handoff_at_ms, due, false);
@@ -272,17 +287,12 @@ int h_friction_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,
 
 /* -- the conversion check ---------------------------------------------- */
 
-static int64_t s_get(pipeline_counter_fn *get, void *arg, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int64_t s_get(pipeline_counter_fn *get, void *arg, const char *fmt, ...)
+/* The stage's day bucket (out: moves on, else entries). */
+static int64_t s_get_conv(pipeline_counter_fn *get, void *arg,
+                          const char *stage, bool out, int64_t day)
 {
     char key[HND_COUNTER_KEY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(key, sizeof key, fmt, ap);
-    va_end(ap);
-    return get(key, arg);
+    return get(keys_conv(key, sizeof key, stage, out, day), arg);
 }
 
 /* Entries into stage s and moves on from it over days [first, last]. */
@@ -292,8 +302,8 @@ static void s_window(const defn_stage_t *st, int64_t first, int64_t last,
 {
     *in = *out = 0;
     for (int64_t day = first; day <= last; day++) {
-        *in += s_get(get, arg, "~conv/%s/in/%06" PRId64, st->name, day);
-        *out += s_get(get, arg, "~conv/%s/out/%06" PRId64, st->name, day);
+        *in += s_get_conv(get, arg, st->name, false, day);
+        *out += s_get_conv(get, arg, st->name, true, day);
     }
 }
 
@@ -319,9 +329,9 @@ void h_friction_check(const defn_t *d, int64_t now_ms,
 
     /* The day being checked never moves back (a wall clock set back). */
     int64_t today = s_day(now_ms);
-    int64_t was = get("~conv/day", arg);
+    int64_t was = get(keys_conv_day, arg);
     if (today > was)
-        hnd_count(fx, today - was, "~conv/day");
+        hnd_count(fx, today - was, keys_conv_day);
     else
         today = was;
     int64_t days = d->conversion_window_ms / S_DAY_MS;
@@ -331,7 +341,8 @@ void h_friction_check(const defn_t *d, int64_t now_ms,
 
     /* Drop the day buckets that left the window, a bounded number of days
      * per check (and as many as the effects hold). */
-    int64_t kept = get("~conv/expired", arg);
+    int64_t kept = get(keys_conv_expired, arg);
+    char key[HND_COUNTER_KEY_MAX];
     int64_t e = kept ? kept : first - S_EXPIRE_BACK;
     for (int steps = 0; e < first && steps < S_EXPIRE_STEPS &&
                         fx->n_deltas + 2 * n_target + 2 < HND_DELTAS_MAX;
@@ -340,15 +351,15 @@ void h_friction_check(const defn_t *d, int64_t now_ms,
             const defn_stage_t *st = &d->stages[s];
             if (st->conversion_target <= 0)
                 continue;
-            int64_t v = s_get(get, arg, "~conv/%s/in/%06" PRId64, st->name, e);
-            if (v)
-                hnd_count(fx, -v, "~conv/%s/in/%06" PRId64, st->name, e);
-            v = s_get(get, arg, "~conv/%s/out/%06" PRId64, st->name, e);
-            if (v)
-                hnd_count(fx, -v, "~conv/%s/out/%06" PRId64, st->name, e);
+            for (int out = 0; out < 2; out++) {
+                keys_conv(key, sizeof key, st->name, out, e);
+                int64_t v = get(key, arg);
+                if (v)
+                    hnd_count(fx, -v, key);
+            }
         }
     if (e != kept)
-        hnd_count(fx, e - kept, "~conv/expired");
+        hnd_count(fx, e - kept, keys_conv_expired);
 
     for (size_t s = 0; s < d->n_stages; s++) {
         const defn_stage_t *st = &d->stages[s];
@@ -356,14 +367,14 @@ void h_friction_check(const defn_t *d, int64_t now_ms,
             continue;
         int64_t in, out;
         s_window(st, first, today, get, arg, &in, &out);
-        bool prev = s_get(get, arg, "~conv/below/%s", st->name) > 0;
+        bool prev = get(keys_conv_below(key, sizeof key, st->name), arg) > 0;
         if (in < (int64_t)d->min_sample)
             continue;           /* too few to tell: the state stands */
         double conv = (double)out / (double)in;
         bool below = conv < st->conversion_target;
         if (below == prev)
             continue;
-        hnd_count(fx, below ? 1 : -1, "~conv/below/%s", st->name);
+        hnd_count(fx, below ? 1 : -1, keys_conv_below(key, sizeof key, st->name));
         if (!below && !d->alert_recovery)
             continue;
         hnd_alert_t *a = below

@@ -17,12 +17,14 @@
  * and per reason.
  *
  * An answer with no pending handoff changes nothing. Counters, per group
- * too: "handoffs/accepted", "handoffs/rejected".
+ * too: KEYS_HANDOFFS_ACCEPTED, KEYS_HANDOFFS_REJECTED.
  */
 #include "pipeline.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "keys.h"
 
 static const char *s_reason(const hnd_event_t *ev, const defn_t *d)
 {
@@ -52,7 +54,7 @@ static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
         lead->handoffs_accepted++;
         if (h)
             h->status = HND_HANDOFF_ACCEPTED;
-        hnd_count_all(fx, lead, 1, "handoffs/accepted");
+        hnd_count_all(fx, lead, 1, keys_name(KEYS_HANDOFFS_ACCEPTED));
         return 0;
     }
 
@@ -64,7 +66,7 @@ static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
         h->status = HND_HANDOFF_REJECTED;
         snprintf(h->reason, sizeof h->reason, "%s", reason);
     }
-    hnd_count_all(fx, lead, 1, "handoffs/rejected");
+    hnd_count_all(fx, lead, 1, keys_name(KEYS_HANDOFFS_REJECTED));
     h_friction_rejected(d, lead, fx, reason, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "handoff_rejected",

@@ -8,15 +8,17 @@
  * Then its persona is re-evaluated: the personas are tried in order and
  * the first whose conditions all hold names it ("" when none does). A
  * change is recorded in the lead's persona history, and the lead's report
- * counters move from the old persona's group to the new one ("leads",
- * "now/<stage>", "entered/<stage>", "advanced/<stage>", "handoffs",
- * "handoffs/accepted", "handoffs/rejected"), so that the persona report
+ * counters move from the old persona's group to the new one (KEYS_LEADS,
+ * KEYS_NOW, KEYS_ENTERED, KEYS_ADVANCED, the KEYS_HANDOFFS counters and the
+ * friction gauges), so that the persona report
  * always groups leads by the persona they have now.
  */
 #include "pipeline.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "keys.h"
 
 static void s_count(const defn_t *d, const defn_type_t *ty, hnd_lead_t *lead)
 {
@@ -47,36 +49,41 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
                    const char *from, const char *to)
 {
     const char *g[2] = { from, to };
+    char pre[KEYS_PREFIX_MAX], key[HND_COUNTER_KEY_MAX];
     for (int k = 0; k < 2; k++) {
         int64_t v = k == 0 ? -1 : 1;
-        hnd_count(fx, v, "by/persona/%s/leads", g[k]);
+        keys_group_prefix(pre, sizeof pre, KEYS_BY_PERSONA, g[k]);
+        hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_LEADS, NULL));
         if (lead->stage >= 0)
-            hnd_count(fx, v, "by/persona/%s/now/%s", g[k],
-                      d->stages[lead->stage].name);
+            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_NOW,
+                                          d->stages[lead->stage].name));
         for (size_t s = 0; s < d->n_stages; s++) {
             if (lead->entered & (1u << s))
-                hnd_count(fx, v, "by/persona/%s/entered/%s", g[k],
-                          d->stages[s].name);
+                hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_ENTERED,
+                                              d->stages[s].name));
             if (lead->advanced & (1u << s))
-                hnd_count(fx, v, "by/persona/%s/advanced/%s", g[k],
-                          d->stages[s].name);
+                hnd_count(fx, v, keys_counter(key, sizeof key, pre,
+                                              KEYS_ADVANCED, d->stages[s].name));
         }
         if (lead->handoffs_sent)
-            hnd_count(fx, v * lead->handoffs_sent, "by/persona/%s/handoffs",
-                      g[k]);
+            hnd_count(fx, v * lead->handoffs_sent,
+                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS, NULL));
         if (lead->handoffs_accepted)
             hnd_count(fx, v * lead->handoffs_accepted,
-                      "by/persona/%s/handoffs/accepted", g[k]);
+                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_ACCEPTED,
+                                   NULL));
         if (lead->handoffs_rejected)
             hnd_count(fx, v * lead->handoffs_rejected,
-                      "by/persona/%s/handoffs/rejected", g[k]);
+                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_REJECTED,
+                                   NULL));
         /* The friction gauges follow the lead (the totals stay where they
          * were booked, see h_friction.c). */
         if (lead->stalled && lead->stage >= 0)
-            hnd_count(fx, v, "by/persona/%s/stalled/%s", g[k],
-                      d->stages[lead->stage].name);
+            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_STALLED,
+                                          d->stages[lead->stage].name));
         if (lead->sla_breached)
-            hnd_count(fx, v, "by/persona/%s/sla/waiting", g[k]);
+            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_SLA_WAITING,
+                                          NULL));
     }
 }
 

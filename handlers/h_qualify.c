@@ -11,12 +11,14 @@
  * breakdown and the clauses that matched. Decay never un-qualifies a lead;
  * only a rejected handoff does (h_handoff.c), after which the lead may
  * qualify again: a new handoff. The answer events themselves never
- * qualify a lead. Counter: "handoffs" (handoffs sent), per group too.
+ * qualify a lead. Counter: KEYS_HANDOFFS (handoffs sent), per group too.
  */
 #include "pipeline.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "keys.h"
 
 static bool s_clause_holds(const defn_clause_t *c, const hnd_lead_t *lead)
 {
@@ -78,7 +80,7 @@ static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
     snprintf(h->rule, sizeof h->rule, "%s", first->label);
     h->fit = lead->fit;
     h->engagement = lead->engagement;
-    hnd_count_all(fx, lead, 1, "handoffs");
+    hnd_count_all(fx, lead, 1, keys_name(KEYS_HANDOFFS));
     h_friction_handoff_sent(d, lead, fx, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "handoff", "handoff", lead->stage, -1);

@@ -19,10 +19,10 @@
  *   win over transitions. A rejected handoff recycles the lead through
  *   h_stage_move (see h_handoff.c).
  *
- * Report counters, each funnel-wide and per group (hnd_count_all):
- * "leads", "now/<stage>", "entered/<stage>" (leads that ever entered it,
- * counted once per lead) and "advanced/<stage>" (leads that once left it
- * for a later stage of the funnel order, once per lead). Every stage change
+ * Report counters (keys.h), each funnel-wide and per group (hnd_count_all):
+ * KEYS_LEADS, KEYS_NOW, KEYS_ENTERED (leads that ever entered the stage,
+ * counted once per lead) and KEYS_ADVANCED (leads that once left it for a
+ * later stage of the funnel order, once per lead). Every stage change
  * raises a "stage" alert; a backward move also a "regression" alert on
  * "friction.regression". Every move also does the friction bookkeeping of
  * the stay that ends and the one that begins (h_friction.c).
@@ -30,6 +30,8 @@
 #include "pipeline.h"
 
 #include <stdio.h>
+
+#include "keys.h"
 
 static bool s_is_backward(const defn_t *d, int from, int to)
 {
@@ -49,21 +51,21 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
 
     if (from >= 0) {
         h_friction_leave(d, lead, fx, to, t);
-        hnd_count_all(fx, lead, -1, hnd_join(key, sizeof key, "now/",
-                                             d->stages[from].name, NULL, NULL));
+        hnd_count_all(fx, lead, -1, keys_counter(key, sizeof key, "", KEYS_NOW,
+                                                 d->stages[from].name));
         if ((size_t)to < d->n_order && to > from &&
             !(lead->advanced & (1u << from))) {
             lead->advanced |= 1u << from;
-            hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "advanced/",
-                                                d->stages[from].name, NULL, NULL));
+            hnd_count_all(fx, lead, 1, keys_counter(key, sizeof key, "", KEYS_ADVANCED,
+                                                    d->stages[from].name));
         }
     }
-    hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "now/", d->stages[to].name,
-                                        NULL, NULL));
+    hnd_count_all(fx, lead, 1, keys_counter(key, sizeof key, "", KEYS_NOW,
+                                            d->stages[to].name));
     if (!(lead->entered & (1u << to))) {
         lead->entered |= 1u << to;
-        hnd_count_all(fx, lead, 1, hnd_join(key, sizeof key, "entered/",
-                                            d->stages[to].name, NULL, NULL));
+        hnd_count_all(fx, lead, 1, keys_counter(key, sizeof key, "", KEYS_ENTERED,
+                                                d->stages[to].name));
     }
 
     /* Stages of the funnel order jumped over on the way to `to`. A new
@@ -130,7 +132,7 @@ static int h_stage_apply(const hnd_event_t *ev, const defn_t *d,
                                                 : lead->last_event_ms;
 
     if (fx->is_new) {
-        hnd_count_all(fx, lead, 1, "leads");
+        hnd_count_all(fx, lead, 1, keys_name(KEYS_LEADS));
         h_stage_move(d, lead, fx, tr ? tr->stage : 0, ev->at_ms, NULL);
         return 0;
     }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keys.h"
+
 static void s_copy(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -42,7 +44,7 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
 
 /* Add delta to the counter named key (merged with an earlier delta of the
  * same key in this event). Every event adds to dozens of counters, so no
- * formatting here: callers join the parts of a key with hnd_join(). */
+ * formatting here: callers build keys with keys.h. */
 static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
 {
     uint32_t h = 2166136261u;
@@ -83,18 +85,9 @@ char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
     return buf;
 }
 
-void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
+void hnd_count(hnd_effects_t *fx, int64_t delta, const char *key)
 {
-    char key[HND_COUNTER_KEY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    if (strchr(fmt, '%') == NULL) {
-        s_count_key(fx, delta, fmt);
-    } else {
-        vsnprintf(key, sizeof key, fmt, ap);
-        s_count_key(fx, delta, key);
-    }
-    va_end(ap);
+    s_count_key(fx, delta, key);
 }
 
 const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key)
@@ -313,13 +306,10 @@ void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key)
 {
     char week[12], buf[HND_COUNTER_KEY_MAX];
-    s_count_key(fx, delta, key);
-    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/persona/",
-                                  hnd_persona_group(lead->persona), "/", key));
-    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/source/",
-                                  s_source_group(lead->first_source), "/", key));
-    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/cohort/",
-                                  hnd_iso_week(lead->first_seen_ms, week), "/", key));
+    hnd_count_groups(fx, lead, delta, key);
+    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_COHORT,
+                                         hnd_iso_week(lead->first_seen_ms, week),
+                                         key));
 }
 
 static hnd_deadline_t *s_deadline_slot(hnd_effects_t *fx, const char *kind)
@@ -353,13 +343,8 @@ void hnd_deadline_clear(hnd_effects_t *fx, const char *kind)
     }
 }
 
-void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...)
+void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *set)
 {
-    char set[HND_MARK_SET_MAX + 1];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(set, sizeof set, fmt, ap);
-    va_end(ap);
     /* The last word on a set within one event wins. */
     for (size_t i = 0; i < fx->n_marks; i++)
         if (strcmp(fx->marks[i].set, set) == 0) {
@@ -370,25 +355,20 @@ void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...
     if (fx->n_marks == HND_MARKS_MAX)
         return;
     hnd_mark_t *m = &fx->marks[fx->n_marks++];
-    memcpy(m->set, set, sizeof set);
+    s_copy(m->set, sizeof m->set, set);
     m->on = on;
     m->since_ms = since_ms;
 }
 
 void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
-                      const char *fmt, ...)
+                      const char *key)
 {
-    char key[HND_COUNTER_KEY_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(key, sizeof key, fmt, ap);
-    va_end(ap);
     char buf[HND_COUNTER_KEY_MAX];
     s_count_key(fx, delta, key);
-    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/persona/",
-                                  hnd_persona_group(lead->persona), "/", key));
-    s_count_key(fx, delta, hnd_join(buf, sizeof buf, "by/source/",
-                                  s_source_group(lead->first_source), "/", key));
+    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_PERSONA,
+                                         hnd_persona_group(lead->persona), key));
+    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_SOURCE,
+                                         s_source_group(lead->first_source), key));
 }
 
 char *hnd_duration_text(int64_t ms, char *buf, size_t size)

@@ -197,10 +197,10 @@ typedef struct {
     char reasons[HND_REASONS_MAX][HND_REASON_LEN];
 } hnd_alert_t;
 
-/* A change to one report counter, e.g. {"entered/interest", +1}. The
+/* A change to one report counter (its key built by keys.h). The
  * daemon sums the deltas of a group commit and applies them to the
  * aggregates database. */
-#define HND_COUNTER_KEY_MAX 200  /* fits by/persona/<63>/advanced/<63> */
+#define HND_COUNTER_KEY_MAX 200  /* KEYS_KEY_MAX: a group prefix, a counter, a stage */
 typedef struct {
     char key[HND_COUNTER_KEY_MAX];
     int64_t delta;
@@ -222,7 +222,7 @@ typedef struct {
     bool clear;                 /* true: remove the lead's deadline of kind */
 } hnd_deadline_t;
 
-/* Membership of the lead in a named set, e.g. "stalled/decision": the
+/* Membership of the lead in a named set (keys_mark_stalled): the
  * daemon keeps sets in LMDB (set name, NUL, lead id -> since_ms) so that a
  * report can list a set's leads without scanning all leads. */
 #define HND_MARK_SET_MAX 95
@@ -258,10 +258,8 @@ typedef struct {
 void hnd_deadline_set(hnd_effects_t *fx, const char *kind, int64_t due_ms);
 void hnd_deadline_clear(hnd_effects_t *fx, const char *kind);
 
-/* Put the lead in (on) or take it out of the set named by the
- * printf-formatted name. */
-void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Put the lead in (on) or take it out of the set named set (keys.h). */
+void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *set);
 
 /* A handler: one concern of the domain. `apply` updates `lead` for `ev`
  * under definition `d` and appends its effects to `fx`. Returns 0, or -1
@@ -282,13 +280,12 @@ hnd_alert_t *hnd_alert_add(hnd_effects_t *fx, const char *kind,
 void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* buf = a b c d (NULLs skipped), truncated to fit cap. Returns buf. For
- * counter keys and ledger rules built per event, where printf costs. */
+ * ledger rules built per event, where printf costs. */
 char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
                const char *c, const char *d);
 
-/* Add delta to the counter named by the printf-formatted key. */
-void hnd_count(hnd_effects_t *fx, int64_t delta, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Add delta to the counter named key (built with keys.h). */
+void hnd_count(hnd_effects_t *fx, int64_t delta, const char *key);
 
 /* Set attribute key=value on the lead (overwrite, or append while there is
  * room). Returns 0, or -1 when the lead already holds HND_ATTRS_MAX other
@@ -338,17 +335,16 @@ char *hnd_iso_week(int64_t ms, char *out);
 const char *hnd_persona_group(const char *persona);
 
 /* Add delta to the funnel-wide counter `key` and to its copies per group
- * of the lead: "by/persona/<p>/<key>", "by/source/<s>/<key>",
- * "by/cohort/<week>/<key>" (the persona as the lead has it now). */
+ * of the lead, by persona, first source and cohort (keys_in_group; the
+ * persona as the lead has it now). */
 void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key);
 
-/* Add delta to the funnel-wide counter named by the printf-formatted key
- * and to its copies per persona and per source of the lead
- * ("by/persona/<p>/<key>", "by/source/<s>/<key>"); for the friction
+/* Add delta to the funnel-wide counter `key` and to its copies per
+ * persona and per source of the lead (keys_in_group); for the friction
  * counters, which have no cohort breakdown. */
 void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                      const char *key);
 
 /* A duration for people, at most two units: "15d 2h", "3h 20m", "45s",
  * "250ms". Writes to buf[size], returns buf. */
