@@ -1,4 +1,4 @@
-/* test_defn.c: the funnel definition loader (handlers/defn.c).
+/* test_defn.c: the funnel definition loader (handlers/defn*.c).
  *
  * The built-in AIDA definition and its SPEC values, the installed copy of
  * it, every class of error with its exact file:line:column, transition
