@@ -94,6 +94,38 @@ static int s_setopt_int(void *zs, int opt, int value)
     return zmq_setsockopt(zs, opt, &value, sizeof value);
 }
 
+/* A draft option of libzmq 4.3 (Debian builds the drafts in): a CURVE
+ * server with a ZAP domain refuses handshakes while no ZAP handler is
+ * bound, instead of admitting everyone (start-up, shutdown). */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+static int s_setopt_str(void *zs, int opt, const char *value)
+{
+    return zmq_setsockopt(zs, opt, value, strlen(value) + 1);
+}
+
+static int s_set_curve(void *zs, const bus_opts_t *opts, bool bind)
+{
+    if (opts->curve_secret == NULL)
+        return 0;
+    if (bind && opts->curve_server_key == NULL)
+        return s_setopt_int(zs, ZMQ_CURVE_SERVER, 1) == -1 ||
+                       s_setopt_str(zs, ZMQ_CURVE_SECRETKEY, opts->curve_secret) == -1 ||
+                       zmq_setsockopt(zs, ZMQ_ZAP_DOMAIN, "funneld", 7) == -1 ||
+                       s_setopt_int(zs, ZMQ_ZAP_ENFORCE_DOMAIN, 1) == -1
+                   ? -1
+                   : 0;
+    if (opts->curve_server_key == NULL || opts->curve_public == NULL)
+        return 0;
+    return s_setopt_str(zs, ZMQ_CURVE_SERVERKEY, opts->curve_server_key) == -1 ||
+                   s_setopt_str(zs, ZMQ_CURVE_PUBLICKEY, opts->curve_public) == -1 ||
+                   s_setopt_str(zs, ZMQ_CURVE_SECRETKEY, opts->curve_secret) == -1
+               ? -1
+               : 0;
+}
+
 bus_sock_t *bus_socket(bus_t *self, int type, const char *endpoint, bool bind,
                        const bus_opts_t *opts, char *err, size_t errlen)
 {
@@ -114,6 +146,8 @@ bus_sock_t *bus_socket(bus_t *self, int type, const char *endpoint, bool bind,
     if (opts->sndhwm > 0 && s_setopt_int(s->zsock, ZMQ_SNDHWM, opts->sndhwm) == -1)
         goto fail;
     if (opts->rcvhwm > 0 && s_setopt_int(s->zsock, ZMQ_RCVHWM, opts->rcvhwm) == -1)
+        goto fail;
+    if (s_set_curve(s->zsock, opts, bind) == -1)
         goto fail;
     if ((bind ? zmq_bind(s->zsock, endpoint) : zmq_connect(s->zsock, endpoint)) == -1)
         goto fail;

@@ -40,6 +40,15 @@ typedef struct {
     int64_t max_msg_bytes;  /* ZMQ_MAXMSGSIZE, -1: unlimited */
     int sndhwm;             /* ZMQ_SNDHWM, 0: libzmq's default */
     int rcvhwm;             /* ZMQ_RCVHWM, 0: libzmq's default */
+    /* CURVE (Z85 keys, borrowed for the call), all NULL: none. A bound
+     * socket with curve_secret is a CURVE server: it admits the clients
+     * its context's ZAP handler allows (auth.h) and refuses every
+     * handshake when there is none. A connecting socket with
+     * curve_server_key is a CURVE client with the key pair curve_public /
+     * curve_secret. */
+    const char *curve_secret;
+    const char *curve_public;
+    const char *curve_server_key;
 } bus_opts_t;
 
 /* A bus on base. Caller owns the result: bus_destroy(). Returns NULL and

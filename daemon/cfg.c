@@ -63,18 +63,36 @@ void cfg_free(cfg_t *cfg)
             free(*s_str(cfg, &s_fields[i]));
             *s_str(cfg, &s_fields[i]) = NULL;
         }
-    for (unsigned i = 0; i < cfg->subscribe_count; i++)
+    for (unsigned i = 0; i < cfg->subscribe_count; i++) {
         free(cfg->subscribe[i]);
+        free(cfg->subscribe_key[i]);
+    }
     free(cfg->subscribe);
+    free(cfg->subscribe_key);
     cfg->subscribe = NULL;
+    cfg->subscribe_key = NULL;
     cfg->subscribe_count = 0;
 }
 
-static void s_add_subscribe(cfg_t *cfg, const char *ep)
+/* Add a subscribe entry; key (the publisher's public key file) may be
+ * NULL. Both copied. */
+static void s_add_subscribe(cfg_t *cfg, const char *ep, const char *key)
 {
-    cfg->subscribe = xrealloc(cfg->subscribe,
-                              (cfg->subscribe_count + 1) * sizeof *cfg->subscribe);
-    cfg->subscribe[cfg->subscribe_count++] = xstrdup(ep);
+    unsigned n = cfg->subscribe_count + 1;
+    cfg->subscribe = xrealloc(cfg->subscribe, n * sizeof *cfg->subscribe);
+    cfg->subscribe_key = xrealloc(cfg->subscribe_key, n * sizeof *cfg->subscribe_key);
+    cfg->subscribe[n - 1] = xstrdup(ep);
+    cfg->subscribe_key[n - 1] = key ? xstrdup(key) : NULL;
+    cfg->subscribe_count = n;
+}
+
+static void s_clear_subscribe(cfg_t *cfg)
+{
+    for (unsigned i = 0; i < cfg->subscribe_count; i++) {
+        free(cfg->subscribe[i]);
+        free(cfg->subscribe_key[i]);
+    }
+    cfg->subscribe_count = 0;
 }
 
 /* -- the config file ----------------------------------------------------- */
@@ -86,8 +104,6 @@ static void s_add_subscribe(cfg_t *cfg, const char *ep)
 #define S_FILE_MEMBER(type, name, def, help) S_FILE_##type(name)
 typedef struct {
     CFG_FIELDS(S_FILE_MEMBER)
-    char **subscribe;
-    unsigned subscribe_count;
 } s_file_t;
 
 /* Where each field of s_fields sits in s_file_t. */
@@ -99,14 +115,12 @@ static const size_t s_file_offsets[] = {CFG_FIELDS(S_FILE_OFFSET)};
 #define S_SCHEMA_UINT(name) CYAML_FIELD_UINT_PTR(#name, CYAML_FLAG_OPTIONAL, s_file_t, name),
 #define S_SCHEMA(type, name, def, help) S_SCHEMA_##type(name)
 
-static const cyaml_schema_value_t s_endpoint_schema = {
-    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, CYAML_UNLIMITED),
-};
-
+/* `subscribe` entries are either an endpoint or a mapping (endpoint,
+ * curve_server_key), which libcyaml cannot express: s_load_subscribe()
+ * reads them. */
 static const cyaml_schema_field_t s_file_fields[] = {
     CFG_FIELDS(S_SCHEMA)
-    CYAML_FIELD_SEQUENCE("subscribe", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
-                         s_file_t, subscribe, &s_endpoint_schema, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_IGNORE("subscribe", CYAML_FLAG_OPTIONAL),
     CYAML_FIELD_END,
 };
 
@@ -227,6 +241,124 @@ static int s_syntax_check(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+static bool s_scalar_is(const yaml_node_t *n, const char *text)
+{
+    return n && n->type == YAML_SCALAR_NODE &&
+           n->data.scalar.length == strlen(text) &&
+           memcmp(n->data.scalar.value, text, n->data.scalar.length) == 0;
+}
+
+/* A non-empty scalar without NUL bytes as a C string (borrowed), or NULL. */
+static const char *s_scalar_text(const yaml_node_t *n)
+{
+    if (n == NULL || n->type != YAML_SCALAR_NODE || n->data.scalar.length == 0 ||
+        memchr(n->data.scalar.value, '\0', n->data.scalar.length))
+        return NULL;
+    return (const char *)n->data.scalar.value;
+}
+
+/* Read the `subscribe` list of the config file at path into cfg: each
+ * entry an endpoint, or a mapping {endpoint: EP, curve_server_key: FILE}.
+ * The syntax was checked already. Returns 0, or -1 with "file:line:col:
+ * what" in err. */
+static int s_load_subscribe(cfg_t *cfg, const char *path, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
+        return -1;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s: cannot read the YAML document", path);
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return -1;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *list = NULL;
+    if (root && root->type == YAML_MAPPING_NODE)
+        for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+             p < root->data.mapping.pairs.top; p++)
+            if (s_scalar_is(yaml_document_get_node(&doc, p->key), "subscribe"))
+                list = yaml_document_get_node(&doc, p->value);
+    if (list == NULL || (list->type == YAML_SCALAR_NODE && list->data.scalar.length == 0) ||
+        s_scalar_is(list, "~") || s_scalar_is(list, "null"))
+        goto out; /* absent or empty */
+    if (list->type != YAML_SEQUENCE_NODE) {
+        snprintf(err, errlen, "%s:%zu:%zu: subscribe must be a list of endpoints", path,
+                 list->start_mark.line + 1, list->start_mark.column + 1);
+        rc = -1;
+        goto out;
+    }
+    for (yaml_node_item_t *it = list->data.sequence.items.start;
+         it < list->data.sequence.items.top; it++) {
+        yaml_node_t *e = yaml_document_get_node(&doc, *it);
+        const char *ep = NULL, *key = NULL;
+        yaml_mark_t at = e->start_mark;
+        if (e->type == YAML_SCALAR_NODE) {
+            ep = s_scalar_text(e);
+        } else if (e->type == YAML_MAPPING_NODE) {
+            for (yaml_node_pair_t *p = e->data.mapping.pairs.start;
+                 p < e->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(&doc, p->key);
+                yaml_node_t *v = yaml_document_get_node(&doc, p->value);
+                const char **dst = s_scalar_is(k, "endpoint")           ? &ep
+                                   : s_scalar_is(k, "curve_server_key") ? &key
+                                                                        : NULL;
+                if (dst == NULL) {
+                    snprintf(err, errlen,
+                             "%s:%zu:%zu: unknown key in a subscribe entry (it has "
+                             "endpoint and curve_server_key)",
+                             path, k->start_mark.line + 1, k->start_mark.column + 1);
+                    rc = -1;
+                    goto out;
+                }
+                if ((*dst = s_scalar_text(v)) == NULL) {
+                    snprintf(err, errlen, "%s:%zu:%zu: %s must be a non-empty string",
+                             path, v->start_mark.line + 1, v->start_mark.column + 1,
+                             k->data.scalar.value);
+                    rc = -1;
+                    goto out;
+                }
+            }
+        }
+        if (ep == NULL) {
+            snprintf(err, errlen,
+                     "%s:%zu:%zu: a subscribe entry is an endpoint, or a mapping "
+                     "with endpoint (and curve_server_key)",
+                     path, at.line + 1, at.column + 1);
+            rc = -1;
+            goto out;
+        }
+        s_add_subscribe(cfg, ep, key);
+    }
+out:
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return rc;
+}
+
+/* The settings that were renamed or replaced: a hint for whoever still
+ * has them in a file or on a command line. */
+static const char *s_replaced_hint(const char *key)
+{
+    if (strncmp(key, "allow_remote", 12) == 0 || strncmp(key, "allow-remote", 12) == 0)
+        return "allow_remote was replaced: for remote clients set curve_secret_file "
+               "and curve_clients_file (CURVE, see README \"Deployment\"), or, on a "
+               "network you trust, insecure_remote: 1";
+    return NULL;
+}
+
 int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
 {
     s_yaml_log_t lg = {.len = 0};
@@ -262,12 +394,15 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
         /* libcyaml places an unknown key at the value before it: find the
          * key itself (config files are one flat mapping). */
         const char *uk = strstr(msg, "Unexpected key: ");
+        const char *hint = NULL;
         if (uk) {
             s_find_key(path, uk + 16, &l, &c);
+            hint = s_replaced_hint(uk + 16);
             msg[strcspn(msg, ";")] = '\0'; /* the backtrace points elsewhere */
         }
         if (l)
-            snprintf(err, errlen, "%s:%u:%u: %s", path, l, c, msg);
+            snprintf(err, errlen, "%s:%u:%u: %s%s%s", path, l, c, msg,
+                     hint ? "; " : "", hint ? hint : "");
         else
             snprintf(err, errlen, "%s: %s%s%s", path, cyaml_strerror(rc),
                      msg[0] ? ": " : "", msg);
@@ -275,6 +410,10 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
     }
     if (file == NULL) /* an empty document sets nothing */
         return 0;
+    if (s_load_subscribe(cfg, path, err, errlen) == -1) {
+        cyaml_free(&config, &s_file_schema, file, 0);
+        return -1;
+    }
     for (size_t i = 0; i < S_NFIELDS; i++) {
         const s_field_t *f = &s_fields[i];
         if (f->type == S_STR) {
@@ -289,8 +428,6 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
                 *s_uint(cfg, f) = *v;
         }
     }
-    for (unsigned i = 0; i < file->subscribe_count; i++)
-        s_add_subscribe(cfg, file->subscribe[i]);
     cyaml_free(&config, &s_file_schema, file, 0);
     return 0;
 }
@@ -339,6 +476,123 @@ bool cfg_endpoint_is_local(const char *ep)
            strncmp(host, "[::1]:", 6) == 0;
 }
 
+bool cfg_endpoint_is_tcp(const char *ep)
+{
+    return strncmp(ep, "tcp://", 6) == 0;
+}
+
+int cfg_http_split(const char *hostport, char *host, size_t hostlen, unsigned *port)
+{
+    const char *colon, *h = hostport;
+    size_t hn;
+    if (h[0] == '[') {
+        const char *close = strchr(h, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h++;
+        hn = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(h, ':');
+        if (colon == NULL || memchr(h, ':', (size_t)(colon - h)))
+            return -1; /* a v6 address needs its brackets */
+        hn = (size_t)(colon - h);
+    }
+    if (hn == 0 || hn >= hostlen || s_parse_uint(colon + 1, port) == -1 ||
+        *port == 0 || *port > 65535)
+        return -1;
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    return 0;
+}
+
+bool cfg_host_is_local(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "localhost") == 0 ||
+           strcmp(host, "::1") == 0;
+}
+
+/* The rules for what may be reached from other machines: a non-loopback
+ * TCP endpoint (bound or, for subscribe, connected to) needs CURVE, or the
+ * explicit insecure_remote; a non-loopback http needs CURVE and a token. */
+static int s_check_remote(const cfg_t *cfg, char *err, size_t errlen)
+{
+    bool curve = cfg->curve_secret_file[0] != '\0';
+    if (cfg->insecure_remote > 1) {
+        snprintf(err, errlen, "insecure_remote must be 0 or 1, not %u",
+                 cfg->insecure_remote);
+        return -1;
+    }
+    if (curve && cfg->curve_clients_file[0] == '\0') {
+        snprintf(err, errlen, "curve_secret_file is set but curve_clients_file is not: "
+                              "name the file of the client public keys allowed in");
+        return -1;
+    }
+    if (!curve && cfg->curve_clients_file[0] != '\0') {
+        snprintf(err, errlen, "curve_clients_file is set but curve_secret_file is not: "
+                              "CURVE needs the server's secret key");
+        return -1;
+    }
+    const char *bound[] = {cfg->ingest, cfg->alerts, cfg->query};
+    for (size_t i = 0; i < 3 && !curve && !cfg->insecure_remote; i++)
+        if (!cfg_endpoint_is_local(bound[i])) {
+            snprintf(err, errlen,
+                     "refusing to bind %s: it is not a loopback address and CURVE is "
+                     "off; set curve_secret_file and curve_clients_file to "
+                     "authenticate clients (or, on a network you trust, "
+                     "insecure_remote: 1)",
+                     bound[i]);
+            return -1;
+        }
+    for (unsigned i = 0; i < cfg->subscribe_count; i++) {
+        const char *ep = cfg->subscribe[i];
+        const char *key = cfg->subscribe_key[i];
+        if (key && !curve) {
+            snprintf(err, errlen, "subscribe %s has a curve_server_key but "
+                                  "curve_secret_file is not set: funneld connects "
+                                  "with its own key pair", ep);
+            return -1;
+        }
+        if (key && !cfg_endpoint_is_tcp(ep)) {
+            snprintf(err, errlen, "subscribe %s has a curve_server_key, which only a "
+                                  "tcp:// endpoint can use", ep);
+            return -1;
+        }
+        if (curve && cfg_endpoint_is_tcp(ep) && key == NULL) {
+            snprintf(err, errlen, "subscribe %s needs a curve_server_key (the "
+                                  "publisher's public key file): with CURVE on, "
+                                  "every TCP endpoint is authenticated", ep);
+            return -1;
+        }
+        if (!curve && !cfg->insecure_remote && !cfg_endpoint_is_local(ep)) {
+            snprintf(err, errlen,
+                     "refusing to subscribe to %s: it is not a loopback address and "
+                     "CURVE is off; set curve_secret_file and a curve_server_key for "
+                     "the entry (or, on a network you trust, insecure_remote: 1)", ep);
+            return -1;
+        }
+    }
+    if (cfg->http[0]) {
+        char host[256];
+        unsigned port;
+        if (cfg_http_split(cfg->http, host, sizeof host, &port) == -1) {
+            snprintf(err, errlen, "http must be host:port (e.g. 127.0.0.1:7704, "
+                                  "[::1]:7704) or empty, not \"%s\"", cfg->http);
+            return -1;
+        }
+        if (!cfg_host_is_local(host) &&
+            (!curve || cfg->http_token_file[0] == '\0')) {
+            snprintf(err, errlen,
+                     "refusing to serve http on %s: it is not a loopback address; "
+                     "that needs CURVE on (curve_secret_file) and http_token_file "
+                     "(the bearer token every request must carry)",
+                     cfg->http);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->clock, "wall") != 0 && strcmp(cfg->clock, "event") != 0) {
@@ -377,20 +631,8 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                               "1000000 and max_message_kb at most 1048576", INT_MAX);
         return -1;
     }
-    if (cfg->allow_remote > 1) {
-        snprintf(err, errlen, "allow_remote must be 0 or 1, not %u", cfg->allow_remote);
+    if (s_check_remote(cfg, err, errlen) == -1)
         return -1;
-    }
-    const char *bound[] = {cfg->ingest, cfg->alerts, cfg->query};
-    for (size_t i = 0; i < 3 && !cfg->allow_remote; i++)
-        if (!cfg_endpoint_is_local(bound[i])) {
-            snprintf(err, errlen,
-                     "refusing to bind %s: it is not a loopback address, and funneld "
-                     "does not authenticate clients yet; set allow_remote: 1 (or "
-                     "--allow-remote 1) to expose it behind a firewall",
-                     bound[i]);
-            return -1;
-        }
     if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
         cfg->max_batch_events == 0) {
         snprintf(err, errlen, "drain_budget, group_max_events and "
@@ -437,8 +679,11 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
         else if (c == S_OPT_VERSION && action == CFG_RUN)
             action = CFG_VERSION;
         else if (c == '?') {
+            const char *hint = s_replaced_hint(argv[optind - 1] + 2);
             if (optopt)
                 snprintf(err, errlen, "unknown option -%c (see --help)", optopt);
+            else if (hint && strncmp(argv[optind - 1], "--", 2) == 0)
+                snprintf(err, errlen, "unknown option %s: %s", argv[optind - 1], hint);
             else
                 snprintf(err, errlen, "unknown option %s (see --help)",
                          argv[optind - 1]);
@@ -474,12 +719,10 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
             }
         } else if (c == S_OPT_SUBSCRIBE) {
             if (!cli_subscribe) {
-                for (unsigned i = 0; i < cfg->subscribe_count; i++)
-                    free(cfg->subscribe[i]);
-                cfg->subscribe_count = 0;
+                s_clear_subscribe(cfg);
                 cli_subscribe = true;
             }
-            s_add_subscribe(cfg, optarg);
+            s_add_subscribe(cfg, optarg, NULL);
         } else if (c == S_OPT_DUMP) {
             action = CFG_DUMP;
         } else if (c == S_OPT_REBUILD && action == CFG_RUN) {
@@ -535,10 +778,20 @@ void cfg_dump(const cfg_t *cfg, FILE *out)
         else
             fprintf(out, "%s: %u\n", f->key, *s_uint((cfg_t *)cfg, f));
     }
-    fprintf(out, "\n# upstream PUB endpoints to subscribe to (topics marketing*, sales*)\n");
+    fprintf(out, "\n# upstream PUB endpoints to subscribe to (topics marketing*, sales*):\n"
+                 "# an endpoint, or endpoint and curve_server_key (the publisher's\n"
+                 "# public key file)\n");
     fprintf(out, "subscribe:%s\n", cfg->subscribe_count ? "" : " []");
-    for (unsigned i = 0; i < cfg->subscribe_count; i++)
-        s_dump_string(out, NULL, cfg->subscribe[i]);
+    for (unsigned i = 0; i < cfg->subscribe_count; i++) {
+        if (cfg->subscribe_key[i] == NULL) {
+            s_dump_string(out, NULL, cfg->subscribe[i]);
+            continue;
+        }
+        fputs("  - ", out);
+        s_dump_string(out, "endpoint", cfg->subscribe[i]);
+        fputs("    ", out);
+        s_dump_string(out, "curve_server_key", cfg->subscribe_key[i]);
+    }
 }
 
 void cfg_usage(const char *argv0)
@@ -552,7 +805,9 @@ void cfg_usage(const char *argv0)
            "Options (each setting can also be a key of the --config file):\n"
            "  --config FILE          YAML config file (keys as below, with _)\n"
            "  --subscribe EP         upstream PUB endpoint to subscribe to\n"
-           "                         (repeatable; replaces the file's list)\n",
+           "                         (repeatable; replaces the file's list; a\n"
+           "                         CURVE publisher's curve_server_key is given\n"
+           "                         in the file's subscribe entry)\n",
            argv0);
     for (size_t i = 0; i < S_NFIELDS; i++) {
         const s_field_t *f = &s_fields[i];
@@ -577,5 +832,5 @@ void cfg_usage(const char *argv0)
            "  -h, --help             this text\n\n"
            "Signals: SIGTERM/SIGINT stop intake, commit and acknowledge what is\n"
            "pending, exit 0; SIGHUP reloads the funnel definition (the old one is\n"
-           "kept if the new one is invalid).\n");
+           "kept if the new one is invalid) and the CURVE clients file.\n");
 }

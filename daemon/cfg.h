@@ -46,8 +46,20 @@
       "alerts queued per slow subscriber before they are dropped")             \
     X(UINT, linger_ms, 2000,                                                   \
       "how long shutdown waits to deliver queued acks and replies")            \
-    X(UINT, allow_remote, 0,                                                   \
-      "1: allow binding non-loopback TCP addresses (no authentication yet)")
+    X(STR, curve_secret_file, "",                                              \
+      "CURVE: the server's secret key file (funnelctl keygen); set, every TCP "  \
+      "endpoint authenticates and encrypts")                                    \
+    X(STR, curve_clients_file, "",                                             \
+      "CURVE: allowed client public keys, one a line (# comments, a name may "   \
+      "follow the key); reloaded on SIGHUP")                                    \
+    X(UINT, insecure_remote, 0,                                                \
+      "1: allow non-loopback TCP without CURVE (unauthenticated, plain text)")   \
+    X(STR, http, "127.0.0.1:7704",                                             \
+      "HTTP for operations (/metrics, /healthz, /readyz), host:port; empty: "    \
+      "off")                                                                    \
+    X(STR, http_token_file, "",                                                \
+      "file holding the bearer token HTTP requests must carry; required for a " \
+      "non-loopback http")
 
 #define CFG_STR_MEMBER(name) char *name;
 #define CFG_UINT_MEMBER(name) unsigned name;
@@ -56,6 +68,8 @@
 typedef struct {
     CFG_FIELDS(CFG_MEMBER)
     char **subscribe;           /* upstream PUB endpoints to SUB to */
+    char **subscribe_key;       /* per entry: the publisher's CURVE public
+                                   key file, or NULL (plain) */
     unsigned subscribe_count;
 } cfg_t;
 
@@ -92,6 +106,17 @@ void cfg_dump(const cfg_t *cfg, FILE *out);
 /* Whether a ZeroMQ endpoint stays on this machine (loopback TCP, ipc,
  * inproc). */
 bool cfg_endpoint_is_local(const char *ep);
+
+/* Whether a ZeroMQ endpoint is TCP (what CURVE protects). */
+bool cfg_endpoint_is_tcp(const char *ep);
+
+/* Split an `http` setting "host:port" ("[v6]:port") into host (brackets
+ * removed) and port. Returns 0, or -1 when it is not of that form. */
+int cfg_http_split(const char *hostport, char *host, size_t hostlen,
+                   unsigned *port);
+
+/* Whether an http host is loopback (127.x.y.z, ::1, localhost). */
+bool cfg_host_is_local(const char *host);
 
 /* Print usage and every option with its default. */
 void cfg_usage(const char *argv0);

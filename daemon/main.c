@@ -14,6 +14,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "cfg.h"
 #include "defn.h"
@@ -33,6 +34,7 @@ typedef struct {
     ingest_t *ingest;
     query_t query;
     query_server_t *queries;
+    auth_t *auth;                  /* CURVE, NULL when off */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -98,6 +100,8 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
         pthread_rwlock_unlock(&app->defn_lock);
         s_note_definition(app);
     }
+    if (app->auth)
+        auth_reload(app->auth);
     sd_notify(0, "READY=1");
 }
 
@@ -117,6 +121,20 @@ static struct event *s_every(app_t *app, event_callback_fn fn, uint64_t usec)
         exit(1);
     }
     return ev;
+}
+
+/* opts for a socket on endpoint: with CURVE on, a TCP endpoint is a CURVE
+ * server (bound) or, given the server's key, a client. */
+static bus_opts_t s_opts(const app_t *app, const bus_opts_t *base, const char *endpoint,
+                         const char *server_key)
+{
+    bus_opts_t o = *base;
+    if (app->auth && cfg_endpoint_is_tcp(endpoint)) {
+        o.curve_secret = auth_secret_key(app->auth);
+        o.curve_public = auth_public_key(app->auth);
+        o.curve_server_key = server_key;
+    }
+    return o;
 }
 
 static struct event *s_on_signal(app_t *app, int sig, event_callback_fn fn)
@@ -193,6 +211,20 @@ int main(int argc, char **argv)
         log_err("[main] %s", err);
         goto out;
     }
+    if (app.cfg.curve_secret_file[0]) {
+        app.auth = auth_new(app.cfg.curve_secret_file, app.cfg.curve_clients_file, err,
+                            sizeof err);
+        if (app.auth == NULL || auth_attach(app.auth, bus_context(app.bus), err,
+                                            sizeof err) == -1) {
+            log_err("[main] CURVE: %s", err);
+            goto out;
+        }
+    } else if (app.cfg.insecure_remote) {
+        log_warn("[main] INSECURE: insecure_remote is set and CURVE is off: whoever "
+                 "reaches a non-loopback endpoint may publish events and read every "
+                 "lead, unauthenticated and in plain text; set curve_secret_file and "
+                 "curve_clients_file instead");
+    }
 
     bus_opts_t in_opts = {
         .linger_ms = (int)app.cfg.linger_ms,
@@ -208,26 +240,34 @@ int main(int argc, char **argv)
     };
     /* An XPUB, so that funneld knows which topics have subscribers and
      * builds no alert that nobody would receive. */
+    bus_opts_t alerts_opts = s_opts(&app, &pub_opts, app.cfg.alerts, NULL);
+    bus_opts_t ingest_opts = s_opts(&app, &in_opts, app.cfg.ingest, NULL);
+    bus_opts_t query_opts = s_opts(&app, &in_opts, app.cfg.query, NULL);
     bus_sock_t *alerts = bus_socket(app.bus, ZMQ_XPUB, app.cfg.alerts, true,
-                                    &pub_opts, err, sizeof err);
+                                    &alerts_opts, err, sizeof err);
     if (alerts)
         bus_track_subscriptions(alerts, (int)app.cfg.drain_budget);
     bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
-                                                  true, &in_opts, err, sizeof err)
+                                                  true, &ingest_opts, err, sizeof err)
                                      : NULL;
     app.query = (query_t){
         .store = app.store,
         .defn_p = (const defn_t *const *)&app.defn,
         .defn_lock = &app.defn_lock,
         .started_ms = ingest_wall_ms(),
+        .auth = app.auth,
     };
-    app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &in_opts,
+    app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)
                               : NULL;
     if (app.queries == NULL) {
         log_err("[main] %s", err);
         goto out;
     }
+    /* Every CURVE server is bound: admit clients from now on, during the
+     * recovery below too (a handshake must not wait for it). */
+    if (app.auth && auth_start(app.auth) != 0)
+        goto out;
 
     ingest_opts_t iopts = {
         .group_max_events = app.cfg.group_max_events,
@@ -251,6 +291,16 @@ int main(int argc, char **argv)
         /* A SUB has nothing of value to flush: never wait for it. */
         bus_opts_t sub_opts = in_opts;
         sub_opts.linger_ms = 0;
+        char server_key[AUTH_KEY_TEXT];
+        if (app.cfg.subscribe_key[i]) {
+            if (auth_read_key(app.cfg.subscribe_key[i], false, server_key, err,
+                              sizeof err) == -1) {
+                log_err("[main] subscribe %s: curve_server_key: %s", app.cfg.subscribe[i],
+                        err);
+                goto out;
+            }
+            sub_opts = s_opts(&app, &sub_opts, app.cfg.subscribe[i], server_key);
+        }
         bus_sock_t *sub = bus_socket(app.bus, ZMQ_SUB, app.cfg.subscribe[i], false,
                                      &sub_opts, err, sizeof err);
         if (sub == NULL || bus_subscribe(sub, "marketing") == -1 ||
@@ -260,8 +310,8 @@ int main(int argc, char **argv)
         }
         bus_on_recv(sub, ingest_on_stream, app.ingest, (int)app.cfg.drain_budget);
         ingest_add_intake(app.ingest, sub);
-        log_info("[main] subscribed to %s (topics marketing*, sales*)",
-                 app.cfg.subscribe[i]);
+        log_info("[main] subscribed to %s (topics marketing*, sales*%s)",
+                 app.cfg.subscribe[i], app.cfg.subscribe_key[i] ? ", CURVE" : "");
     }
     if (query_server_start(app.queries) != 0)
         goto out;
@@ -272,9 +322,9 @@ int main(int argc, char **argv)
     if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
         evs[n_evs++] = s_every(&app, s_on_watchdog, app.watchdog_usec / 2);
 
-    log_info("[main] ready: ingest %s, alerts %s, query %s, state %s, clock %s",
+    log_info("[main] ready: ingest %s, alerts %s, query %s, state %s, clock %s, %s",
              app.cfg.ingest, app.cfg.alerts, app.cfg.query, app.cfg.state_dir,
-             app.cfg.clock);
+             app.cfg.clock, app.auth ? "CURVE on" : "CURVE off");
     sd_notify(0, "READY=1");
 
     if (event_base_dispatch(app.base) == -1) {
@@ -285,6 +335,8 @@ int main(int argc, char **argv)
     log_info("[main] stopped");
 
 out:
+    /* First: its ZAP sockets belong to the contexts terminated below. */
+    auth_destroy(&app.auth);
     query_server_destroy(&app.queries);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);

@@ -328,6 +328,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.gaps = st->gaps;
     s.stream_messages = st->stream_messages;
     s.deadlines = st->deadlines;
+    s.auth_refused = auth_refused(q->auth);
     s.uptime_ms = (uint64_t)(ingest_wall_ms() - q->started_ms);
     s.last_seq = last_seq;
     if (store_read_begin(q->store) == STORE_OK) {
@@ -877,9 +878,14 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
     self->bus = bus_new(self->base, err, errlen);
     if (self->bus == NULL)
         goto fail;
-    bus_sock_t *sock = bus_socket(self->bus, ZMQ_ROUTER, endpoint, true, opts, err, errlen);
-    if (sock == NULL)
+    if (q->auth && auth_attach(q->auth, bus_context(self->bus), err, errlen) == -1)
         goto fail;
+    bus_sock_t *sock = bus_socket(self->bus, ZMQ_ROUTER, endpoint, true, opts, err, errlen);
+    if (sock == NULL) {
+        if (q->auth) /* or terminating the context would wait for it */
+            auth_detach(q->auth, bus_context(self->bus));
+        goto fail;
+    }
     /* Created here, used only by the query thread from its start on. */
     bus_on_recv(sock, s_on_request, &self->q, budget);
     return self;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "defn.h"
 #include "store.h"
@@ -26,13 +27,17 @@ typedef struct {
     const defn_t *const *defn_p;   /* the definition in use */
     pthread_rwlock_t *defn_lock;   /* held shared while *defn_p is used */
     int64_t started_ms;            /* process start, wall clock */
+    auth_t *auth;                  /* CURVE, or NULL: the query context's
+                                      ZAP handler, and auth_refused */
 } query_t;
 
 typedef struct query_server query_server_t;
 
 /* A query server for q (copied; what it points to is borrowed and must
  * outlive the server) on a ROUTER bound to endpoint now, so that a bad or
- * busy endpoint is reported at start-up. NULL and a reason in err on
+ * busy endpoint is reported at start-up. With q->auth, a ZAP handler is
+ * attached to the thread's context before the bind (opts then carry the
+ * CURVE server key). NULL and a reason in err on
  * failure. Caller owns the result: query_server_destroy(). */
 query_server_t *query_server_new(const query_t *q, const char *endpoint,
                                  const bus_opts_t *opts, int budget, char *err,

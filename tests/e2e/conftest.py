@@ -104,16 +104,61 @@ def wait_until(fn, timeout, interval=0.02, what="condition"):
 
 
 # --------------------------------------------------------------------------
+# CURVE
+
+class CurveKeys:
+    """A CURVE key pair (Z85 bytes) and, once written, its files: NAME.key
+    (secret, mode 0600) and NAME.pub, as `funnelctl keygen NAME` writes
+    them."""
+
+    def __init__(self, public=None, secret=None):
+        if public is None:
+            public, secret = zmq.curve_keypair()
+        self.public, self.secret = public, secret
+        self.key_file = self.pub_file = None
+
+    def write(self, directory, name):
+        self.key_file = os.path.join(str(directory), name + ".key")
+        self.pub_file = os.path.join(str(directory), name + ".pub")
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("# CURVE secret key %s\n%s\n" % (name, self.secret.decode()))
+        with open(self.pub_file, "w") as f:
+            f.write("# CURVE public key %s\n%s\n" % (name, self.public.decode()))
+        return self
+
+
+def curve_client(sock, curve):
+    """Make sock a CURVE client: curve = (server public key, client
+    CurveKeys), or None for a plain socket. Before connect."""
+    if curve is None:
+        return
+    server_public, keys = curve
+    sock.curve_serverkey = server_public
+    sock.curve_publickey = keys.public
+    sock.curve_secretkey = keys.secret
+
+
+def write_clients_file(path, entries):
+    """The allowlist: entries are (CurveKeys, name) pairs."""
+    with open(str(path), "w") as f:
+        f.write("# clients allowed in\n")
+        for keys, name in entries:
+            f.write("%s %s\n" % (keys.public.decode(), name))
+
+
+# --------------------------------------------------------------------------
 # clients
 
 class IngestClient:
     """DEALER on the ingest endpoint: send EventBatch, await its Ack."""
 
-    def __init__(self, ctx, endpoint):
+    def __init__(self, ctx, endpoint, curve=None):
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SNDHWM, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
+        curve_client(self.sock, curve)
         self.sock.connect(endpoint)
         self.pending = {}          # batch_id -> Ack received out of order
 
@@ -159,11 +204,12 @@ class IngestClient:
 class QueryClient:
     """DEALER on the query endpoint: one QueryRequest -> one QueryReply."""
 
-    def __init__(self, ctx, endpoint):
+    def __init__(self, ctx, endpoint, curve=None):
         self.ctx = ctx
         self.endpoint = endpoint
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        curve_client(self.sock, curve)
         self.sock.connect(endpoint)
 
     def close(self):
@@ -248,11 +294,12 @@ class AlertSubscriber:
     to "stage" (if needed) to beat the PUB/SUB slow joiner, and alerts on
     topics the test did not ask for are dropped."""
 
-    def __init__(self, ctx, endpoint, topics):
+    def __init__(self, ctx, endpoint, topics, curve=None):
         self.topics = [t.encode() if isinstance(t, str) else t for t in topics]
         self.sock = ctx.socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, 0)
+        curve_client(self.sock, curve)
         self.sock.connect(endpoint)
         for t in self.topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t)
@@ -334,7 +381,7 @@ class Daemon:
     """One funneld process with its endpoints and state dir."""
 
     def __init__(self, tmp_path, state_dir=None, ports=None, subscribe=(),
-                 extra_args=(), log_name="funneld"):
+                 extra_args=(), log_name="funneld", curve=None):
         self.tmp_path = tmp_path
         self.state_dir = str(state_dir or (tmp_path / "state"))
         os.makedirs(self.state_dir, exist_ok=True)
@@ -343,6 +390,12 @@ class Daemon:
         self.own_ports = ports is None
         ports = ports or (free_port(), free_port(), free_port())
         self.ports = ports
+        # The HTTP port (not part of `ports`: tests that restart on the
+        # same ports keep this one too).
+        self.http_port = free_port()
+        # (server public key, client CurveKeys) for wait_ready() when the
+        # daemon runs with CURVE.
+        self.curve = curve
         self.ingest_ep = tcp_ep(ports[0])
         self.alerts_ep = tcp_ep(ports[1])
         self.query_ep = tcp_ep(ports[2])
@@ -356,7 +409,8 @@ class Daemon:
     def argv(self):
         a = [FUNNELD_BIN, "--state-dir", self.state_dir,
              "--ingest", self.ingest_ep, "--alerts", self.alerts_ep,
-             "--query", self.query_ep, "--log-level", "debug"]
+             "--query", self.query_ep, "--log-level", "debug",
+             "--http", "127.0.0.1:%d" % self.http_port]
         for ep in self.subscribe:
             a += ["--subscribe", ep]
         return a + self.extra_args
@@ -373,7 +427,7 @@ class Daemon:
 
     def wait_ready(self, ctx, timeout=READY_TIMEOUT):
         """Poll a stats query (short receive timeout, overall deadline)."""
-        q = QueryClient(ctx, self.query_ep)
+        q = QueryClient(ctx, self.query_ep, self.curve)
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -402,6 +456,7 @@ class Daemon:
                     raise
             # Another test took a port between the probe and the bind.
             self.ports = (free_port(), free_port(), free_port())
+            self.http_port = free_port()
             self.ingest_ep, self.alerts_ep, self.query_ep = (tcp_ep(p) for p in self.ports)
         return self
 

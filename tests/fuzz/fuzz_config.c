@@ -66,6 +66,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    cfg.subscribe_count == again.subscribe_count &&
                    strcmp(cfg.state_dir, again.state_dir) == 0,
                "the dump of a loaded config loads to other values");
+    for (unsigned i = 0; i < cfg.subscribe_count; i++)
+        FUZZ_CHECK(strcmp(cfg.subscribe[i], again.subscribe[i]) == 0 &&
+                       (cfg.subscribe_key[i] == NULL) == (again.subscribe_key[i] == NULL) &&
+                       (cfg.subscribe_key[i] == NULL ||
+                        strcmp(cfg.subscribe_key[i], again.subscribe_key[i]) == 0),
+                   "the dump of a subscribe entry loads to another entry");
     cfg_free(&again);
     cfg_free(&cfg);
     return 0;

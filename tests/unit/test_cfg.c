@@ -48,7 +48,9 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.alerts, "tcp://127.0.0.1:7702");
     assert_string_equal(cfg.query, "tcp://127.0.0.1:7703");
     assert_string_equal(cfg.clock, "wall");
-    assert_int_equal(cfg.allow_remote, 0);
+    assert_int_equal(cfg.insecure_remote, 0);
+    assert_string_equal(cfg.curve_secret_file, "");
+    assert_string_equal(cfg.http, "127.0.0.1:7704");
     assert_int_equal(cfg.subscribe_count, 0);
     cfg_free(&cfg);
 }
@@ -127,9 +129,124 @@ static void test_remote_endpoints_need_consent(void **state)
     assert_non_null(strstr(err, "refusing to bind tcp://*:7702"));
     cfg_free(&cfg);
     assert_int_equal(load(&cfg, err, sizeof err, 5, "--alerts", "tcp://*:7702",
-                          "--allow-remote", "1"),
+                          "--insecure-remote", "1"),
                      CFG_RUN);
     cfg_free(&cfg);
+    /* CURVE opens the binds; it needs both files. */
+    assert_int_equal(load(&cfg, err, sizeof err, 7, "--alerts", "tcp://*:7702",
+                          "--curve-secret-file", "/k/server.key", "--curve-clients-file",
+                          "/k/clients"),
+                     CFG_RUN);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--curve-secret-file", "/k/server.key"),
+                     CFG_ERROR);
+    assert_non_null(strstr(err, "curve_clients_file"));
+    cfg_free(&cfg);
+    /* The replaced setting says what to use instead. */
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--allow-remote", "1"), CFG_ERROR);
+    assert_non_null(strstr(err, "insecure_remote"));
+    assert_non_null(strstr(err, "curve_secret_file"));
+    cfg_free(&cfg);
+    char *path = write_file("allow_remote: 1\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_ERROR);
+    assert_non_null(strstr(err, ":1:1: "));
+    assert_non_null(strstr(err, "insecure_remote"));
+    cfg_free(&cfg);
+    unlink(path);
+    /* A remote publisher needs CURVE (or the explicit consent) too. */
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--subscribe", "tcp://10.0.0.9:7801"),
+                     CFG_ERROR);
+    assert_non_null(strstr(err, "refusing to subscribe"));
+    cfg_free(&cfg);
+    /* http off loopback: CURVE and a token. */
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--http", "0.0.0.0:7704"), CFG_ERROR);
+    assert_non_null(strstr(err, "http_token_file"));
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 9, "--http", "0.0.0.0:7704",
+                          "--curve-secret-file", "/k/s.key", "--curve-clients-file",
+                          "/k/c", "--http-token-file", "/k/token"),
+                     CFG_RUN);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--http", "7704"), CFG_ERROR);
+    assert_non_null(strstr(err, "host:port"));
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--http", ""), CFG_RUN);
+    cfg_free(&cfg);
+}
+
+static void test_http_split(void **state)
+{
+    char host[64];
+    unsigned port;
+    assert_int_equal(cfg_http_split("127.0.0.1:7704", host, sizeof host, &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 7704);
+    assert_int_equal(cfg_http_split("[::1]:80", host, sizeof host, &port), 0);
+    assert_string_equal(host, "::1");
+    assert_true(cfg_host_is_local(host));
+    assert_int_equal(cfg_http_split("::1:80", host, sizeof host, &port), -1);
+    assert_int_equal(cfg_http_split("host:0", host, sizeof host, &port), -1);
+    assert_int_equal(cfg_http_split("host:65536", host, sizeof host, &port), -1);
+    assert_int_equal(cfg_http_split(":80", host, sizeof host, &port), -1);
+    assert_false(cfg_host_is_local("0.0.0.0"));
+}
+
+static void test_subscribe_entries_with_keys(void **state)
+{
+    cfg_t cfg;
+    char err[512];
+    char *path = write_file("curve_secret_file: /k/s.key\n"
+                            "curve_clients_file: /k/clients\n"
+                            "subscribe:\n"
+                            "  - ipc:///run/crm.sock\n"
+                            "  - endpoint: tcp://crm.example:7801\n"
+                            "    curve_server_key: /k/crm.pub\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_RUN);
+    assert_int_equal(cfg.subscribe_count, 2);
+    assert_string_equal(cfg.subscribe[0], "ipc:///run/crm.sock");
+    assert_null(cfg.subscribe_key[0]);
+    assert_string_equal(cfg.subscribe[1], "tcp://crm.example:7801");
+    assert_string_equal(cfg.subscribe_key[1], "/k/crm.pub");
+    /* --dump-config writes them back as they were. */
+    char dump[64];
+    snprintf(dump, sizeof dump, "%s.dump", path);
+    FILE *f = fopen(dump, "w");
+    assert_non_null(f);
+    cfg_dump(&cfg, f);
+    fclose(f);
+    cfg_free(&cfg);
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", dump), CFG_RUN);
+    assert_int_equal(cfg.subscribe_count, 2);
+    assert_string_equal(cfg.subscribe_key[1], "/k/crm.pub");
+    cfg_free(&cfg);
+    unlink(dump);
+    unlink(path);
+
+    /* With CURVE on, a TCP publisher needs its key. */
+    path = write_file("curve_secret_file: /k/s.key\ncurve_clients_file: /k/c\n"
+                      "subscribe: [tcp://127.0.0.1:7801]\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_ERROR);
+    assert_non_null(strstr(err, "needs a curve_server_key"));
+    cfg_free(&cfg);
+    unlink(path);
+    /* An unknown key in an entry is named with its place. */
+    path = write_file("subscribe:\n  - endpoint: tcp://127.0.0.1:7801\n    key: x\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_ERROR);
+    char want[128];
+    snprintf(want, sizeof want, "%s:3:5: unknown key", path);
+    assert_non_null(strstr(err, want));
+    cfg_free(&cfg);
+    unlink(path);
+    path = write_file("subscribe:\n  - curve_server_key: /k/x.pub\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_ERROR);
+    assert_non_null(strstr(err, ":2:5: a subscribe entry is an endpoint"));
+    cfg_free(&cfg);
+    unlink(path);
+    path = write_file("subscribe: tcp://127.0.0.1:7801\n");
+    assert_int_equal(load(&cfg, err, sizeof err, 3, "--config", path), CFG_ERROR);
+    assert_non_null(strstr(err, "must be a list"));
+    cfg_free(&cfg);
+    unlink(path);
 }
 
 static void test_dump_loads_back(void **state)
@@ -160,6 +277,8 @@ int main(void)
         cmocka_unit_test(test_file_then_command_line),
         cmocka_unit_test(test_errors_name_the_place),
         cmocka_unit_test(test_remote_endpoints_need_consent),
+        cmocka_unit_test(test_http_split),
+        cmocka_unit_test(test_subscribe_entries_with_keys),
         cmocka_unit_test(test_dump_loads_back),
     };
     return cmocka_run_group_tests_name("cfg", tests, NULL, NULL);
