@@ -1,0 +1,145 @@
+/* ctl_util.c: funnelctl's messages, clocks, ids, JSON output and socket
+ * helpers; see ctl.h. */
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+
+/* Whether a progress line is on stderr now (cleared before any message). */
+static bool s_progress_shown;
+
+void ctl_progress_shown(void)
+{
+    s_progress_shown = true;
+}
+
+void ctl_clear_progress(void)
+{
+    if (s_progress_shown) {
+        fputs("\r\033[K", stderr);
+        s_progress_shown = false;
+    }
+}
+
+void ctl_error(const char *fmt, ...)
+{
+    va_list ap;
+    ctl_clear_progress();
+    fputs("funnelctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void *ctl_xmalloc(size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        fputs("funnelctl: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+int64_t ctl_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ctl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ctl_random_hex(char *out, size_t n)
+{
+    unsigned char buf[32];
+    assert(n <= sizeof buf);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            /* No entropy source: fall back to time and pid, still unique
+             * enough for batch and request ids. */
+            uint64_t x = (uint64_t)ctl_wall_ms() ^ ((uint64_t)getpid() << 40) ^
+                         (uint64_t)ctl_mono_ms() << 20;
+            for (; got < n; got++, x = x * 6364136223846793005u + 1442695040888963407u)
+                buf[got] = (unsigned char)(x >> 56);
+            break;
+        }
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", buf[i]);
+}
+
+void ctl_print_json(json_t *doc, size_t flags)
+{
+    json_dumpf(doc, stdout, flags);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void ctl_print_doc(json_t *doc)
+{
+    ctl_print_json(doc, CTL_JSON_FLAGS);
+    json_decref(doc);
+}
+
+void *ctl_socket(void *ctx, int type, const char *endpoint)
+{
+    void *sock = zmq_socket(ctx, type);
+    if (!sock) {
+        ctl_error("cannot create a socket: %s", zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+    int linger = 0;
+    if (zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger) == -1) {
+        ctl_error("cannot set ZMQ_LINGER: %s", zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (zmq_connect(sock, endpoint) == -1) {
+        ctl_error("cannot connect to \"%s\": %s", endpoint, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    return sock;
+fail:
+    zmq_close(sock);
+    return NULL;
+}
+
+int ctl_recv_payload(void *sock, zmq_msg_t *msg, int flags)
+{
+    zmq_msg_init(msg);
+    for (;;) {
+        if (zmq_msg_recv(msg, sock, flags) == -1) {
+            zmq_msg_close(msg);
+            return -1;
+        }
+        if (!zmq_msg_more(msg))
+            return 0;
+        flags = 0; /* the rest of a multipart message is already here */
+    }
+}
+
+int ctl_wait_readable(void *sock, long timeout_ms)
+{
+    zmq_pollitem_t item = { .socket = sock, .events = ZMQ_POLLIN };
+    int r = zmq_poll(&item, 1, timeout_ms);
+    if (r == -1)
+        return -1;
+    return r > 0 && (item.revents & ZMQ_POLLIN) ? 1 : 0;
+}
