@@ -198,10 +198,10 @@ extern const char ctl_exit_help[]; /* the generic "Exit status: ..." line */
 /* One line on stderr, "funnelctl: ...", after clearing a progress line. */
 void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Clear the progress line from stderr if one shows; ctl_progress_shown()
+/* Clear the progress line from stderr if one shows; ctl_mark_progress()
  * says one is drawn now (publish's progress bar). */
 void ctl_clear_progress(void);
-void ctl_progress_shown(void);
+void ctl_mark_progress(void);
 
 /* calloc that aborts with a message when memory is out. */
 void *ctl_xmalloc(size_t n);

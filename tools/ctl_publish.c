@@ -74,7 +74,7 @@ static void s_progress_draw(s_progress_t *p, const ctl_ingest_t *in, bool force)
     }
     fprintf(stderr, "%" PRIu64 " lines  %" PRIu64 " acked  %.0f ev/s", in->lines, acked, rate);
     fflush(stderr);
-    ctl_progress_shown();
+    ctl_mark_progress();
 }
 
 /* The summary: one JSON document on stdout with --json, else one line on

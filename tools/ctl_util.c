@@ -14,7 +14,7 @@
 /* Whether a progress line is on stderr now (cleared before any message). */
 static bool s_progress_shown;
 
-void ctl_progress_shown(void)
+void ctl_mark_progress(void)
 {
     s_progress_shown = true;
 }
