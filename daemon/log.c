@@ -5,19 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
-log_level_t log_verbosity = LOG_INFO;
+log_level_t log_verbosity = LOG_LEVEL_INFO;
 
 static const struct {
     const char *name;
     log_level_t level;
+    const char *prefix;     /* for journald */
 } s_levels[] = {
-    {"error", LOG_ERR},
-    {"warn", LOG_WARN},
-    {"info", LOG_INFO},
-    {"debug", LOG_DEBUG},
+    {"error", LOG_LEVEL_ERR, SD_ERR},
+    {"warn", LOG_LEVEL_WARN, SD_WARNING},
+    {"info", LOG_LEVEL_INFO, SD_INFO},
+    {"debug", LOG_LEVEL_DEBUG, SD_DEBUG},
 };
 
 int log_level_parse(const char *s, log_level_t *out)
@@ -38,6 +40,15 @@ const char *log_level_name(log_level_t level)
     return "?";
 }
 
+/* The sd-daemon prefix of a level, "<6>". */
+static const char *s_prefix(log_level_t level)
+{
+    for (size_t i = 0; i < sizeof s_levels / sizeof s_levels[0]; i++)
+        if (s_levels[i].level == level)
+            return s_levels[i].prefix;
+    return SD_NOTICE;
+}
+
 void log_write(log_level_t level, const char *fmt, ...)
 {
     char line[2048];
@@ -55,7 +66,7 @@ void log_write(log_level_t level, const char *fmt, ...)
                      tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000,
                      log_level_name(level));
     } else {
-        n = snprintf(line, sizeof line, "<%d>", (int)level);
+        n = snprintf(line, sizeof line, "%s", s_prefix(level));
     }
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

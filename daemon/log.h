@@ -9,11 +9,14 @@
 #ifndef FUNNELD_LOG_H
 #define FUNNELD_LOG_H
 
+/* The sd-daemon priorities (SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG of
+ * <systemd/sd-daemon.h> are their line prefixes), named apart from
+ * <syslog.h>'s LOG_ERR... */
 typedef enum {
-    LOG_ERR = 3,
-    LOG_WARN = 4,
-    LOG_INFO = 6,
-    LOG_DEBUG = 7,
+    LOG_LEVEL_ERR = 3,
+    LOG_LEVEL_WARN = 4,
+    LOG_LEVEL_INFO = 6,
+    LOG_LEVEL_DEBUG = 7,
 } log_level_t;
 
 extern log_level_t log_verbosity;
@@ -30,9 +33,9 @@ void log_write(log_level_t level, const char *fmt, ...)
     do {                                                                     \
         if ((level) <= log_verbosity) log_write((level), __VA_ARGS__);       \
     } while (0)
-#define log_err(...) log_at(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_at(LOG_WARN, __VA_ARGS__)
-#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
+#define log_err(...) log_at(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warn(...) log_at(LOG_LEVEL_WARN, __VA_ARGS__)
+#define log_info(...) log_at(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_at(LOG_LEVEL_DEBUG, __VA_ARGS__)
 
 #endif

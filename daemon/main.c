@@ -24,6 +24,7 @@
 #include "query.h"
 #include "rebuild.h"
 #include "store.h"
+#include "xalloc.h"
 
 typedef struct {
     cfg_t cfg;
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
     size_t n_evs = 0;
     int rc = 2;
 
+    /* Out of memory is critical, as journald should file it. */
+    xalloc_set_name(SD_CRIT "funneld");
     cfg_action_t action = cfg_load(&app.cfg, argc, argv, err, sizeof err);
     switch (action) {
     case CFG_HELP:

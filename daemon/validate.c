@@ -4,9 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "hnd.h"
+#include "timetext.h"
 
 const validate_limits_t validate_defaults = {
     .min_at_ms = 946684800000LL,        /* 2000-01-01T00:00:00Z */
@@ -52,14 +52,9 @@ bool validate_utf8(const char *s, size_t max)
 }
 
 /* An event time as RFC 3339 UTC (to the second), for messages. */
-static const char *s_time(int64_t ms, char out[32])
+static const char *s_time(int64_t ms, char out[TIMETEXT_RFC3339_LEN])
 {
-    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL ||
-        strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, 32, "?");
-    return out;
+    return timetext_rfc3339(ms, false, out, TIMETEXT_RFC3339_LEN);
 }
 
 /* Check a required or optional string field. */
@@ -117,7 +112,7 @@ const char *validate_event(const Funnel__V1__Event *ev, int64_t now_ms,
     }
 
     if (ev->occurred_at_ms != 0) {
-        char at[32], lim_at[32];
+        char at[TIMETEXT_RFC3339_LEN], lim_at[TIMETEXT_RFC3339_LEN];
         if (ev->occurred_at_ms < lim->min_at_ms) {
             snprintf(buf, buflen,
                      "occurred_at_ms %lld (%s) is before the earliest accepted time %s",

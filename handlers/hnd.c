@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fnv.h"
+#include "htab.h"
 #include "keys.h"
+#include "timetext.h"
 
 static void s_copy(char *dst, size_t cap, const char *src)
 {
@@ -42,30 +45,43 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     va_end(ap);
 }
 
+/* A counter key as s_count_key() looks it up: its first n bytes. */
+typedef struct {
+    const char *key;
+    size_t n;
+    uint32_t hash;
+} s_key_t;
+
+static bool s_delta_eq(const void *ctx, uint32_t index, const void *key)
+{
+    const hnd_delta_t *d = &((const hnd_effects_t *)ctx)->deltas[index];
+    const s_key_t *k = key;
+    return d->hash == k->hash && strncmp(d->key, k->key, k->n) == 0 &&
+           d->key[k->n] == '\0';
+}
+
 /* Add delta to the counter named key (merged with an earlier delta of the
  * same key in this event). Every event adds to dozens of counters, so no
  * formatting here: callers build keys with keys.h. */
 static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
 {
-    uint32_t h = 2166136261u;
-    size_t n = 0;
-    for (; n < HND_COUNTER_KEY_MAX - 1 && key[n]; n++)
-        h = (h ^ (unsigned char)key[n]) * 16777619u;
+    size_t n;
+    uint32_t h = fnv1a32_strn(key, HND_COUNTER_KEY_MAX - 1, &n);
+    s_key_t k = {key, n, h};
 
     /* Open addressing over 256 slots for at most 128 deltas. */
-    size_t slot = h & 255;
-    for (; fx->delta_slot[slot]; slot = (slot + 1) & 255) {
-        hnd_delta_t *d = &fx->deltas[fx->delta_slot[slot] - 1];
-        if (d->hash == h && strncmp(d->key, key, n) == 0 && d->key[n] == '\0') {
-            d->delta += delta;
-            return;
-        }
+    size_t at;
+    uint32_t e = htab_probe(fx->delta_slot, 1, HND_DELTA_SLOTS, h, s_delta_eq,
+                            fx, &k, &at);
+    if (e) {
+        fx->deltas[e - 1].delta += delta;
+        return;
     }
     /* The table is sized for the handlers' worst case; overflowing it is a
      * programming error caught by the unit tests. */
     if (fx->n_deltas == HND_DELTAS_MAX)
         return;
-    fx->delta_slot[slot] = (uint8_t)(fx->n_deltas + 1);
+    fx->delta_slot[at] = (uint8_t)(fx->n_deltas + 1);
     hnd_delta_t *d = &fx->deltas[fx->n_deltas++];
     memcpy(d->key, key, n);
     d->key[n] = '\0';
@@ -236,58 +252,9 @@ void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
     e->points = points;
 }
 
-/* Whole days since 1970-01-01 of ms, rounded down. */
-static int64_t s_days_of_ms(int64_t ms)
-{
-    return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-}
-
-/* Days since 1970-01-01 to the civil date y-m-d (H. Hinnant's
- * algorithm). */
-static void s_civil_of_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-/* Days since 1970-01-01 of January 1st of year y. */
-static int64_t s_days_of_jan1(int64_t y)
-{
-    y -= 1;     /* March-based year of Jan 1st */
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = 306;  /* Jan 1st, counted from March 1st */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 char *hnd_iso_week(int64_t ms, char *out)
 {
-    int64_t days = s_days_of_ms(ms);
-    /* Asked for once per cohort counter, mostly about the same few days:
-     * the last answer is remembered, per thread. */
-    static __thread int64_t last_days = INT64_MIN;
-    static __thread char last[12];
-    if (days == last_days) {
-        memcpy(out, last, sizeof last);
-        return out;
-    }
-    int64_t wd = ((days + 3) % 7 + 7) % 7;  /* 0 = Monday; 1970-01-01: Thu */
-    int64_t thu = days - wd + 3;            /* the week's Thursday */
-    int64_t year, month, mday;
-    s_civil_of_days(thu, &year, &month, &mday);
-    int64_t week = (thu - s_days_of_jan1(year)) / 7 + 1;
-    snprintf(out, 12, "%04d-W%02d", (int)(year % 10000), (int)week);
-    memcpy(last, out, sizeof last);
-    last_days = days;
-    return out;
+    return timetext_iso_week(ms, out);
 }
 
 const char *hnd_persona_group(const char *persona)
@@ -373,39 +340,10 @@ void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
 
 char *hnd_duration_text(int64_t ms, char *buf, size_t size)
 {
-    static const struct { const char *u; int64_t ms; } units[] = {
-        { "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
-    };
-    if (ms < 0)
-        ms = 0;
-    if (ms < 1000) {
-        snprintf(buf, size, "%dms", (int)ms);
-        return buf;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (ms < units[i].ms)
-            continue;
-        int64_t a = ms / units[i].ms;
-        int64_t rest = ms % units[i].ms;
-        if (i + 1 < sizeof units / sizeof units[0] &&
-            rest >= units[i + 1].ms)
-            snprintf(buf, size, "%lld%s %lld%s", (long long)a, units[i].u,
-                     (long long)(rest / units[i + 1].ms), units[i + 1].u);
-        else
-            snprintf(buf, size, "%lld%s", (long long)a, units[i].u);
-        break;
-    }
-    return buf;
+    return timetext_duration(ms, TIMETEXT_DUR_SHORT, buf, size);
 }
 
 char *hnd_time_text(int64_t ms, char *out)
 {
-    int64_t days = s_days_of_ms(ms);
-    int64_t sod = (ms - days * 86400000) / 1000;
-    int64_t y, mm, dd;
-    s_civil_of_days(days, &y, &mm, &dd);
-    snprintf(out, 24, "%04d-%02d-%02dT%02d:%02d:%02dZ", (int)(y % 10000),
-             (int)mm, (int)dd, (int)(sod / 3600), (int)(sod / 60 % 60),
-             (int)(sod % 60));
-    return out;
+    return timetext_rfc3339(ms, false, out, 24);
 }

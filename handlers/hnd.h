@@ -234,6 +234,7 @@ typedef struct {
 
 #define HND_ALERTS_MAX 8
 #define HND_DELTAS_MAX 128
+#define HND_DELTA_SLOTS 256      /* a power of two, 2 * HND_DELTAS_MAX */
 #define HND_DEADLINES_MAX 8
 #define HND_MARKS_MAX 8
 /* What one event (or a fired deadline) did besides changing the lead.
@@ -245,7 +246,7 @@ typedef struct {
     hnd_alert_t alerts[HND_ALERTS_MAX];
     size_t n_deltas;
     hnd_delta_t deltas[HND_DELTAS_MAX];
-    uint8_t delta_slot[256];    /* hash -> index + 1 into deltas, 0 empty;
+    uint8_t delta_slot[HND_DELTA_SLOTS]; /* htab.h index of deltas;
                                    cleared with n_deltas (pipeline.c) */
     size_t n_deadlines;
     hnd_deadline_t deadlines[HND_DEADLINES_MAX];

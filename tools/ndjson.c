@@ -11,29 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
+#include "timetext.h"
+#include "xalloc.h"
+
 /* Largest time funnelctl accepts: 9999-12-31T23:59:59.999Z. */
 #define S_MAX_MS INT64_C(253402300799999)
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                      */
-
-static void *s_xmalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        fputs("funnelctl: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-static char *s_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = s_xmalloc(n);
-    memcpy(p, s, n);
-    return p;
-}
 
 static void s_err(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void s_err(char *err, const char *fmt, ...)
@@ -63,180 +49,25 @@ static void s_trim(const char **line, size_t *len)
 /* ------------------------------------------------------------------ */
 /* ids                                                                */
 
-uint64_t ndjson_fnv1a64(const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
 void ndjson_line_id(const char *line, size_t len, char *out)
 {
     s_trim(&line, &len);
-    snprintf(out, NDJSON_LINE_ID_LEN, "h-%016" PRIx64, ndjson_fnv1a64(line, len));
+    snprintf(out, NDJSON_LINE_ID_LEN, "h-%016" PRIx64, fnv1a64(line, len));
 }
 
 /* ------------------------------------------------------------------ */
 /* time                                                               */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil). */
-static int64_t s_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-/* The inverse of s_days_from_civil. */
-static void s_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static bool s_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static unsigned s_days_in_month(int64_t y, unsigned m)
-{
-    static const unsigned days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    return m == 2 && s_leap(y) ? 29 : days[m - 1];
-}
-
-/* Read exactly n digits at s[*pos]; advance *pos. Returns 0 or -1. */
-static int s_digits(const char *s, size_t *pos, int n, unsigned *out, const char *what,
-                    char *err)
-{
-    unsigned v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = s[*pos];
-        if (c < '0' || c > '9') {
-            s_err(err, "expected %d-digit %s at offset %zu", n, what, *pos - (size_t)i);
-            return -1;
-        }
-        v = v * 10 + (unsigned)(c - '0');
-        (*pos)++;
-    }
-    *out = v;
-    return 0;
-}
-
-static int s_expect(const char *s, size_t *pos, const char *set, const char *what, char *err)
-{
-    if (s[*pos] == '\0' || !strchr(set, s[*pos])) {
-        s_err(err, "expected %s at offset %zu", what, *pos);
-        return -1;
-    }
-    (*pos)++;
-    return 0;
-}
-
 int ndjson_parse_time(const char *s, int64_t *ms_out, char *err)
 {
-    size_t pos = 0;
-    unsigned year, mon, day, hour, min, sec, ms = 0;
-
-    if (s_digits(s, &pos, 4, &year, "year", err) == -1 ||
-        s_expect(s, &pos, "-", "'-'", err) == -1 ||
-        s_digits(s, &pos, 2, &mon, "month", err) == -1 ||
-        s_expect(s, &pos, "-", "'-'", err) == -1 ||
-        s_digits(s, &pos, 2, &day, "day", err) == -1 ||
-        s_expect(s, &pos, "Tt ", "'T'", err) == -1 ||
-        s_digits(s, &pos, 2, &hour, "hour", err) == -1 ||
-        s_expect(s, &pos, ":", "':'", err) == -1 ||
-        s_digits(s, &pos, 2, &min, "minute", err) == -1 ||
-        s_expect(s, &pos, ":", "':'", err) == -1 ||
-        s_digits(s, &pos, 2, &sec, "second", err) == -1)
+    int64_t ms;
+    if (timetext_parse_rfc3339(s, &ms, err, NDJSON_ERR_MAX) == -1)
         return -1;
-
-    if (s[pos] == '.') {
-        pos++;
-        if (s[pos] < '0' || s[pos] > '9') {
-            s_err(err, "expected digits after '.' at offset %zu", pos);
-            return -1;
-        }
-        int n = 0;
-        while (s[pos] >= '0' && s[pos] <= '9') {
-            if (n < 3)
-                ms = ms * 10 + (unsigned)(s[pos] - '0');
-            n++;
-            pos++;
-        }
-        for (; n < 3; n++)
-            ms *= 10;
-    }
-
-    int offset_min = 0;
-    if (s[pos] == 'Z' || s[pos] == 'z') {
-        pos++;
-    } else if (s[pos] == '+' || s[pos] == '-') {
-        int sign = s[pos] == '-' ? -1 : 1;
-        unsigned oh, om;
-        pos++;
-        if (s_digits(s, &pos, 2, &oh, "offset hour", err) == -1 ||
-            s_expect(s, &pos, ":", "':' in the offset", err) == -1 ||
-            s_digits(s, &pos, 2, &om, "offset minute", err) == -1)
-            return -1;
-        if (oh > 23 || om > 59) {
-            s_err(err, "offset out of range");
-            return -1;
-        }
-        offset_min = sign * (int)(oh * 60 + om);
-    } else {
-        s_err(err, "expected 'Z' or a UTC offset (+HH:MM) at offset %zu", pos);
-        return -1;
-    }
-    if (s[pos] != '\0') {
-        s_err(err, "trailing characters at offset %zu", pos);
-        return -1;
-    }
-
-    if (mon < 1 || mon > 12) {
-        s_err(err, "month %u out of range", mon);
-        return -1;
-    }
-    if (day < 1 || day > s_days_in_month(year, mon)) {
-        s_err(err, "day %u out of range for %04u-%02u", day, year, mon);
-        return -1;
-    }
-    if (hour > 23) {
-        s_err(err, "hour %u out of range", hour);
-        return -1;
-    }
-    if (min > 59) {
-        s_err(err, "minute %u out of range", min);
-        return -1;
-    }
-    if (sec > 60) { /* 60: a leap second, counted as the next second */
-        s_err(err, "second %u out of range", sec);
-        return -1;
-    }
-
-    int64_t days = s_days_from_civil(year, mon, day);
-    int64_t secs = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)offset_min * 60;
-    int64_t total = secs * 1000 + ms;
-    if (total <= 0) {
+    if (ms <= 0) {
         s_err(err, "before 1970-01-01T00:00:00Z");
         return -1;
     }
-    *ms_out = total;
+    *ms_out = ms;
     return 0;
 }
 
@@ -271,23 +102,7 @@ int ndjson_parse_time_arg(const char *s, int64_t *ms_out, char *err)
 
 char *ndjson_format_time(int64_t ms, char *buf)
 {
-    int64_t secs = ms / 1000, rem = ms % 1000;
-    if (rem < 0) {
-        rem += 1000;
-        secs -= 1;
-    }
-    int64_t days = secs / 86400, sod = secs % 86400;
-    if (sod < 0) {
-        sod += 86400;
-        days -= 1;
-    }
-    int64_t y;
-    unsigned m, d;
-    s_civil_from_days(days, &y, &m, &d);
-    snprintf(buf, NDJSON_TIME_LEN, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y, m, d,
-             (unsigned)(sod / 3600), (unsigned)(sod / 60 % 60), (unsigned)(sod % 60),
-             (unsigned)rem);
-    return buf;
+    return timetext_rfc3339(ms, true, buf, NDJSON_TIME_LEN);
 }
 
 /* ------------------------------------------------------------------ */
@@ -372,7 +187,7 @@ static int s_attr_string(const char *key, const json_t *v, char **out, char *err
     char num[64];
     switch (json_typeof(v)) {
     case JSON_STRING:
-        *out = s_xstrdup(json_string_value(v));
+        *out = xstrdup(json_string_value(v));
         return 0;
     case JSON_INTEGER:
         snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -390,7 +205,7 @@ static int s_attr_string(const char *key, const json_t *v, char **out, char *err
         s_err(err, "attr \"%.64s\" must be a string, number or boolean", key);
         return -1;
     }
-    *out = s_xstrdup(num);
+    *out = xstrdup(num);
     return 0;
 }
 
@@ -406,7 +221,7 @@ static int s_get_attrs(const json_t *obj, Funnel__V1__Event *ev, char *err)
     size_t n = json_object_size(attrs);
     if (n == 0)
         return 0;
-    ev->attrs = s_xmalloc(n * sizeof *ev->attrs);
+    ev->attrs = xcalloc(1, n * sizeof *ev->attrs);
 
     const char *key;
     json_t *v;
@@ -419,9 +234,9 @@ static int s_get_attrs(const json_t *obj, Funnel__V1__Event *ev, char *err)
         char *value = NULL;
         if (s_attr_string(key, v, &value, err) == -1)
             return -1;
-        Funnel__V1__Event__AttrsEntry *e = s_xmalloc(sizeof *e);
+        Funnel__V1__Event__AttrsEntry *e = xcalloc(1, sizeof *e);
         funnel__v1__event__attrs_entry__init(e);
-        e->key = s_xstrdup(key);
+        e->key = xstrdup(key);
         e->value = value;
         ev->attrs[ev->n_attrs++] = e;
     }
@@ -487,14 +302,14 @@ Funnel__V1__Event *ndjson_event_from_json(const json_t *obj, const char *default
         return NULL;
     }
 
-    ev = s_xmalloc(sizeof *ev);
+    ev = xcalloc(1, sizeof *ev);
     funnel__v1__event__init(ev);
-    ev->id = s_xstrdup(id);
-    ev->lead_id = s_xstrdup(lead);
-    ev->type = s_xstrdup(type);
+    ev->id = xstrdup(id);
+    ev->lead_id = xstrdup(lead);
+    ev->type = xstrdup(type);
     ev->source = src;
     if (publisher)
-        ev->publisher = s_xstrdup(publisher);
+        ev->publisher = xstrdup(publisher);
 
     if (s_get_at(obj, now_ms, &ev->occurred_at_ms, err) == -1)
         goto fail;

@@ -76,13 +76,10 @@ void ndjson_event_destroy(Funnel__V1__Event **ev_p);
 void ndjson_event_free(Funnel__V1__Event *ev);
 
 /* Default event id of a line: "h-" followed by the 16 lowercase hex digits
- * of the FNV-1a 64-bit hash of the line's bytes (a trailing '\r' and
+ * of the FNV-1a 64-bit hash (fnv.h) of the line's bytes (a trailing '\r' and
  * surrounding whitespace excluded, so a CRLF copy of a file hashes alike).
  * Writes NDJSON_LINE_ID_LEN bytes (NUL included) to out. */
 void ndjson_line_id(const char *line, size_t len, char *out);
-
-/* FNV-1a 64 of len bytes. */
-uint64_t ndjson_fnv1a64(const void *data, size_t len);
 
 /* Parse an RFC 3339 date-time: "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)"
  * ('t', 'z' and a space for 'T' accepted; fractional seconds beyond

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ndjson.h"
+#include "timetext.h"
 
 /* A JSON string that never fails: protobuf-c does not check UTF-8, jansson
  * does, so bytes that are not valid UTF-8 come out as '?'. */
@@ -86,27 +87,6 @@ const char *render_handoff_name(Funnel__V1__HandoffStatus s)
     default:
         return "none";
     }
-}
-
-char *render_duration(uint64_t ms, char *buf, size_t size)
-{
-    if (ms < 1000) {
-        snprintf(buf, size, "%" PRIu64 " ms", ms);
-        return buf;
-    }
-    uint64_t d = ms / 86400000, h = ms / 3600000 % 24, m = ms / 60000 % 60;
-    uint64_t s = ms / 1000 % 60, frac = ms % 1000;
-    if (d)
-        snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s",
-                 d, h, m, s, frac);
-    else if (h)
-        snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s", h, m, s,
-                 frac);
-    else if (m)
-        snprintf(buf, size, "%" PRIu64 "m %" PRIu64 ".%03" PRIu64 "s", m, s, frac);
-    else
-        snprintf(buf, size, "%" PRIu64 ".%03" PRIu64 "s", s, frac);
-    return buf;
 }
 
 static json_t *s_source_json(Funnel__V1__Source s)
@@ -547,7 +527,8 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "rejected", s_u64(st->rejected));
     s_set(o, "commits", s_u64(st->commits));
     s_set(o, "uptime_ms", s_u64(st->uptime_ms));
-    s_set(o, "uptime", json_string(render_duration(st->uptime_ms, up, sizeof up)));
+    s_set(o, "uptime", json_string(timetext_duration((int64_t)st->uptime_ms,
+                                                     TIMETEXT_DUR_CLOCK, up, sizeof up)));
     s_set(o, "last_seq", s_u64(st->last_seq));
     s_set(o, "leads", s_u64(st->leads));
     s_set(o, "alerts", s_u64(st->alerts));
@@ -562,7 +543,8 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
 {
     char up[64];
     fprintf(out, "uptime           %s (%" PRIu64 " ms)\n",
-            render_duration(st->uptime_ms, up, sizeof up), st->uptime_ms);
+            timetext_duration((int64_t)st->uptime_ms, TIMETEXT_DUR_CLOCK, up, sizeof up),
+            st->uptime_ms);
     fprintf(out, "definition       %s\n", st->definition && *st->definition ? st->definition : "-");
     fprintf(out, "received         %" PRIu64 "\n", st->received);
     fprintf(out, "applied          %" PRIu64 "\n", st->applied);
@@ -751,23 +733,6 @@ json_t *render_friction_leads_json(const Funnel__V1__FrictionReply *r)
     return o;
 }
 
-static void s_dur_text(int64_t ms, char *buf, size_t size)
-{
-    if (ms < 0) {
-        snprintf(buf, size, "-");
-        return;
-    }
-    uint64_t v = (uint64_t)ms;
-    if (v >= 86400000)
-        snprintf(buf, size, "%.1fd", (double)v / 86400000.0);
-    else if (v >= 3600000)
-        snprintf(buf, size, "%.1fh", (double)v / 3600000.0);
-    else if (v >= 60000)
-        snprintf(buf, size, "%.1fm", (double)v / 60000.0);
-    else
-        snprintf(buf, size, "%.1fs", (double)v / 1000.0);
-}
-
 static void s_friction_body(FILE *out, Funnel__V1__FrictionPoint *const *pt, size_t np,
                             Funnel__V1__StageFriction *const *st, size_t ns,
                             Funnel__V1__ReasonCount *const *rs, size_t nr,
@@ -793,8 +758,10 @@ static void s_friction_body(FILE *out, Funnel__V1__FrictionPoint *const *pt, siz
             snprintf(conv, sizeof conv, "%.1f%%", 100 * s->conversion);
         if (s->conversion_target > 0)
             snprintf(target, sizeof target, "%.1f%%", 100 * s->conversion_target);
-        s_dur_text(s->completed ? s->median_ms : -1, med, sizeof med);
-        s_dur_text(s->completed ? s->p90_ms : -1, p90, sizeof p90);
+        timetext_duration(s->completed ? s->median_ms : -1, TIMETEXT_DUR_DECIMAL, med,
+                          sizeof med);
+        timetext_duration(s->completed ? s->p90_ms : -1, TIMETEXT_DUR_DECIMAL, p90,
+                          sizeof p90);
         fprintf(out, "%s%-*s %8" PRIu64 " %8" PRIu64 " %8" PRIu64 " %8" PRIu64
                 " %7s %7s %9s %9s %7" PRIu64 " %7" PRIu64 " %6" PRIu64 " %6" PRIu64 "\n",
                 indent, w, s->stage, s->entered, s->advanced, s->in_progress, s->dropped,

@@ -28,10 +28,6 @@ const char *render_source_name(Funnel__V1__Source s);
 /* "none", "pending", "accepted" or "rejected". */
 const char *render_handoff_name(Funnel__V1__HandoffStatus s);
 
-/* A duration for people: "3d 4h 5m 6.789s", "250 ms". Writes to buf[size],
- * returns buf. */
-char *render_duration(uint64_t ms, char *buf, size_t size);
-
 /* The lead record: {"lead","stage","stage_entered_at","score":{"fit",
  * "engagement","total"},"persona","qualified","handoff":{"status","at"},
  * "attrs":{},"events","first_source","first_seen","last_event_at",

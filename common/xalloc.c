@@ -1,13 +1,24 @@
 /* xalloc.c: see xalloc.h. */
 #include "xalloc.h"
 
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static const char *s_name;
+
+void xalloc_set_name(const char *name)
+{
+    s_name = name;
+}
+
 static void s_oom(size_t n)
 {
-    fprintf(stderr, "<2>funneld: out of memory allocating %zu bytes\n", n);
+    fprintf(stderr, "%s: out of memory allocating %zu bytes\n",
+            s_name ? s_name : program_invocation_short_name, n);
     abort();
 }
 
@@ -23,7 +34,7 @@ void *xcalloc(size_t nmemb, size_t size)
 {
     void *p = calloc(nmemb ? nmemb : 1, size ? size : 1);
     if (p == NULL)
-        s_oom(nmemb * size);
+        s_oom(size && nmemb > SIZE_MAX / size ? SIZE_MAX : nmemb * size);
     return p;
 }
 
@@ -48,5 +59,17 @@ char *xstrndup(const char *s, size_t n)
     char *p = strndup(s, n);
     if (p == NULL)
         s_oom(n + 1);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *p = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&p, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        s_oom(strlen(fmt));
     return p;
 }
