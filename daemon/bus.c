@@ -309,6 +309,21 @@ int bus_send(bus_sock_t *sock, const void *const *data, const size_t *len, int n
     return rc;
 }
 
+int bus_reply(bus_sock_t *sock, zmq_msg_t *envelope, int n_envelope,
+              const void *body, size_t len)
+{
+    const void *parts[BUS_PARTS_MAX];
+    size_t lens[BUS_PARTS_MAX];
+    int n = 0;
+    for (int i = 0; i < n_envelope && n + 1 < BUS_PARTS_MAX; i++) {
+        parts[n] = zmq_msg_data(&envelope[i]);
+        lens[n++] = zmq_msg_size(&envelope[i]);
+    }
+    parts[n] = body;
+    lens[n++] = len;
+    return bus_send(sock, parts, lens, n);
+}
+
 /* -- XPUB subscriptions -------------------------------------------------- */
 
 /* bus_recv_fn of a tracked XPUB: [1 prefix] subscribes, [0 prefix]

@@ -83,6 +83,14 @@ void bus_resume(bus_sock_t *sock);
 int bus_send(bus_sock_t *sock, const void *const *data, const size_t *len,
              int n);
 
+/* Answer a request received on a ROUTER socket: the request's envelope
+ * (its frames before the last: the peer's routing id, and whatever a
+ * DEALER put before its body), n_envelope frames of which at most
+ * BUS_PARTS_MAX - 1 are sent, then the body, as bus_send() (data copied,
+ * the envelope stays the caller's). Returns bus_send()'s. */
+int bus_reply(bus_sock_t *sock, zmq_msg_t *envelope, int n_envelope,
+              const void *body, size_t len);
+
 /* For an XPUB socket: keep the set of topic prefixes its subscribers
  * want, from the subscription messages it receives (read like any other
  * messages, budget per wakeup), so that a publisher can skip building

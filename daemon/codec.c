@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "xalloc.h"
 
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
@@ -172,49 +173,21 @@ static void s_copy(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-/* Decoding a lead happens once per event: its allocations come from a
- * bump arena that the next decode reuses, instead of malloc and free.
- * The loop thread is the only caller. */
-static struct {
-    _Alignas(max_align_t) unsigned char mem[256 * 1024];
-    size_t used;
-} s_arena;
-
-static void *s_arena_alloc(void *data, size_t size)
-{
-    size_t at = (s_arena.used + (_Alignof(max_align_t) - 1)) & ~(_Alignof(max_align_t) - 1);
-    if (size > sizeof s_arena.mem - at) {
-        s_arena.used = sizeof s_arena.mem; /* full: the decode fails, retried on the heap */
-        return NULL;
-    }
-    s_arena.used = at + size;
-    return s_arena.mem + at;
-}
-
-static void s_arena_free(void *data, void *ptr)
-{
-    /* Released all at once by the next decode. */
-}
-
-static ProtobufCAllocator s_arena_allocator = {
-    .alloc = s_arena_alloc,
-    .free = s_arena_free,
-    .allocator_data = NULL,
-};
-
-static bool s_in_arena(const void *p)
-{
-    return (const unsigned char *)p >= s_arena.mem &&
-           (const unsigned char *)p < s_arena.mem + sizeof s_arena.mem;
-}
+/* Decoding a lead happens once per event: its allocations come from an
+ * arena that the next decode resets, instead of malloc and free (a lead
+ * larger than the first block grows it for the one decode). The loop
+ * thread is the only caller. */
+static arena_t *s_lead_arena;
 
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead)
 {
-    s_arena.used = 0;
-    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&s_arena_allocator, len, buf);
-    if (pb == NULL && s_arena.used > sizeof s_arena.mem / 2)
-        pb = funnel__v1__lead__unpack(NULL, len, buf); /* an unusually large lead */
+    if (s_lead_arena == NULL)
+        s_lead_arena = arena_new(256 * 1024);
+    else
+        arena_reset(s_lead_arena);
+    ProtobufCAllocator alloc = arena_pb_allocator(s_lead_arena);
+    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&alloc, len, buf);
     if (pb == NULL)
         return -1;
     memset(lead, 0, sizeof *lead);
@@ -317,9 +290,7 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     lead->frictions = pb->frictions;
     lead->stalled = pb->stalled;
     lead->sla_breached = pb->sla_breached;
-    /* Arena memory is reused by the next decode; heap memory is freed. */
-    if (!s_in_arena(pb))
-        funnel__v1__lead__free_unpacked(pb, NULL);
+    /* pb stays in the arena until the next decode resets it. */
     hnd_lead_loaded(d, lead);
     return 0;
 }
@@ -340,4 +311,123 @@ void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
     }
     out->attrs = kv;
     out->n_attrs = ev->n_attrs;
+}
+
+/* A protobuf varint at *p (below end): its value, *p moved past it.
+ * Returns 0, or -1 when it is malformed. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
+                          uint32_t *lens)
+{
+    const uint8_t *p = buf, *end = buf + len;
+    size_t k = 0;
+    if (len > UINT32_MAX)
+        return -1;
+    while (p < end) {
+        uint64_t tag, v;
+        if (s_varint(&p, end, &tag) == -1)
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (s_varint(&p, end, &v) == -1)
+                return -1;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
+                return -1;
+            if (tag >> 3 == 1) {
+                if (k == n)
+                    return -1;
+                off[k] = (uint32_t)(p - buf);
+                lens[k] = (uint32_t)v;
+                k++;
+            }
+            p += v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return k == n ? 0 : -1;
+}
+
+uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
+                          const hnd_lead_t *lead, const hnd_event_t *ev,
+                          uint64_t seq, int64_t at_ms, size_t *len)
+{
+    Funnel__V1__Alert al;
+    Funnel__V1__Lead snap;
+    codec_lead_scratch_t scratch;
+    char *reasons[HND_REASONS_MAX];
+
+    funnel__v1__alert__init(&al);
+    al.kind = (char *)a->kind;
+    al.topic = (char *)a->topic;
+    al.at_ms = a->at_ms ? a->at_ms : at_ms;
+    if (lead) {
+        codec_lead_to_pb(lead, d, &snap, &scratch);
+        al.lead_id = (char *)lead->id;
+        al.lead = &snap;
+        if (a->at_ms == 0 && lead->last_event_ms > al.at_ms)
+            al.at_ms = lead->last_event_ms;
+    }
+    if (a->at_ms == 0 && ev && ev->at_ms > al.at_ms)
+        al.at_ms = ev->at_ms;
+    al.stage = a->stage >= 0 && (size_t)a->stage < d->n_stages
+                   ? d->stages[a->stage].name : (char *)"";
+    al.from_stage = a->from_stage >= 0 && (size_t)a->from_stage < d->n_stages
+                        ? d->stages[a->from_stage].name : (char *)"";
+    for (size_t r = 0; r < a->n_reasons && r < HND_REASONS_MAX; r++)
+        reasons[r] = (char *)a->reasons[r];
+    al.n_reasons = a->n_reasons < HND_REASONS_MAX ? a->n_reasons : HND_REASONS_MAX;
+    al.reasons = reasons;
+    al.event_id = ev ? (char *)ev->id : (char *)"";
+    al.seq = seq;
+
+    *len = funnel__v1__alert__get_packed_size(&al);
+    uint8_t *buf = xmalloc(*len);
+    funnel__v1__alert__pack(&al, buf);
+    return buf;
+}
+
+uint8_t *codec_notice_pack(const char *kind, const char *topic, int64_t at_ms,
+                           char **reasons, size_t n_reasons,
+                           const char *event_id, size_t *len)
+{
+    Funnel__V1__Alert al;
+    funnel__v1__alert__init(&al);
+    al.kind = (char *)kind;
+    al.topic = (char *)topic;
+    al.at_ms = at_ms;
+    al.reasons = reasons;
+    al.n_reasons = n_reasons;
+    if (event_id)
+        al.event_id = (char *)event_id;
+    *len = funnel__v1__alert__get_packed_size(&al);
+    uint8_t *buf = xmalloc(*len);
+    funnel__v1__alert__pack(&al, buf);
+    return buf;
 }

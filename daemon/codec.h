@@ -59,4 +59,29 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
 void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
                       hnd_event_t *out);
 
+/* Where each event of an encoded EventBatch (len bytes at buf) lies: the n
+ * values of field 1 (events), in order, as offsets and lengths into buf
+ * (off[n], lens[n]), read from the bytes without decoding them. Returns 0,
+ * or -1 when the bytes do not show exactly n events (then every event is
+ * encoded again: nothing depends on this but speed). */
+int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
+                      uint32_t *lens);
+
+/* Encode handler alert a as a funnel.v1.Alert with the log sequence
+ * number seq: about lead (a snapshot of it, stage names from d) and the
+ * event ev, either NULL for an alert about the funnel as a whole, whose
+ * time is at_ms then (an alert without a time of its own is dated by the
+ * latest of at_ms, the lead's last event and ev). Returns a new buffer
+ * (caller frees) of *len bytes. */
+uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
+                          const hnd_lead_t *lead, const hnd_event_t *ev,
+                          uint64_t seq, int64_t at_ms, size_t *len);
+
+/* Encode an alert of funneld about itself (no lead): kind, topic, at_ms,
+ * the reasons and an event id (NULL: none). Arguments are borrowed.
+ * Returns a new buffer (caller frees) of *len bytes. */
+uint8_t *codec_notice_pack(const char *kind, const char *topic, int64_t at_ms,
+                           char **reasons, size_t n_reasons,
+                           const char *event_id, size_t *len);
+
 #endif

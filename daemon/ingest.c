@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "arena.h"
 #include "codec.h"
 #include "log.h"
 #include "pipeline.h"
@@ -33,57 +34,9 @@ int64_t ingest_now_ms(const ingest_t *self)
 
 /* -- pending batches --------------------------------------------------- */
 
-/* A batch is decoded into an arena of its own, freed whole with it: one
- * allocation or two per batch instead of several per event. */
-typedef struct ingest_arena {
-    struct ingest_arena *next;     /* earlier blocks */
-    size_t cap;
-    size_t used;
-    _Alignas(max_align_t) unsigned char mem[];
-} ingest_arena_t;
-
-static ingest_arena_t *s_arena_block(ingest_arena_t *next, size_t cap)
-{
-    ingest_arena_t *a = xmalloc(sizeof *a + cap);
-    a->next = next;
-    a->cap = cap;
-    a->used = 0;
-    return a;
-}
-
-static void *s_arena_alloc(void *data, size_t size)
-{
-    ingest_arena_t **ap = data, *a = *ap;
-    const size_t align = _Alignof(max_align_t);
-    size_t at = (a->used + align - 1) & ~(align - 1);
-    if (at > a->cap || size > a->cap - at) {
-        /* A new block, twice the last (a hostile batch of empty events
-         * decodes to many times its size). */
-        size_t cap = size > 2 * a->cap ? size : 2 * a->cap;
-        a = *ap = s_arena_block(a, cap);
-        at = 0;
-    }
-    a->used = at + size;
-    return a->mem + at;
-}
-
-static void s_arena_free_one(void *data, void *ptr)
-{
-    /* Freed with the whole arena. */
-}
-
-static void s_arena_destroy(ingest_arena_t *a)
-{
-    while (a) {
-        ingest_arena_t *next = a->next;
-        free(a);
-        a = next;
-    }
-}
-
 static void s_pending_free(pending_t *p)
 {
-    s_arena_destroy(p->arena);
+    arena_destroy(&p->arena);
     for (int i = 0; i < p->n_envelope; i++)
         zmq_msg_close(&p->envelope[i]);
     free(p->verdict);
@@ -135,43 +88,26 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
                      size_t n_reasons, const char *event_id)
 {
     char topic[48];
-    Funnel__V1__Alert al;
     snprintf(topic, sizeof topic, "ingest.%s", kind);
-    funnel__v1__alert__init(&al);
-    al.kind = (char *)kind;
-    al.topic = topic;
-    al.at_ms = ingest_wall_ms();
-    al.reasons = reasons;
-    al.n_reasons = n_reasons;
-    if (event_id)
-        al.event_id = (char *)event_id;
     store_stats(self->store)->alerts++;
     store_stats_publish(self->store); /* notices come outside groups */
     if (self->alerts == NULL || !bus_wanted(self->alerts, topic))
         return;
-    size_t len = funnel__v1__alert__get_packed_size(&al);
-    uint8_t *buf = xmalloc(len);
-    funnel__v1__alert__pack(&al, buf);
+    size_t len;
+    uint8_t *buf = codec_notice_pack(kind, topic, ingest_wall_ms(), reasons,
+                                     n_reasons, event_id, &len);
     s_publish(self, topic, buf, len);
     free(buf);
 }
 
-static void s_send_ack(pending_t *p, const Funnel__V1__Ack *ack)
+/* Send ack to the client of a request, through its envelope (borrowed). */
+static void s_send_ack(bus_sock_t *sock, zmq_msg_t *envelope, int n_envelope,
+                       const Funnel__V1__Ack *ack)
 {
     size_t len = funnel__v1__ack__get_packed_size(ack);
     uint8_t *buf = xmalloc(len);
     funnel__v1__ack__pack(ack, buf);
-
-    const void *parts[BUS_PARTS_MAX];
-    size_t lens[BUS_PARTS_MAX];
-    int n = 0;
-    for (int i = 0; i < p->n_envelope; i++) {
-        parts[n] = zmq_msg_data(&p->envelope[i]);
-        lens[n++] = zmq_msg_size(&p->envelope[i]);
-    }
-    parts[n] = buf;
-    lens[n++] = len;
-    if (bus_send(p->reply, parts, lens, n) == -1)
+    if (bus_reply(sock, envelope, n_envelope, buf, len) == -1)
         log_debug("[ingest] ack of batch \"%s\" not sent (client gone?)",
                   ack->batch_id);
     free(buf);
@@ -180,20 +116,17 @@ static void s_send_ack(pending_t *p, const Funnel__V1__Ack *ack)
 static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
                         const char *error)
 {
-    pending_t p = {.reply = sock};
     Funnel__V1__Ack ack;
     funnel__v1__ack__init(&ack);
     ack.batch_id = (char *)batch_id;
     ack.error = (char *)error;
-    for (int i = 0; i + 1 < msg->n; i++)
-        p.envelope[p.n_envelope++] = msg->part[i]; /* borrowed, not closed */
-    s_send_ack(&p, &ack);
+    s_send_ack(sock, msg->part, msg->n - 1, &ack);
 }
 
 /* -- applying events --------------------------------------------------- */
 
-/* Count fx's alerts and encode those some subscriber wants for
- * publication after the commit. lead and ev may be NULL for alerts about
+/* Count fx's alerts and encode those some subscriber wants
+ * (codec_alert_pack) for publication after the commit. lead and ev may be NULL for alerts about
  * the funnel as a whole; at_ms is their time then. */
 static void s_queue_alerts(ingest_t *self, const defn_t *d,
                            const hnd_effects_t *fx, const hnd_lead_t *lead,
@@ -206,44 +139,13 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
          * for a topic without subscribers. */
         if (self->alerts == NULL || !bus_wanted(self->alerts, a->topic))
             continue;
-        Funnel__V1__Alert al;
-        Funnel__V1__Lead snap;
-        codec_lead_scratch_t scratch;
-        char *reasons[HND_REASONS_MAX];
-
-        funnel__v1__alert__init(&al);
-        al.kind = (char *)a->kind;
-        al.topic = (char *)a->topic;
-        al.at_ms = a->at_ms ? a->at_ms : at_ms;
-        if (lead) {
-            codec_lead_to_pb(lead, d, &snap, &scratch);
-            al.lead_id = (char *)lead->id;
-            al.lead = &snap;
-            if (a->at_ms == 0 && lead->last_event_ms > al.at_ms)
-                al.at_ms = lead->last_event_ms;
-        }
-        if (a->at_ms == 0 && ev && ev->at_ms > al.at_ms)
-            al.at_ms = ev->at_ms;
-        al.stage = a->stage >= 0 && (size_t)a->stage < d->n_stages
-                       ? d->stages[a->stage].name : (char *)"";
-        al.from_stage = a->from_stage >= 0 && (size_t)a->from_stage < d->n_stages
-                            ? d->stages[a->from_stage].name : (char *)"";
-        for (size_t r = 0; r < a->n_reasons && r < HND_REASONS_MAX; r++)
-            reasons[r] = (char *)a->reasons[r];
-        al.n_reasons = a->n_reasons < HND_REASONS_MAX ? a->n_reasons : HND_REASONS_MAX;
-        al.reasons = reasons;
-        al.event_id = ev ? (char *)ev->id : (char *)"";
-        al.seq = seq;
-
         if (self->n_out == self->cap_out) {
             self->cap_out = self->cap_out ? 2 * self->cap_out : 64;
             self->out = xrealloc(self->out, self->cap_out * sizeof *self->out);
         }
         ingest_alert_t *o = &self->out[self->n_out++];
         snprintf(o->topic, sizeof o->topic, "%s", a->topic);
-        o->len = funnel__v1__alert__get_packed_size(&al);
-        o->buf = xmalloc(o->len);
-        funnel__v1__alert__pack(&al, o->buf);
+        o->buf = codec_alert_pack(a, d, lead, ev, seq, at_ms, &o->len);
     }
 }
 
@@ -528,7 +430,7 @@ static void s_ack_first(ingest_t *self, size_t n)
             ack.n_rejections = n_rej;
             ack.rejections = rejs;
             ack.last_seq = p->last_seq;
-            s_send_ack(p, &ack);
+            s_send_ack(p->reply, p->envelope, p->n_envelope, &ack);
             if (rejs != rejp) {
                 free(rejs);
                 free(rejv);
@@ -702,71 +604,6 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
         p->last_seq = ev->seq;
 }
 
-/* A protobuf varint at *p (below end): its value, *p moved past it.
- * Returns 0, or -1 when it is malformed. */
-static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Where each event of an EventBatch lies in its encoding: the n values of
- * field 1 (events), in order, as offsets and lengths. Returns 0, or -1
- * when the bytes do not show exactly n events (then every event is
- * encoded again: nothing depends on this but speed). */
-static int s_index_events(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
-                          uint32_t *lens)
-{
-    const uint8_t *p = buf, *end = buf + len;
-    size_t k = 0;
-    if (len > UINT32_MAX)
-        return -1;
-    while (p < end) {
-        uint64_t tag, v;
-        if (s_varint(&p, end, &tag) == -1)
-            return -1;
-        switch (tag & 7) {
-        case 0:
-            if (s_varint(&p, end, &v) == -1)
-                return -1;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
-                return -1;
-            if (tag >> 3 == 1) {
-                if (k == n)
-                    return -1;
-                off[k] = (uint32_t)(p - buf);
-                lens[k] = (uint32_t)v;
-                k++;
-            }
-            p += v;
-            break;
-        default:
-            return -1;
-        }
-    }
-    return k == n ? 0 : -1;
-}
-
 /* Decode and validate one EventBatch message and queue it. reply is the
  * ingest socket (with msg's leading frames as the envelope), or NULL for a
  * stream. */
@@ -777,9 +614,8 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     char why[INGEST_REASON_LEN];
     store_stats_t *st = store_stats(self->store);
     /* Decoded structures take about twice the encoding's size. */
-    ingest_arena_t *arena = s_arena_block(NULL, 2 * zmq_msg_size(payload) + 4096);
-    ProtobufCAllocator alloc = {
-        .alloc = s_arena_alloc, .free = s_arena_free_one, .allocator_data = &arena};
+    arena_t *arena = arena_new(2 * zmq_msg_size(payload) + 4096);
+    ProtobufCAllocator alloc = arena_pb_allocator(arena);
 
     if (msg->truncated) {
         snprintf(why, sizeof why, "message has more than %d frames", BUS_PARTS_MAX);
@@ -807,7 +643,7 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     if (batch->n_events > 0 && zmq_msg_copy(&p->payload, payload) == 0) {
         p->raw_off = xmalloc(batch->n_events * sizeof *p->raw_off);
         p->raw_len = xmalloc(batch->n_events * sizeof *p->raw_len);
-        if (s_index_events(zmq_msg_data(&p->payload), zmq_msg_size(&p->payload),
+        if (codec_index_batch(zmq_msg_data(&p->payload), zmq_msg_size(&p->payload),
                            batch->n_events, p->raw_off, p->raw_len) == -1) {
             free(p->raw_off);
             free(p->raw_len);
@@ -880,7 +716,7 @@ refuse:;
     char batch_id[256] = "";
     if (batch && batch->batch_id && validate_utf8(batch->batch_id, sizeof batch_id - 1))
         snprintf(batch_id, sizeof batch_id, "%s", batch->batch_id);
-    s_arena_destroy(arena);
+    arena_destroy(&arena);
     st->received++;
     st->rejected++;
     /* Outside any group: published here, before the reply, so that a

@@ -19,7 +19,7 @@ enum { V_PENDING = 0, V_ACCEPTED, V_DUPLICATE, V_REJECTED };
 /* One received batch waiting for its group to commit. */
 typedef struct pending {
     Funnel__V1__EventBatch *batch;  /* owned, decoded into arena */
-    struct ingest_arena *arena;     /* the batch's allocations */
+    struct arena *arena;            /* the batch's allocations */
     bus_sock_t *reply;              /* ingest socket, NULL for streams */
     zmq_msg_t envelope[BUS_PARTS_MAX - 1]; /* routing frames to echo */
     int n_envelope;

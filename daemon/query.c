@@ -68,16 +68,7 @@ static void s_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryRep
     uint8_t *buf = xmalloc(len);
     funnel__v1__query_reply__pack(r, buf);
 
-    const void *parts[BUS_PARTS_MAX];
-    size_t lens[BUS_PARTS_MAX];
-    int n = 0;
-    for (int i = 0; i + 1 < msg->n; i++) {
-        parts[n] = zmq_msg_data(&msg->part[i]);
-        lens[n++] = zmq_msg_size(&msg->part[i]);
-    }
-    parts[n] = buf;
-    lens[n++] = len;
-    if (bus_send(sock, parts, lens, n) == -1)
+    if (bus_reply(sock, msg->part, msg->n - 1, buf, len) == -1)
         log_debug("[query] reply not sent (client gone?)");
     free(buf);
 }
