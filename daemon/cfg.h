@@ -46,6 +46,8 @@
       "alerts queued per slow subscriber before they are dropped")             \
     X(UINT, linger_ms, 2000,                                                   \
       "how long shutdown waits to deliver queued acks and replies")            \
+    X(UINT, progress_interval_ms, 5000,                                        \
+      "log replay and rebuild progress this often when not on a terminal")     \
     X(STR, curve_secret_file, "",                                              \
       "CURVE: the server's secret key file (funnelctl keygen); set, every TCP "  \
       "endpoint authenticates and encrypts")                                    \

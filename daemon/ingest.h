@@ -38,6 +38,7 @@ typedef struct {
     int group_delay_ms;        /* then at most this long after the first */
     size_t max_batch_events;   /* larger batches are refused whole */
     bool event_clock;          /* daemon time = event-time watermark */
+    unsigned progress_interval_ms; /* replay progress log lines (see progress.h) */
     validate_limits_t limits;
 } ingest_opts_t;
 
@@ -55,8 +56,11 @@ void ingest_destroy(ingest_t **self_p);
 /* Sockets to pause while the store cannot commit, and on shutdown. */
 void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
 
-/* Apply the events the log holds beyond the state (after a crash). Returns
- * the number replayed, or -1 on a store error. */
+/* Apply the events the log holds beyond the state (after a crash, or into
+ * a state being rebuilt), reporting progress (progress.h: a terminal line,
+ * log lines every opts.progress_interval_ms, sd_notify STATUS= and
+ * EXTEND_TIMEOUT_USEC=). Returns the number replayed, or -1 on a store
+ * error. */
 long ingest_recover(ingest_t *self);
 
 /* Arm the deadline timer (after ingest_recover): deadlines that fell due

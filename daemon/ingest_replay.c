@@ -5,6 +5,7 @@
 
 #include "ingest_int.h"
 #include "log.h"
+#include "progress.h"
 #include "xalloc.h"
 
 #define S_REPLAY_CHUNK 4096
@@ -50,7 +51,8 @@ static int s_fill_replay(ingest_t *self, void *arg)
     return INGEST_FILLED;
 }
 
-long ingest_replay(ingest_t *self)
+/* ingest_replay, reporting to progress (NULL: silently). */
+static long s_replay(ingest_t *self, progress_t *progress)
 {
     long total = 0;
     s_replay_chunk_t chunk = {.items = xcalloc(S_REPLAY_CHUNK, sizeof(s_replayed_t))};
@@ -73,6 +75,8 @@ long ingest_replay(ingest_t *self)
             goto fail;
         ingest_out_publish(self);
         total += n;
+        if (progress)
+            progress_update(progress, (uint64_t)total);
         if (store_applied_seq(self->store) < from) {
             /* Every event of the chunk was undecodable: step over them. */
             log_err("[ingest] log events from %llu cannot be replayed",
@@ -88,6 +92,11 @@ fail:
     return -1;
 }
 
+long ingest_replay(ingest_t *self)
+{
+    return s_replay(self, NULL);
+}
+
 long ingest_recover(ingest_t *self)
 {
     uint64_t applied = store_applied_seq(self->store);
@@ -96,9 +105,12 @@ long ingest_recover(ingest_t *self)
         return 0;
     log_info("[ingest] replaying events %llu..%llu from the log",
              (unsigned long long)applied + 1, (unsigned long long)last);
-    long n = ingest_replay(self);
+    progress_t *progress = progress_new("ingest", "replaying", "replayed", "events",
+                                        last - applied, self->opts.progress_interval_ms);
+    long n = s_replay(self, progress);
     if (n >= 0)
-        log_info("[ingest] replayed %ld events", n);
+        progress_done(progress);
+    progress_destroy(&progress);
     return n;
 }
 

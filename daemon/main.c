@@ -192,7 +192,7 @@ int main(int argc, char **argv)
     if (action != CFG_RUN) {
         rc = rebuild_run(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
                          (const defn_t *const *)&app.defn, pipeline_default,
-                         action == CFG_REBUILD_REPLACE);
+                         action == CFG_REBUILD_REPLACE, app.cfg.progress_interval_ms);
         goto out;
     }
     log_info("[main] funneld %s: definition \"%s\" from %s, hash %s", FUNNELD_VERSION,
@@ -277,6 +277,7 @@ int main(int argc, char **argv)
         .group_delay_ms = (int)app.cfg.group_delay_ms,
         .max_batch_events = app.cfg.max_batch_events,
         .event_clock = strcmp(app.cfg.clock, "event") == 0,
+        .progress_interval_ms = app.cfg.progress_interval_ms,
         .limits = validate_defaults,
     };
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,

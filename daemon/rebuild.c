@@ -24,7 +24,8 @@ static bool s_same(const store_diff_t *d)
 }
 
 int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *defn_p,
-                const hnd_t *const *pipeline, bool replace)
+                const hnd_t *const *pipeline, bool replace,
+                unsigned progress_interval_ms)
 {
     char err[1024];
     struct event_base *base = NULL;
@@ -46,6 +47,7 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
         .group_max_events = 10000,
         .max_batch_events = 10000,
         .event_clock = true,
+        .progress_interval_ms = progress_interval_ms,
         .limits = validate_defaults,
     };
     ingest = ingest_new(base, store, defn_p, pipeline, NULL, &opts);

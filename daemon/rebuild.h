@@ -18,8 +18,11 @@
 
 /* Returns 0 when the states are identical (or, with replace, when the
  * rebuilt state is in place), 1 when they differ, 2 on an error (reported
- * on stderr). A summary goes to stdout. */
+ * on stderr). A summary goes to stdout; the replay's progress to stderr (a
+ * line on a terminal, else a log line every progress_interval_ms; see
+ * progress.h). */
 int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *defn_p,
-                const hnd_t *const *pipeline, bool replace);
+                const hnd_t *const *pipeline, bool replace,
+                unsigned progress_interval_ms);
 
 #endif
