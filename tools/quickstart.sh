@@ -18,7 +18,8 @@ packages=(build-essential cmake pkg-config
           libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev
           libevent-dev libcyaml-dev libyaml-dev libjansson-dev libsystemd-dev
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
-          python3-pytest lmdb-utils clang libclang-rt-14-dev)
+          python3-pytest lmdb-utils clang libclang-rt-14-dev
+          scdoc dpkg-dev systemd man-db)
 
 missing=()
 for p in "${packages[@]}"; do
