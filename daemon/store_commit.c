@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -117,42 +118,20 @@ void store_event_replayed(store_t *self, const char *lead_id, const char *id,
     s_index_event(self, lead_id, id, seq);
 }
 
-static uint32_t s_hash(const char *key)
+/* The counter index (htab.h) compares and rehashes the group's keys. */
+static bool s_counter_eq(const void *ctx, uint32_t index, const void *key)
 {
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h;
+    return strcmp(((const store_t *)ctx)->ctr[index].key, key) == 0;
 }
 
-/* The slot of key in the counter index: its entry, or the empty slot where
- * it belongs. */
-static uint32_t *s_counter_slot_h(store_t *self, const char *key, uint32_t h)
+static uint32_t s_counter_hash(const void *ctx, uint32_t index)
 {
-    size_t mask = self->cap_index - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t *slot = &self->ctr_index[i];
-        if (*slot == 0 || strcmp(self->ctr[*slot - 1].key, key) == 0)
-            return slot;
-    }
-}
-
-static uint32_t *s_counter_slot(store_t *self, const char *key)
-{
-    return s_counter_slot_h(self, key, s_hash(key));
-}
-
-static void s_counter_reindex(store_t *self)
-{
-    free(self->ctr_index);
-    self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
-    for (size_t i = 0; i < self->n_ctr; i++)
-        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
+    return fnv1a32_str(((const store_t *)ctx)->ctr[index].key);
 }
 
 void store_counter_add(store_t *self, const char *key, int64_t delta)
 {
-    store_counter_add_h(self, key, s_hash(key), delta);
+    store_counter_add_h(self, key, fnv1a32_str(key), delta);
 }
 
 void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t delta)
@@ -160,11 +139,9 @@ void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t 
     /* Every event adds to a dozen counters or more (per stage, persona,
      * source, cohort): summed here, in a hash table, and written once per
      * group. */
-    if (self->cap_index == 0) {
-        self->cap_index = 256;
-        self->ctr_index = xcalloc(self->cap_index, sizeof *self->ctr_index);
-    }
-    uint32_t *slot = s_counter_slot_h(self, key, hash);
+    if (self->ctr_index.cap == 0)
+        htab_init(&self->ctr_index, 256);
+    uint32_t *slot = htab_slot(&self->ctr_index, hash, s_counter_eq, self, key);
     if (*slot) {
         self->ctr[*slot - 1].delta += delta;
         return;
@@ -176,9 +153,9 @@ void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t 
     self->ctr[self->n_ctr].key = xstrdup(key);
     self->ctr[self->n_ctr].delta = delta;
     self->n_ctr++;
-    if (2 * self->n_ctr > self->cap_index) {
-        self->cap_index *= 2;
-        s_counter_reindex(self);
+    if (2 * self->n_ctr > self->ctr_index.cap) {
+        htab_rebuild(&self->ctr_index, 2 * self->ctr_index.cap, self->n_ctr,
+                     s_counter_hash, self);
     } else {
         *slot = (uint32_t)self->n_ctr;
     }
@@ -189,8 +166,7 @@ static void s_counters_clear(store_t *self)
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
     self->n_ctr = 0;
-    if (self->ctr_index)
-        memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
+    htab_clear(&self->ctr_index);
 }
 
 static int s_counter_cmp(const void *a, const void *b)
@@ -210,9 +186,8 @@ static void s_counters_flush(store_t *self)
     if (self->n_ctr == 0)
         return;
     qsort(self->ctr, self->n_ctr, sizeof *self->ctr, s_counter_cmp);
-    memset(self->ctr_index, 0, self->cap_index * sizeof *self->ctr_index);
-    for (size_t i = 0; i < self->n_ctr; i++)
-        *s_counter_slot(self, self->ctr[i].key) = (uint32_t)i + 1;
+    htab_rebuild(&self->ctr_index, self->ctr_index.cap, self->n_ctr,
+                 s_counter_hash, self);
     for (size_t i = 0; i < self->n_ctr && self->ret == STORE_OK; i++) {
         if (self->ctr[i].delta == 0)
             continue;
@@ -363,8 +338,9 @@ int store_sync(store_t *self)
 int64_t store_counter_get(store_t *self, const char *key)
 {
     int64_t value = 0;
-    if (self->cap_index) {
-        uint32_t *slot = s_counter_slot(self, key);
+    if (self->ctr_index.cap) {
+        uint32_t *slot = htab_slot(&self->ctr_index, fnv1a32_str(key),
+                                   s_counter_eq, self, key);
         if (*slot)
             value = self->ctr[*slot - 1].delta;
     }

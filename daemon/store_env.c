@@ -416,7 +416,7 @@ void store_destroy(store_t **self_p)
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
     free(self->ctr);
-    free(self->ctr_index);
+    htab_free(&self->ctr_index);
     pthread_rwlock_destroy(&self->grow_lock);
     pthread_mutex_destroy(&self->pub_lock);
     free(self->dir);

@@ -20,12 +20,14 @@
 #ifndef FUNNELD_STORE_INT_H
 #define FUNNELD_STORE_INT_H
 
+#include <endian.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "htab.h"
 #include "store.h"
 
 #define STORE_SCHEMA 5
@@ -94,8 +96,7 @@ struct store {
     s_counter_t *ctr;     /* counter deltas of the open group */
     size_t n_ctr;
     size_t cap_ctr;
-    uint32_t *ctr_index;  /* open addressing: slot -> ctr index + 1, 0 empty */
-    size_t cap_index;     /* a power of two, >= 2 * cap_ctr */
+    htab_t ctr_index;     /* ctr by key (FNV-1a 32); cap >= 2 * n_ctr */
 };
 
 /* A read snapshot belongs to the thread that began it (the loop thread for
@@ -116,19 +117,15 @@ extern __thread struct store_snapshot store_snapshot;
 
 static inline void s_be64_put(unsigned char *p, uint64_t v)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
+    v = htobe64(v);
+    memcpy(p, &v, 8);
 }
 
 static inline uint64_t s_be64_get(const void *vp)
 {
-    const unsigned char *p = vp;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, vp, 8);
+    return be64toh(v);
 }
 
 static inline MDB_val s_str_val(const char *s)

@@ -34,89 +34,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fnv.h"
+
 #define S_FILE_MAX (4u << 20)   /* a definition larger than 4 MiB is a mistake */
-
-/* ---------------------------------------------------------------------- */
-/* Allocation: out of memory aborts (house rule).                          */
-
-void *defn_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-void *defn_xrealloc(void *p, size_t size)
-{
-    p = realloc(p, size ? size : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-char *defn_xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
-}
-
-char *defn_xasprintf(const char *fmt, ...)
-{
-    va_list ap;
-    char *p = NULL;
-    va_start(ap, fmt);
-    int rc = vasprintf(&p, fmt, ap);
-    va_end(ap);
-    if (rc < 0)
-        abort();
-    return p;
-}
 
 /* ---------------------------------------------------------------------- */
 /* The type table.                                                         */
 
-static uint64_t s_fnv(const char *s)
+static bool s_type_eq(const void *ctx, uint32_t index, const void *key)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
+    return strcmp(((const defn_t *)ctx)->types[index].type, key) == 0;
 }
 
 int defn_type_find(const defn_t *d, const char *type)
 {
-    if (d->n_hash == 0)
+    if (d->type_index.cap == 0)
         return -1;
-    size_t mask = d->n_hash - 1;
-    for (size_t i = (size_t)s_fnv(type) & mask;; i = (i + 1) & mask) {
-        int t = d->type_hash[i];
-        if (t < 0)
-            return -1;
-        if (strcmp(d->types[t].type, type) == 0)
-            return t;
-    }
+    uint32_t e = htab_probe(d->type_index.slot, sizeof *d->type_index.slot,
+                            d->type_index.cap, fnv1a32_str(type), s_type_eq, d,
+                            type, NULL);
+    return (int)e - 1;
 }
 
 /* Index of type in the table, added when missing. The table is sized by
  * the caller (defn_build_types) so it never fills. */
 static int s_type_add(defn_t *d, const char *type)
 {
-    int t = defn_type_find(d, type);
-    if (t >= 0)
-        return t;
-    size_t mask = d->n_hash - 1;
-    size_t i = (size_t)s_fnv(type) & mask;
-    while (d->type_hash[i] >= 0)
-        i = (i + 1) & mask;
-    t = (int)d->n_types++;
-    d->type_hash[i] = t;
+    uint32_t *slot = htab_slot(&d->type_index, fnv1a32_str(type), s_type_eq, d, type);
+    if (*slot)
+        return (int)*slot - 1;
+    int t = (int)d->n_types++;
+    *slot = (uint32_t)t + 1;
     defn_type_t *e = &d->types[t];
-    e->type = defn_xstrdup(type);
+    e->type = xstrdup(type);
     e->regression = -1;
     return t;
 }
@@ -130,14 +80,9 @@ void defn_build_types(const defn_ytop_t *y, defn_t *d)
     size_t most = d->n_transitions + d->n_regressions + d->n_points + 2;
     for (unsigned i = 0; y->personas && i < y->personas_count; i++)
         most += y->personas[i].when ? y->personas[i].when_count : 0;
-    d->n_hash = 16;
-    while (d->n_hash < 2 * most)
-        d->n_hash *= 2;
-    d->type_hash = defn_xcalloc(d->n_hash, sizeof *d->type_hash);
-    for (size_t i = 0; i < d->n_hash; i++)
-        d->type_hash[i] = -1;
-    d->types = defn_xcalloc(most, sizeof *d->types);
-    d->tr_index = defn_xcalloc(d->n_transitions, sizeof *d->tr_index);
+    htab_init(&d->type_index, htab_cap_for(most));
+    d->types = xcalloc(most, sizeof *d->types);
+    d->tr_index = xcalloc(d->n_transitions, sizeof *d->tr_index);
 
     for (size_t i = 0; i < d->n_points; i++) {
         defn_type_t *e = &d->types[s_type_add(d, d->points[i].type)];
@@ -168,12 +113,7 @@ void defn_build_types(const defn_ytop_t *y, defn_t *d)
 /* The definition hash: hex FNV-1a 64 of the text's bytes. */
 static void s_hash(const char *text, size_t len, char out[17])
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)text[i];
-        h *= 0x100000001b3ULL;
-    }
-    snprintf(out, 17, "%016" PRIx64, h);
+    snprintf(out, 17, "%016" PRIx64, fnv1a64(text, len));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -210,10 +150,10 @@ defn_t *defn_load_buffer(const char *yaml, size_t len, const char *name,
         goto cleanup;
     if (defn_schema_load(&ld, &y) < 0)
         goto cleanup;
-    d = defn_xcalloc(1, sizeof *d);
+    d = xcalloc(1, sizeof *d);
     if (defn_build(&ld, y, d) < 0)
         goto cleanup;
-    d->path = defn_xstrdup(ld.name);
+    d->path = xstrdup(ld.name);
     s_hash(yaml, len, d->hash);
     result = d;
     d = NULL;
@@ -254,7 +194,7 @@ defn_t *defn_load_file(const char *path, char *err, size_t errlen)
                 goto cleanup;
             }
             cap = cap ? 2 * cap : 16384;
-            buf = defn_xrealloc(buf, cap);
+            buf = xrealloc(buf, cap);
         }
         size_t got = fread(buf + len, 1, cap - len, f);
         len += got;
@@ -336,7 +276,7 @@ void defn_destroy(defn_t **self_p)
         free(d->types[i].type);
     free(d->types);
     free(d->tr_index);
-    free(d->type_hash);
+    htab_free(&d->type_index);
     free(d);
     *self_p = NULL;
 }

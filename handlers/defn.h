@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "htab.h"
+
 #define DEFN_NAME_MAX 63     /* stage names, persona names: bytes */
 #define DEFN_STAGES_MAX 16   /* stages incl. exits (a lead keeps a 32-bit skip mask) */
 
@@ -157,8 +159,7 @@ typedef struct {
     size_t n_types;
     defn_type_t *types;
     int *tr_index;              /* transitions grouped by type */
-    int *type_hash;             /* open addressing, n_hash slots, -1 empty */
-    size_t n_hash;
+    htab_t type_index;          /* types by name (FNV-1a 32) */
 } defn_t;
 
 /* Load and validate a definition from a YAML file. On error returns NULL

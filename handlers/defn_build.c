@@ -57,7 +57,7 @@ static int s_build_stages(defn_loader_t *ld, const defn_ytop_t *y,
                   "(exits included)", total, DEFN_STAGES_MAX);
         return -1;
     }
-    d->stages = defn_xcalloc(total, sizeof *d->stages);
+    d->stages = xcalloc(total, sizeof *d->stages);
     d->n_order = n_order;
 
     for (size_t i = 0; i < total; i++) {
@@ -82,7 +82,7 @@ static int s_build_stages(defn_loader_t *ld, const defn_ytop_t *y,
                       first.line);
             return -1;
         }
-        st->name = defn_xstrdup(name);
+        st->name = xstrdup(name);
         d->n_stages = i + 1;
         if (is_exit) {
             st->terminal = true;
@@ -143,8 +143,8 @@ static int s_build_transitions(defn_loader_t *ld, const defn_ytop_t *y,
 
     for (unsigned i = 0; y->transitions && i < y->transitions_count; i++)
         n += y->transitions[i].types ? y->transitions[i].types_count : 0;
-    d->transitions = defn_xcalloc(n, sizeof *d->transitions);
-    d->tconds = defn_xcalloc(y->transitions ? y->transitions_count : 0,
+    d->transitions = xcalloc(n, sizeof *d->transitions);
+    d->tconds = xcalloc(y->transitions ? y->transitions_count : 0,
                              sizeof *d->tconds);
 
     for (unsigned i = 0; y->transitions && i < y->transitions_count; i++) {
@@ -216,7 +216,7 @@ static int s_build_transitions(defn_loader_t *ld, const defn_ytop_t *y,
                 }
             }
             defn_transition_t *tr = &d->transitions[d->n_transitions++];
-            tr->type = defn_xstrdup(type);
+            tr->type = xstrdup(type);
             tr->source = source;
             tr->stage = stage;
             tr->when = (defn_cond_t *)when;
@@ -236,7 +236,7 @@ static int s_build_regressions(defn_loader_t *ld, const defn_ytop_t *y,
 
     for (unsigned i = 0; y->regressions && i < y->regressions_count; i++)
         n += y->regressions[i].types ? y->regressions[i].types_count : 0;
-    d->regressions = defn_xcalloc(n, sizeof *d->regressions);
+    d->regressions = xcalloc(n, sizeof *d->regressions);
 
     for (unsigned i = 0; y->regressions && i < y->regressions_count; i++) {
         const defn_yregr_t *r = &y->regressions[i];
@@ -294,7 +294,7 @@ static int s_build_regressions(defn_loader_t *ld, const defn_ytop_t *y,
                     return -1;
                 }
             defn_regression_t *rg = &d->regressions[d->n_regressions++];
-            rg->type = defn_xstrdup(type);
+            rg->type = xstrdup(type);
             rg->from_mask = from;
             rg->stage = stage;
         }
@@ -314,7 +314,7 @@ static int s_build_personas(defn_loader_t *ld, const defn_ytop_t *y,
     char path[96];
     size_t n = y->personas ? y->personas_count : 0;
 
-    d->personas = defn_xcalloc(n, sizeof *d->personas);
+    d->personas = xcalloc(n, sizeof *d->personas);
     for (size_t i = 0; i < n; i++) {
         const defn_ypersona_t *yp = &y->personas[i];
         defn_persona_t *p = &d->personas[d->n_personas];
@@ -342,10 +342,10 @@ static int s_build_personas(defn_loader_t *ld, const defn_ytop_t *y,
                       d->personas[d->n_personas - 1].name);
             return -1;
         }
-        p->name = defn_xstrdup(yp->name);
+        p->name = xstrdup(yp->name);
         d->n_personas++;
         size_t nw = yp->when ? yp->when_count : 0;
-        p->when = defn_xcalloc(nw, sizeof *p->when);
+        p->when = xcalloc(nw, sizeof *p->when);
         for (size_t w = 0; w < nw; w++) {
             snprintf(path, sizeof path, "personas[%zu].when[%zu]", i, w);
             if (defn_cond(ld, &yp->when[w], path, true,
@@ -379,7 +379,7 @@ static int s_build_name(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
 {
     if (defn_word(ld, y->name, DEFN_NAME_MAX, "definition name", "name") < 0)
         return -1;
-    d->name = defn_xstrdup(y->name);
+    d->name = xstrdup(y->name);
     return 0;
 }
 

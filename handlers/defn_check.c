@@ -15,66 +15,10 @@
 #include <strings.h>
 
 #include "hnd.h"
+#include "timetext.h"
 
 /* Durations are capped so that a time plus a duration never overflows. */
 #define S_DURATION_MAX (36500LL * 24 * 3600 * 1000)     /* 100 years */
-
-enum { S_DUR_OK = 0, S_DUR_BAD = -1, S_DUR_NEG = -2, S_DUR_RANGE = -3 };
-
-/* Parse a duration: whole milliseconds ("1500"), or one or more
- * <number><unit> parts with units ms, s, m, h, d, w ("30d", "1h30m").
- * Returns S_DUR_OK and *out, or S_DUR_BAD (not a duration), S_DUR_NEG,
- * S_DUR_RANGE (over S_DURATION_MAX or int64_t); *out is then untouched. */
-static int s_parse_duration(const char *s, int64_t *out)
-{
-    static const struct { const char *unit; int64_t ms; } units[] = {
-        { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 },
-        { "d", 86400000 }, { "w", 604800000 },
-    };
-    const char *p = s;
-    bool neg = *p == '-';
-    bool bare;
-    int64_t total = 0;
-
-    p += neg;
-    if (!isdigit((unsigned char)*p))
-        return S_DUR_BAD;
-    bare = p[strspn(p, "0123456789")] == '\0';
-    while (*p) {
-        int64_t v = 0, mult = 0;
-        if (!isdigit((unsigned char)*p))
-            return S_DUR_BAD;
-        for (; isdigit((unsigned char)*p); p++) {
-            if (v > (INT64_MAX - (*p - '0')) / 10)
-                return S_DUR_RANGE;
-            v = v * 10 + (*p - '0');
-        }
-        if (bare) {
-            mult = 1;
-        } else {
-            for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-                size_t ul = strlen(units[i].unit);
-                if (strncmp(p, units[i].unit, ul) == 0 &&
-                    !isalpha((unsigned char)p[ul])) {
-                    mult = units[i].ms;
-                    p += ul;
-                    break;
-                }
-            }
-            if (mult == 0)
-                return S_DUR_BAD;
-        }
-        if (v > INT64_MAX / mult || total > INT64_MAX - v * mult)
-            return S_DUR_RANGE;
-        total += v * mult;
-    }
-    if (neg)
-        return S_DUR_NEG;
-    if (total > S_DURATION_MAX)
-        return S_DUR_RANGE;
-    *out = total;
-    return S_DUR_OK;
-}
 
 int defn_duration(defn_loader_t *ld, const char *text, const char *path,
                   int64_t *out)
@@ -83,13 +27,13 @@ int defn_duration(defn_loader_t *ld, const char *text, const char *path,
     if (!text)
         return 0;
     defn_pos_t pos = defn_pos(ld, "%s", path);
-    switch (s_parse_duration(text, out)) {
-    case S_DUR_OK:
+    switch (timetext_parse_duration(text, S_DURATION_MAX, out)) {
+    case TIMETEXT_DUR_OK:
         return 0;
-    case S_DUR_NEG:
+    case TIMETEXT_DUR_NEGATIVE:
         defn_fail(ld, pos, "%s: negative duration '%s'", path, text);
         return -1;
-    case S_DUR_RANGE:
+    case TIMETEXT_DUR_RANGE:
         defn_fail(ld, pos, "%s: duration '%s' is too large (at most 36500d)",
                   path, text);
         return -1;
@@ -220,7 +164,7 @@ int defn_cond(defn_loader_t *ld, const defn_ycond_t *y, const char *path,
             return -1;
         }
         out->op = DEFN_COND_COUNT;
-        out->attr = defn_xstrdup(y->count);
+        out->attr = xstrdup(y->count);
     } else {
         if (!y->attr) {
             defn_fail(ld, at, "%s: missing 'attr' (the attribute to test)%s",
@@ -236,11 +180,11 @@ int defn_cond(defn_loader_t *ld, const defn_ycond_t *y, const char *path,
                       tests == 0 ? "no" : "more than one");
             return -1;
         }
-        out->attr = defn_xstrdup(y->attr);
+        out->attr = xstrdup(y->attr);
         if (y->equals) {
             out->op = DEFN_COND_EQUALS;
-            out->values = defn_xcalloc(1, sizeof *out->values);
-            out->values[0] = defn_xstrdup(y->equals);
+            out->values = xcalloc(1, sizeof *out->values);
+            out->values[0] = xstrdup(y->equals);
             out->n_values = 1;
         } else if (y->one_of) {
             out->op = DEFN_COND_ONE_OF;
@@ -249,9 +193,9 @@ int defn_cond(defn_loader_t *ld, const defn_ycond_t *y, const char *path,
                           "%s.one_of: empty list; nothing could match", path);
                 return -1;
             }
-            out->values = defn_xcalloc(y->one_of_count, sizeof *out->values);
+            out->values = xcalloc(y->one_of_count, sizeof *out->values);
             for (unsigned i = 0; i < y->one_of_count; i++)
-                out->values[out->n_values++] = defn_xstrdup(y->one_of[i]);
+                out->values[out->n_values++] = xstrdup(y->one_of[i]);
         } else if (y->present) {
             out->op = DEFN_COND_PRESENT;
             snprintf(sub, sizeof sub, "%s.present", path);

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timetext.h"
+
 typedef struct {
     char *key;
     char *val;
@@ -60,23 +62,14 @@ static void s_free(s_items_t *l)
     memset(l, 0, sizeof *l);
 }
 
+/* A duration as the definition would write it ("30d"), "none" for 0. */
 static const char *s_dur(int64_t ms, char *buf, size_t size)
 {
-    static const struct { const char *u; int64_t ms; } units[] = {
-        { "w", 604800000 }, { "d", 86400000 }, { "h", 3600000 },
-        { "m", 60000 }, { "s", 1000 },
-    };
     if (ms == 0) {
         snprintf(buf, size, "none");
         return buf;
     }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms % units[i].ms == 0) {
-            snprintf(buf, size, "%" PRId64 "%s", ms / units[i].ms, units[i].u);
-            return buf;
-        }
-    snprintf(buf, size, "%" PRId64 "ms", ms);
-    return buf;
+    return timetext_duration(ms, TIMETEXT_DUR_EXACT, buf, size);
 }
 
 static const char *s_src(int source)

@@ -31,19 +31,10 @@
 #include <stdint.h>
 
 #include "defn.h"
+#include "xalloc.h"
 
 #define DEFN_MSG_MAX 512        /* one error message, before its position */
 #define DEFN_NONE SIZE_MAX      /* no node */
-
-/* ---------------------------------------------------------------------- */
-/* Allocation: out of memory aborts (house rule). (defn.c) Caller owns    */
-/* every result.                                                          */
-
-void *defn_xcalloc(size_t n, size_t size);
-void *defn_xrealloc(void *p, size_t size);
-char *defn_xstrdup(const char *s);
-char *defn_xasprintf(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
 
 /* ---------------------------------------------------------------------- */
 /* The YAML as libcyaml loads it (pass 2). Every field is optional (NULL  */

@@ -51,11 +51,11 @@ static size_t s_loc_add_node(defn_loc_t *loc, size_t parent, char *path,
 {
     if (loc->n_nodes == loc->cap_nodes) {
         loc->cap_nodes = loc->cap_nodes ? 2 * loc->cap_nodes : 64;
-        loc->nodes = defn_xrealloc(loc->nodes, loc->cap_nodes * sizeof *loc->nodes);
+        loc->nodes = xrealloc(loc->nodes, loc->cap_nodes * sizeof *loc->nodes);
     }
     defn_node_t *n = &loc->nodes[loc->n_nodes];
     n->path = path;
-    n->key = key ? defn_xstrdup(key) : NULL;
+    n->key = key ? xstrdup(key) : NULL;
     n->parent = parent;
     n->pos = pos;
     return loc->n_nodes++;
@@ -66,7 +66,7 @@ static void s_loc_add_event(defn_loc_t *loc, defn_pos_t pos, size_t node,
 {
     if (loc->n_events == loc->cap_events) {
         loc->cap_events = loc->cap_events ? 2 * loc->cap_events : 256;
-        loc->events = defn_xrealloc(loc->events,
+        loc->events = xrealloc(loc->events,
                                     loc->cap_events * sizeof *loc->events);
     }
     defn_event_t *e = &loc->events[loc->n_events++];
@@ -141,8 +141,8 @@ static char *s_child_path(const defn_loc_t *loc, const s_frame_t *top,
 {
     const char *base = loc->nodes[top->node].path;
     if (!top->is_map)
-        return defn_xasprintf("%s[%zu]", base, top->next_index);
-    return defn_xasprintf("%s%s%s", base, base[0] ? "." : "", key);
+        return xasprintf("%s[%zu]", base, top->next_index);
+    return xasprintf("%s%s%s", base, base[0] ? "." : "", key);
 }
 
 /* Pass 1 (defn_int.h). One libyaml event at a time, with a stack of the
@@ -233,7 +233,7 @@ int defn_locate(defn_loader_t *ld)
                                       NULL, pos);
                 top->next_index++;
             } else {
-                node = s_loc_add_node(&ld->loc, DEFN_NONE, defn_xstrdup(""),
+                node = s_loc_add_node(&ld->loc, DEFN_NONE, xstrdup(""),
                                       NULL, pos);
             }
             s_loc_add_event(&ld->loc, pos, node, false);

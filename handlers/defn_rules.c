@@ -25,8 +25,8 @@ int defn_build_scoring(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
     size_t n = sc && sc->engagement ? sc->engagement_count : 0;
     size_t nf = sc && sc->fit ? sc->fit_count : 0;
 
-    d->points = defn_xcalloc(n, sizeof *d->points);
-    d->fit = defn_xcalloc(nf, sizeof *d->fit);
+    d->points = xcalloc(n, sizeof *d->points);
+    d->fit = xcalloc(nf, sizeof *d->fit);
     if (sc && defn_duration(ld, sc->half_life, "scoring.half_life",
                             &d->half_life_ms) < 0)
         return -1;
@@ -53,7 +53,7 @@ int defn_build_scoring(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
         }
         if (defn_number(ld, *p->points, path) < 0)
             return -1;
-        d->points[d->n_points].type = defn_xstrdup(p->type);
+        d->points[d->n_points].type = xstrdup(p->type);
         d->points[d->n_points].points = *p->points;
         d->n_points++;
     }
@@ -90,7 +90,7 @@ int defn_build_scoring(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
                           defn_pos(ld, "scoring.fit[%zu]", k).line);
                 return -1;
             }
-        r->label = defn_xstrdup(text);
+        r->label = xstrdup(text);
     }
     return 0;
 }
@@ -116,7 +116,7 @@ static void s_clause_label(defn_clause_t *c)
         if (n > 0 && (size_t)n < sizeof buf - used)
             used += (size_t)n;
     }
-    c->label = defn_xstrdup(buf);
+    c->label = xstrdup(buf);
 }
 
 /* One clause from its three optional thresholds at `path` (a mapping). */
@@ -217,7 +217,7 @@ int defn_build_qualification(defn_loader_t *ld, const defn_ytop_t *y,
                       "qualification.any_of: empty; no lead could qualify");
             return -1;
         }
-        d->clauses = defn_xcalloc(q->any_of_count, sizeof *d->clauses);
+        d->clauses = xcalloc(q->any_of_count, sizeof *d->clauses);
         for (unsigned i = 0; i < q->any_of_count; i++) {
             char path[64];
             const defn_yclause_t *c = &q->any_of[i];
@@ -228,7 +228,7 @@ int defn_build_qualification(defn_loader_t *ld, const defn_ytop_t *y,
             d->n_clauses++;
         }
     } else {
-        d->clauses = defn_xcalloc(1, sizeof *d->clauses);
+        d->clauses = xcalloc(1, sizeof *d->clauses);
         if (s_clause(ld, q->fit, q->engagement, q->total, "qualification",
                      max_fit, max_eng, &d->clauses[0]) < 0)
             return -1;
@@ -274,9 +274,9 @@ int defn_build_handoff(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
                   "('%s')", rej);
         return -1;
     }
-    d->accept_type = defn_xstrdup(acc);
-    d->reject_type = defn_xstrdup(rej);
-    d->reason_attr = defn_xstrdup(reason);
+    d->accept_type = xstrdup(acc);
+    d->reject_type = xstrdup(rej);
+    d->reason_attr = xstrdup(reason);
     d->recycle_stage = -1;
     if (h && h->recycle_to) {
         d->recycle_stage = defn_find_stage(d, d->n_stages, h->recycle_to);

@@ -58,15 +58,16 @@
 
 #include "dwell.h"
 #include "keys.h"
+#include "timetext.h"
 
-#define S_DAY_MS 86400000
+#define S_DAY_MS TIMETEXT_DAY_MS
 #define S_EXPIRE_BACK 400       /* days looked back for buckets at first */
 #define S_EXPIRE_STEPS 500      /* days expired per check, at most */
 #define S_REASON_KEY_MAX 40
 
 static int64_t s_day(int64_t ms)
 {
-    return ms >= 0 ? ms / S_DAY_MS : -((-ms + S_DAY_MS - 1) / S_DAY_MS);
+    return timetext_days_of_ms(ms);
 }
 
 void h_friction_note(hnd_lead_t *lead, const char *kind, int stage,

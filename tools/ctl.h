@@ -203,8 +203,6 @@ void ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ctl_clear_progress(void);
 void ctl_mark_progress(void);
 
-/* calloc that aborts with a message when memory is out. */
-void *ctl_xmalloc(size_t n);
 
 int64_t ctl_mono_ms(void); /* monotonic clock, for deadlines */
 int64_t ctl_wall_ms(void); /* since the epoch, for event times */

@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "ndjson.h"
+#include "xalloc.h"
 
 /* Longest wait between two resends of a batch. */
 #define S_BACKOFF_MAX_MS 60000
@@ -80,7 +81,7 @@ int ctl_ingest_submit(ctl_ingest_t *in, Funnel__V1__Event **events, uint64_t *li
     batch.events = events;
     batch.n_events = n;
     b->len = funnel__v1__event_batch__get_packed_size(&batch);
-    b->buf = ctl_xmalloc(b->len);
+    b->buf = xcalloc(1, b->len);
     funnel__v1__event_batch__pack(&batch, b->buf);
     b->n = n;
     b->lines = lines;
@@ -206,7 +207,7 @@ int ctl_ingest_open(ctl_ingest_t *in, void *ctx, ctl_opts_t *g)
 {
     const char *ep = g->cfg.ingest;
     in->g = g;
-    in->slots = ctl_xmalloc((size_t)in->window * sizeof *in->slots);
+    in->slots = xcalloc(1, (size_t)in->window * sizeof *in->slots);
     ctl_random_hex(in->run_id, 8);
     in->sock = zmq_socket(ctx, ZMQ_DEALER);
     if (in->sock == NULL) {

@@ -10,6 +10,7 @@
 
 #include "ctl.h"
 #include "ndjson.h"
+#include "xalloc.h"
 
 /* A batch is flushed at this many encoded bytes even below --batch, so
  * that a file of long lines does not make one huge message. */
@@ -162,7 +163,7 @@ static int s_run_publish(ctl_opts_t *g, int argc, char **argv)
     int64_t t0 = ctl_mono_ms();
     prog.t0 = t0;
     bool eof = false;
-    events = ctl_xmalloc((size_t)o.batch * sizeof *events);
+    events = xcalloc(1, (size_t)o.batch * sizeof *events);
     while (!eof || in.inflight > 0) {
         /* Fill the window. */
         while (!eof && in.inflight < in.window) {
@@ -184,7 +185,7 @@ static int s_run_publish(ctl_opts_t *g, int argc, char **argv)
                     in.bad_lines++;
                 } else if (r == 1) {
                     if (!lines)
-                        lines = ctl_xmalloc((size_t)o.batch * sizeof *lines);
+                        lines = xcalloc(1, (size_t)o.batch * sizeof *lines);
                     events[n] = ev;
                     lines[n] = in.lines;
                     n++;
@@ -393,14 +394,14 @@ static int s_run_send(ctl_opts_t *g, int argc, char **argv)
         ctl_error("send: %s", err);
         goto done;
     }
-    char *event_id = strdup(ev->id);
+    char *event_id = xstrdup(ev->id);
 
     ctx = zmq_ctx_new();
     if (!ctx || ctl_ingest_open(&in, ctx, g) == -1) {
         free(event_id);
         goto done;
     }
-    uint64_t *lines = ctl_xmalloc(sizeof *lines);
+    uint64_t *lines = xcalloc(1, sizeof *lines);
     lines[0] = 1;
     int r = ctl_ingest_submit(&in, &ev, lines, 1);
     while (r == 0 && in.inflight > 0)

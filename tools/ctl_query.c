@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "xalloc.h"
 
 /* Largest reply funnelctl accepts (a lead with a long timeline). */
 #define S_MAX_REPLY (64 * 1024 * 1024)
@@ -34,7 +35,7 @@ static int s_request(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
         goto done;
 
     size_t len = funnel__v1__query_request__get_packed_size(req);
-    buf = ctl_xmalloc(len);
+    buf = xcalloc(1, len);
     funnel__v1__query_request__pack(req, buf);
     /* Never block on send either: the message is queued for the
      * connection, which may not be up yet. */

@@ -38,16 +38,6 @@ void ctl_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-void *ctl_xmalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        fputs("funnelctl: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
 int64_t ctl_mono_ms(void)
 {
     struct timespec ts;

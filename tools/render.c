@@ -9,6 +9,7 @@
 
 #include "ndjson.h"
 #include "timetext.h"
+#include "xalloc.h"
 
 /* A JSON string that never fails: protobuf-c does not check UTF-8, jansson
  * does, so bytes that are not valid UTF-8 come out as '?'. */
@@ -20,9 +21,7 @@ static json_t *s_str(const char *s)
     if (j)
         return j;
     size_t n = strlen(s);
-    char *copy = malloc(n + 1);
-    if (!copy)
-        abort();
+    char *copy = xmalloc(n + 1);
     for (size_t i = 0; i <= n; i++)
         copy[i] = (unsigned char)s[i] >= 0x80 ? '?' : s[i];
     j = json_string(copy);
