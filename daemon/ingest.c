@@ -72,7 +72,8 @@ static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
     const void *parts[2] = {topic, buf};
     size_t lens[2] = {strlen(topic), len};
     /* PUB drops at the high-water mark: a slow subscriber never blocks. */
-    bus_send(self->alerts, parts, lens, 2);
+    int rc = bus_send(self->alerts, parts, lens, 2);
+    metrics_alert(self->opts.metrics, topic, rc == 0);
 }
 
 void ingest_out_publish(ingest_t *self)
@@ -91,8 +92,10 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
     snprintf(topic, sizeof topic, "ingest.%s", kind);
     store_stats(self->store)->alerts++;
     store_stats_publish(self->store); /* notices come outside groups */
-    if (self->alerts == NULL || !bus_wanted(self->alerts, topic))
+    if (self->alerts == NULL || !bus_wanted(self->alerts, topic)) {
+        metrics_alert_unwanted(self->opts.metrics);
         return;
+    }
     size_t len;
     uint8_t *buf = codec_notice_pack(kind, topic, ingest_wall_ms(), reasons,
                                      n_reasons, event_id, &len);
@@ -137,8 +140,10 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         store_stats(self->store)->alerts++;
         /* A snapshot of the lead is most of an alert's cost: none is built
          * for a topic without subscribers. */
-        if (self->alerts == NULL || !bus_wanted(self->alerts, a->topic))
+        if (self->alerts == NULL || !bus_wanted(self->alerts, a->topic)) {
+            metrics_alert_unwanted(self->opts.metrics);
             continue;
+        }
         if (self->n_out == self->cap_out) {
             self->cap_out = self->cap_out ? 2 * self->cap_out : 64;
             self->out = xrealloc(self->out, self->cap_out * sizeof *self->out);
@@ -319,7 +324,11 @@ int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry
             return INGEST_NOTHING;
         }
         s_funnel_check(self);
+        uint64_t t0 = metrics_now_ns();
         rc = store_group_commit(self->store);
+        if (rc == STORE_OK)
+            metrics_observe(self->opts.metrics, METRICS_COMMIT_NS, metrics_now_ns() - t0);
+        metrics_heartbeat(self->opts.metrics);
         bool again = rc == STORE_EFULL || (retry_stale && rc == STORE_ESTALE);
         if (!again || store_grow(self->store) != STORE_OK)
             break;
@@ -390,9 +399,23 @@ static void s_intake_pause(ingest_t *self, bool pause)
 /* Acknowledge the first n pending batches and drop them. */
 static void s_ack_first(ingest_t *self, size_t n)
 {
+    metrics_t *m = self->opts.metrics;
+    uint64_t now_ns = m ? metrics_now_ns() : 0, events = 0;
     while (self->head && n-- > 0) {
         pending_t *p = self->head;
         self->head = p->next;
+        events += p->batch->n_events;
+        if (m) {
+            /* Validation refusals were counted on arrival; the rest are
+             * the handlers' (or the transaction's). */
+            uint64_t n_rej = 0;
+            for (size_t i = 0; i < p->batch->n_events; i++)
+                n_rej += p->verdict[i] == V_REJECTED;
+            metrics_reject(m, p->txn_refused ? METRICS_REJ_TRANSACTION : METRICS_REJ_HANDLERS,
+                           n_rej - (n_rej >= p->n_invalid ? p->n_invalid : n_rej));
+            if (p->reply)
+                metrics_observe(m, METRICS_ACK_NS, now_ns - p->recv_ns);
+        }
         if (p->reply) {
             Funnel__V1__Ack ack;
             Funnel__V1__Rejection rej[64], *rejp[64];
@@ -441,6 +464,7 @@ static void s_ack_first(ingest_t *self, size_t n)
     }
     if (self->head == NULL)
         self->tail = NULL;
+    metrics_observe(m, METRICS_GROUP_EVENTS, events);
 }
 
 static int s_committed(ingest_t *self, int rc, size_t n_batches);
@@ -482,6 +506,7 @@ static int s_commit(ingest_t *self)
             pending_t *p = self->head;
             log_warn("[ingest] a batch of %zu events needs more pages than one "
                      "transaction may hold; refused", p->batch->n_events);
+            p->txn_refused = true;
             for (size_t i = 0; i < p->batch->n_events; i++) {
                 p->verdict[i] = V_REJECTED;
                 snprintf(s_reason(p, i), INGEST_REASON_LEN,
@@ -523,6 +548,9 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
             log_err("[ingest] cannot commit %zu pending events; intake paused, "
                     "nothing acknowledged, retrying every second",
                     self->n_pending_events);
+            const char *why = store_last_error(self->store);
+            metrics_set_failing(self->opts.metrics,
+                                why[0] ? why : "store commit failed (disk full or I/O error)");
             char *reason = (char *)"store commit failed (disk full or I/O error); "
                                    "intake paused";
             s_notice(self, "store", &reason, 1, NULL);
@@ -536,6 +564,7 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
     if (self->failing) {
         log_info("[ingest] store commits again; intake resumed");
         self->failing = false;
+        metrics_set_failing(self->opts.metrics, NULL);
         if (!self->stopping)
             s_intake_pause(self, false);
     }
@@ -617,10 +646,13 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     arena_t *arena = arena_new(2 * zmq_msg_size(payload) + 4096);
     ProtobufCAllocator alloc = arena_pb_allocator(arena);
 
+    int rej = METRICS_REJ_FRAMES;
+    metrics_batch(self->opts.metrics, reply == NULL);
     if (msg->truncated) {
         snprintf(why, sizeof why, "message has more than %d frames", BUS_PARTS_MAX);
         goto refuse;
     }
+    rej = METRICS_REJ_UNDECODABLE;
     batch = funnel__v1__event_batch__unpack(&alloc, zmq_msg_size(payload),
                                             zmq_msg_data(payload));
     if (batch == NULL) {
@@ -631,6 +663,7 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     if (batch->n_events > self->opts.max_batch_events) {
         snprintf(why, sizeof why, "batch of %zu events, more than %zu",
                  batch->n_events, self->opts.max_batch_events);
+        rej = METRICS_REJ_BATCH_TOO_LARGE;
         goto refuse;
     }
 
@@ -638,6 +671,7 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     p->batch = batch;
     p->arena = arena;
     p->reply = reply;
+    p->recv_ns = self->opts.metrics ? metrics_now_ns() : 0;
     p->verdict = xcalloc(batch->n_events ? batch->n_events : 1, 1);
     zmq_msg_init(&p->payload);
     if (batch->n_events > 0 && zmq_msg_copy(&p->payload, payload) == 0) {
@@ -662,9 +696,13 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     for (size_t i = 0; i < batch->n_events; i++) {
         Funnel__V1__Event *ev = batch->events[i];
         char why_ev[INGEST_REASON_LEN];
-        if (validate_event(ev, wall, &self->opts.limits, why_ev, sizeof why_ev) != NULL) {
+        validate_why_t vwhy;
+        if (validate_event_why(ev, wall, &self->opts.limits, why_ev, sizeof why_ev,
+                               &vwhy) != NULL) {
             snprintf(s_reason(p, i), INGEST_REASON_LEN, "%s", why_ev);
             p->verdict[i] = V_REJECTED;
+            p->n_invalid++;
+            metrics_reject(self->opts.metrics, (int)vwhy, 1);
             n_rejected++;
             log_debug("[ingest] %s: event %zu rejected: %s", origin, i, why_ev);
             continue;
@@ -719,6 +757,7 @@ refuse:;
     arena_destroy(&arena);
     st->received++;
     st->rejected++;
+    metrics_reject(self->opts.metrics, rej, 1);
     /* Outside any group: published here, before the reply, so that a
      * query sent after it counts this refusal. */
     store_stats_publish(self->store);
@@ -747,6 +786,7 @@ static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)
         log_info("[ingest] stream %s: message of %d frames, expected [topic][EventBatch]",
                  bus_endpoint(sock), msg->n);
         store_stats(self->store)->rejected++;
+        metrics_reject(self->opts.metrics, METRICS_REJ_FRAMES, 1);
         return;
     }
     /* The topic is the publisher's bytes: printable ASCII only goes into

@@ -26,6 +26,7 @@
 
 #include "bus.h"
 #include "hnd.h"
+#include "metrics.h"
 #include "store.h"
 #include "validate.h"
 
@@ -40,6 +41,7 @@ typedef struct {
     bool event_clock;          /* daemon time = event-time watermark */
     unsigned progress_interval_ms; /* replay progress log lines (see progress.h) */
     validate_limits_t limits;
+    metrics_t *metrics;        /* what to record into, or NULL */
 } ingest_opts_t;
 
 /* A dispatcher over store, applying pipeline under *defn_p (read at each

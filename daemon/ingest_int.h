@@ -32,6 +32,9 @@ typedef struct pending {
     uint32_t duplicates;
     uint64_t last_seq;
     bool logged;                    /* in the log, verdicts final: ack only */
+    uint64_t recv_ns;               /* arrival (metrics_now_ns) */
+    uint32_t n_invalid;             /* events refused by validation */
+    bool txn_refused;               /* too large for one transaction */
     struct pending *next;
 } pending_t;
 

@@ -18,8 +18,10 @@
 #include "bus.h"
 #include "cfg.h"
 #include "defn.h"
+#include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "metrics.h"
 #include "pipeline.h"
 #include "query.h"
 #include "rebuild.h"
@@ -36,6 +38,8 @@ typedef struct {
     query_t query;
     query_server_t *queries;
     auth_t *auth;                  /* CURVE, NULL when off */
+    metrics_t *metrics;
+    http_t *http;                  /* NULL when `http` is empty */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -54,6 +58,7 @@ static void s_on_stop(evutil_socket_t sig, short what, void *arg)
     log_info("[main] %s: stopping intake, committing what is pending",
              sig == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1");
+    metrics_set_phase(app->metrics, METRICS_STOPPING);
     if (ingest_shutdown(app->ingest) != 0) {
         log_err("[main] the last group could not be committed; its events were "
                 "not acknowledged and will be resent by their publishers");
@@ -106,6 +111,12 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
     sd_notify(0, "READY=1");
 }
 
+static void s_on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    app_t *app = arg;
+    metrics_heartbeat(app->metrics);
+}
+
 static void s_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     /* Sent from the loop: a stuck loop stops the pings and systemd
@@ -152,7 +163,7 @@ int main(int argc, char **argv)
 {
     app_t app = {.exit_code = 0, .defn_lock = PTHREAD_RWLOCK_INITIALIZER};
     char err[1024];
-    struct event *evs[8] = {0};
+    struct event *evs[8] = {NULL};
     size_t n_evs = 0;
     int rc = 2;
 
@@ -203,6 +214,7 @@ int main(int argc, char **argv)
         log_err("[main] cannot create the event loop");
         goto out;
     }
+    app.metrics = metrics_new();
     app.store = store_open(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
                            err, sizeof err);
     if (app.store == NULL) {
@@ -259,6 +271,7 @@ int main(int argc, char **argv)
         .defn_lock = &app.defn_lock,
         .started_ms = ingest_wall_ms(),
         .auth = app.auth,
+        .metrics = app.metrics,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)
@@ -271,6 +284,17 @@ int main(int argc, char **argv)
      * recovery below too (a handshake must not wait for it). */
     if (app.auth && auth_start(app.auth) != 0)
         goto out;
+    /* HTTP answers from now on: /readyz says "recovering" meanwhile. */
+    if (app.cfg.http[0]) {
+        app.http = http_new(&app.query, app.cfg.http, app.cfg.http_token_file, err,
+                            sizeof err);
+        if (app.http == NULL) {
+            log_err("[main] %s", err);
+            goto out;
+        }
+        if (http_start(app.http) != 0)
+            goto out;
+    }
 
     ingest_opts_t iopts = {
         .group_max_events = app.cfg.group_max_events,
@@ -279,6 +303,7 @@ int main(int argc, char **argv)
         .event_clock = strcmp(app.cfg.clock, "event") == 0,
         .progress_interval_ms = app.cfg.progress_interval_ms,
         .limits = validate_defaults,
+        .metrics = app.metrics,
     };
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
                             pipeline_default, alerts, &iopts);
@@ -323,12 +348,14 @@ int main(int argc, char **argv)
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGHUP, s_on_reload);
+    evs[n_evs++] = s_every(&app, s_on_heartbeat, 1000000);
     if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
         evs[n_evs++] = s_every(&app, s_on_watchdog, app.watchdog_usec / 2);
 
     log_info("[main] ready: ingest %s, alerts %s, query %s, state %s, clock %s, %s",
              app.cfg.ingest, app.cfg.alerts, app.cfg.query, app.cfg.state_dir,
              app.cfg.clock, app.auth ? "CURVE on" : "CURVE off");
+    metrics_set_phase(app.metrics, METRICS_RUNNING);
     sd_notify(0, "READY=1");
 
     if (event_base_dispatch(app.base) == -1) {
@@ -341,6 +368,7 @@ int main(int argc, char **argv)
 out:
     /* First: its ZAP sockets belong to the contexts terminated below. */
     auth_destroy(&app.auth);
+    http_destroy(&app.http);
     query_server_destroy(&app.queries);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
@@ -350,6 +378,7 @@ out:
     if (app.base)
         event_base_free(app.base);
     defn_destroy(&app.defn);
+    metrics_destroy(&app.metrics);
     cfg_free(&app.cfg);
     pthread_rwlock_destroy(&app.defn_lock);
     return rc;

@@ -29,6 +29,8 @@ typedef struct {
     int64_t started_ms;            /* process start, wall clock */
     auth_t *auth;                  /* CURVE, or NULL: the query context's
                                       ZAP handler, and auth_refused */
+    struct metrics *metrics;       /* what the loop thread measured (the
+                                      HTTP server reads it), may be NULL */
 } query_t;
 
 typedef struct query_server query_server_t;

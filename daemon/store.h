@@ -299,4 +299,23 @@ long store_read_log(store_t *self, uint64_t from, size_t max,
 /* Bytes used by the data files (log + state), for stats. */
 uint64_t store_disk_bytes(store_t *self);
 
+/* One environment's size: its map, the part of the map in use (up to the
+ * last page written) and the disk blocks of its data file. */
+typedef struct {
+    uint64_t map_bytes;
+    uint64_t used_bytes;
+    uint64_t file_bytes;
+} store_usage_t;
+
+/* The log's and the state's sizes, for metrics. Any thread, in or outside
+ * a read snapshot (it waits for a map growing meanwhile). */
+void store_usage(store_t *self, store_usage_t *log, store_usage_t *state);
+
+/* Deadlines pending, in the read snapshot; STORE_ERR on an error. */
+long store_read_deadlines_pending(store_t *self);
+
+/* What the last store error was, one line ("" when none yet): for the
+ * readiness check. Owner thread. Borrowed until the next store call. */
+const char *store_last_error(const store_t *self);
+
 #endif

@@ -45,11 +45,19 @@ void store_fail(store_t *self, int rc, bool in_log, const char *what)
     struct statvfs fs;
     if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) &&
         statvfs(self->dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < (8u << 20))
-        log_err("[store] %s: %s: no space left on the disk (%llu bytes free in %s)", what,
-                mdb_strerror(rc), (unsigned long long)fs.f_bavail * fs.f_frsize,
-                self->dir);
+        snprintf(self->last_error, sizeof self->last_error,
+                 "%s: %s: no space left on the disk (%llu bytes free in %s)", what,
+                 mdb_strerror(rc), (unsigned long long)fs.f_bavail * fs.f_frsize,
+                 self->dir);
     else
-        log_err("[store] %s: %s", what, mdb_strerror(rc));
+        snprintf(self->last_error, sizeof self->last_error, "%s: %s", what,
+                 mdb_strerror(rc));
+    log_err("[store] %s", self->last_error);
+}
+
+const char *store_last_error(const store_t *self)
+{
+    return self->last_error;
 }
 
 /* -- open and close -------------------------------------------------------- */

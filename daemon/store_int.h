@@ -60,6 +60,7 @@ struct store {
     MDB_txn *log_txn;
     MDB_txn *state_txn;
     int ret;              /* sticky error of the group */
+    char last_error[256]; /* the last STORE_ERR, one line */
 
     /* The pending deadlines of the lead last read or written in the group,
      * kept in its record's header (so that replacing one needs no lookup):

@@ -4,8 +4,10 @@
  * its own snapshot. */
 #include "store_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 #include "xalloc.h"
@@ -168,6 +170,43 @@ int store_read_next_deadline(store_t *self, int64_t *due_ms)
     }
     *due_ms = (int64_t)s_be64_get(k.mv_data);
     return 1;
+}
+
+long store_read_deadlines_pending(store_t *self)
+{
+    MDB_stat st;
+    int rc = mdb_stat(S_RSTATE(self), self->deadlines, &st);
+    if (rc != 0) {
+        log_err("[store] read deadlines: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return (long)st.ms_entries;
+}
+
+static void s_env_usage(MDB_env *env, const char *dir, const char *sub,
+                        store_usage_t *out)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    char path[4096];
+    struct stat fst;
+    memset(out, 0, sizeof *out);
+    if (mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0) {
+        out->map_bytes = info.me_mapsize;
+        out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    }
+    snprintf(path, sizeof path, "%s/%s/data.mdb", dir, sub);
+    if (stat(path, &fst) == 0)
+        out->file_bytes = (uint64_t)fst.st_blocks * 512;
+}
+
+void store_usage(store_t *self, store_usage_t *log, store_usage_t *state)
+{
+    /* The maps do not grow meanwhile. */
+    pthread_rwlock_rdlock(&self->grow_lock);
+    s_env_usage(self->log_env, self->dir, "log", log);
+    s_env_usage(self->state_env, self->dir, self->state_name, state);
+    pthread_rwlock_unlock(&self->grow_lock);
 }
 
 typedef struct {
