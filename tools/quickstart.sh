@@ -19,7 +19,8 @@ packages=(build-essential cmake pkg-config
           libevent-dev libcyaml-dev libyaml-dev libjansson-dev libsystemd-dev
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
           python3-pytest lmdb-utils clang libclang-rt-14-dev
-          scdoc dpkg-dev systemd man-db)
+          scdoc dpkg-dev systemd man-db
+          prometheus)  # prometheus: promtool, for the /metrics tests
 
 missing=()
 for p in "${packages[@]}"; do

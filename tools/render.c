@@ -534,6 +534,7 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "gaps", s_u64(st->gaps));
     s_set(o, "stream_messages", s_u64(st->stream_messages));
     s_set(o, "deadlines", s_u64(st->deadlines));
+    s_set(o, "auth_refused", s_u64(st->auth_refused));
     s_set(o, "definition", s_str(st->definition));
     return o;
 }
@@ -556,6 +557,7 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "gaps             %" PRIu64 "\n", st->gaps);
     fprintf(out, "stream messages  %" PRIu64 "\n", st->stream_messages);
     fprintf(out, "deadlines fired  %" PRIu64 "\n", st->deadlines);
+    fprintf(out, "auth refused     %" PRIu64 "\n", st->auth_refused);
 }
 
 /* ------------------------------------------------------------------ */

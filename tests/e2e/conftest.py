@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -505,6 +507,19 @@ class Daemon:
             out.append("---- %s (last %d lines) ----" % (p.name, tail))
             out.extend(lines[-tail:])
         return "\n".join(out)
+
+    def http_get(self, path, token=None, method="GET", timeout=REPLY_TIMEOUT):
+        """(status, body text, headers) of one request to the daemon's HTTP
+        server (its `http` port)."""
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.http_port, path),
+                                     method=method)
+        if token is not None:
+            req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode(), r.headers
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(), e.headers
 
     def ctl(self, *args, input=None, timeout=60, json_out=False):
         """Run funnelctl against this daemon; returns CompletedProcess."""

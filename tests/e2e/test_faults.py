@@ -92,6 +92,14 @@ def test_disk_full_pauses_then_resumes_losing_nothing(zctx, daemon_factory, smal
     more = make_batch([make_event(uid("wait"), "page_view")], batch_id="df-more")
     c.send(more)
     assert c.recv_ack(1.5) is None, "an Ack while the store cannot commit"
+    # ... and HTTP says so: alive, not ready, with the store's reason
+    assert d.http_get("/healthz")[0] == 200
+    status, text, _ = d.http_get("/readyz")
+    assert status == 503, text
+    assert text.startswith("intake paused, the store cannot commit: ") and \
+        "no space left on the disk" in text, text
+    status, text, _ = d.http_get("/metrics")
+    assert status == 200 and "\nfunneld_intake_paused 1\n" in text
 
     # space returns: it resumes by itself, and the pending batches get Acks
     os.unlink(small_fs / "filler")
@@ -106,6 +114,7 @@ def test_disk_full_pauses_then_resumes_losing_nothing(zctx, daemon_factory, smal
     assert set(got) == {stuck, "df-more"}
     assert got[stuck].accepted + got[stuck].duplicates == 200
     wait_until(lambda: "intake resumed" in d.stderr(), 10, what="resume logged")
+    assert d.http_get("/readyz")[:2] == (200, "ready\n")
 
     n_unique = 200 * (len(acked) + 1) + 1
     st = q.stats()
