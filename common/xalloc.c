@@ -62,14 +62,19 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0)
+        s_oom(strlen(fmt));
+    return p;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;
-    char *p = NULL;
     va_start(ap, fmt);
-    int n = vasprintf(&p, fmt, ap);
+    char *p = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        s_oom(strlen(fmt));
     return p;
 }

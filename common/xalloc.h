@@ -10,6 +10,7 @@
 #ifndef FUNNEL_XALLOC_H
 #define FUNNEL_XALLOC_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* The name that starts the out-of-memory line, e.g. "<2>funneld" (borrowed,
@@ -27,5 +28,6 @@ char *xstrndup(const char *s, size_t n);
 
 /* A new string formatted like printf (caller frees). Aborts like xmalloc. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 #endif

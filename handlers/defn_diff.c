@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "timetext.h"
+#include "xalloc.h"
 
 typedef struct {
     char *key;
@@ -34,21 +35,13 @@ static void s_add(s_items_t *l, const char *key, const char *fmt, ...)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 32;
-        l->items = realloc(l->items, l->cap * sizeof *l->items);
-        if (!l->items)
-            abort();
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
     }
     va_list ap;
-    char *val = NULL;
     va_start(ap, fmt);
-    if (vasprintf(&val, fmt, ap) < 0)
-        abort();
+    l->items[l->n].val = xvasprintf(fmt, ap);
     va_end(ap);
-    char *k = strdup(key);
-    if (!k)
-        abort();
-    l->items[l->n].key = k;
-    l->items[l->n].val = val;
+    l->items[l->n].key = xstrdup(key);
     l->n++;
 }
 
