@@ -23,7 +23,14 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_SET_DESTDIR ON)
 set(CPACK_INSTALL_PREFIX /usr)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-# Files under /etc that dpkg keeps when the operator edited them.
+# Files under /etc that dpkg keeps when the operator edited them, and the
+# maintainer scripts (systemd/deb/: daemon-reload, restart on upgrade, stop
+# on removal; nothing is started on a first install).
 file(WRITE ${CMAKE_BINARY_DIR}/deb/conffiles "/etc/funneld/funneld.yaml\n")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/deb/conffiles)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_BINARY_DIR}/deb/conffiles
+    ${CMAKE_SOURCE_DIR}/systemd/deb/postinst
+    ${CMAKE_SOURCE_DIR}/systemd/deb/prerm
+    ${CMAKE_SOURCE_DIR}/systemd/deb/postrm)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

@@ -356,7 +356,9 @@ int main(int argc, char **argv)
              app.cfg.ingest, app.cfg.alerts, app.cfg.query, app.cfg.state_dir,
              app.cfg.clock, app.auth ? "CURVE on" : "CURVE off");
     metrics_set_phase(app.metrics, METRICS_RUNNING);
-    sd_notify(0, "READY=1");
+    /* STATUS= replaces the replay's progress in `systemctl status`. */
+    sd_notifyf(0, "READY=1\nSTATUS=ready: ingest %s, alerts %s, query %s",
+               app.cfg.ingest, app.cfg.alerts, app.cfg.query);
 
     if (event_base_dispatch(app.base) == -1) {
         log_err("[main] event loop failed");

@@ -67,6 +67,19 @@ def test_the_package_is_named_and_described_as_debian_expects(deb):
                           capture_output=True, text=True)
     assert ctrl.returncode == 0 and ctrl.stdout.split() == ["/etc/funneld/funneld.yaml"], \
         ctrl.stdout + ctrl.stderr
+    # The maintainer scripts (systemd/deb/), executable and valid sh.
+    ctrl_tar = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(deb)],
+                              capture_output=True, timeout=60).stdout
+    members = subprocess.run(["tar", "-tvf", "-"], input=ctrl_tar, capture_output=True,
+                             timeout=60).stdout.decode()
+    for script in ("postinst", "prerm", "postrm"):
+        m = re.search(r"^(\S+) .* \./%s$" % script, members, re.M)
+        assert m and m.group(1) == "-rwxr-xr-x", members
+        text = subprocess.run(["dpkg-deb", "-I", str(deb), script], capture_output=True,
+                              text=True).stdout
+        assert "DPKG_ROOT" in text and "systemctl" in text, text
+        r = subprocess.run(["sh", "-n"], input=text, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
     listing = _run(["dpkg-deb", "-c", str(deb)])
     files = {l.split()[-1] for l in listing.splitlines() if not l.endswith("/")}
     assert set(EXPECTED) <= files, set(EXPECTED) - files

@@ -129,6 +129,8 @@ def test_startup_replay_tells_systemd_how_far_it_got(zctx, daemon_factory, tmp_p
     assert n < 10000  # written out exactly, not as "12.3k"
     assert progress[0].endswith("STATUS=replaying 0 of %d events (0%%)" % n), messages
     assert any("STATUS=replayed %d events" % n in m for m in before_ready), messages
+    ready = next(m for m in messages if "READY=1" in m)
+    assert "STATUS=ready: ingest %s" % d.ingest_ep in ready, ready
 
     d.wait_ready(zctx)
     q = QueryClient(zctx, d.query_ep)
