@@ -106,7 +106,8 @@ progress_t *progress_new(const char *module, const char *verb, const char *done_
     self->interval_ms = interval_ms;
     self->tty = isatty(STDERR_FILENO) == 1;
     self->notify = getenv("NOTIFY_SOCKET") != NULL;
-    self->t0 = self->last_log = self->last_draw = self->last_notify = s_mono_ms();
+    self->t0 = self->last_log = self->last_notify = s_mono_ms();
+    self->last_draw = 0; /* the first update draws at once */
     if (self->notify) {
         char text[256];
         s_text(self, self->t0, text, sizeof text);

@@ -4,7 +4,9 @@ systemd (STATUS=, EXTEND_TIMEOUT_USEC=) so that a long start-up is not
 killed by the unit's start timeout."""
 
 import os
+import pty
 import re
+import select
 import socket
 import subprocess
 import time
@@ -75,6 +77,38 @@ def test_rebuild_logs_progress_lines_when_not_on_a_terminal(zctx, daemon_factory
     assert r.returncode == 0, r.stdout + r.stderr
     assert not PROGRESS.search(r.stderr), r.stderr
     assert "replayed %d events" % n in r.stderr, r.stderr
+
+
+def test_rebuild_on_a_terminal_redraws_one_line(zctx, daemon_factory):
+    d = daemon_factory()
+    n = _publish(zctx, d, CHUNK + 10)
+    d.stop_ok()
+    master, slave = pty.openpty()
+    p = subprocess.Popen([FUNNELD_BIN, "--state-dir", d.state_dir, "--rebuild"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        assert ready, "no output from funneld --rebuild within 60 s: %r" % out
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(60) == 0, out
+    text = out.decode(errors="replace")
+    # The line is drawn in place (carriage return, erase line), then erased
+    # before the closing log line, which has the terminal format (no <6>).
+    drawn = re.findall(r"\r\x1b\[K(replaying [^\r\n]*)", text)
+    assert drawn and all(PROGRESS.match(l) for l in drawn), repr(text)
+    assert re.search(r"\r\x1b\[K\S+ info +\[ingest\] replayed %d events" % n, text), \
+        repr(text)
+    assert "<6>" not in text, repr(text)
 
 
 def _notify_socket(tmp_path):
