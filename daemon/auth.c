@@ -253,17 +253,26 @@ fail:
     return NULL;
 }
 
-void auth_destroy(auth_t **self_p)
+void auth_stop(auth_t *self)
 {
-    auth_t *self = *self_p;
     if (self == NULL)
         return;
     if (self->started) {
         (void)!write(self->stop_fd[1], "x", 1);
         pthread_join(self->thread, NULL);
+        self->started = false;
     }
     for (size_t i = 0; i < self->n_zap; i++)
         zmq_close(self->zap[i]);
+    self->n_zap = 0;
+}
+
+void auth_destroy(auth_t **self_p)
+{
+    auth_t *self = *self_p;
+    if (self == NULL)
+        return;
+    auth_stop(self);
     for (int i = 0; i < 2; i++)
         if (self->stop_fd[i] != -1)
             close(self->stop_fd[i]);

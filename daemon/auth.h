@@ -44,10 +44,14 @@ int auth_read_key(const char *path, bool secret, char out[AUTH_KEY_TEXT], char *
 auth_t *auth_new(const char *secret_file, const char *clients_file, char *err,
                  size_t errlen);
 
-/* Stop the handler thread, close its ZAP sockets (a context cannot be
- * terminated before) and free. Handshakes after this are refused (the
- * CURVE servers enforce their ZAP domain). Accepts NULL; sets *self_p to
- * NULL. */
+/* Stop the handler thread and close its ZAP sockets (a context cannot be
+ * terminated before). Handshakes after this are refused (the CURVE
+ * servers enforce their ZAP domain); auth_refused() and auth_clients()
+ * still answer, for threads that are still running. Accepts NULL. */
+void auth_stop(auth_t *self);
+
+/* auth_stop(), then free: once no other thread uses self. Accepts NULL;
+ * sets *self_p to NULL. */
 void auth_destroy(auth_t **self_p);
 
 /* The server's keys, Z85 (borrowed, valid as long as self). */

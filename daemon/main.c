@@ -368,8 +368,9 @@ int main(int argc, char **argv)
     log_info("[main] stopped");
 
 out:
-    /* First: its ZAP sockets belong to the contexts terminated below. */
-    auth_destroy(&app.auth);
+    /* First: its ZAP sockets belong to the contexts terminated below. The
+     * query and HTTP threads read its counters until they stop. */
+    auth_stop(app.auth);
     http_destroy(&app.http);
     query_server_destroy(&app.queries);
     for (size_t i = 0; i < n_evs; i++)
@@ -380,6 +381,7 @@ out:
     if (app.base)
         event_base_free(app.base);
     defn_destroy(&app.defn);
+    auth_destroy(&app.auth);
     metrics_destroy(&app.metrics);
     cfg_free(&app.cfg);
     pthread_rwlock_destroy(&app.defn_lock);
