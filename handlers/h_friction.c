@@ -318,6 +318,11 @@ void h_friction_window(const defn_t *d, int stage, int64_t today,
     s_window(&d->stages[stage], today - days + 1, today, get, arg, in, out);
 }
 
+/* Contract in pipeline.h (pipeline_funnel_check). Moves the checked day
+ * forward (never back), expires the day buckets that left the window (a
+ * bounded number per call, within what fx holds), then alerts on each
+ * stage whose window conversion crossed its target, with min_sample
+ * entries at least; keys_conv_below remembers the side. */
 void h_friction_check(const defn_t *d, int64_t now_ms,
                       pipeline_counter_fn *get, void *arg, hnd_effects_t *fx)
 {

@@ -34,6 +34,13 @@ static const char *s_reason(const hnd_event_t *ev, const defn_t *d)
     return "";
 }
 
+/* hnd_apply_fn: sales' answer (accept_type, reject_type) to the pending
+ * handoff: the handoff's status and record, the KEYS_HANDOFFS_ACCEPTED or
+ * _REJECTED counters, the SLA bookkeeping (h_friction_answered); a
+ * rejection also books its friction (h_friction_rejected), raises
+ * "handoff_rejected", resets engagement (recycle_reset) and recycles the
+ * lead (h_stage_move). Any other event, or no pending handoff: nothing.
+ * Always 0. */
 static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {

@@ -46,6 +46,11 @@ static void s_breakdown(const defn_t *d, const hnd_lead_t *lead, char *buf,
     }
 }
 
+/* hnd_apply_fn: a lead not qualified yet whose scores now meet a clause
+ * of the qualification rule (answer events never qualify) is handed off:
+ * pending handoff, its record (the oldest dropped when full), the
+ * KEYS_HANDOFFS counters, the SLA deadline (h_friction_handoff_sent) and a
+ * "handoff" alert naming the clauses and the score breakdown. Always 0. */
 static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {

@@ -42,6 +42,11 @@ static bool s_is_backward(const defn_t *d, int from, int to)
     return (size_t)to < d->n_order && to < from;
 }
 
+/* Contract in pipeline.h. Order: the friction of the stay that ends
+ * (h_friction_leave), the stage counters (now, advanced and entered once
+ * per lead), the stages skipped over, the new stay and its friction
+ * (h_friction_enter), the "stage" alert, and for a move back its
+ * regression friction and alert. */
 void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
                   int64_t t, const char *why)
 {

@@ -1,0 +1,204 @@
+/* query_encode.c: see query_encode.h. */
+#include "query_encode.h"
+
+#include <stdlib.h>
+
+#include "xalloc.h"
+
+static void *s_alloc(query_encode_arena_t *a, size_t n, size_t size)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 64;
+        a->ptrs = xrealloc(a->ptrs, a->cap * sizeof *a->ptrs);
+    }
+    void *p = xcalloc(n ? n : 1, size);
+    a->ptrs[a->n++] = p;
+    return p;
+}
+
+void query_encode_arena_free(query_encode_arena_t *a)
+{
+    for (size_t i = 0; i < a->n; i++)
+        free(a->ptrs[i]);
+    free(a->ptrs);
+    a->ptrs = NULL;
+    a->n = a->cap = 0;
+}
+
+/* -- the funnel ---------------------------------------------------------- */
+
+static Funnel__V1__StageCount **s_stage_counts(const report_counts_t *c,
+                                               query_encode_arena_t *a)
+{
+    Funnel__V1__StageCount *sc = s_alloc(a, c->n_stages, sizeof *sc);
+    Funnel__V1__StageCount **scp = s_alloc(a, c->n_stages, sizeof *scp);
+    for (size_t i = 0; i < c->n_stages; i++) {
+        funnel__v1__stage_count__init(&sc[i]);
+        sc[i].stage = c->stages[i].stage;
+        sc[i].now = c->stages[i].now;
+        sc[i].entered = c->stages[i].entered;
+        sc[i].advanced = c->stages[i].advanced;
+        sc[i].terminal = c->stages[i].terminal;
+        scp[i] = &sc[i];
+    }
+    return scp;
+}
+
+static Funnel__V1__HandoffCounts *s_handoffs(const report_handoffs_t *h,
+                                             query_encode_arena_t *a)
+{
+    Funnel__V1__HandoffCounts *hc = s_alloc(a, 1, sizeof *hc);
+    funnel__v1__handoff_counts__init(hc);
+    hc->sent = h->sent;
+    hc->accepted = h->accepted;
+    hc->rejected = h->rejected;
+    return hc;
+}
+
+Funnel__V1__FunnelReply *query_encode_funnel(const report_funnel_t *r,
+                                             query_encode_arena_t *a)
+{
+    Funnel__V1__FunnelReply *fr = s_alloc(a, 1, sizeof *fr);
+    funnel__v1__funnel_reply__init(fr);
+    fr->leads = r->all.leads;
+    fr->n_stages = r->all.n_stages;
+    fr->stages = s_stage_counts(&r->all, a);
+    fr->handoffs = s_handoffs(&r->all.handoffs, a);
+    fr->by = r->by;
+    fr->persona = r->persona;
+    fr->n_groups = r->n_groups;
+    fr->groups = s_alloc(a, r->n_groups, sizeof *fr->groups);
+    for (size_t i = 0; i < r->n_groups; i++) {
+        const report_counts_t *c = &r->groups[i];
+        Funnel__V1__FunnelGroup *g = s_alloc(a, 1, sizeof *g);
+        funnel__v1__funnel_group__init(g);
+        g->name = c->name;
+        g->leads = c->leads;
+        g->n_stages = c->n_stages;
+        g->stages = s_stage_counts(c, a);
+        g->handoffs = s_handoffs(&c->handoffs, a);
+        fr->groups[i] = g;
+    }
+    return fr;
+}
+
+/* -- friction ------------------------------------------------------------ */
+
+static Funnel__V1__StageFriction *s_stage(const report_stage_friction_t *s,
+                                          query_encode_arena_t *a)
+{
+    Funnel__V1__StageFriction *sf = s_alloc(a, 1, sizeof *sf);
+    funnel__v1__stage_friction__init(sf);
+    sf->stage = s->stage;
+    sf->entered = s->entered;
+    sf->advanced = s->advanced;
+    sf->in_progress = s->in_progress;
+    sf->dropped = s->dropped;
+    sf->has_conversion = s->has_conversion;
+    sf->conversion = s->conversion;
+    sf->conversion_target = s->conversion_target;
+    sf->window_entered = s->window_entered;
+    sf->window_advanced = s->window_advanced;
+    sf->has_window_conversion = s->has_window_conversion;
+    sf->window_conversion = s->window_conversion;
+    sf->below_target = s->below_target;
+    sf->completed = s->completed;
+    sf->median_ms = s->median_ms;
+    sf->p90_ms = s->p90_ms;
+    sf->max_dwell_ms = s->max_dwell_ms;
+    sf->stalls = s->stalls;
+    sf->stalled_now = s->stalled_now;
+    sf->regressions = s->regressions;
+    sf->rejections = s->rejections;
+    return sf;
+}
+
+/* The repeated fields of one group's friction (the whole funnel's or a
+ * FrictionGroup's). */
+typedef struct {
+    Funnel__V1__StageFriction **stages;
+    Funnel__V1__FrictionPoint **points;
+    Funnel__V1__ReasonCount **reasons;
+} s_group_t;
+
+static void s_group(const report_friction_group_t *f, query_encode_arena_t *a,
+                    s_group_t *out)
+{
+    out->stages = s_alloc(a, f->n_stages, sizeof *out->stages);
+    for (size_t i = 0; i < f->n_stages; i++)
+        out->stages[i] = s_stage(&f->stages[i], a);
+    out->points = s_alloc(a, f->n_points, sizeof *out->points);
+    for (size_t i = 0; i < f->n_points; i++) {
+        const report_point_t *p = &f->points[i];
+        Funnel__V1__FrictionPoint *fp = s_alloc(a, 1, sizeof *fp);
+        funnel__v1__friction_point__init(fp);
+        fp->rank = p->rank;
+        fp->kind = (char *)report_point_kind_name(p->kind);
+        fp->stage = p->stage;
+        fp->value = p->value;
+        fp->summary = p->summary;
+        out->points[i] = fp;
+    }
+    out->reasons = s_alloc(a, f->n_reasons, sizeof *out->reasons);
+    for (size_t i = 0; i < f->n_reasons; i++) {
+        Funnel__V1__ReasonCount *rc = s_alloc(a, 1, sizeof *rc);
+        funnel__v1__reason_count__init(rc);
+        rc->reason = f->reasons[i].reason;
+        rc->count = f->reasons[i].count;
+        out->reasons[i] = rc;
+    }
+}
+
+Funnel__V1__FrictionReply *query_encode_friction(const report_friction_t *r,
+                                                 query_encode_arena_t *a)
+{
+    Funnel__V1__FrictionReply *fr = s_alloc(a, 1, sizeof *fr);
+    s_group_t g;
+    funnel__v1__friction_reply__init(fr);
+    s_group(&r->all, a, &g);
+    fr->n_stages = r->all.n_stages;
+    fr->stages = g.stages;
+    fr->n_points = r->all.n_points;
+    fr->points = g.points;
+    fr->n_rejection_reasons = r->all.n_reasons;
+    fr->rejection_reasons = g.reasons;
+    fr->handoffs_past_sla = r->all.past_sla;
+    fr->sla_breaches = r->all.breaches;
+    fr->window_days = r->window_days;
+    fr->min_sample = r->min_sample;
+    fr->window_end_ms = r->window_end_ms;
+    fr->by = r->by;
+
+    fr->n_groups = r->n_groups;
+    fr->groups = s_alloc(a, r->n_groups, sizeof *fr->groups);
+    for (size_t i = 0; i < r->n_groups; i++) {
+        const report_friction_group_t *f = &r->groups[i];
+        Funnel__V1__FrictionGroup *grp = s_alloc(a, 1, sizeof *grp);
+        funnel__v1__friction_group__init(grp);
+        s_group(f, a, &g);
+        grp->name = f->name;
+        grp->n_stages = f->n_stages;
+        grp->stages = g.stages;
+        grp->n_points = f->n_points;
+        grp->points = g.points;
+        grp->n_rejection_reasons = f->n_reasons;
+        grp->rejection_reasons = g.reasons;
+        grp->handoffs_past_sla = f->past_sla;
+        grp->sla_breaches = f->breaches;
+        fr->groups[i] = grp;
+    }
+
+    fr->leads_total = r->leads_total;
+    fr->n_leads = r->n_leads;
+    fr->leads = s_alloc(a, r->n_leads, sizeof *fr->leads);
+    for (size_t i = 0; i < r->n_leads; i++) {
+        Funnel__V1__FrictionLead *l = s_alloc(a, 1, sizeof *l);
+        funnel__v1__friction_lead__init(l);
+        l->lead_id = r->leads[i].lead_id;
+        l->set = r->leads[i].set;
+        l->stage = r->leads[i].stage;
+        l->since_ms = r->leads[i].since_ms;
+        fr->leads[i] = l;
+    }
+    return fr;
+}
