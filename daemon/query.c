@@ -157,7 +157,7 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
 {
     report_reader_t rd;
     report_funnel_t *rep = NULL;
-    query_encode_arena_t a = {0};
+    arena_t *a = arena_new(0);
     const char *err = NULL;
 
     s_reader(q, &rd);
@@ -173,12 +173,12 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
         goto send;
     }
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL;
-    r->funnel = query_encode_funnel(rep, &a);
+    r->funnel = query_encode_funnel(rep, a);
 send:
     s_reply(sock, msg, r);
     r->funnel = NULL; /* it pointed into the arena */
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
-    query_encode_arena_free(&a);
+    arena_destroy(&a);
     report_funnel_free(&rep);
 }
 
@@ -226,7 +226,7 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
 {
     report_reader_t rd;
     report_friction_t *rep = NULL;
-    query_encode_arena_t a = {0};
+    arena_t *a = arena_new(0);
     report_friction_query_t rq = {0};
     const char *err = NULL;
 
@@ -248,12 +248,12 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
         goto send;
     }
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION;
-    r->friction = query_encode_friction(rep, &a);
+    r->friction = query_encode_friction(rep, a);
 send:
     s_reply(sock, msg, r);
     r->friction = NULL; /* it pointed into the arena */
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
-    query_encode_arena_free(&a);
+    arena_destroy(&a);
     report_friction_free(&rep);
 }
 

@@ -1,34 +1,16 @@
 /* query_encode.c: see query_encode.h. */
 #include "query_encode.h"
 
-#include <stdlib.h>
 
-#include "xalloc.h"
-
-static void *s_alloc(query_encode_arena_t *a, size_t n, size_t size)
+static void *s_alloc(arena_t *a, size_t n, size_t size)
 {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 64;
-        a->ptrs = xrealloc(a->ptrs, a->cap * sizeof *a->ptrs);
-    }
-    void *p = xcalloc(n ? n : 1, size);
-    a->ptrs[a->n++] = p;
-    return p;
-}
-
-void query_encode_arena_free(query_encode_arena_t *a)
-{
-    for (size_t i = 0; i < a->n; i++)
-        free(a->ptrs[i]);
-    free(a->ptrs);
-    a->ptrs = NULL;
-    a->n = a->cap = 0;
+    return arena_calloc(a, n ? n : 1, size);
 }
 
 /* -- the funnel ---------------------------------------------------------- */
 
 static Funnel__V1__StageCount **s_stage_counts(const report_counts_t *c,
-                                               query_encode_arena_t *a)
+                                               arena_t *a)
 {
     Funnel__V1__StageCount *sc = s_alloc(a, c->n_stages, sizeof *sc);
     Funnel__V1__StageCount **scp = s_alloc(a, c->n_stages, sizeof *scp);
@@ -45,7 +27,7 @@ static Funnel__V1__StageCount **s_stage_counts(const report_counts_t *c,
 }
 
 static Funnel__V1__HandoffCounts *s_handoffs(const report_handoffs_t *h,
-                                             query_encode_arena_t *a)
+                                             arena_t *a)
 {
     Funnel__V1__HandoffCounts *hc = s_alloc(a, 1, sizeof *hc);
     funnel__v1__handoff_counts__init(hc);
@@ -56,7 +38,7 @@ static Funnel__V1__HandoffCounts *s_handoffs(const report_handoffs_t *h,
 }
 
 Funnel__V1__FunnelReply *query_encode_funnel(const report_funnel_t *r,
-                                             query_encode_arena_t *a)
+                                             arena_t *a)
 {
     Funnel__V1__FunnelReply *fr = s_alloc(a, 1, sizeof *fr);
     funnel__v1__funnel_reply__init(fr);
@@ -85,7 +67,7 @@ Funnel__V1__FunnelReply *query_encode_funnel(const report_funnel_t *r,
 /* -- friction ------------------------------------------------------------ */
 
 static Funnel__V1__StageFriction *s_stage(const report_stage_friction_t *s,
-                                          query_encode_arena_t *a)
+                                          arena_t *a)
 {
     Funnel__V1__StageFriction *sf = s_alloc(a, 1, sizeof *sf);
     funnel__v1__stage_friction__init(sf);
@@ -121,7 +103,7 @@ typedef struct {
     Funnel__V1__ReasonCount **reasons;
 } s_group_t;
 
-static void s_group(const report_friction_group_t *f, query_encode_arena_t *a,
+static void s_group(const report_friction_group_t *f, arena_t *a,
                     s_group_t *out)
 {
     out->stages = s_alloc(a, f->n_stages, sizeof *out->stages);
@@ -150,7 +132,7 @@ static void s_group(const report_friction_group_t *f, query_encode_arena_t *a,
 }
 
 Funnel__V1__FrictionReply *query_encode_friction(const report_friction_t *r,
-                                                 query_encode_arena_t *a)
+                                                 arena_t *a)
 {
     Funnel__V1__FrictionReply *fr = s_alloc(a, 1, sizeof *fr);
     s_group_t g;

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "dwell.h"
 #include "keys.h"
+#include "xalloc.h"
 
 #define S_DAY_MS 86400000
 #define S_REASONS_MAX 10        /* rejection reasons listed */
@@ -16,103 +18,20 @@
 #define S_LEADS_DEFAULT 1000
 #define S_STALL_SAMPLE 20       /* stays that make a median mean something */
 
-/* -- the arena: everything a report points to --------------------------- */
+/* Everything a report points to comes from its arena (common/arena.h),
+ * freed at once by report_*_free(). */
 
-#define S_CHUNK 16384
-
-typedef struct s_chunk {
-    struct s_chunk *next;
-    size_t used, cap;
-    max_align_t data[];
-} s_chunk_t;
-
-struct report_arena {
-    s_chunk_t *head;
-};
-
-static void *s_xcalloc(size_t n, size_t size)
+static void *s_alloc(arena_t *a, size_t n, size_t size)
 {
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (p == NULL) {
-        fprintf(stderr, "<2>funneld: out of memory allocating %zu bytes\n",
-                n * size);
-        abort();
-    }
-    return p;
+    return arena_calloc(a, n ? n : 1, size);
 }
 
-/* n zeroed objects of size bytes, aligned for any type; never NULL (out
- * of memory aborts, as everywhere in funneld). */
-static void *s_alloc(report_arena_t *a, size_t n, size_t size)
+static char *s_strndup(arena_t *a, const char *s, size_t n)
 {
-    size_t bytes = (n ? n : 1) * size;
-    bytes = (bytes + sizeof(max_align_t) - 1) / sizeof(max_align_t) *
-            sizeof(max_align_t);
-    s_chunk_t *c = a->head;
-    if (c == NULL || c->cap - c->used < bytes) {
-        size_t cap = bytes > S_CHUNK ? bytes : S_CHUNK;
-        c = s_xcalloc(1, sizeof *c + cap);
-        c->cap = cap;
-        /* A big block gets a chunk of its own, behind the current one, so
-         * that the current one keeps serving small allocations. */
-        if (a->head && cap > S_CHUNK) {
-            c->next = a->head->next;
-            a->head->next = c;
-        } else {
-            c->next = a->head;
-            a->head = c;
-        }
-    }
-    void *p = (char *)c->data + c->used;
-    c->used += bytes;
-    return p;
-}
-
-static char *s_strdup(report_arena_t *a, const char *s)
-{
-    size_t n = strlen(s);
-    char *p = s_alloc(a, n + 1, 1);
+    char *p = arena_alloc(a, n + 1);
     memcpy(p, s, n);
+    p[n] = '\0';
     return p;
-}
-
-static char *s_strndup(report_arena_t *a, const char *s, size_t n)
-{
-    char *p = s_alloc(a, n + 1, 1);
-    memcpy(p, s, n);
-    return p;
-}
-
-static char *s_printf(report_arena_t *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static char *s_printf(report_arena_t *a, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *p = s_alloc(a, (size_t)n + 1, 1);
-    va_start(ap, fmt);
-    vsnprintf(p, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return p;
-}
-
-static report_arena_t *s_arena_new(void)
-{
-    return s_xcalloc(1, sizeof(report_arena_t));
-}
-
-static void s_arena_free(report_arena_t *a)
-{
-    if (a == NULL)
-        return;
-    for (s_chunk_t *c = a->head, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
-    free(a);
 }
 
 /* -- reading ------------------------------------------------------------ */
@@ -132,7 +51,7 @@ static uint64_t s_counter(const report_reader_t *rd, const char *prefix,
 
 /* The distinct group names under keys_by_prefix(by), in key order. */
 typedef struct {
-    report_arena_t *arena;
+    arena_t *arena;
     keys_by_t by;
     char **names;
     size_t n, cap;
@@ -169,7 +88,7 @@ static int s_read_groups(const report_reader_t *rd, keys_by_t by,
 
 /* The counts of the leads under counter prefix ("" or a group's). */
 static void s_read_counts(const defn_t *d, const report_reader_t *rd,
-                          const char *prefix, report_arena_t *a,
+                          const char *prefix, arena_t *a,
                           report_counts_t *c)
 {
     c->leads = s_counter(rd, prefix, KEYS_LEADS, NULL);
@@ -178,7 +97,7 @@ static void s_read_counts(const defn_t *d, const report_reader_t *rd,
     for (size_t i = 0; i < c->n_stages; i++) {
         report_stage_count_t *sc = &c->stages[i];
         const char *nm = d->stages[i].name;
-        sc->stage = s_strdup(a, nm);
+        sc->stage = arena_strdup(a, nm);
         sc->now = s_counter(rd, prefix, KEYS_NOW, nm);
         sc->entered = s_counter(rd, prefix, KEYS_ENTERED, nm);
         sc->advanced = s_counter(rd, prefix, KEYS_ADVANCED, nm);
@@ -216,13 +135,13 @@ int report_funnel(const defn_t *d, const report_reader_t *rd, const char *by,
     if (persona[0])
         keys_group_prefix(prefix, sizeof prefix, KEYS_BY_PERSONA, persona);
 
-    report_arena_t *a = s_arena_new();
+    arena_t *a = arena_new(0);
     report_funnel_t *r = s_alloc(a, 1, sizeof *r);
     r->arena = a;
-    r->by = s_strdup(a, by);
-    r->persona = s_strdup(a, persona);
+    r->by = arena_strdup(a, by);
+    r->persona = arena_strdup(a, persona);
     s_read_counts(d, rd, prefix, a, &r->all);
-    r->all.name = s_strdup(a, "");
+    r->all.name = arena_strdup(a, "");
     if (persona[0] && r->all.leads == 0) {
         /* A persona the definition does not name and no lead ever had is
          * a typo, not an empty group. */
@@ -259,14 +178,16 @@ int report_funnel(const defn_t *d, const report_reader_t *rd, const char *by,
     *out = r;
     return 0;
 fail:
-    s_arena_free(a);
+    arena_destroy(&a);
     return -1;
 }
 
 void report_funnel_free(report_funnel_t **r_p)
 {
-    if (*r_p)
-        s_arena_free((*r_p)->arena);
+    if (*r_p) {
+        arena_t *a = (*r_p)->arena;     /* *r_p lives in it */
+        arena_destroy(&a);
+    }
     *r_p = NULL;
 }
 
@@ -310,7 +231,7 @@ static void s_on_dwell(const char *key, int64_t value, void *arg)
 }
 
 typedef struct {
-    report_arena_t *arena;
+    arena_t *arena;
     size_t plen;
     report_reason_t *items;
     size_t n, cap;
@@ -328,7 +249,7 @@ static void s_on_reason(const char *key, int64_t value, void *arg)
             memcpy(items, r->items, r->n * sizeof *items);
         r->items = items;
     }
-    r->items[r->n].reason = s_strdup(r->arena, key + r->plen);
+    r->items[r->n].reason = arena_strdup(r->arena, key + r->plen);
     r->items[r->n].count = (uint64_t)value;
     r->n++;
 }
@@ -361,7 +282,7 @@ static int s_cmp_rank(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
-static void s_point(report_arena_t *a, s_rank_t *r, size_t *n,
+static void s_point(arena_t *a, s_rank_t *r, size_t *n,
                     report_point_kind_t kind, double key, size_t order,
                     const char *stage, double value, char *summary)
 {
@@ -370,7 +291,7 @@ static void s_point(report_arena_t *a, s_rank_t *r, size_t *n,
     e->key = key;
     e->order = order;
     e->p.kind = kind;
-    e->p.stage = s_strdup(a, stage);
+    e->p.stage = arena_strdup(a, stage);
     e->p.value = value;
     e->p.summary = summary;
 }
@@ -378,7 +299,7 @@ static void s_point(report_arena_t *a, s_rank_t *r, size_t *n,
 /* The rejection reasons under prefix, most frequent first: the first
  * S_REASONS_MAX into f, the first S_TOP_REASONS as text into top. */
 static void s_read_reasons(const report_reader_t *rd, const char *prefix,
-                           report_arena_t *a, report_friction_group_t *f,
+                           arena_t *a, report_friction_group_t *f,
                            char *top, size_t topsize)
 {
     char key[KEYS_KEY_MAX];
@@ -404,13 +325,13 @@ static void s_read_reasons(const report_reader_t *rd, const char *prefix,
  * not a group) also its conversion window as of day `today`. */
 static void s_read_stage(const defn_t *d, const report_reader_t *rd,
                          const char *prefix, size_t i, bool whole,
-                         int64_t today, report_arena_t *a,
+                         int64_t today, arena_t *a,
                          report_stage_friction_t *sf)
 {
     const defn_stage_t *st = &d->stages[i];
     const char *nm = st->name;
     char key[KEYS_KEY_MAX];
-    sf->stage = s_strdup(a, nm);
+    sf->stage = arena_strdup(a, nm);
     sf->entered = s_counter(rd, prefix, KEYS_ENTERED, nm);
     sf->advanced = s_counter(rd, prefix, KEYS_ADVANCED, nm);
     sf->in_progress = s_counter(rd, prefix, KEYS_NOW, nm);
@@ -424,7 +345,7 @@ static void s_read_stage(const defn_t *d, const report_reader_t *rd,
     sf->regressions = s_counter(rd, prefix, KEYS_REGRESSIONS, nm);
     sf->rejections = s_counter(rd, prefix, KEYS_REJECTIONS, nm);
 
-    s_hist_t *h = s_xcalloc(1, sizeof *h);
+    s_hist_t *h = xcalloc(1, sizeof *h);
     keys_dwell_prefix(key, sizeof key, prefix, nm);
     h->plen = strlen(key);
     rd->counters(rd->arg, key, s_on_dwell, h);
@@ -459,7 +380,7 @@ static void s_read_stage(const defn_t *d, const report_reader_t *rd,
  *   names the top reasons, top). */
 static void s_stage_points(const defn_stage_t *st, size_t i,
                            const report_stage_friction_t *sf, const char *top,
-                           report_arena_t *a, s_rank_t *rank, size_t *nr)
+                           arena_t *a, s_rank_t *rank, size_t *nr)
 {
     const char *nm = st->name;
     char t1[32], t2[32], t3[32];
@@ -470,7 +391,7 @@ static void s_stage_points(const defn_stage_t *st, size_t i,
         if (c < st->conversion_target)
             s_point(a, rank, nr, REPORT_POINT_CONVERSION,
                     st->conversion_target - c, i, nm, c,
-                    s_printf(a, "%s: conversion %.1f%% against target "
+                    arena_printf(a, "%s: conversion %.1f%% against target "
                              "%.1f%% (%" PRIu64 " of %" PRIu64 " %s)",
                              nm, 100 * c, 100 * st->conversion_target,
                              w ? sf->window_advanced : sf->advanced,
@@ -482,7 +403,7 @@ static void s_stage_points(const defn_stage_t *st, size_t i,
     if (sf->completed > 0 && slow)
         s_point(a, rank, nr, REPORT_POINT_DWELL, (double)sf->median_ms, i, nm,
                 (double)sf->median_ms,
-                s_printf(a, "%s: median stay %s, p90 %s over %" PRIu64
+                arena_printf(a, "%s: median stay %s, p90 %s over %" PRIu64
                          " completed stays%s%s%s", nm,
                          s_ms_text(sf->median_ms, t1, sizeof t1),
                          s_ms_text(sf->p90_ms, t2, sizeof t2), sf->completed,
@@ -494,16 +415,16 @@ static void s_stage_points(const defn_stage_t *st, size_t i,
     if (sf->stalls > 0)
         s_point(a, rank, nr, REPORT_POINT_STALL, (double)sf->stalls, i, nm,
                 (double)sf->stalls,
-                s_printf(a, "%s: %" PRIu64 " stalls, %" PRIu64 " stalled now",
+                arena_printf(a, "%s: %" PRIu64 " stalls, %" PRIu64 " stalled now",
                          nm, sf->stalls, sf->stalled_now));
     if (sf->regressions > 0)
         s_point(a, rank, nr, REPORT_POINT_REGRESSION, (double)sf->regressions,
                 i, nm, (double)sf->regressions,
-                s_printf(a, "%s: %" PRIu64 " moves back", nm, sf->regressions));
+                arena_printf(a, "%s: %" PRIu64 " moves back", nm, sf->regressions));
     if (sf->rejections > 0)
         s_point(a, rank, nr, REPORT_POINT_HANDOFF_REJECTED,
                 (double)sf->rejections, i, nm, (double)sf->rejections,
-                s_printf(a, "%s: %" PRIu64 " handoffs rejected%s%s", nm,
+                arena_printf(a, "%s: %" PRIu64 " handoffs rejected%s%s", nm,
                          sf->rejections, top[0] ? "; top reasons: " : "", top));
 }
 
@@ -513,14 +434,14 @@ static void s_stage_points(const defn_stage_t *st, size_t i,
  * order), the rejection reasons. whole: the funnel, whose stages also get
  * their conversion window. Allocates from a. */
 static void s_read_friction(const defn_t *d, const report_reader_t *rd,
-                            const char *prefix, bool whole, report_arena_t *a,
+                            const char *prefix, bool whole, arena_t *a,
                             report_friction_group_t *f)
 {
     char top[200], t1[32];
     size_t n = d->n_stages;
     f->stages = s_alloc(a, n, sizeof *f->stages);
     /* at most 5 points per stage, plus one */
-    s_rank_t *rank = s_xcalloc(5 * n + 1, sizeof *rank);
+    s_rank_t *rank = xcalloc(5 * n + 1, sizeof *rank);
     size_t nr = 0;
     int64_t today = whole ? rd->counter(keys_conv_day, rd->arg) : 0;
 
@@ -535,7 +456,7 @@ static void s_read_friction(const defn_t *d, const report_reader_t *rd,
     if (f->past_sla > 0)
         s_point(a, rank, &nr, REPORT_POINT_HANDOFF_SLA, (double)f->past_sla, 0,
                 "", (double)f->past_sla,
-                s_printf(a, "%" PRIu64 " handoffs waiting past the SLA of %s "
+                arena_printf(a, "%" PRIu64 " handoffs waiting past the SLA of %s "
                          "(%" PRIu64 " breaches ever)", f->past_sla,
                          s_ms_text(d->handoff_sla_ms, t1, sizeof t1),
                          f->breaches));
@@ -551,7 +472,7 @@ static void s_read_friction(const defn_t *d, const report_reader_t *rd,
 }
 
 typedef struct {
-    report_arena_t *arena;
+    arena_t *arena;
     const char *only;           /* exact set wanted, or NULL */
     report_lead_t *items;
     size_t n, cap;
@@ -571,8 +492,8 @@ static void s_on_mark(const char *set, const char *lead_id, int64_t since_ms,
         m->items = items;
     }
     report_lead_t *l = &m->items[m->n++];
-    l->lead_id = s_strdup(m->arena, lead_id);
-    l->set = s_strdup(m->arena, set);
+    l->lead_id = arena_strdup(m->arena, lead_id);
+    l->set = arena_strdup(m->arena, set);
     const char *stage = keys_mark_stage(set);
     l->stage = stage ? l->set + (stage - set) : l->set + strlen(l->set);
     l->since_ms = since_ms;
@@ -642,16 +563,16 @@ int report_friction(const defn_t *d, const report_reader_t *rd,
         }
     }
 
-    report_arena_t *a = s_arena_new();
+    arena_t *a = arena_new(0);
     report_friction_t *r = s_alloc(a, 1, sizeof *r);
     r->arena = a;
     s_read_friction(d, rd, "", true, a, &r->all);
-    r->all.name = s_strdup(a, "");
+    r->all.name = arena_strdup(a, "");
     r->window_days = (uint32_t)(d->conversion_window_ms / S_DAY_MS);
     r->min_sample = d->min_sample;
     int64_t day = rd->counter(keys_conv_day, rd->arg);
     r->window_end_ms = day > 0 ? day * S_DAY_MS : 0;
-    r->by = s_strdup(a, by);
+    r->by = arena_strdup(a, by);
 
     if (dim >= 0) {
         s_groups_t g = { .arena = a };
@@ -675,13 +596,15 @@ int report_friction(const defn_t *d, const report_reader_t *rd,
     *out = r;
     return 0;
 fail:
-    s_arena_free(a);
+    arena_destroy(&a);
     return -1;
 }
 
 void report_friction_free(report_friction_t **r_p)
 {
-    if (*r_p)
-        s_arena_free((*r_p)->arena);
+    if (*r_p) {
+        arena_t *a = (*r_p)->arena;     /* *r_p lives in it */
+        arena_destroy(&a);
+    }
     *r_p = NULL;
 }

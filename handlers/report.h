@@ -11,9 +11,10 @@
  *
  * Ownership: a report owns everything it points to (strings included,
  * copied from the definition and the counters), so it outlives both and
- * two reports can be compared field by field; report_*_free() releases
- * all of it at once. Pure and thread-safe: a report uses only its
- * arguments (the reader is called from the calling thread only).
+ * two reports can be compared field by field; it comes from the report's
+ * own arena (common/arena.h), which report_*_free() releases at once.
+ * Pure and thread-safe: a report uses only its arguments (the reader is
+ * called from the calling thread only).
  */
 #ifndef FUNNELD_REPORT_H
 #define FUNNELD_REPORT_H
@@ -22,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "defn.h"
 #include "pipeline.h"
 
@@ -42,8 +44,6 @@ typedef struct {
                   void *fn_arg);
     void *arg;
 } report_reader_t;
-
-typedef struct report_arena report_arena_t;
 
 /* -- the funnel ---------------------------------------------------------- */
 
@@ -74,7 +74,7 @@ typedef struct {
     char *persona;              /* the persona filter, "" for none */
     size_t n_groups;            /* groups with leads, in name order */
     report_counts_t *groups;
-    report_arena_t *arena;
+    arena_t *arena;
 } report_funnel_t;
 
 /* The funnel report under d: whole, or by "persona", "source" or "cohort"
@@ -181,7 +181,7 @@ typedef struct {
     uint64_t leads_total;       /* members of the listed sets */
     size_t n_leads;             /* listed: at most the limit */
     report_lead_t *leads;
-    report_arena_t *arena;
+    arena_t *arena;
 } report_friction_t;
 
 /* The friction report under d for query q. Returns 0 and *out (caller
