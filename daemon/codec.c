@@ -374,6 +374,97 @@ int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
     return k == n ? 0 : -1;
 }
 
+/* Lead's field numbers that a summary reads (proto/funnel.proto; a field
+ * number never changes there, and test_codec checks the summary against
+ * protobuf-c's own decoding). */
+enum {
+    S_LEAD_ID = 1,
+    S_LEAD_STAGE = 2,
+    S_LEAD_STAGE_ENTERED = 3,
+    S_LEAD_FIRST_SEEN = 4,
+    S_LEAD_LAST_EVENT = 5,
+    S_LEAD_ENGAGEMENT = 6,
+    S_LEAD_FIT = 7,
+    S_LEAD_PERSONA = 9,
+    S_LEAD_QUALIFIED = 10,
+    S_LEAD_HANDOFF = 11,
+    S_LEAD_EVENTS = 14,
+    S_LEAD_FIRST_SOURCE = 15,
+    S_LEAD_STALLED = 30,
+};
+
+static double s_double_le(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = (u << 8) | p[i];
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out)
+{
+    const uint8_t *p = buf, *end = p + len;
+    memset(out, 0, sizeof *out);
+    out->id = out->stage = out->persona = "";
+    while (p < end) {
+        uint64_t tag, v = 0;
+        if (s_varint(&p, end, &tag) == -1)
+            return -1;
+        uint64_t num = tag >> 3;
+        switch (tag & 7) {
+        case 0:
+            if (s_varint(&p, end, &v) == -1)
+                return -1;
+            switch (num) {
+            case S_LEAD_STAGE_ENTERED: out->stage_entered_at_ms = (int64_t)v; break;
+            case S_LEAD_FIRST_SEEN: out->first_seen_ms = (int64_t)v; break;
+            case S_LEAD_LAST_EVENT: out->last_event_ms = (int64_t)v; break;
+            case S_LEAD_QUALIFIED: out->qualified = v != 0; break;
+            case S_LEAD_HANDOFF: out->handoff_status = (int)v; break;
+            case S_LEAD_EVENTS: out->events = v; break;
+            case S_LEAD_FIRST_SOURCE: out->first_source = (int)v; break;
+            case S_LEAD_STALLED: out->stalled = v != 0; break;
+            default: break;
+            }
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            if (num == S_LEAD_ENGAGEMENT)
+                out->engagement = s_double_le(p);
+            else if (num == S_LEAD_FIT)
+                out->fit = s_double_le(p);
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
+                return -1;
+            if (num == S_LEAD_ID) {
+                out->id = (const char *)p;
+                out->id_len = (size_t)v;
+            } else if (num == S_LEAD_STAGE) {
+                out->stage = (const char *)p;
+                out->stage_len = (size_t)v;
+            } else if (num == S_LEAD_PERSONA) {
+                out->persona = (const char *)p;
+                out->persona_len = (size_t)v;
+            }
+            p += v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
                           const hnd_lead_t *lead, const hnd_event_t *ev,
                           uint64_t seq, int64_t at_ms, size_t *len)

@@ -8,6 +8,7 @@
 #ifndef FUNNELD_CODEC_H
 #define FUNNELD_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,27 @@ void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
  * encoded again: nothing depends on this but speed). */
 int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
                       uint32_t *lens);
+
+/* The summary of a stored lead that a listing shows (LeadRow), read from
+ * its encoded funnel.v1.Lead without decoding the rest of it (no
+ * allocation: a listing reads every lead). Strings borrow from the
+ * encoded bytes and are not NUL-terminated (their lengths are given);
+ * fields the bytes lack keep their proto3 default (0, "", false). */
+typedef struct {
+    const char *id, *stage, *persona;
+    size_t id_len, stage_len, persona_len;
+    int64_t stage_entered_at_ms, first_seen_ms, last_event_ms;
+    double engagement;          /* as of last_event_ms (hnd_decay for later) */
+    double fit;
+    bool qualified, stalled;
+    int handoff_status;         /* Funnel__V1__HandoffStatus */
+    int first_source;           /* Funnel__V1__Source */
+    uint64_t events;
+} codec_lead_summary_t;
+
+/* Fill *out from the len bytes of an encoded Lead at buf. Returns 0, or -1
+ * when the bytes are not a well-formed message. Pure, any thread. */
+int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out);
 
 /* Encode handler alert a as a funnel.v1.Alert with the log sequence
  * number seq: about lead (a snapshot of it, stage names from d) and the

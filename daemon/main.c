@@ -272,6 +272,7 @@ int main(int argc, char **argv)
         .started_ms = ingest_wall_ms(),
         .auth = app.auth,
         .metrics = app.metrics,
+        .event_clock = strcmp(app.cfg.clock, "event") == 0,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "funnel.pb-c.h"
+#include "query_leads.h"
 #include "ingest.h"
 #include "keys.h"
 #include "query_encode.h"
@@ -286,8 +287,16 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION:
         s_friction(q, req->friction, sock, msg, &r);
         break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS: {
+        size_t len;
+        uint8_t *buf = query_leads(q, req->leads, req->request_id, &len);
+        if (bus_reply(sock, msg->part, msg->n - 1, buf, len) == -1)
+            log_debug("[query] reply not sent (client gone?)");
+        free(buf);
+        break;
+    }
     default:
-        r.error = (char *)"QueryRequest names no query (lead, funnel, stats or friction)";
+        r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction or leads)";
         s_reply(sock, msg, &r);
         break;
     }

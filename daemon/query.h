@@ -15,6 +15,7 @@
 #define FUNNELD_QUERY_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "auth.h"
@@ -31,6 +32,8 @@ typedef struct {
                                       ZAP handler, and auth_refused */
     struct metrics *metrics;       /* what the loop thread measured (the
                                       HTTP server reads it), may be NULL */
+    bool event_clock;              /* daemon time = the event-time
+                                      watermark (else the wall clock) */
 } query_t;
 
 typedef struct query_server query_server_t;

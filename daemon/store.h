@@ -261,6 +261,23 @@ void store_read_end(store_t *self);
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,
                     size_t *len);
 
+/* Call fn(lead_id, id_len, buf, len, arg) for the stored leads in id
+ * order (bytewise), with each lead's Lead bytes: ascending from the first
+ * id after `after` (after_len bytes; exclusive; 0 bytes: from the first),
+ * or with desc descending from the last id before it (0 bytes: from the
+ * last). lead_id is NUL-terminated; it and buf are borrowed for the call.
+ * fn returns 0 to go on, 1 to stop there. Returns the number of leads
+ * visited, or STORE_ERR (logged). A lead's event ids, kept beside it,
+ * are passed over without being read. */
+typedef int store_lead_fn(const char *lead_id, size_t id_len, const void *buf,
+                          size_t len, void *arg);
+long store_read_leads(store_t *self, const char *after, size_t after_len, bool desc,
+                      store_lead_fn *fn, void *arg);
+
+/* The event-time watermark as of the snapshot (the largest event time
+ * applied by the commits it sees; 0 when none). */
+int64_t store_read_watermark(store_t *self);
+
 /* Value of a report counter (0 when never written). */
 int64_t store_read_counter(store_t *self, const char *key);
 

@@ -83,6 +83,96 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
     return store_lead_split(NULL, lead_id, &v, buf, len, NULL);
 }
 
+/* Longest lead id a scan hands out (validate.c allows 128 bytes). */
+#define S_SCAN_ID_MAX 256
+/* Event ids of one lead stepped over one by one before the scan seeks
+ * past the rest of them (a seek costs a descent of the tree). */
+#define S_SCAN_IDS_STEPPED 8
+
+long store_read_leads(store_t *self, const char *after, size_t after_len, bool desc,
+                      store_lead_fn *fn, void *arg)
+{
+    MDB_cursor *cur = NULL;
+    char id[S_SCAN_ID_MAX + 2];
+    long n = 0;
+    int ids = 0;     /* consecutive event-id keys stepped over */
+    int rc;
+
+    if ((rc = mdb_cursor_open(S_RSTATE(self), self->leads, &cur)) != 0)
+        goto fail;
+    MDB_val k = {.mv_size = after_len, .mv_data = (void *)after}, v;
+    if (after_len == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, desc ? MDB_LAST : MDB_FIRST);
+    } else {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (desc)
+            rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &k, &v, MDB_LAST)
+                                    : rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
+                                              : rc;
+    }
+    /* Ascending, the first key may be `after` itself (exclusive); either
+     * way its event ids follow it and are stepped over below. Descending
+     * from SET_RANGE's key (>= after), MDB_PREV gave the last key < after,
+     * unless SET_RANGE found nothing, when MDB_LAST is that key. */
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, desc ? MDB_PREV : MDB_NEXT)) {
+        const char *nul = memchr(k.mv_data, '\0', k.mv_size);
+        if (nul) {
+            /* An event id "lead id, NUL, event id": ascending, after a
+             * few, jump to the first key past the lead's ids ("lead id"
+             * then \x01; no lead id holds a NUL). */
+            size_t plen = (size_t)(nul - (const char *)k.mv_data);
+            if (!desc && ++ids > S_SCAN_IDS_STEPPED && plen <= S_SCAN_ID_MAX) {
+                memcpy(id, k.mv_data, plen);
+                id[plen] = '\x01';
+                MDB_val seek = {.mv_size = plen + 1, .mv_data = id};
+                ids = 0;
+                rc = mdb_cursor_get(cur, &seek, &v, MDB_SET_RANGE);
+                if (rc != 0)
+                    break;
+                k = seek;
+                /* Process the key landed on as the loop would. */
+                if (memchr(k.mv_data, '\0', k.mv_size))
+                    continue;
+            } else {
+                continue;
+            }
+        }
+        ids = 0;
+        if (k.mv_size == after_len && after_len > 0 &&
+            memcmp(k.mv_data, after, after_len) == 0)
+            continue;
+        if (k.mv_size > S_SCAN_ID_MAX)
+            continue;
+        const void *buf;
+        size_t len;
+        if (!store_lead_split(NULL, NULL, &v, &buf, &len, NULL))
+            continue;
+        memcpy(id, k.mv_data, k.mv_size);
+        id[k.mv_size] = '\0';
+        n++;
+        if (fn(id, k.mv_size, buf, len, arg) != 0)
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+    mdb_cursor_close(cur);
+    return n;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    log_err("[store] read leads: %s", mdb_strerror(rc));
+    return STORE_ERR;
+}
+
+int64_t store_read_watermark(store_t *self)
+{
+    uint64_t ms = 0;
+    if (store_meta_u64(S_RSTATE(self), self->meta, "watermark_ms", &ms) != 0)
+        return 0;
+    return (int64_t)ms;
+}
+
 int64_t store_read_counter(store_t *self, const char *key)
 {
     MDB_val k = s_str_val(key), v;

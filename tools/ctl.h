@@ -10,6 +10,7 @@
  *   ctl_query_cmds.c    lead, funnel, friction, stats
  *   ctl_watch.c         watch
  *   ctl_definition.c    definition check / diff
+ *   ctl_leads.c         leads (the listing, paged; rows by render_leads.c)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -155,6 +156,7 @@ typedef struct {
     X(lead)             \
     X(funnel)           \
     X(friction)         \
+    X(leads)            \
     X(watch)            \
     X(stats)            \
     X(definition)
