@@ -11,6 +11,7 @@
 #include "render.h"
 #include "render_leads.h"
 #include "timetext.h"
+#include "xalloc.h"
 
 #define S_MULTI_MAX 64          /* --stage / --persona values */
 #define S_PAGE_BY_ID 10000      /* rows per request, sorted by id */
@@ -298,7 +299,7 @@ static int s_run_leads(ctl_opts_t *g, int argc, char **argv)
         if (lr->next_cursor.len == 0 || (o.limit && out.rows >= (size_t)o.limit))
             break;
         free(cursor);
-        cursor = ctl_xmalloc(lr->next_cursor.len);
+        cursor = xmalloc(lr->next_cursor.len);
         memcpy(cursor, lr->next_cursor.data, lr->next_cursor.len);
         lq.cursor.data = cursor;
         lq.cursor.len = lr->next_cursor.len;

@@ -240,8 +240,18 @@ void render_leads_table_widths(const render_cols_t *cols, Funnel__V1__LeadRow *c
     }
 }
 
+/* A cell: padded to width; a control character (a line break in a lead
+ * id) shows as '?', so that a row stays one line. */
 static void s_cell(FILE *out, render_col_t c, const char *s, int width, bool last)
 {
+    char clean[512];
+    if (strpbrk(s, "\n\r\t\v\f\x1b")) {
+        size_t n = 0;
+        for (; *s && n + 1 < sizeof clean; s++)
+            clean[n++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
+        clean[n] = '\0';
+        s = clean;
+    }
     if (s_right(c))
         fprintf(out, "%*s", width, s);
     else if (last)

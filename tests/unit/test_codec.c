@@ -136,11 +136,58 @@ static void test_largest_lead_fits(void **state)
     defn_destroy(&d);
 }
 
+/* The summary a listing reads straight from the bytes says what
+ * protobuf-c's full decoding says, for a lead with every kind of field. */
+static void test_summary_matches_decoding(void **state)
+{
+    defn_t *d = defn_load_default();
+    hnd_lead_t *lead = calloc(1, sizeof *lead);
+    hnd_kv_t kv[2] = {{"industry", "software"}, {"role", "cto"}};
+
+    apply(d, lead, 0, "page_view", T0, HND_SRC_SALES, kv, 2);
+    apply(d, lead, 1, "demo_request", T0 + 1000, HND_SRC_SALES, NULL, 0);
+    apply(d, lead, 2, "meeting_booked", T0 + 2000, HND_SRC_SALES, NULL, 0);
+    apply(d, lead, 3, "webinar_attended", T0 + 3000, HND_SRC_MARKETING, NULL, 0);
+    lead->stalled = true;
+    const uint8_t *buf;
+    size_t len = codec_lead_pack(lead, d, &buf);
+    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(NULL, len, buf);
+    assert_non_null(pb);
+
+    codec_lead_summary_t s;
+    assert_int_equal(codec_lead_summary(buf, len, &s), 0);
+    assert_int_equal(s.id_len, strlen(pb->id));
+    assert_memory_equal(s.id, pb->id, s.id_len);
+    assert_int_equal(s.stage_len, strlen(pb->stage));
+    assert_memory_equal(s.stage, pb->stage, s.stage_len);
+    assert_int_equal(s.persona_len, strlen(pb->persona));
+    assert_true(s.persona_len > 0);
+    assert_memory_equal(s.persona, pb->persona, s.persona_len);
+    assert_int_equal(s.stage_entered_at_ms, pb->stage_entered_at_ms);
+    assert_int_equal(s.first_seen_ms, pb->first_seen_ms);
+    assert_int_equal(s.last_event_ms, pb->last_event_ms);
+    assert_float_equal(s.engagement, pb->engagement, 0);
+    assert_float_equal(s.fit, pb->fit, 0);
+    assert_true(s.fit > 0 && s.engagement > 0);
+    assert_int_equal(s.qualified, pb->qualified);
+    assert_true(s.qualified);
+    assert_int_equal(s.handoff_status, pb->handoff_status);
+    assert_int_equal(s.first_source, pb->first_source);
+    assert_int_equal(s.events, pb->events);
+    assert_true(s.stalled && pb->stalled);
+    /* Cut short, the bytes are not a message. */
+    assert_int_equal(codec_lead_summary(buf, len - 1, &s), -1);
+    funnel__v1__lead__free_unpacked(pb, NULL);
+    free(lead);
+    defn_destroy(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_largest_lead_fits),
+        cmocka_unit_test(test_summary_matches_decoding),
     };
     return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
