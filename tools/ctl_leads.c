@@ -327,9 +327,9 @@ const ctl_cmd_t ctl_cmd_leads = {
     .about =
         "List the leads that pass every filter given (filters combine with \"and\"; a\n"
         "repeated --stage or --persona matches any of its values), in the order of --sort\n"
-        "(default id). Scores are decayed to funneld's time (wall clock, or the event\n"
-        "watermark with --clock event), as `funnelctl lead` shows them; in_stage_ms is the\n"
-        "time in the current stage at that time.\n"
+        "(default id). Scores are decayed to funneld's time (the wall clock, or the\n"
+        "event-time watermark when funneld runs on event time), as `funnelctl lead` shows\n"
+        "them; in_stage_ms is the time in the current stage at that time.\n"
         "\n"
         "Formats: table (for people), csv (RFC 4180: a header row of the column names,\n"
         "CRLF line ends, fields with commas, quotes or line breaks quoted), ndjson (one\n"
