@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hnd.h"
+#include "timetext.h"
 
 /* ---------------------------------------------------------------------- */
 /* Scoring: engagement points and fit rules.                               */
@@ -309,7 +310,7 @@ int defn_build_handoff(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
 int defn_build_friction(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
 {
     const defn_yfriction_t *f = y->friction;
-    const int64_t day = 86400000;
+    const int64_t day = TIMETEXT_DAY_MS;
     d->conversion_window_ms = 7 * day;
     d->min_sample = 20;
     d->alert_recovery = true;

@@ -10,9 +10,10 @@
 #include "arena.h"
 #include "dwell.h"
 #include "keys.h"
+#include "timetext.h"
 #include "xalloc.h"
 
-#define S_DAY_MS 86400000
+#define S_DAY_MS TIMETEXT_DAY_MS
 #define S_REASONS_MAX 10        /* rejection reasons listed */
 #define S_TOP_REASONS 3         /* named in the handoff_rejected point */
 #define S_LEADS_DEFAULT 1000
