@@ -12,6 +12,14 @@
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
                       Funnel__V1__Lead *out, codec_lead_scratch_t *scratch)
 {
+    codec_lead_to_pb_at(lead, d, lead->last_event_ms, out, scratch);
+}
+
+void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
+                         int64_t as_of_ms, Funnel__V1__Lead *out,
+                         codec_lead_scratch_t *scratch)
+{
+    as_of_ms = hnd_scores_as_of(lead, as_of_ms);
     funnel__v1__lead__init(out);
     out->id = (char *)lead->id;
     out->stage = lead->stage >= 0 && (size_t)lead->stage < d->n_stages
@@ -20,9 +28,10 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
     out->stage_entered_at_ms = lead->stage_entered_at_ms;
     out->first_seen_ms = lead->first_seen_ms;
     out->last_event_ms = lead->last_event_ms;
-    out->engagement = lead->engagement;
+    out->engagement = hnd_engagement_at(d, lead, as_of_ms);
     out->fit = lead->fit;
-    out->total = lead->fit + lead->engagement;
+    out->total = lead->fit + out->engagement;
+    out->scores_as_of_ms = as_of_ms;
     out->persona = (char *)lead->persona;
     out->qualified = lead->qualified;
     out->handoff_status = (Funnel__V1__HandoffStatus)lead->handoff;
@@ -67,7 +76,7 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
         p->seq = e->seq;
         p->at_ms = e->at_ms;
         p->points = e->points;
-        p->current = hnd_ledger_value(d, lead, e);
+        p->current = hnd_ledger_value_at(d, lead, e, as_of_ms);
         scratch->ledger_ptrs[i] = p;
     }
     out->n_ledger = lead->n_ledger;
@@ -82,8 +91,10 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
         pc[k]->points = carry[k]->points;
         pc[k]->value = carry[k]->value;
         pc[k]->value_at_ms = carry[k]->value_at_ms;
-        pc[k]->current = hnd_carry_value(d, lead, k == 0 ? HND_LEDGER_FIT
-                                                        : HND_LEDGER_ENGAGEMENT);
+        pc[k]->current = hnd_carry_value_at(d, lead,
+                                            k == 0 ? HND_LEDGER_FIT
+                                                   : HND_LEDGER_ENGAGEMENT,
+                                            as_of_ms);
     }
     out->older_fit = pc[0];
     out->older_engagement = pc[1];
@@ -129,6 +140,8 @@ void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
     out->handoffs_sent = lead->handoffs_sent;
     out->handoffs_accepted = lead->handoffs_accepted;
     out->handoffs_rejected = lead->handoffs_rejected;
+    out->handoffs_recycled = lead->handoffs_recycled;
+    out->handoffs_requalified = lead->handoffs_requalified;
 
     for (size_t i = 0; i < lead->n_friction; i++) {
         const hnd_friction_t *f = &lead->friction[i];
@@ -176,8 +189,12 @@ static void s_copy(char *dst, size_t cap, const char *src)
 /* Decoding a lead happens once per event: its allocations come from an
  * arena that the next decode resets, instead of malloc and free (a lead
  * larger than the first block grows it for the one decode). The loop
- * thread is the only caller. */
+ * thread is the only caller; other threads decode on the heap
+ * (codec_lead_decode). */
 static arena_t *s_lead_arena;
+
+static void s_lead_from_pb(const Funnel__V1__Lead *pb, const defn_t *d,
+                           hnd_lead_t *lead);
 
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead)
@@ -190,6 +207,25 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&alloc, len, buf);
     if (pb == NULL)
         return -1;
+    /* pb stays in the arena until the next decode resets it. */
+    s_lead_from_pb(pb, d, lead);
+    return 0;
+}
+
+int codec_lead_decode(const void *buf, size_t len, const defn_t *d,
+                      hnd_lead_t *lead)
+{
+    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(NULL, len, buf);
+    if (pb == NULL)
+        return -1;
+    s_lead_from_pb(pb, d, lead);
+    funnel__v1__lead__free_unpacked(pb, NULL);
+    return 0;
+}
+
+static void s_lead_from_pb(const Funnel__V1__Lead *pb, const defn_t *d,
+                           hnd_lead_t *lead)
+{
     memset(lead, 0, sizeof *lead);
     s_copy(lead->id, sizeof lead->id, pb->id);
     int stage = defn_stage_index(d, pb->stage);
@@ -278,6 +314,8 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     lead->handoffs_sent = pb->handoffs_sent;
     lead->handoffs_accepted = pb->handoffs_accepted;
     lead->handoffs_rejected = pb->handoffs_rejected;
+    lead->handoffs_recycled = pb->handoffs_recycled;
+    lead->handoffs_requalified = pb->handoffs_requalified;
     for (size_t i = 0; i < pb->n_friction && i < HND_FRICTION_MAX; i++) {
         const Funnel__V1__FrictionRecord *r = pb->friction[i];
         hnd_friction_t *f = &lead->friction[lead->n_friction++];
@@ -290,9 +328,7 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     lead->frictions = pb->frictions;
     lead->stalled = pb->stalled;
     lead->sla_breached = pb->sla_breached;
-    /* pb stays in the arena until the next decode resets it. */
     hnd_lead_loaded(d, lead);
-    return 0;
 }
 
 void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
@@ -467,7 +503,8 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out)
 
 uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
                           const hnd_lead_t *lead, const hnd_event_t *ev,
-                          uint64_t seq, int64_t at_ms, size_t *len)
+                          uint64_t seq, int64_t at_ms, size_t *len,
+                          int64_t now_ms)
 {
     Funnel__V1__Alert al;
     Funnel__V1__Lead snap;
@@ -479,7 +516,7 @@ uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
     al.topic = (char *)a->topic;
     al.at_ms = a->at_ms ? a->at_ms : at_ms;
     if (lead) {
-        codec_lead_to_pb(lead, d, &snap, &scratch);
+        codec_lead_to_pb_at(lead, d, now_ms, &snap, &scratch);
         al.lead_id = (char *)lead->id;
         al.lead = &snap;
         if (a->at_ms == 0 && lead->last_event_ms > al.at_ms)

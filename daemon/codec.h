@@ -40,6 +40,15 @@ typedef struct {
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
                       Funnel__V1__Lead *out, codec_lead_scratch_t *scratch);
 
+/* The same, with engagement, total and the ledger's current values decayed
+ * to as_of_ms (hnd_scores_as_of: never before the lead's last event), the
+ * time set in out->scores_as_of_ms. codec_lead_to_pb is this at the lead's
+ * last event time, as leads are stored. For query replies and alerts,
+ * with the daemon's time. */
+void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
+                         int64_t as_of_ms, Funnel__V1__Lead *out,
+                         codec_lead_scratch_t *scratch);
+
 /* An upper bound of a Lead's encoding: the lead's own fields, the
  * definition's stage names it may carry, and tags and lengths. */
 #define CODEC_LEAD_MAX (2 * sizeof(hnd_lead_t) + DEFN_STAGES_MAX * (DEFN_NAME_MAX + 1) + 16384)
@@ -51,8 +60,13 @@ size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **
 /* Decode a stored lead. A stage the definition no longer has becomes the
  * first stage (and is logged once by the caller). What the record does not
  * store is derived under d (hnd_lead_loaded). Returns 0, or -1 when the
- * bytes are not a Lead. */
+ * bytes are not a Lead. Loop thread (it decodes in an arena of its own). */
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
+                      hnd_lead_t *lead);
+
+/* The same for any thread, decoding on the heap (the query thread's
+ * decayed reads). */
+int codec_lead_decode(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead);
 
 /* Fill *out with a view of ev (borrowed pointers); attrs go into kv, which
@@ -93,11 +107,14 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out);
  * number seq: about lead (a snapshot of it, stage names from d) and the
  * event ev, either NULL for an alert about the funnel as a whole, whose
  * time is at_ms then (an alert without a time of its own is dated by the
- * latest of at_ms, the lead's last event and ev). Returns a new buffer
- * (caller frees) of *len bytes. */
+ * latest of at_ms, the lead's last event and ev). The snapshot's scores
+ * are decayed to now_ms, the daemon's time as the alert is raised
+ * (Lead.scores_as_of_ms). Returns a new buffer (caller frees) of *len
+ * bytes. */
 uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
                           const hnd_lead_t *lead, const hnd_event_t *ev,
-                          uint64_t seq, int64_t at_ms, size_t *len);
+                          uint64_t seq, int64_t at_ms, size_t *len,
+                          int64_t now_ms);
 
 /* Encode an alert of funneld about itself (no lead): kind, topic, at_ms,
  * the reasons and an event id (NULL: none). Arguments are borrowed.

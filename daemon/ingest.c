@@ -150,7 +150,10 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         }
         ingest_alert_t *o = &self->out[self->n_out++];
         snprintf(o->topic, sizeof o->topic, "%s", a->topic);
-        o->buf = codec_alert_pack(a, d, lead, ev, seq, at_ms, &o->len);
+        /* The lead's scores as of the daemon's time now: what they are
+         * worth when the alert is raised. */
+        o->buf = codec_alert_pack(a, d, lead, ev, seq, at_ms, &o->len,
+                                  ingest_now_ms(self));
     }
 }
 

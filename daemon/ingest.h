@@ -65,6 +65,11 @@ void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
  * error. */
 long ingest_recover(ingest_t *self);
 
+/* Events whose type begins with this are funneld's own entries in the log
+ * (user events may not use it: see validate.c): a deadline that fell due,
+ * with attributes "kind" and "due_ms", at the daemon's time then. */
+#define INGEST_DEADLINE_TYPE "$deadline"
+
 /* Arm the deadline timer (after ingest_recover): deadlines that fell due
  * while funneld was down fire at once (wall clock) or as soon as the
  * event-time watermark passes them (event clock). */

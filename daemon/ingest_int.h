@@ -83,10 +83,6 @@ struct ingest {
     bool publishers_full;
 };
 
-/* Events whose type begins with this are funneld's own entries in the log
- * (user events may not use it: see validate.c). */
-#define INGEST_DEADLINE_TYPE "$deadline"
-
 /* A group's work between begin and commit. Returns INGEST_FILLED, or
  * INGEST_NOTHING when there was nothing to do (the group is dropped); a
  * store error is sticky in the store and comes out of the commit. */

@@ -273,6 +273,7 @@ int main(int argc, char **argv)
         .auth = app.auth,
         .metrics = app.metrics,
         .event_clock = strcmp(app.cfg.clock, "event") == 0,
+        .pipeline = pipeline_default,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)

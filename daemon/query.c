@@ -1,6 +1,7 @@
 /* query.c: see query.h. Each query: decode, read snapshot, report
  * (handlers/report.c), encode (query_encode.c), reply. */
 #include "query.h"
+#include "query_int.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -19,39 +20,7 @@
 #include "log.h"
 #include "xalloc.h"
 
-#define S_TIMELINE_DEFAULT 100
-#define S_TIMELINE_MAX 10000
-
-typedef struct {
-    Funnel__V1__TimelineEntry *entries;
-    Funnel__V1__TimelineEntry **ptrs;
-    Funnel__V1__Event **events;
-    size_t n;
-} s_timeline_t;
-
-static void s_on_timeline_event(uint64_t seq, const void *raw, size_t len,
-                                void *arg)
-{
-    s_timeline_t *t = arg;
-    Funnel__V1__Event *ev = funnel__v1__event__unpack(NULL, len, raw);
-    if (ev == NULL)
-        return;
-    /* funneld's own log entries ($deadline) show in the lead's friction
-     * history, not among its events. */
-    if (ev->type[0] == '$') {
-        funnel__v1__event__free_unpacked(ev, NULL);
-        return;
-    }
-    Funnel__V1__TimelineEntry *e = &t->entries[t->n];
-    funnel__v1__timeline_entry__init(e);
-    e->seq = seq;
-    e->event = ev;
-    t->events[t->n] = ev;
-    t->ptrs[t->n] = e;
-    t->n++;
-}
-
-static void s_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply *r)
+void query_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply *r)
 {
     size_t len = funnel__v1__query_reply__get_packed_size(r);
     uint8_t *buf = xmalloc(len);
@@ -60,70 +29,6 @@ static void s_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryRep
     if (bus_reply(sock, msg->part, msg->n - 1, buf, len) == -1)
         log_debug("[query] reply not sent (client gone?)");
     free(buf);
-}
-
-/* Answer a LeadQuery: the lead's record and its newest timeline entries
- * (at most timeline_limit, default S_TIMELINE_DEFAULT, capped at
- * S_TIMELINE_MAX; "$" entries left out), from one read snapshot. Replies
- * on sock to msg's envelope, then frees what the reply pointed to; errors
- * go into r->error (a missing lead is found = false, not an error). */
-static void s_lead(query_t *q, const Funnel__V1__LeadQuery *lq,
-                   bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r)
-{
-    Funnel__V1__LeadReply lr;
-    Funnel__V1__Lead *lead = NULL;
-    s_timeline_t t = {0};
-    const void *buf;
-    size_t len;
-
-    funnel__v1__lead_reply__init(&lr);
-    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_LEAD;
-    r->lead = &lr;
-
-    size_t limit = lq->timeline_limit ? lq->timeline_limit : S_TIMELINE_DEFAULT;
-    if (limit > S_TIMELINE_MAX)
-        limit = S_TIMELINE_MAX;
-    if (lq->lead_id == NULL || lq->lead_id[0] == '\0') {
-        r->error = (char *)"lead query without lead_id";
-        r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
-        goto send;
-    }
-    if (store_read_begin(q->store) != STORE_OK) {
-        r->error = (char *)"storage error";
-        r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
-        goto send;
-    }
-    int found = store_read_lead(q->store, lq->lead_id, &buf, &len);
-    if (found == 1) {
-        lead = funnel__v1__lead__unpack(NULL, len, buf);
-        if (lead) {
-            lr.found = true;
-            lr.lead = lead;
-            t.entries = xcalloc(limit, sizeof *t.entries);
-            t.ptrs = xcalloc(limit, sizeof *t.ptrs);
-            t.events = xcalloc(limit, sizeof *t.events);
-            if (store_read_timeline(q->store, lq->lead_id, limit, s_on_timeline_event,
-                                    &t) < 0)
-                r->error = (char *)"storage error reading the lead's timeline";
-            lr.n_timeline = t.n;
-            lr.timeline = t.ptrs;
-        }
-    } else if (found < 0) {
-        r->error = (char *)"storage error";
-    }
-    store_read_end(q->store);
-
-send:
-    s_reply(sock, msg, r);
-    r->lead = NULL; /* it pointed into this frame */
-    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
-    for (size_t i = 0; i < t.n; i++)
-        funnel__v1__event__free_unpacked(t.events[i], NULL);
-    free(t.entries);
-    free(t.ptrs);
-    free(t.events);
-    if (lead)
-        funnel__v1__lead__free_unpacked(lead, NULL);
 }
 
 /* -- reports: the store's read snapshot as a report_reader_t ----------- */
@@ -176,7 +81,7 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL;
     r->funnel = query_encode_funnel(rep, a);
 send:
-    s_reply(sock, msg, r);
+    query_reply(sock, msg, r);
     r->funnel = NULL; /* it pointed into the arena */
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     arena_destroy(&a);
@@ -209,6 +114,10 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     if (store_read_begin(q->store) == STORE_OK) {
         int64_t leads = store_read_counter(q->store, keys_name(KEYS_LEADS));
         s.leads = leads > 0 ? (uint64_t)leads : 0;
+        int64_t rec = store_read_counter(q->store, keys_name(KEYS_HANDOFFS_RECYCLED));
+        int64_t req = store_read_counter(q->store, keys_name(KEYS_HANDOFFS_REQUALIFIED));
+        s.handoffs_recycled = rec > 0 ? (uint64_t)rec : 0;
+        s.handoffs_requalified = req > 0 ? (uint64_t)req : 0;
         store_read_end(q->store);
     }
     snprintf(defn, sizeof defn, "%s (%s, %s)", d->name,
@@ -216,7 +125,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.definition = defn;
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
-    s_reply(sock, msg, r);
+    query_reply(sock, msg, r);
     r->stats = NULL; /* it pointed into this frame */
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
 }
@@ -251,7 +160,7 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION;
     r->friction = query_encode_friction(rep, a);
 send:
-    s_reply(sock, msg, r);
+    query_reply(sock, msg, r);
     r->friction = NULL; /* it pointed into the arena */
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
     arena_destroy(&a);
@@ -270,13 +179,13 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
         NULL, zmq_msg_size(payload), zmq_msg_data(payload));
     if (req == NULL) {
         r.error = (char *)"undecodable QueryRequest";
-        s_reply(sock, msg, &r);
+        query_reply(sock, msg, &r);
         return;
     }
     r.request_id = req->request_id;
     switch (req->query_case) {
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD:
-        s_lead(q, req->lead, sock, msg, &r);
+        query_lead(q, req->lead, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL:
         s_funnel(q, req->funnel, sock, msg, &r);
@@ -297,7 +206,7 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
     }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction or leads)";
-        s_reply(sock, msg, &r);
+        query_reply(sock, msg, &r);
         break;
     }
     /* The reply's oneof pointed into the handler's stack frame. */

@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "defn.h"
+#include "hnd.h"
 #include "store.h"
 
 typedef struct {
@@ -34,7 +35,14 @@ typedef struct {
                                       HTTP server reads it), may be NULL */
     bool event_clock;              /* daemon time = the event-time
                                       watermark (else the wall clock) */
+    const hnd_t *const *pipeline;  /* the handlers ingest runs, for replays
+                                      of a lead's events (query_lead.c) */
 } query_t;
+
+/* The daemon's time for a reader in a read snapshot: the wall clock, or
+ * the snapshot's event-time watermark with --clock event. The time a
+ * lead's scores are decayed to when read. Query thread. */
+int64_t query_now_ms(const query_t *q);
 
 typedef struct query_server query_server_t;
 

@@ -300,9 +300,11 @@ typedef void store_counter_fn(const char *key, int64_t value, void *arg);
 long store_read_counters(store_t *self, const char *prefix,
                          store_counter_fn *fn, void *arg);
 
-/* Call fn for the newest `limit` events of lead_id, oldest first, with the
- * event's sequence and its Event bytes (borrowed for the call). Returns the
- * number of events visited (0 for an unknown lead), or STORE_ERR. */
+/* Call fn for the newest `limit` events of lead_id (SIZE_MAX: all of its
+ * chain), oldest first, with the event's sequence and its Event bytes
+ * (borrowed for the call); the chain holds funneld's "$deadline" entries of
+ * the lead too. Returns the number of events visited (0 for an unknown
+ * lead), or STORE_ERR. */
 typedef void store_event_fn(uint64_t seq, const void *raw, size_t len,
                             void *arg);
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,

@@ -329,7 +329,7 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
     MDB_val k = s_str_val(lead_id), v;
     uint64_t *seqs = NULL;
     const void **raws = NULL;
-    size_t *lens = NULL, n = 0;
+    size_t *lens = NULL, n = 0, cap = 0;
     uint64_t seq = 0;
     int rc;
 
@@ -341,11 +341,17 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
     if (rc != 0 || v.mv_size < S_LEAD_FIXED)
         goto fail;
     seq = s_be64_get(v.mv_data);
-    seqs = xcalloc(limit, sizeof *seqs);
-    raws = xcalloc(limit, sizeof *raws);
-    lens = xcalloc(limit, sizeof *lens);
-    /* Newest first along the chain, then handed out oldest first. */
+    /* Newest first along the chain, then handed out oldest first. The
+     * arrays grow with the chain: limit may be SIZE_MAX (the whole chain). */
     while (seq != 0 && n < limit) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            if (cap > limit)
+                cap = limit;
+            seqs = xrealloc(seqs, cap * sizeof *seqs);
+            raws = xrealloc(raws, cap * sizeof *raws);
+            lens = xrealloc(lens, cap * sizeof *lens);
+        }
         unsigned char sk[8];
         s_be64_put(sk, seq);
         MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;

@@ -77,7 +77,7 @@ static int s_type_add(defn_t *d, const char *type)
  * type. Owned by d. */
 void defn_build_types(const defn_ytop_t *y, defn_t *d)
 {
-    size_t most = d->n_transitions + d->n_regressions + d->n_points + 2;
+    size_t most = d->n_transitions + d->n_regressions + d->n_points + 4;
     for (unsigned i = 0; y->personas && i < y->personas_count; i++)
         most += y->personas[i].when ? y->personas[i].when_count : 0;
     htab_init(&d->type_index, htab_cap_for(most));
@@ -91,8 +91,10 @@ void defn_build_types(const defn_ytop_t *y, defn_t *d)
     }
     for (size_t i = 0; i < d->n_regressions; i++)
         d->types[s_type_add(d, d->regressions[i].type)].regression = (int)i;
-    (void)s_type_add(d, d->accept_type);
-    (void)s_type_add(d, d->reject_type);
+    d->types[s_type_add(d, d->accept_type)].answer = true;
+    d->types[s_type_add(d, d->reject_type)].answer = true;
+    d->types[s_type_add(d, d->recycle_type)].answer = true;
+    d->types[s_type_add(d, d->requalify_type)].answer = true;
     for (size_t i = 0; i < d->n_transitions; i++) {
         defn_type_t *e = &d->types[s_type_add(d, d->transitions[i].type)];
         e->tr_count++;
@@ -264,6 +266,8 @@ void defn_destroy(defn_t **self_p)
     free(d->clauses);
     free(d->accept_type);
     free(d->reject_type);
+    free(d->recycle_type);
+    free(d->requalify_type);
     free(d->reason_attr);
     for (size_t i = 0; i < d->n_personas; i++) {
         free(d->personas[i].name);

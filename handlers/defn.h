@@ -106,6 +106,7 @@ typedef struct {
     int tr_count;
     int regression;             /* index into regressions, -1: none */
     bool persona_ref;           /* a persona counts it */
+    bool answer;                /* one of the four handoff answers */
 } defn_type_t;
 
 typedef struct {
@@ -140,6 +141,10 @@ typedef struct {
     int64_t handoff_sla_ms;     /* time sales has to answer a handoff */
     char *accept_type;          /* event type: sales accepted (handoff_accepted) */
     char *reject_type;          /* event type: sales rejected (handoff_rejected) */
+    char *recycle_type;         /* event type: sales gave the lead back, not
+                                   rejected (handoff_recycled) */
+    char *requalify_type;       /* event type: sales asks for the rule to be
+                                   evaluated again now (handoff_requalify) */
     char *reason_attr;          /* attribute holding the reason ("reason") */
     int recycle_stage;          /* stage a rejected lead returns to, -1: stays */
     bool recycle_reset;         /* rejection restarts engagement from 0 */

@@ -132,6 +132,8 @@ static void s_section(const defn_t *d, const char *section, s_items_t *l)
         s_add(l, "sla", "%s", s_dur(d->handoff_sla_ms, t, sizeof t));
         s_add(l, "accepted", "%s", d->accept_type);
         s_add(l, "rejected", "%s", d->reject_type);
+        s_add(l, "recycled", "%s", d->recycle_type);
+        s_add(l, "requalify", "%s", d->requalify_type);
         s_add(l, "reason_attr", "%s", d->reason_attr);
         s_add(l, "recycle_to", "%s",
               d->recycle_stage >= 0 ? d->stages[d->recycle_stage].name : "none");

@@ -114,6 +114,8 @@ typedef struct {
     char *sla;
     char *accepted;
     char *rejected;
+    char *recycled;
+    char *requalify;
     char *reason_attr;
     char *recycle_to;
     char *reset_engagement;     /* boolean, checked in pass 3 */

@@ -242,8 +242,9 @@ int defn_build_qualification(defn_loader_t *ld, const defn_ytop_t *y,
 /* ---------------------------------------------------------------------- */
 /* Handoff.                                                                */
 
-/* handoff (defn_int.h): the SLA (24 h unless set, never 0), the answer
- * event types and the reason attribute (with their defaults), the stage a
+/* handoff (defn_int.h): the SLA (24 h unless set, never 0), the four
+ * answer event types (accepted, rejected, recycled, requalify; distinct)
+ * and the reason attribute (with their defaults), the stage a
  * rejected lead returns to and whether its engagement restarts. Needs the
  * stages built. */
 int defn_build_handoff(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
@@ -261,22 +262,32 @@ int defn_build_handoff(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
     }
     const char *acc = h && h->accepted ? h->accepted : "handoff_accepted";
     const char *rej = h && h->rejected ? h->rejected : "handoff_rejected";
+    const char *rec = h && h->recycled ? h->recycled : "handoff_recycled";
+    const char *req = h && h->requalify ? h->requalify : "handoff_requalify";
     const char *reason = h && h->reason_attr ? h->reason_attr : "reason";
-    if (defn_word(ld, acc, HND_TYPE_MAX, "event type",
-                  "handoff.accepted") < 0 ||
-        defn_word(ld, rej, HND_TYPE_MAX, "event type",
-                  "handoff.rejected") < 0 ||
-        defn_word(ld, reason, HND_ATTR_KEY_MAX, "attribute",
+    const char *const types[4] = { acc, rej, rec, req };
+    static const char *const keys[4] = { "accepted", "rejected", "recycled",
+                                         "requalify" };
+    for (int i = 0; i < 4; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "handoff.%s", keys[i]);
+        if (defn_word(ld, types[i], HND_TYPE_MAX, "event type", path) < 0)
+            return -1;
+        for (int k = 0; k < i; k++)
+            if (strcmp(types[i], types[k]) == 0) {
+                defn_fail(ld, defn_pos(ld, "%s", path),
+                          "%s: same event type as handoff.%s ('%s')", path,
+                          keys[k], types[i]);
+                return -1;
+            }
+    }
+    if (defn_word(ld, reason, HND_ATTR_KEY_MAX, "attribute",
                   "handoff.reason_attr") < 0)
         return -1;
-    if (strcmp(acc, rej) == 0) {
-        defn_fail(ld, defn_pos(ld, "handoff.rejected"),
-                  "handoff.rejected: same event type as handoff.accepted "
-                  "('%s')", rej);
-        return -1;
-    }
     d->accept_type = xstrdup(acc);
     d->reject_type = xstrdup(rej);
+    d->recycle_type = xstrdup(rec);
+    d->requalify_type = xstrdup(req);
     d->reason_attr = xstrdup(reason);
     d->recycle_stage = -1;
     if (h && h->recycle_to) {

@@ -135,6 +135,8 @@ static const cyaml_schema_field_t s_handoff_fields[] = {
     S_STR("sla", defn_yhandoff_t, sla),
     S_STR("accepted", defn_yhandoff_t, accepted),
     S_STR("rejected", defn_yhandoff_t, rejected),
+    S_STR("recycled", defn_yhandoff_t, recycled),
+    S_STR("requalify", defn_yhandoff_t, requalify),
     S_STR("reason_attr", defn_yhandoff_t, reason_attr),
     S_STR("recycle_to", defn_yhandoff_t, recycle_to),
     S_STR("reset_engagement", defn_yhandoff_t, reset_engagement),

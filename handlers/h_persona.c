@@ -76,6 +76,14 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
             hnd_count(fx, v * lead->handoffs_rejected,
                       keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_REJECTED,
                                    NULL));
+        if (lead->handoffs_recycled)
+            hnd_count(fx, v * lead->handoffs_recycled,
+                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_RECYCLED,
+                                   NULL));
+        if (lead->handoffs_requalified)
+            hnd_count(fx, v * lead->handoffs_requalified,
+                      keys_counter(key, sizeof key, pre,
+                                   KEYS_HANDOFFS_REQUALIFIED, NULL));
         /* The friction gauges follow the lead (the totals stay where they
          * were booked, see h_friction.c). */
         if (lead->stalled && lead->stage >= 0)

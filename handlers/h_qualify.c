@@ -11,7 +11,9 @@
  * breakdown and the clauses that matched. Decay never un-qualifies a lead;
  * only a rejected handoff does (h_handoff.c), after which the lead may
  * qualify again: a new handoff. The answer events themselves never
- * qualify a lead. Counter: KEYS_HANDOFFS (handoffs sent), per group too.
+ * qualify a lead, except requalify ("look at it again now"), which is
+ * evaluated as any other event right after h_handoff.c closed the pending
+ * handoff. Counter: KEYS_HANDOFFS (handoffs sent), per group too.
  */
 #include "pipeline.h"
 
@@ -54,8 +56,10 @@ static void s_breakdown(const defn_t *d, const hnd_lead_t *lead, char *buf,
 static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    if (lead->qualified || strcmp(ev->type, d->accept_type) == 0 ||
-        strcmp(ev->type, d->reject_type) == 0)
+    if (lead->qualified)
+        return 0;
+    const defn_type_t *ty = defn_type(d, ev->type);
+    if (ty && ty->answer && strcmp(ev->type, d->requalify_type) != 0)
         return 0;
     const defn_clause_t *first = NULL;
     size_t matched = 0;

@@ -129,6 +129,12 @@ int hnd_lead_set_attr(hnd_lead_t *lead, const char *key, const char *value)
     return 0;
 }
 
+bool hnd_is_answer(const defn_t *d, const char *type)
+{
+    const defn_type_t *ty = defn_type(d, type);
+    return ty != NULL && ty->answer;
+}
+
 void hnd_lead_init(hnd_lead_t *lead, const hnd_event_t *ev)
 {
     memset(lead, 0, sizeof *lead);
@@ -205,21 +211,53 @@ double hnd_decay(const defn_t *d, int64_t dt_ms)
     return exp2(-(double)dt_ms / (double)d->half_life_ms);
 }
 
-double hnd_ledger_value(const defn_t *d, const hnd_lead_t *lead,
-                        const hnd_ledger_t *e)
+int64_t hnd_scores_as_of(const hnd_lead_t *lead, int64_t at_ms)
+{
+    return at_ms > lead->last_event_ms ? at_ms : lead->last_event_ms;
+}
+
+double hnd_engagement_at(const defn_t *d, const hnd_lead_t *lead, int64_t at_ms)
+{
+    return lead->engagement *
+           hnd_decay(d, hnd_scores_as_of(lead, at_ms) - lead->last_event_ms);
+}
+
+double hnd_ledger_value_at(const defn_t *d, const hnd_lead_t *lead,
+                           const hnd_ledger_t *e, int64_t at_ms)
 {
     if (e->kind == HND_LEDGER_FIT)
         return e->points;
-    return e->points * hnd_decay(d, lead->last_event_ms - e->at_ms);
+    return e->points * hnd_decay(d, hnd_scores_as_of(lead, at_ms) - e->at_ms);
+}
+
+double hnd_carry_value_at(const defn_t *d, const hnd_lead_t *lead,
+                          hnd_ledger_kind_t kind, int64_t at_ms)
+{
+    if (kind == HND_LEDGER_FIT)
+        return lead->older_fit.value;
+    const hnd_carry_t *c = &lead->older_engagement;
+    return c->value * hnd_decay(d, hnd_scores_as_of(lead, at_ms) - c->value_at_ms);
+}
+
+double hnd_ledger_value(const defn_t *d, const hnd_lead_t *lead,
+                        const hnd_ledger_t *e)
+{
+    return hnd_ledger_value_at(d, lead, e, lead->last_event_ms);
 }
 
 double hnd_carry_value(const defn_t *d, const hnd_lead_t *lead,
                        hnd_ledger_kind_t kind)
 {
-    if (kind == HND_LEDGER_FIT)
-        return lead->older_fit.value;
-    const hnd_carry_t *c = &lead->older_engagement;
-    return c->value * hnd_decay(d, lead->last_event_ms - c->value_at_ms);
+    return hnd_carry_value_at(d, lead, kind, lead->last_event_ms);
+}
+
+static __thread hnd_ledger_tap_fn *s_tap;
+static __thread void *s_tap_arg;
+
+void hnd_ledger_tap(hnd_ledger_tap_fn *fn, void *arg)
+{
+    s_tap = fn;
+    s_tap_arg = arg;
 }
 
 void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
@@ -250,6 +288,8 @@ void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
     e->seq = ev->log_seq;
     e->at_ms = at_ms;
     e->points = points;
+    if (s_tap)
+        s_tap(e, s_tap_arg);
 }
 
 char *hnd_iso_week(int64_t ms, char *out)

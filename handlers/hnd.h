@@ -33,6 +33,8 @@ typedef enum {
     HND_HANDOFF_PENDING = 1,
     HND_HANDOFF_ACCEPTED = 2,
     HND_HANDOFF_REJECTED = 3,
+    HND_HANDOFF_RECYCLED = 4,       /* given back to marketing */
+    HND_HANDOFF_REQUALIFIED = 5,    /* looked at again; the rule did not hold */
 } hnd_handoff_t;
 
 /* A key/value pair. Strings are NUL-terminated. Ownership is stated where
@@ -109,7 +111,7 @@ typedef struct {
     int64_t at_ms;              /* handed off (event time) */
     int64_t answered_at_ms;     /* 0: no answer yet */
     char rule[HND_RULE_MAX];    /* the qualification clause that matched */
-    char reason[HND_HREASON_MAX];   /* rejection reason, from the answer */
+    char reason[HND_HREASON_MAX];   /* the answer's reason (reason_attr) */
     double fit, engagement;     /* the score when handed off */
 } hnd_handoff_rec_t;
 
@@ -168,6 +170,7 @@ typedef struct {
     hnd_counter_t counts[HND_COUNTS_MAX];
 
     uint32_t handoffs_sent, handoffs_accepted, handoffs_rejected;
+    uint32_t handoffs_recycled, handoffs_requalified;
     size_t n_handoffs;          /* oldest first */
     hnd_handoff_rec_t handoffs[HND_HANDOFFS_MAX];
 
@@ -295,6 +298,10 @@ int hnd_lead_set_attr(hnd_lead_t *lead, const char *key, const char *value);
 /* Borrowed pointer to the value of key, or NULL. */
 const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key);
 
+/* Whether type is one of the definition's handoff answers (accepted,
+ * rejected, recycled, requalify). */
+bool hnd_is_answer(const defn_t *d, const char *type);
+
 /* Initialise a new lead for its first event (stage set by the pipeline). */
 void hnd_lead_init(hnd_lead_t *lead, const hnd_event_t *ev);
 
@@ -320,12 +327,31 @@ double hnd_ledger_value(const defn_t *d, const hnd_lead_t *lead,
 double hnd_carry_value(const defn_t *d, const hnd_lead_t *lead,
                        hnd_ledger_kind_t kind);
 
+/* Decay at the time of reading: the time a lead's scores are shown as of
+ * (at_ms, but never before its last event, which is what the stored
+ * engagement refers to), and its engagement, a ledger entry's and a
+ * carry-over's value as of that time. Qualification is decided at events
+ * (h_qualify.c); these only say what the scores are worth when read. */
+int64_t hnd_scores_as_of(const hnd_lead_t *lead, int64_t at_ms);
+double hnd_engagement_at(const defn_t *d, const hnd_lead_t *lead, int64_t at_ms);
+double hnd_ledger_value_at(const defn_t *d, const hnd_lead_t *lead,
+                           const hnd_ledger_t *e, int64_t at_ms);
+double hnd_carry_value_at(const defn_t *d, const hnd_lead_t *lead,
+                          hnd_ledger_kind_t kind, int64_t at_ms);
+
 /* Record a score change in the ledger; when it is full the oldest entry
  * moves into its kind's carry-over, valued as of ref_ms (the time the
  * lead's engagement refers to after this event). `rule` is copied. */
 void hnd_ledger_add(const defn_t *d, hnd_lead_t *lead, hnd_ledger_kind_t kind,
                     const char *rule, const hnd_event_t *ev, int64_t at_ms,
                     double points, int64_t ref_ms);
+
+/* A ledger tap: called with every entry hnd_ledger_add books in the
+ * calling thread while it is set (fn NULL: none), before the lead's
+ * bounded ledger may drop older entries. For replays that want every score
+ * change of a lead (replay.c). The entry is borrowed for the call. */
+typedef void hnd_ledger_tap_fn(const hnd_ledger_t *e, void *arg);
+void hnd_ledger_tap(hnd_ledger_tap_fn *fn, void *arg);
 
 /* The ISO week of a time, "2026-W48" (out holds at least 12 bytes). */
 char *hnd_iso_week(int64_t ms, char *out);

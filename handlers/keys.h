@@ -11,6 +11,7 @@
  *   by/<dim>/<name>/                  group: dim persona, source or cohort;
  *                                     name "-" for none (HND_GROUP_NONE)
  *   leads, handoffs, handoffs/accepted, handoffs/rejected,
+ *   handoffs/recycled, handoffs/requalified,
  *   now/<stage>, entered/<stage>, advanced/<stage>      (h_stage, h_handoff)
  *   dropped/<stage>, friction/stall/<stage>, stalled/<stage>,
  *   friction/regression/<stage>, friction/handoff_rejected/<stage>,
@@ -41,6 +42,8 @@ typedef enum {
     KEYS_HANDOFFS,           /* handoffs (sent) */
     KEYS_HANDOFFS_ACCEPTED,  /* handoffs/accepted */
     KEYS_HANDOFFS_REJECTED,  /* handoffs/rejected */
+    KEYS_HANDOFFS_RECYCLED,  /* handoffs/recycled: given back, not rejected */
+    KEYS_HANDOFFS_REQUALIFIED, /* handoffs/requalified: looked at again */
     KEYS_SLA_BREACHES,       /* friction/handoff_sla: answered late or never */
     KEYS_SLA_WAITING,        /* sla/waiting: waiting past the SLA now */
     KEYS_NOW,                /* now/<stage> */

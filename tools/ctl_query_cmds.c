@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ndjson.h"
 #include "render.h"
 
 /* "NAME: unexpected argument" when operands follow. Returns 0 or -1. */
@@ -20,6 +21,8 @@ static int s_no_operands(const char *name, int first, int argc, char **argv)
 
 typedef struct {
     long limit;
+    bool ledger;
+    const char *as_of;
 } s_lead_opts_t;
 
 static const s_lead_opts_t s_lead_defaults = { 0 };
@@ -27,6 +30,13 @@ static const s_lead_opts_t s_lead_defaults = { 0 };
 static const ctl_opt_t s_lead_opts[] = {
     CTL_COUNT("limit", "N", s_lead_opts_t, limit, 1, 1000000,
               "at most N timeline entries, the newest (default: funneld's, 100)"),
+    CTL_FLAG("ledger", s_lead_opts_t, ledger,
+             "every score change since the lead's first event, replayed from the "
+             "event log through the definition in use"),
+    CTL_STRING("as-of", "TIME", s_lead_opts_t, as_of,
+               "the lead as it was at TIME (RFC 3339 or epoch ms), replayed from the "
+               "event log through the definition in use: stage, scores decayed to "
+               "TIME, persona, handoff status, friction so far"),
     CTL_END,
 };
 
@@ -42,18 +52,29 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     const char *id = argv[first];
+    int64_t as_of = 0;
+    char err[NDJSON_ERR_MAX];
+    if (o.as_of && ndjson_parse_time_arg(o.as_of, &as_of, err) < 0) {
+        ctl_error("lead --as-of: %s", err);
+        return CTL_EXIT_USAGE;
+    }
 
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__LeadQuery lq = FUNNEL__V1__LEAD_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
     lq.lead_id = (char *)id;
     lq.timeline_limit = (uint32_t)o.limit;
+    lq.ledger = o.ledger;
+    lq.as_of_ms = as_of;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD;
     req.lead = &lq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_LEAD, "lead", &reply);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (!reply->lead->found || !reply->lead->lead) {
+    if ((!reply->lead->found || !reply->lead->lead) && o.as_of) {
+        ctl_error("lead %s had no events by %s", id, o.as_of);
+        rc = CTL_EXIT_NO;
+    } else if (!reply->lead->found || !reply->lead->lead) {
         ctl_error("unknown lead %s", id);
         rc = CTL_EXIT_NO;
     } else if (g->json) {
@@ -68,7 +89,7 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_lead = {
     .name = "lead",
     .summary = "show one lead: stage, scores, persona, handoff, timeline",
-    .usage = "Usage: funnelctl lead [--limit N] ID\n",
+    .usage = "Usage: funnelctl lead [--limit N] [--ledger] [--as-of TIME] ID\n",
     .about =
         "Show one lead: its stage and since when, scores (fit, engagement, total),\n"
         "persona, whether it qualified, its handoff status, attributes, skipped stages,\n"
@@ -76,12 +97,25 @@ const ctl_cmd_t ctl_cmd_lead = {
         "SLA; the newest 8, and whether it is stalled or past the SLA now) and its\n"
         "timeline of events.\n"
         "\n"
+        "Scores are shown decayed to the daemon's time (the wall clock, or the event-time\n"
+        "watermark when funneld runs on the event clock): engagement halves every half-life since\n"
+        "the lead's last event, and \"as of\" says the time. Qualification is decided\n"
+        "at events and does not change when read.\n"
+        "\n"
+        "--ledger and --as-of replay the lead's chain of events from funneld's event log\n"
+        "through the definition in use today (nothing is written): --ledger lists every\n"
+        "score change since the first event (the record keeps the newest 8), --as-of TIME\n"
+        "shows the lead as it was at TIME (events of event time up to TIME, scores\n"
+        "decayed to TIME). After an edit of the definition a replay says what today's\n"
+        "rules make of the lead's history, which may differ from the stored record.\n"
+        "\n"
         "With --json, one document: {\"lead\",\"stage\",\"stage_entered_at\",\"score\":{\"fit\",\n"
-        "\"engagement\",\"total\"},\"persona\",\"qualified\",\"handoff\":{\"status\",\"at\"},\"attrs\",\n"
+        "\"engagement\",\"total\",\"as_of\",\"ledger\",\"ledger_complete\",\"older\"},\"persona\",\"qualified\",\"handoff\":{\"status\",\"at\"},\"attrs\",\n"
         "\"events\",\"first_source\",\"first_seen\",\"last_event_at\",\"skipped\",\"timeline\":[{\"seq\",\n"
         "\"id\",\"type\",\"source\",\"at\",\"attrs\",\"value\"}]}; times are RFC 3339 UTC with\n"
         "milliseconds, null when unknown. Also \"friction\":{\"stalled\",\"sla_breached\",\"total\",\n"
-        "\"history\":[{\"kind\",\"stage\",\"at\",\"duration_ms\",\"detail\"}]}.\n",
+        "\"history\":[{\"kind\",\"stage\",\"at\",\"duration_ms\",\"detail\"}]}. With --ledger\n"
+        "or --as-of the same document plus \"as_of\", the time the lead is shown as of.\n",
     .opts = s_lead_opts,
     .defaults = &s_lead_defaults,
     .exits = "Exit status: 0 found, 1 unknown lead, 2 usage or connection error.\n",
@@ -302,8 +336,9 @@ const ctl_cmd_t ctl_cmd_stats = {
     .usage = "Usage: funnelctl stats\n",
     .about =
         "Show funneld's counters: events received, applied, duplicates, rejected, group\n"
-        "commits, last log sequence, leads, alerts, stream gaps and messages, the\n"
-        "definition in use, and the uptime.\n"
+        "commits, last log sequence, leads, alerts, stream gaps and messages, deadlines\n"
+        "fired, handoffs sales recycled (handoff_recycled) and asked to requalify\n"
+        "(handoff_requalify), the definition in use, and the uptime.\n"
         "\n"
         "With --json: every counter by its protocol name, plus \"uptime_ms\" and \"uptime\"\n"
         "(for people).\n",

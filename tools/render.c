@@ -83,6 +83,10 @@ const char *render_handoff_name(Funnel__V1__HandoffStatus s)
         return "accepted";
     case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_REJECTED:
         return "rejected";
+    case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_RECYCLED:
+        return "recycled";
+    case FUNNEL__V1__HANDOFF_STATUS__HANDOFF_REQUALIFIED:
+        return "requalified";
     default:
         return "none";
     }
@@ -118,7 +122,10 @@ json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
     s_set(score, "fit", json_real(lead->fit));
     s_set(score, "engagement", json_real(lead->engagement));
     s_set(score, "total", json_real(lead->total));
+    s_set(score, "as_of", render_time_json(lead->scores_as_of_ms));
     s_set(o, "score", score);
+    if (lead->as_of_ms)
+        s_set(o, "as_of", render_time_json(lead->as_of_ms));
 
     s_set(o, "persona", s_str_or_null(lead->persona));
     s_set(o, "qualified", json_boolean(lead->qualified));
@@ -146,6 +153,8 @@ json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
     s_set(handoff, "sent", s_u64(lead->handoffs_sent));
     s_set(handoff, "accepted", s_u64(lead->handoffs_accepted));
     s_set(handoff, "rejected", s_u64(lead->handoffs_rejected));
+    s_set(handoff, "recycled", s_u64(lead->handoffs_recycled));
+    s_set(handoff, "requalified", s_u64(lead->handoffs_requalified));
     json_t *hist = json_array();
     for (size_t i = 0; i < lead->n_handoffs; i++) {
         const Funnel__V1__HandoffRecord *h = lead->handoffs[i];
@@ -175,6 +184,7 @@ json_t *render_lead_record_json(const Funnel__V1__Lead *lead)
         json_array_append_new(ledger, e);
     }
     s_set(score, "ledger", ledger);
+    s_set(score, "ledger_complete", json_boolean(lead->ledger_complete));
     json_t *older = json_object();
     const Funnel__V1__LedgerCarry *carry[2] = { lead->older_fit, lead->older_engagement };
     const char *carry_name[2] = { "fit", "engagement" };
@@ -264,11 +274,15 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
     if (!l)
         return;
     fprintf(out, "lead        %s\n", l->id);
+    if (l->as_of_ms)
+        fprintf(out, "as of       %s (replayed from the log with the definition in use)\n",
+                s_time_text(l->as_of_ms, t1));
     fprintf(out, "stage       %s (since %s)\n", l->stage, s_time_text(l->stage_entered_at_ms, t1));
     s_fmt_score(l->fit, fit, sizeof fit);
     s_fmt_score(l->engagement, eng, sizeof eng);
     s_fmt_score(l->total, tot, sizeof tot);
-    fprintf(out, "score       total %s (fit %s, engagement %s)\n", tot, fit, eng);
+    fprintf(out, "score       total %s (fit %s, engagement %s) as of %s\n", tot, fit, eng,
+            s_time_text(l->scores_as_of_ms, t1));
     fprintf(out, "persona     %s\n", l->persona && *l->persona ? l->persona : "-");
     fprintf(out, "qualified   %s\n", l->qualified ? "yes" : "no");
     if (l->handoff_status == FUNNEL__V1__HANDOFF_STATUS__HANDOFF_NONE)
@@ -303,12 +317,13 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
     }
     render_ledger_text(out, l);
     if (l->n_handoffs) {
-        fprintf(out, "handoffs (%u sent, %u accepted, %u rejected)\n", l->handoffs_sent,
-                l->handoffs_accepted, l->handoffs_rejected);
+        fprintf(out, "handoffs (%u sent, %u accepted, %u rejected, %u recycled, %u requalified)\n",
+                l->handoffs_sent, l->handoffs_accepted, l->handoffs_rejected,
+                l->handoffs_recycled, l->handoffs_requalified);
         for (size_t i = 0; i < l->n_handoffs; i++) {
             const Funnel__V1__HandoffRecord *h = l->handoffs[i];
             char t2[NDJSON_TIME_LEN];
-            fprintf(out, "  %s  %-8s fit %.1f engagement %.1f (%s)", s_time_text(h->at_ms, t1),
+            fprintf(out, "  %s  %-11s fit %.1f engagement %.1f (%s)", s_time_text(h->at_ms, t1),
                     render_handoff_name(h->status), h->fit, h->engagement, h->rule);
             if (h->answered_at_ms)
                 fprintf(out, ", answered %s", s_time_text(h->answered_at_ms, t2));
@@ -362,7 +377,9 @@ void render_ledger_text(FILE *out, const Funnel__V1__Lead *l)
     if (l->n_ledger == 0 && !(l->older_fit && l->older_fit->entries) &&
         !(l->older_engagement && l->older_engagement->entries))
         return;
-    fprintf(out, "score ledger (points as added -> now)\n");
+    fprintf(out, "score ledger (points as added -> as of %s%s)\n",
+            s_time_text(l->scores_as_of_ms, t1),
+            l->ledger_complete ? ", every change since the first event" : "");
     const Funnel__V1__LedgerCarry *carry[2] = { l->older_fit, l->older_engagement };
     for (int k = 0; k < 2; k++)
         if (carry[k] && carry[k]->entries) {
@@ -535,6 +552,8 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "stream_messages", s_u64(st->stream_messages));
     s_set(o, "deadlines", s_u64(st->deadlines));
     s_set(o, "auth_refused", s_u64(st->auth_refused));
+    s_set(o, "handoffs_recycled", s_u64(st->handoffs_recycled));
+    s_set(o, "handoffs_requalified", s_u64(st->handoffs_requalified));
     s_set(o, "definition", s_str(st->definition));
     return o;
 }
@@ -558,6 +577,8 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "stream messages  %" PRIu64 "\n", st->stream_messages);
     fprintf(out, "deadlines fired  %" PRIu64 "\n", st->deadlines);
     fprintf(out, "auth refused     %" PRIu64 "\n", st->auth_refused);
+    fprintf(out, "recycled         %" PRIu64 "\n", st->handoffs_recycled);
+    fprintf(out, "requalified      %" PRIu64 "\n", st->handoffs_requalified);
 }
 
 /* ------------------------------------------------------------------ */

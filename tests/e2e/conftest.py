@@ -81,6 +81,23 @@ def make_event(lead_id, type_, source=MARKETING, event_id=None, at_ms=None,
     return ev
 
 
+def at_rest(lead):
+    """A copy of a Lead reply without what depends on the time of reading
+    (its scores are decayed to it): for comparing two reads of one record."""
+    if lead is None:
+        return None
+    c = pb.Lead()
+    c.CopyFrom(lead)
+    c.ClearField("scores_as_of_ms")
+    c.ClearField("engagement")
+    c.ClearField("total")
+    for e in c.ledger:
+        e.ClearField("current")
+    c.older_fit.ClearField("current")
+    c.older_engagement.ClearField("current")
+    return c
+
+
 def make_batch(events, batch_id=None):
     b = pb.EventBatch()
     b.events.extend(events)

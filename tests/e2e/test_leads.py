@@ -108,7 +108,10 @@ def _rows(d, *args):
 
 
 def _decayed(rec, as_of):
-    return rec.engagement * 2 ** (-(as_of - rec.last_event_ms) / HALF_LIFE)
+    """A lead reply's engagement decayed to as_of: the reply's is as of
+    its scores_as_of_ms already (the time it was read)."""
+    ref = rec.scores_as_of_ms or rec.last_event_ms
+    return rec.engagement * 2 ** (-(as_of - ref) / HALF_LIFE)
 
 
 def _time(ms):
@@ -142,9 +145,11 @@ def test_rows_are_the_records_decayed_to_the_daemon_time(world):
         assert x["first_source"] == SOURCE[rec.first_source]
         assert x["events"] == rec.events
         assert x["last_event_at"] == _time(rec.last_event_ms)
-    # The decay is real: an old lead's engagement is below its record's.
+    # The decay is real: an old lead's engagement is below its record's
+    # as of its last event.
     old = [x for x in rows if recs[x["lead"]].engagement > 0]
-    assert old and all(x["engagement"] < recs[x["lead"]].engagement for x in old)
+    assert old and all(x["engagement"] < _decayed(recs[x["lead"]], recs[x["lead"]].last_event_ms)
+                       for x in old)
     # ndjson: the same documents, one per line.
     assert _rows(d) == rows
 

@@ -1,0 +1,21 @@
+/* query_int.h: shared by the parts of the query server (query.c: the
+ * socket, the thread and the reports; query_lead.c: the lead query and its
+ * replays from the log). Query thread only. */
+#ifndef FUNNELD_QUERY_INT_H
+#define FUNNELD_QUERY_INT_H
+
+#include "bus.h"
+#include "funnel.pb-c.h"
+#include "query.h"
+
+/* Send reply r to the client of request msg (its routing frames). */
+void query_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply *r);
+
+/* Answer a LeadQuery: the stored lead (scores decayed to the daemon's
+ * time) and its timeline, or with lq->ledger / lq->as_of_ms the lead
+ * replayed from its chain of events in the log. Sends the reply; r's
+ * oneof is left unset. Called with q->defn_lock held shared. */
+void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
+                bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
+#endif

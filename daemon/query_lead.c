@@ -1,0 +1,268 @@
+/* query_lead.c: the lead query (see query_int.h).
+ *
+ * A plain lead query answers the stored record, decoded and re-encoded
+ * with its scores decayed to the daemon's time (query_now_ms), and the
+ * newest events of its timeline.
+ *
+ * With LeadQuery.ledger or LeadQuery.as_of_ms the lead is replayed: its
+ * chain of events is read back from the log, in the query's read snapshot,
+ * and fed through the same handlers pipeline as live ingest (replay.h),
+ * in memory: nothing is written. as_of_ms keeps the events of event time
+ * up to it (and the deadlines due by then), and shows the lead decayed to
+ * it; ledger answers every score change since the first event instead of
+ * the newest few the record keeps. The definition is the one in use now,
+ * so after an edit the replay says what today's rules make of the lead's
+ * history, which may differ from what the stored record says.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ingest.h"
+#include "log.h"
+#include "query_int.h"
+#include "replay.h"
+#include "xalloc.h"
+
+#define S_TIMELINE_DEFAULT 100
+#define S_TIMELINE_MAX 10000
+
+int64_t query_now_ms(const query_t *q)
+{
+    return q->event_clock ? store_read_watermark(q->store) : ingest_wall_ms();
+}
+
+/* What one lead query holds until its reply is sent: the reply borrows
+ * from all of it. */
+typedef struct {
+    const query_t *q;
+    const defn_t *d;
+    int64_t as_of;              /* replay: events up to it (INT64_MAX: all) */
+    size_t limit;               /* timeline entries kept, newest */
+    /* The timeline: a ring of the newest `limit` events (replays see the
+     * whole chain), then laid out oldest first in ptrs. */
+    Funnel__V1__Event **ring;
+    size_t n_seen;
+    uint64_t *ring_seq;
+    Funnel__V1__TimelineEntry *entries;
+    Funnel__V1__TimelineEntry **ptrs;
+    size_t n_timeline;
+    replay_t *replay;
+    hnd_lead_t lead;
+    codec_lead_scratch_t scratch;
+    Funnel__V1__Lead pb;
+    Funnel__V1__LedgerEntry *ledger;        /* the whole ledger (replay) */
+    Funnel__V1__LedgerEntry **ledger_ptrs;
+    Funnel__V1__LedgerCarry no_carry[2];
+} s_work_t;
+
+/* Keep ev (owned) as the newest timeline entry; the oldest goes when the
+ * ring is full. */
+static void s_keep(s_work_t *w, uint64_t seq, Funnel__V1__Event *ev)
+{
+    size_t at = w->n_seen % w->limit;
+    if (w->n_seen >= w->limit)
+        funnel__v1__event__free_unpacked(w->ring[at], NULL);
+    w->ring[at] = ev;
+    w->ring_seq[at] = seq;
+    w->n_seen++;
+}
+
+static void s_lay_out_timeline(s_work_t *w)
+{
+    size_t n = w->n_seen < w->limit ? w->n_seen : w->limit;
+    size_t first = w->n_seen - n;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (first + i) % w->limit;
+        Funnel__V1__TimelineEntry *e = &w->entries[i];
+        funnel__v1__timeline_entry__init(e);
+        e->seq = w->ring_seq[at];
+        e->event = w->ring[at];
+        w->ptrs[i] = e;
+    }
+    w->n_timeline = n;
+}
+
+static const char *s_attr(const Funnel__V1__Event *ev, const char *key)
+{
+    for (size_t i = 0; i < ev->n_attrs; i++)
+        if (strcmp(ev->attrs[i]->key, key) == 0)
+            return ev->attrs[i]->value;
+    return NULL;
+}
+
+/* store_event_fn of a plain lead query: the timeline. funneld's own log
+ * entries ($deadline) show in the lead's friction history, not among its
+ * events. */
+static void s_on_timeline_event(uint64_t seq, const void *raw, size_t len,
+                                void *arg)
+{
+    s_work_t *w = arg;
+    Funnel__V1__Event *ev = funnel__v1__event__unpack(NULL, len, raw);
+    if (ev == NULL)
+        return;
+    if (ev->type[0] == '$') {
+        funnel__v1__event__free_unpacked(ev, NULL);
+        return;
+    }
+    s_keep(w, seq, ev);
+}
+
+/* store_event_fn of a replay: the event through the handlers, a logged
+ * deadline through pipeline_deadline; those after w->as_of are left out. */
+static void s_on_replay_event(uint64_t seq, const void *raw, size_t len,
+                              void *arg)
+{
+    s_work_t *w = arg;
+    Funnel__V1__Event *ev = funnel__v1__event__unpack(NULL, len, raw);
+    if (ev == NULL) {
+        log_warn("[query] log event %" PRIu64 " is not decodable; replay skips it",
+                 seq);
+        return;
+    }
+    if (strcmp(ev->type, INGEST_DEADLINE_TYPE) == 0) {
+        const char *kind = s_attr(ev, "kind"), *due = s_attr(ev, "due_ms");
+        if (kind && due) {
+            int64_t due_ms = strtoll(due, NULL, 10);
+            if (due_ms <= w->as_of)
+                (void)replay_deadline(w->replay, w->d, kind, due_ms,
+                                      ev->occurred_at_ms, seq);
+        }
+        funnel__v1__event__free_unpacked(ev, NULL);
+        return;
+    }
+    if (ev->occurred_at_ms > w->as_of) {
+        funnel__v1__event__free_unpacked(ev, NULL);
+        return;
+    }
+    hnd_kv_t kv[HND_ATTRS_MAX];
+    hnd_event_t hev;
+    codec_event_view(ev, kv, &hev);
+    hev.log_seq = seq;
+    (void)replay_event(w->replay, w->q->pipeline, w->d, &hev);
+    s_keep(w, seq, ev);
+}
+
+/* The replayed lead into w->pb, as of `at`; with whole_ledger, every score
+ * change instead of the newest few. */
+static void s_replayed_pb(s_work_t *w, const hnd_lead_t *lead, int64_t at,
+                          bool whole_ledger)
+{
+    codec_lead_to_pb_at(lead, w->d, at, &w->pb, &w->scratch);
+    w->pb.as_of_ms = w->pb.scores_as_of_ms;
+    if (!whole_ledger)
+        return;
+    size_t n;
+    const hnd_ledger_t *all = replay_ledger(w->replay, &n);
+    w->ledger = xcalloc(n ? n : 1, sizeof *w->ledger);
+    w->ledger_ptrs = xcalloc(n ? n : 1, sizeof *w->ledger_ptrs);
+    for (size_t i = 0; i < n; i++) {
+        const hnd_ledger_t *e = &all[i];
+        Funnel__V1__LedgerEntry *p = &w->ledger[i];
+        funnel__v1__ledger_entry__init(p);
+        p->kind = e->kind == HND_LEDGER_FIT ? (char *)"fit" : (char *)"engagement";
+        p->rule = (char *)e->rule;
+        p->event_id = (char *)e->event_id;
+        p->seq = e->seq;
+        p->at_ms = e->at_ms;
+        p->points = e->points;
+        p->current = hnd_ledger_value_at(w->d, lead, e, at);
+        w->ledger_ptrs[i] = p;
+    }
+    w->pb.n_ledger = n;
+    w->pb.ledger = w->ledger_ptrs;
+    for (int k = 0; k < 2; k++)
+        funnel__v1__ledger_carry__init(&w->no_carry[k]);
+    w->pb.older_fit = &w->no_carry[0];
+    w->pb.older_engagement = &w->no_carry[1];
+    w->pb.ledger_complete = true;
+}
+
+void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
+                bus_msg_t *msg, Funnel__V1__QueryReply *r)
+{
+    Funnel__V1__LeadReply lr;
+    s_work_t *w = xcalloc(1, sizeof *w);
+    const void *buf;
+    size_t len;
+
+    funnel__v1__lead_reply__init(&lr);
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_LEAD;
+    r->lead = &lr;
+    w->q = q;
+    w->d = *q->defn_p;
+    w->limit = lq->timeline_limit ? lq->timeline_limit : S_TIMELINE_DEFAULT;
+    if (w->limit > S_TIMELINE_MAX)
+        w->limit = S_TIMELINE_MAX;
+    w->ring = xcalloc(w->limit, sizeof *w->ring);
+    w->ring_seq = xcalloc(w->limit, sizeof *w->ring_seq);
+    w->entries = xcalloc(w->limit, sizeof *w->entries);
+    w->ptrs = xcalloc(w->limit, sizeof *w->ptrs);
+    bool replay = lq->ledger || lq->as_of_ms != 0;
+
+    if (lq->lead_id == NULL || lq->lead_id[0] == '\0') {
+        r->error = (char *)"lead query without lead_id";
+        goto refuse;
+    }
+    if (lq->as_of_ms < 0) {
+        r->error = (char *)"lead query: as_of_ms before 1970";
+        goto refuse;
+    }
+    if (store_read_begin(q->store) != STORE_OK) {
+        r->error = (char *)"storage error";
+        goto refuse;
+    }
+    int64_t now = query_now_ms(q);
+    int found = store_read_lead(q->store, lq->lead_id, &buf, &len);
+    if (found == 1 && !replay) {
+        if (codec_lead_decode(buf, len, w->d, &w->lead) == 0) {
+            codec_lead_to_pb_at(&w->lead, w->d, now, &w->pb, &w->scratch);
+            lr.found = true;
+            lr.lead = &w->pb;
+            if (store_read_timeline(q->store, lq->lead_id, w->limit,
+                                    s_on_timeline_event, w) < 0)
+                r->error = (char *)"storage error reading the lead's timeline";
+        } else {
+            r->error = (char *)"the stored lead is not decodable";
+        }
+    } else if (found == 1) {
+        w->replay = replay_new();
+        w->as_of = lq->as_of_ms ? lq->as_of_ms : INT64_MAX;
+        if (store_read_timeline(q->store, lq->lead_id, SIZE_MAX, s_on_replay_event,
+                                w) < 0) {
+            r->error = (char *)"storage error reading the lead's events";
+        } else if (replay_lead(w->replay) != NULL) {
+            s_replayed_pb(w, replay_lead(w->replay), lq->as_of_ms ? lq->as_of_ms : now,
+                          lq->ledger);
+            lr.found = true;
+            lr.lead = &w->pb;
+        }
+    } else if (found < 0) {
+        r->error = (char *)"storage error";
+    }
+    store_read_end(q->store);
+    s_lay_out_timeline(w);
+    lr.n_timeline = w->n_timeline;
+    lr.timeline = w->ptrs;
+    goto send;
+
+refuse:
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
+send:
+    query_reply(sock, msg, r);
+    r->lead = NULL; /* it pointed into this frame */
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
+    size_t kept = w->n_seen < w->limit ? w->n_seen : w->limit;
+    for (size_t i = 0; i < kept; i++)
+        funnel__v1__event__free_unpacked(w->ring[i], NULL);
+    free(w->ring);
+    free(w->ring_seq);
+    free(w->entries);
+    free(w->ptrs);
+    free(w->ledger);
+    free(w->ledger_ptrs);
+    replay_destroy(&w->replay);
+    free(w);
+}
