@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "curvekey.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -46,8 +47,8 @@ typedef struct {
 } s_seen_t;
 
 struct auth {
-    char secret[AUTH_KEY_TEXT];
-    char public[AUTH_KEY_TEXT];
+    char secret[CURVEKEY_TEXT];
+    char public[CURVEKEY_TEXT];
     char *clients_file;
 
     pthread_mutex_t lock;       /* guards clients */
@@ -76,61 +77,7 @@ static int64_t s_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* -- key files ------------------------------------------------------------ */
-
-/* Z85's alphabet has '#': a line whose first word is a key is a key, one
- * that begins with '#' otherwise a comment (keygen writes "# ..."). */
-static bool s_is_z85_key(const char *text, size_t len)
-{
-    uint8_t bin[32];
-    char buf[AUTH_KEY_TEXT];
-    if (len != 40)
-        return false;
-    memcpy(buf, text, 40);
-    buf[40] = '\0';
-    return zmq_z85_decode(bin, buf) != NULL;
-}
-
-int auth_read_key(const char *path, bool secret, char out[AUTH_KEY_TEXT], char *err,
-                  size_t errlen)
-{
-    char line[512];
-    struct stat st;
-    int rc = -1;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-        snprintf(err, errlen,
-                 "%s: a secret key must be readable by its owner only (mode %03o); "
-                 "chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 0777), path);
-        goto out;
-    }
-    while (fgets(line, sizeof line, f)) {
-        char *w = line + strspn(line, " \t\r\n");
-        size_t n = strcspn(w, " \t\r\n");
-        if (*w == '\0' || (*w == '#' && !s_is_z85_key(w, n)))
-            continue;
-        if (!s_is_z85_key(w, n)) {
-            snprintf(err, errlen, "%s: not a CURVE key (40 Z85 characters, as "
-                                  "funnelctl keygen writes)", path);
-            goto out;
-        }
-        memcpy(out, w, 40);
-        out[40] = '\0';
-        rc = 0;
-        goto out;
-    }
-    snprintf(err, errlen, "%s: no key in the file", path);
-out:
-    /* The secret is not left behind in stdio's buffer. */
-    explicit_bzero(line, sizeof line);
-    fclose(f);
-    return rc;
-}
+/* -- the allowlist ---------------------------------------------------------- */
 
 static int s_cmp_client(const void *a, const void *b)
 {
@@ -168,9 +115,9 @@ static s_clients_t *s_clients_load(const char *path, char *err, size_t errlen)
         line[strcspn(line, "\r\n")] = '\0';
         char *w = line + strspn(line, " \t");
         size_t n = strcspn(w, " \t");
-        if (*w == '\0' || (*w == '#' && !s_is_z85_key(w, n)))
+        if (*w == '\0' || (*w == '#' && !curvekey_is_key(w, n)))
             continue;
-        if (!s_is_z85_key(w, n)) {
+        if (!curvekey_is_key(w, n)) {
             snprintf(err, errlen, "%s:%u: not a CURVE public key (40 Z85 characters, "
                                   "as in a NAME.pub of funnelctl keygen)",
                      path, lineno);
@@ -181,7 +128,7 @@ static s_clients_t *s_clients_load(const char *path, char *err, size_t errlen)
             c->v = xrealloc(c->v, cap * sizeof *c->v);
         }
         s_client_t *cl = &c->v[c->n++];
-        char text[AUTH_KEY_TEXT];
+        char text[CURVEKEY_TEXT];
         memcpy(text, w, 40);
         text[40] = '\0';
         zmq_z85_decode(cl->key, text);
@@ -229,7 +176,7 @@ auth_t *auth_new(const char *secret_file, const char *clients_file, char *err,
     self->stop_fd[0] = self->stop_fd[1] = -1;
     atomic_init(&self->refused, 0);
     self->clients_file = xstrdup(clients_file);
-    if (auth_read_key(secret_file, true, self->secret, err, errlen) == -1)
+    if (curvekey_read(secret_file, true, self->secret, err, errlen) == -1)
         goto fail;
     if (zmq_curve_public(self->public, self->secret) == -1) {
         snprintf(err, errlen, "%s: cannot derive the public key: %s", secret_file,
@@ -447,7 +394,7 @@ static void s_answer(auth_t *self, void *zs)
 
     const char *code = "400", *text = "malformed ZAP request";
     char user[S_NAME_MAX + 16] = "";
-    char address[64] = "?", keytext[AUTH_KEY_TEXT] = "?";
+    char address[64] = "?", keytext[CURVEKEY_TEXT] = "?";
     bool curve = false;
     if (n >= 7 && zmq_msg_size(&f[0]) == 3 && memcmp(zmq_msg_data(&f[0]), "1.0", 3) == 0) {
         s_frame_text(&f[3], address, sizeof address);

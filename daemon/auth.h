@@ -24,18 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A CURVE key as Z85 text: 40 characters and a NUL. */
-#define AUTH_KEY_TEXT 41
+#include "curvekey.h" /* key files; CURVEKEY_TEXT */
 
 typedef struct auth auth_t;
-
-/* Read a key file: the first word of its first line that is neither blank
- * nor a # comment, 40 Z85 characters (funnelctl keygen writes NAME.key and
- * NAME.pub that way). With secret, the file must not be readable by group
- * or others. Returns 0 and the key in out, or -1 with one line in err
- * naming the file. */
-int auth_read_key(const char *path, bool secret, char out[AUTH_KEY_TEXT], char *err,
-                  size_t errlen);
 
 /* The server key pair from secret_file and the allowlist from
  * clients_file. NULL and one line in err when either is unreadable or

@@ -322,9 +322,9 @@ int main(int argc, char **argv)
         /* A SUB has nothing of value to flush: never wait for it. */
         bus_opts_t sub_opts = in_opts;
         sub_opts.linger_ms = 0;
-        char server_key[AUTH_KEY_TEXT];
+        char server_key[CURVEKEY_TEXT];
         if (app.cfg.subscribe_key[i]) {
-            if (auth_read_key(app.cfg.subscribe_key[i], false, server_key, err,
+            if (curvekey_read(app.cfg.subscribe_key[i], false, server_key, err,
                               sizeof err) == -1) {
                 log_err("[main] subscribe %s: curve_server_key: %s", app.cfg.subscribe[i],
                         err);

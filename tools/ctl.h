@@ -11,6 +11,7 @@
  *   ctl_watch.c         watch
  *   ctl_definition.c    definition check / diff
  *   ctl_leads.c         leads (the listing, paged; rows by render_leads.c)
+ *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -65,6 +66,14 @@ typedef struct {
     ctl_cfg_t cfg;    /* .ingest, .alerts, .query: the endpoints in use */
     bool json;
     double timeout;   /* seconds; < 0: not given (see ctl_timeout) */
+    /* CURVE: the server's public key file and this client's secret key
+     * file (--server-key, --client-key, or FUNNELCTL_SERVER_KEY /
+     * FUNNELCTL_CLIENT_KEY); NULL: plain. */
+    const char *server_key;
+    const char *client_key;
+    /* The keys, read on first use by ctl_curve (0 not yet, 1 read). */
+    int curve_read;
+    char curve_server[41], curve_public[41], curve_secret[41];
 } ctl_opts_t;
 
 /* The global options at their defaults (endpoints from the daemon's table). */
@@ -159,7 +168,8 @@ typedef struct {
     X(leads)            \
     X(watch)            \
     X(stats)            \
-    X(definition)
+    X(definition)       \
+    X(keygen)
 
 #define CTL_DECLARE(name) extern const ctl_cmd_t ctl_cmd_##name;
 CTL_COMMANDS(CTL_DECLARE)
@@ -217,9 +227,21 @@ void ctl_random_hex(char *out, size_t n);
 void ctl_print_json(json_t *doc, size_t flags);
 void ctl_print_doc(json_t *doc);
 
-/* A new socket of type, linger 0, connected to endpoint; NULL with the
- * error printed. The caller closes it. */
-void *ctl_socket(void *ctx, int type, const char *endpoint);
+/* A new socket of type, linger 0, a CURVE client when g has keys (see
+ * ctl_curve), connected to endpoint; NULL with the error printed. The
+ * caller closes it. */
+void *ctl_socket(ctl_opts_t *g, void *ctx, int type, const char *endpoint);
+
+/* Make sock a CURVE client of funneld when --server-key / --client-key
+ * (or their environment variables) are given: both are needed; the keys
+ * are read at the first call. Before zmq_connect. Returns 0, or -1 with
+ * the error printed (a missing or unreadable key file, a secret key others
+ * may read). */
+int ctl_curve(ctl_opts_t *g, void *sock);
+
+/* A hint for "no answer from funneld": with CURVE, the key may not be
+ * allowed in. "" without CURVE. Static text. */
+const char *ctl_curve_hint(const ctl_opts_t *g);
 
 /* Receive one message, keeping its last frame (a DEALER may see an empty
  * delimiter first). Returns 0 with *msg initialised (caller closes it) or

@@ -217,6 +217,8 @@ int ctl_ingest_open(ctl_ingest_t *in, void *ctx, ctl_opts_t *g)
     /* Queue only to a connected funneld, so that an absent one is noticed
      * in --timeout seconds instead of after every resend. */
     int linger = 0, immediate = 1;
+    if (ctl_curve(g, in->sock) == -1)
+        return -1;
     if (zmq_setsockopt(in->sock, ZMQ_LINGER, &linger, sizeof linger) == -1 ||
         zmq_setsockopt(in->sock, ZMQ_IMMEDIATE, &immediate, sizeof immediate) == -1 ||
         zmq_connect(in->sock, ep) == -1) {
@@ -230,7 +232,7 @@ int ctl_ingest_open(ctl_ingest_t *in, void *ctx, ctl_opts_t *g)
     int r = zmq_poll(&item, 1, (long)(timeout * 1000));
     if (r <= 0) {
         ctl_error("funneld is not reachable at %s: no connection within %g s (is it "
-                  "running? see --ingest)", ep, timeout);
+                  "running? see --ingest%s)", ep, timeout, ctl_curve_hint(g));
         return -1;
     }
     return 0;

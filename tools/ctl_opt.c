@@ -26,6 +26,12 @@ const ctl_opt_t ctl_global_opts[] = {
     CTL_SECONDS("timeout", "SECS", ctl_opts_t, timeout,
                 "how long to wait for funneld (default " CTL_STR(CTL_TIMEOUT_S)
                 "; watch: 0 = forever)"),
+    CTL_STRING("server-key", "FILE", ctl_opts_t, server_key,
+               "CURVE: funneld's public key file (its NAME.pub; default "
+               "$FUNNELCTL_SERVER_KEY)"),
+    CTL_STRING("client-key", "FILE", ctl_opts_t, client_key,
+               "CURVE: this client's secret key file (NAME.key of funnelctl keygen, "
+               "listed in funneld's clients file; default $FUNNELCTL_CLIENT_KEY)"),
     { "help", NULL, "this text", CTL_OPT_HELP, 0, 0, 0, NULL, NULL },
     CTL_END,
 };

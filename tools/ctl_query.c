@@ -31,7 +31,7 @@ static int s_request(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
     *reply_out = NULL;
     ctl_random_hex(request_id, 16);
     req->request_id = request_id;
-    if (!ctx || !(sock = ctl_socket(ctx, ZMQ_DEALER, ep)))
+    if (!ctx || !(sock = ctl_socket(g, ctx, ZMQ_DEALER, ep)))
         goto done;
 
     size_t len = funnel__v1__query_request__get_packed_size(req);
@@ -60,8 +60,8 @@ static int s_request(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
             goto done;
         }
         if (r == 0) {
-            ctl_error("no reply from funneld at %s within %g s (is it running?)", ep,
-                      timeout);
+            ctl_error("no reply from funneld at %s within %g s (is it running?%s)", ep,
+                      timeout, ctl_curve_hint(g));
             goto done;
         }
         zmq_msg_t msg;

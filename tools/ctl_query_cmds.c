@@ -338,7 +338,8 @@ const ctl_cmd_t ctl_cmd_stats = {
         "Show funneld's counters: events received, applied, duplicates, rejected, group\n"
         "commits, last log sequence, leads, alerts, stream gaps and messages, deadlines\n"
         "fired, handoffs sales recycled (handoff_recycled) and asked to requalify\n"
-        "(handoff_requalify), the definition in use, and the uptime.\n"
+        "(handoff_requalify), CURVE handshakes refused, the definition in use, and the\n"
+        "uptime.\n"
         "\n"
         "With --json: every counter by its protocol name, plus \"uptime_ms\" and \"uptime\"\n"
         "(for people).\n",

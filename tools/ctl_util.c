@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "curvekey.h"
 
 /* Whether a progress line is on stderr now (cleared before any message). */
 static bool s_progress_shown;
@@ -89,7 +90,46 @@ void ctl_print_doc(json_t *doc)
     json_decref(doc);
 }
 
-void *ctl_socket(void *ctx, int type, const char *endpoint)
+int ctl_curve(ctl_opts_t *g, void *sock)
+{
+    char err[512];
+    if (g->server_key == NULL && g->client_key == NULL)
+        return 0;
+    if (!g->curve_read) {
+        if (g->server_key == NULL || g->client_key == NULL) {
+            ctl_error("CURVE needs both --server-key (funneld's NAME.pub) and "
+                      "--client-key (this client's NAME.key)");
+            return -1;
+        }
+        if (curvekey_read(g->server_key, false, g->curve_server, err, sizeof err) == -1 ||
+            curvekey_read(g->client_key, true, g->curve_secret, err, sizeof err) == -1) {
+            ctl_error("%s", err);
+            return -1;
+        }
+        if (zmq_curve_public(g->curve_public, g->curve_secret) == -1) {
+            ctl_error("%s: cannot derive the public key: %s", g->client_key,
+                      zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        g->curve_read = 1;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, g->curve_server, 41) == -1 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, g->curve_public, 41) == -1 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, g->curve_secret, 41) == -1) {
+        ctl_error("cannot set the CURVE keys: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+const char *ctl_curve_hint(const ctl_opts_t *g)
+{
+    return g->curve_read ? "; with CURVE: is --server-key funneld's key, and is the "
+                           "--client-key's public key in funneld's clients file?"
+                         : "";
+}
+
+void *ctl_socket(ctl_opts_t *g, void *ctx, int type, const char *endpoint)
 {
     void *sock = zmq_socket(ctx, type);
     if (!sock) {
@@ -101,6 +141,8 @@ void *ctl_socket(void *ctx, int type, const char *endpoint)
         ctl_error("cannot set ZMQ_LINGER: %s", zmq_strerror(zmq_errno()));
         goto fail;
     }
+    if (ctl_curve(g, sock) == -1)
+        goto fail;
     if (zmq_connect(sock, endpoint) == -1) {
         ctl_error("cannot connect to \"%s\": %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;

@@ -86,7 +86,7 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     ctx = zmq_ctx_new();
-    if (!ctx || !(sock = ctl_socket(ctx, ZMQ_SUB, g->cfg.alerts)))
+    if (!ctx || !(sock = ctl_socket(g, ctx, ZMQ_SUB, g->cfg.alerts)))
         goto done;
     if (first == argc)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);

@@ -20,6 +20,7 @@
  * endpoints are funneld's own defaults (daemon/cfg.h).
  */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
@@ -60,6 +61,13 @@ int main(int argc, char **argv)
     ctl_opts_t g = ctl_global_defaults;
     int rc;
 
+    /* The options override the environment. */
+    g.server_key = getenv("FUNNELCTL_SERVER_KEY");
+    g.client_key = getenv("FUNNELCTL_CLIENT_KEY");
+    if (g.server_key && !g.server_key[0])
+        g.server_key = NULL;
+    if (g.client_key && !g.client_key[0])
+        g.client_key = NULL;
     /* A reader that goes away (funnelctl watch | head) ends us quietly. */
     signal(SIGPIPE, SIG_DFL);
 

@@ -4,15 +4,16 @@ client keys of curve_clients_file (reloaded on SIGHUP). Clients it refuses
 get nothing and change nothing; funneld's SUB to a CURVE publisher
 connects with funneld's own key pair."""
 
+import json
 import os
 import signal
-import time
+import subprocess
 
 import zmq
 import zmq.auth.thread
 from zmq.utils.monitor import recv_monitor_message
 
-from conftest import (REPLY_TIMEOUT, AlertSubscriber, CurveKeys, IngestClient,
+from conftest import (FUNNELCTL_BIN, REPLY_TIMEOUT, AlertSubscriber, CurveKeys, IngestClient,
                       QueryClient, free_port, make_batch, make_event, tcp_ep, uid,
                       wait_until, write_clients_file)
 
@@ -241,3 +242,60 @@ def test_secret_key_readable_by_others_is_refused(daemon_factory, tmp_path):
     d.spawn()
     assert d.proc.wait(REPLY_TIMEOUT) == 2
     assert "clients:3: not a CURVE public key" in d.stderr()
+
+
+def test_funnelctl_keygen_and_curve_client(daemon_factory, tmp_path, zctx):
+    """funnelctl keygen writes the pair; funnelctl with --server-key and
+    --client-key (or their environment variables) is a CURVE client."""
+    r = subprocess.run([FUNNELCTL_BIN, "keygen", str(tmp_path / "server")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    server_pub = r.stdout.strip()
+    assert os.stat(tmp_path / "server.key").st_mode & 0o777 == 0o600
+    assert server_pub in (tmp_path / "server.pub").read_text()
+    r = subprocess.run([FUNNELCTL_BIN, "--json", "keygen", str(tmp_path / "ops")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    ops = json.loads(r.stdout)
+    assert ops["name"] == "ops" and ops["secret_file"] == str(tmp_path / "ops.key")
+    # A key is never replaced.
+    r = subprocess.run([FUNNELCTL_BIN, "keygen", str(tmp_path / "ops")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "never replaced" in r.stderr
+    assert ops["public_key"] in (tmp_path / "ops.pub").read_text()
+
+    me = CurveKeys()
+    clients = tmp_path / "clients"
+    clients.write_text("%s ops\n%s test\n" % (ops["public_key"], me.public.decode()))
+    d = daemon_factory(curve=(server_pub.encode(), me),
+                       extra_args=["--curve-secret-file", str(tmp_path / "server.key"),
+                                   "--curve-clients-file", str(clients)])
+    keys = ["--server-key", str(tmp_path / "server.pub"),
+            "--client-key", str(tmp_path / "ops.key")]
+    lead = uid("L")
+    r = d.ctl(*keys, "send", "--lead", lead, "--source", "marketing", "--type", "page_view")
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, FUNNELCTL_SERVER_KEY=str(tmp_path / "server.pub"),
+               FUNNELCTL_CLIENT_KEY=str(tmp_path / "ops.key"))
+    argv = [FUNNELCTL_BIN, "--ingest", d.ingest_ep, "--query", d.query_ep, "--json"]
+    r = subprocess.run(argv + ["lead", lead], capture_output=True, text=True, env=env,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["lead"] == lead
+    r = subprocess.run(argv + ["stats"], capture_output=True, text=True, env=env, timeout=30)
+    assert json.loads(r.stdout)["auth_refused"] == 0
+
+    # Without keys, or with a key funneld does not list: no answer, a hint.
+    r = d.ctl("--timeout", "1", "stats")
+    assert r.returncode == 2 and b"no reply from funneld" in r.stderr
+    r = subprocess.run([FUNNELCTL_BIN, "keygen", str(tmp_path / "stranger")],
+                       capture_output=True, timeout=30)
+    r = d.ctl("--timeout", "1", "--server-key", str(tmp_path / "server.pub"),
+              "--client-key", str(tmp_path / "stranger.key"), "stats")
+    assert r.returncode == 2 and b"clients file" in r.stderr, r.stderr
+    # Half a key pair, or a secret key others may read: a usage error.
+    r = d.ctl("--server-key", str(tmp_path / "server.pub"), "stats")
+    assert r.returncode == 2 and b"needs both --server-key" in r.stderr
+    os.chmod(tmp_path / "ops.key", 0o644)
+    r = d.ctl(*keys, "stats")
+    assert r.returncode == 2 and b"chmod 600" in r.stderr
