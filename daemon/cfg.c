@@ -593,6 +593,49 @@ static int s_check_remote(const cfg_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+int cfg_duration_ms(const char *text, long long *ms)
+{
+    static const struct {
+        const char *unit;
+        long long ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
+                 {"d", 86400000}, {"w", 604800000}};
+    const char *p = text;
+    long long total = 0;
+
+    if (strcmp(text, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    if (*p == '\0')
+        return -1;
+    while (*p) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        long long n = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (n > 1000000000LL)
+                return -1;
+            n = n * 10 + (*p++ - '0');
+        }
+        size_t u = 0, len = 0;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+            size_t l = strlen(units[i].unit);
+            /* the longest unit that matches ("ms" before "m") */
+            if (strncmp(p, units[i].unit, l) == 0 && l > len) {
+                u = i;
+                len = l;
+            }
+        }
+        if (len == 0 || n > (LLONG_MAX / 4 - total) / units[u].ms)
+            return -1;
+        total += n * units[u].ms;
+        p += len;
+    }
+    *ms = total;
+    return 0;
+}
+
 static int s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->clock, "wall") != 0 && strcmp(cfg->clock, "event") != 0) {
@@ -629,6 +672,13 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
         cfg->max_message_kb > 1024 * 1024) {
         snprintf(err, errlen, "alerts_hwm must be at most %d, drain_budget at most "
                               "1000000 and max_message_kb at most 1048576", INT_MAX);
+        return -1;
+    }
+    long long retention;
+    if (cfg_duration_ms(cfg->alerts_retention, &retention) == -1) {
+        snprintf(err, errlen, "alerts_retention must be a duration such as 30d, 12h "
+                              "or 90m (0: keep every alert), not \"%s\"",
+                 cfg->alerts_retention);
         return -1;
     }
     if (s_check_remote(cfg, err, errlen) == -1)

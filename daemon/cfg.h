@@ -44,6 +44,9 @@
       "initial LMDB map size per environment, MiB (grows when full)")          \
     X(UINT, alerts_hwm, 100000,                                                \
       "alerts queued per slow subscriber before they are dropped")             \
+    X(STR, alerts_retention, "30d",                                            \
+      "how long stored alerts stay retrievable by alert_seq, in daemon time "  \
+      "(e.g. 30d, 12h, 90m); 0: for ever")                                     \
     X(UINT, linger_ms, 2000,                                                   \
       "how long shutdown waits to deliver queued acks and replies")            \
     X(UINT, progress_interval_ms, 5000,                                        \
@@ -119,6 +122,11 @@ int cfg_http_split(const char *hostport, char *host, size_t hostlen,
 
 /* Whether an http host is loopback (127.x.y.z, ::1, localhost). */
 bool cfg_host_is_local(const char *host);
+
+/* A duration setting ("30d", "12h", "1h30m", "500ms", "0"; units ms, s,
+ * m, h, d, w) in milliseconds into *ms. Returns 0, or -1 when text is not
+ * one. */
+int cfg_duration_ms(const char *text, long long *ms);
 
 /* Print usage and every option with its default. */
 void cfg_usage(const char *argv0);

@@ -177,6 +177,18 @@ size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **
     return funnel__v1__lead__pack(&pb, out);
 }
 
+size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of_ms,
+                          const uint8_t **buf)
+{
+    /* A buffer of its own: the caller holds codec_lead_pack()'s. */
+    static uint8_t out[CODEC_LEAD_MAX];
+    Funnel__V1__Lead pb;
+    codec_lead_scratch_t scratch;
+    codec_lead_to_pb_at(lead, d, as_of_ms, &pb, &scratch);
+    *buf = out;
+    return funnel__v1__lead__pack(&pb, out);
+}
+
 static void s_copy(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -501,43 +513,146 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out)
     return 0;
 }
 
-uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
-                          const hnd_lead_t *lead, const hnd_event_t *ev,
-                          uint64_t seq, int64_t at_ms, size_t *len,
-                          int64_t now_ms)
+size_t codec_varint_size(uint64_t v)
 {
-    Funnel__V1__Alert al;
-    Funnel__V1__Lead snap;
-    codec_lead_scratch_t scratch;
-    char *reasons[HND_REASONS_MAX];
-
-    funnel__v1__alert__init(&al);
-    al.kind = (char *)a->kind;
-    al.topic = (char *)a->topic;
-    al.at_ms = a->at_ms ? a->at_ms : at_ms;
-    if (lead) {
-        codec_lead_to_pb_at(lead, d, now_ms, &snap, &scratch);
-        al.lead_id = (char *)lead->id;
-        al.lead = &snap;
-        if (a->at_ms == 0 && lead->last_event_ms > al.at_ms)
-            al.at_ms = lead->last_event_ms;
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
     }
-    if (a->at_ms == 0 && ev && ev->at_ms > al.at_ms)
-        al.at_ms = ev->at_ms;
-    al.stage = a->stage >= 0 && (size_t)a->stage < d->n_stages
-                   ? d->stages[a->stage].name : (char *)"";
-    al.from_stage = a->from_stage >= 0 && (size_t)a->from_stage < d->n_stages
-                        ? d->stages[a->from_stage].name : (char *)"";
-    for (size_t r = 0; r < a->n_reasons && r < HND_REASONS_MAX; r++)
-        reasons[r] = (char *)a->reasons[r];
-    al.n_reasons = a->n_reasons < HND_REASONS_MAX ? a->n_reasons : HND_REASONS_MAX;
-    al.reasons = reasons;
-    al.event_id = ev ? (char *)ev->id : (char *)"";
-    al.seq = seq;
+    return n;
+}
 
-    *len = funnel__v1__alert__get_packed_size(&al);
-    uint8_t *buf = xmalloc(*len);
-    funnel__v1__alert__pack(&al, buf);
+uint8_t *codec_varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* Alert is written by hand (see codec.h): its field numbers, and the
+ * wire types of protobuf (0 varint, 2 length-delimited). */
+enum {
+    S_AL_KIND = 1, S_AL_TOPIC = 2, S_AL_LEAD_ID = 3, S_AL_AT_MS = 4, S_AL_STAGE = 5,
+    S_AL_FROM_STAGE = 6, S_AL_LEAD = 7, S_AL_REASONS = 8, S_AL_EVENT_ID = 9,
+    S_AL_SEQ = 10, S_AL_ALERT_SEQ = 11,
+};
+#define S_TAG(field, wire) ((uint8_t)((field) << 3 | (wire)))
+
+static size_t s_len_field_size(size_t n)
+{
+    return 1 + codec_varint_size(n) + n;
+}
+
+/* A string field, left out when empty (proto3). */
+static size_t s_str_size(size_t n)
+{
+    return n ? s_len_field_size(n) : 0;
+}
+
+static uint8_t *s_put_bytes(uint8_t *p, int field, const void *data, size_t n)
+{
+    *p++ = S_TAG(field, 2);
+    p = codec_varint_put(p, n);
+    memcpy(p, data, n);
+    return p + n;
+}
+
+static uint8_t *s_put_str(uint8_t *p, int field, const char *s, size_t n)
+{
+    return n ? s_put_bytes(p, field, s, n) : p;
+}
+
+/* A varint field, left out when 0; an int64 goes as its two's complement
+ * (ten bytes when negative), as protobuf has it. */
+static size_t s_u64_size(uint64_t v)
+{
+    return v ? 1 + codec_varint_size(v) : 0;
+}
+
+static uint8_t *s_put_u64(uint8_t *p, int field, uint64_t v)
+{
+    if (v == 0)
+        return p;
+    *p++ = S_TAG(field, 0);
+    return codec_varint_put(p, v);
+}
+
+static const char *s_nz(const char *s)
+{
+    return s ? s : "";
+}
+
+void codec_alert_prepare(codec_alert_wire_t *w, const hnd_alert_t *a, const defn_t *d,
+                         const hnd_lead_t *lead, const uint8_t *lead_pb, size_t lead_len,
+                         const hnd_event_t *ev, uint64_t seq, uint64_t alert_seq,
+                         int64_t at_ms)
+{
+    int64_t t = a->at_ms ? a->at_ms : at_ms;
+    if (lead && a->at_ms == 0 && lead->last_event_ms > t)
+        t = lead->last_event_ms;
+    if (a->at_ms == 0 && ev && ev->at_ms > t)
+        t = ev->at_ms;
+    const char *strs[CODEC_ALERT_STRS] = {
+        s_nz(a->kind), s_nz(a->topic), lead ? lead->id : "",
+        a->stage >= 0 && (size_t)a->stage < d->n_stages ? d->stages[a->stage].name : "",
+        a->from_stage >= 0 && (size_t)a->from_stage < d->n_stages
+            ? d->stages[a->from_stage].name : "",
+        ev ? s_nz(ev->id) : "",
+    };
+    w->size = 0;
+    for (int i = 0; i < CODEC_ALERT_STRS; i++) {
+        w->str[i] = strs[i];
+        w->str_len[i] = strlen(strs[i]);
+        w->size += s_str_size(w->str_len[i]);
+    }
+    w->n_reasons = a->n_reasons < HND_REASONS_MAX ? a->n_reasons : HND_REASONS_MAX;
+    for (size_t r = 0; r < w->n_reasons; r++) {
+        w->reasons[r] = a->reasons[r];
+        w->reason_len[r] = strlen(a->reasons[r]);
+        w->size += s_len_field_size(w->reason_len[r]); /* repeated: empty ones too */
+    }
+    w->at_ms = t;
+    w->seq = seq;
+    w->alert_seq = alert_seq;
+    w->lead_pb = lead ? lead_pb : NULL;
+    w->lead_len = lead ? lead_len : 0;
+    w->size += s_u64_size((uint64_t)t) + s_u64_size(seq) + s_u64_size(alert_seq);
+    if (w->lead_pb)
+        w->size += s_len_field_size(w->lead_len);
+}
+
+/* Written in field order; the lead snapshot (most of an alert) is copied
+ * in as it was encoded for the store, not built and packed again. */
+void codec_alert_write(const codec_alert_wire_t *w, uint8_t *out)
+{
+    uint8_t *p = out;
+    p = s_put_str(p, S_AL_KIND, w->str[0], w->str_len[0]);
+    p = s_put_str(p, S_AL_TOPIC, w->str[1], w->str_len[1]);
+    p = s_put_str(p, S_AL_LEAD_ID, w->str[2], w->str_len[2]);
+    p = s_put_u64(p, S_AL_AT_MS, (uint64_t)w->at_ms);
+    p = s_put_str(p, S_AL_STAGE, w->str[3], w->str_len[3]);
+    p = s_put_str(p, S_AL_FROM_STAGE, w->str[4], w->str_len[4]);
+    if (w->lead_pb)
+        p = s_put_bytes(p, S_AL_LEAD, w->lead_pb, w->lead_len);
+    for (size_t r = 0; r < w->n_reasons; r++)
+        p = s_put_bytes(p, S_AL_REASONS, w->reasons[r], w->reason_len[r]);
+    p = s_put_str(p, S_AL_EVENT_ID, w->str[5], w->str_len[5]);
+    p = s_put_u64(p, S_AL_SEQ, w->seq);
+    p = s_put_u64(p, S_AL_ALERT_SEQ, w->alert_seq);
+}
+
+uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d, const hnd_event_t *ev,
+                          uint64_t seq, int64_t at_ms, size_t *len)
+{
+    codec_alert_wire_t w;
+    codec_alert_prepare(&w, a, d, NULL, NULL, 0, ev, seq, 0, at_ms);
+    uint8_t *buf = xmalloc(w.size ? w.size : 1);
+    codec_alert_write(&w, buf);
+    *len = w.size;
     return buf;
 }
 

@@ -57,6 +57,13 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
  * until the next call (the loop thread is the only caller). */
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf);
 
+/* Like codec_lead_pack, the scores decayed to as_of_ms (never before the
+ * lead's last event: codec_lead_to_pb_at), into a buffer of its own
+ * (borrowed: valid until the next call), so that both encodings of a lead
+ * can be held at once. */
+size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of_ms,
+                          const uint8_t **buf);
+
 /* Decode a stored lead. A stage the definition no longer has becomes the
  * first stage (and is logged once by the caller). What the record does not
  * store is derived under d (hnd_lead_loaded). Returns 0, or -1 when the
@@ -103,18 +110,46 @@ typedef struct {
  * when the bytes are not a well-formed message. Pure, any thread. */
 int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out);
 
-/* Encode handler alert a as a funnel.v1.Alert with the log sequence
- * number seq: about lead (a snapshot of it, stage names from d) and the
- * event ev, either NULL for an alert about the funnel as a whole, whose
- * time is at_ms then (an alert without a time of its own is dated by the
- * latest of at_ms, the lead's last event and ev). The snapshot's scores
- * are decayed to now_ms, the daemon's time as the alert is raised
- * (Lead.scores_as_of_ms). Returns a new buffer (caller frees) of *len
- * bytes. */
-uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d,
-                          const hnd_lead_t *lead, const hnd_event_t *ev,
-                          uint64_t seq, int64_t at_ms, size_t *len,
-                          int64_t now_ms);
+/* Handler alert a as a funnel.v1.Alert, encoded by hand (protobuf's wire
+ * format; tests/unit/test_codec checks it against protobuf-c): it is built
+ * for every alert of every event, to be stored, so it is written once,
+ * straight into the store's reserved space. First prepare: the alert
+ * numbered seq in the log and alert_seq in the stored stream (0: not
+ * stored), about lead (NULL: none) whose Lead encoding is lead_pb
+ * (lead_len bytes, from codec_lead_pack() or codec_lead_pack_at(); copied
+ * in as it is when written) and the event ev (NULL: none), dated by its own
+ * time or else the latest of at_ms, the lead's last event and ev; w->size
+ * is then its encoded size. Then write it into out (w->size bytes).
+ * Everything stays borrowed. */
+#define CODEC_ALERT_STRS 6   /* kind, topic, lead_id, stage, from_stage, event_id */
+typedef struct {
+    const char *str[CODEC_ALERT_STRS];
+    size_t str_len[CODEC_ALERT_STRS];
+    const char *reasons[HND_REASONS_MAX];
+    size_t reason_len[HND_REASONS_MAX];
+    size_t n_reasons;
+    int64_t at_ms;
+    uint64_t seq;
+    uint64_t alert_seq;
+    const uint8_t *lead_pb;
+    size_t lead_len;
+    size_t size;
+} codec_alert_wire_t;
+
+void codec_alert_prepare(codec_alert_wire_t *w, const hnd_alert_t *a, const defn_t *d,
+                         const hnd_lead_t *lead, const uint8_t *lead_pb, size_t lead_len,
+                         const hnd_event_t *ev, uint64_t seq, uint64_t alert_seq,
+                         int64_t at_ms);
+void codec_alert_write(const codec_alert_wire_t *w, uint8_t *out);
+
+/* An alert about the funnel as a whole (no lead), not stored: prepared and
+ * written into a new buffer (caller frees) of *len bytes. */
+uint8_t *codec_alert_pack(const hnd_alert_t *a, const defn_t *d, const hnd_event_t *ev,
+                          uint64_t seq, int64_t at_ms, size_t *len);
+
+/* A protobuf varint: its size, and writing it at p (returns the end). */
+size_t codec_varint_size(uint64_t v);
+uint8_t *codec_varint_put(uint8_t *p, uint64_t v);
 
 /* Encode an alert of funneld about itself (no lead): kind, topic, at_ms,
  * the reasons and an event id (NULL: none). Arguments are borrowed.

@@ -128,21 +128,49 @@ static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
 
 /* -- applying events --------------------------------------------------- */
 
-/* Count fx's alerts and encode those some subscriber wants
- * (codec_alert_pack) for publication after the commit. lead and ev may be NULL for alerts about
- * the funnel as a whole; at_ms is their time then. */
+/* Count fx's alerts; with `stored` (the alerts of a logged entry), number
+ * each (alert_seq) and store it in the open group, and queue those some
+ * subscriber wants for publication after the commit (a funnel-wide alert,
+ * not stored, is encoded only when wanted). lead and ev may be NULL for
+ * alerts about the funnel as a whole; at_ms is their time then. lead_pb
+ * (lead_len bytes) is the lead's encoding when the caller has it. */
 static void s_queue_alerts(ingest_t *self, const defn_t *d,
                            const hnd_effects_t *fx, const hnd_lead_t *lead,
-                           const hnd_event_t *ev, uint64_t seq, int64_t at_ms)
+                           const uint8_t *lead_pb, size_t lead_len,
+                           const hnd_event_t *ev, uint64_t seq, int64_t at_ms,
+                           bool stored)
 {
     for (size_t i = 0; i < fx->n_alerts; i++) {
         const hnd_alert_t *a = &fx->alerts[i];
         store_stats(self->store)->alerts++;
-        /* A snapshot of the lead is most of an alert's cost: none is built
-         * for a topic without subscribers. */
-        if (self->alerts == NULL || !bus_wanted(self->alerts, a->topic)) {
+        bool wanted = self->alerts && bus_wanted(self->alerts, a->topic);
+        if (!wanted)
             metrics_alert_unwanted(self->opts.metrics);
+        if (!stored && !wanted)
             continue;
+        uint8_t *buf;
+        size_t len;
+        if (stored) {
+            /* Written straight into the store; stamped with the watermark,
+             * which never goes back, so retention removes a prefix of the
+             * stream. */
+            codec_alert_wire_t w;
+            uint64_t alert_seq;
+            codec_alert_prepare(&w, a, d, lead, lead_pb, lead_len, ev, seq,
+                                store_alert_seq(self->store) + 1, at_ms);
+            uint8_t *at = store_alert_reserve(self->store, a->topic,
+                                              store_watermark(self->store), w.size,
+                                              &alert_seq);
+            if (at == NULL)
+                return; /* the store error is sticky: the group fails */
+            codec_alert_write(&w, at);
+            if (!wanted)
+                continue;
+            buf = xmalloc(w.size ? w.size : 1);
+            memcpy(buf, at, w.size);
+            len = w.size;
+        } else {
+            buf = codec_alert_pack(a, d, ev, seq, at_ms, &len);
         }
         if (self->n_out == self->cap_out) {
             self->cap_out = self->cap_out ? 2 * self->cap_out : 64;
@@ -150,10 +178,8 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         }
         ingest_alert_t *o = &self->out[self->n_out++];
         snprintf(o->topic, sizeof o->topic, "%s", a->topic);
-        /* The lead's scores as of the daemon's time now: what they are
-         * worth when the alert is raised. */
-        o->buf = codec_alert_pack(a, d, lead, ev, seq, at_ms, &o->len,
-                                  ingest_now_ms(self));
+        o->buf = buf;
+        o->len = len;
     }
 }
 
@@ -276,7 +302,16 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
     if (seq == 0)
         return -1;
     store_set_watermark(self->store, pb->occurred_at_ms);
-    s_queue_alerts(self, d, &fx, &lead, &ev, seq, pb->occurred_at_ms);
+    /* The alerts' snapshot has the scores as of the watermark when they
+     * are raised (the daemon's time as far as the log tells it, so that a
+     * replay stores the same bytes): the stored record, unless the lead's
+     * last event is older than that. */
+    const uint8_t *snap = lbuf;
+    size_t snap_len = llen;
+    if (fx.n_alerts > 0 &&
+        hnd_scores_as_of(&lead, store_watermark(self->store)) != lead.last_event_ms)
+        snap_len = codec_lead_pack_at(&lead, d, store_watermark(self->store), &snap);
+    s_queue_alerts(self, d, &fx, &lead, snap, snap_len, &ev, seq, pb->occurred_at_ms, true);
     if (deadline)
         store_stats(self->store)->deadlines++;
     else
@@ -297,7 +332,22 @@ static void s_funnel_check(ingest_t *self)
     int64_t now = ingest_now_ms(self);
     pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
     s_apply_effects(self, NULL, &fx);
-    s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, now);
+    s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, NULL, 0, now, false);
+}
+
+/* Retention of the stored alerts, inside the group: those stamped more
+ * than alerts_retention_ms before the daemon's time go, in a bounded step
+ * (twice as many as the group stored, and at least S_TRIM_MIN), so that a
+ * backlog is worked off over a few groups without making any one slow. */
+#define S_TRIM_MIN 1024
+
+static void s_retention(ingest_t *self, uint64_t alert_seq_begin)
+{
+    if (self->opts.alerts_retention_ms <= 0)
+        return;
+    size_t added = (size_t)(store_alert_seq(self->store) - alert_seq_begin);
+    store_alerts_trim(self->store, ingest_now_ms(self) - self->opts.alerts_retention_ms,
+                      S_TRIM_MIN + 2 * added);
 }
 
 /* A group's work between begin and commit. Returns INGEST_FILLED, or
@@ -322,11 +372,13 @@ int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry
         ingest_out_clear(self);
         if ((rc = store_group_begin(self->store)) != STORE_OK)
             return rc;
+        uint64_t alert_seq = store_alert_seq(self->store);
         if (fill(self, arg) == INGEST_NOTHING) {
             store_group_abort(self->store);
             return INGEST_NOTHING;
         }
         s_funnel_check(self);
+        s_retention(self, alert_seq);
         uint64_t t0 = metrics_now_ns();
         rc = store_group_commit(self->store);
         if (rc == STORE_OK)

@@ -6,10 +6,12 @@
  * committed when it holds group_max_events events, or once the loop has
  * drained its sockets (after group_delay_ms): the handlers run over every
  * event inside one store group, the log is fsync'd, and only then are the
- * Acks sent and the alerts published (alerts are therefore at-most-once
- * for a change: a crash between commit and publish loses them, never
- * duplicates them, except that events replayed from the log at start-up
- * raise their alerts again).
+ * Acks sent and the alerts published. The alerts of an event (or a fired
+ * deadline) are numbered and stored in its group, whether or not anyone
+ * subscribes, so a crash between commit and publish loses none: they stay
+ * retrievable by number (AlertsSince), and events replayed from the log at
+ * start-up raise theirs again with the same numbers. Stored alerts older
+ * than alerts_retention_ms are removed a bounded step per group.
  *
  * When the store cannot commit (disk full, I/O error), intake pauses, the
  * pending group is kept, and the commit is retried every second; nothing is
@@ -40,6 +42,8 @@ typedef struct {
     size_t max_batch_events;   /* larger batches are refused whole */
     bool event_clock;          /* daemon time = event-time watermark */
     unsigned progress_interval_ms; /* replay progress log lines (see progress.h) */
+    int64_t alerts_retention_ms; /* stored alerts older than this (daemon
+                                    time) are removed; 0: kept for ever */
     validate_limits_t limits;
     metrics_t *metrics;        /* what to record into, or NULL */
 } ingest_opts_t;

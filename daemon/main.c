@@ -307,6 +307,9 @@ int main(int argc, char **argv)
         .limits = validate_defaults,
         .metrics = app.metrics,
     };
+    long long retention = 0;
+    (void)cfg_duration_ms(app.cfg.alerts_retention, &retention); /* checked by cfg_load */
+    iopts.alerts_retention_ms = retention;
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
                             pipeline_default, alerts, &iopts);
     if (ingest_recover(app.ingest) < 0) {

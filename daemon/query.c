@@ -18,6 +18,7 @@
 #include "query_encode.h"
 #include "report.h"
 #include "log.h"
+#include "query_alerts.h"
 #include "xalloc.h"
 
 void query_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply *r)
@@ -111,6 +112,9 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.auth_refused = auth_refused(q->auth);
     s.uptime_ms = (uint64_t)(ingest_wall_ms() - q->started_ms);
     s.last_seq = last_seq;
+    uint64_t alerts_floor;
+    store_alerts_published(q->store, &s.alert_seq, &alerts_floor);
+    s.alerts_first_seq = s.alert_seq > alerts_floor ? alerts_floor + 1 : 0;
     if (store_read_begin(q->store) == STORE_OK) {
         int64_t leads = store_read_counter(q->store, keys_name(KEYS_LEADS));
         s.leads = leads > 0 ? (uint64_t)leads : 0;
@@ -204,8 +208,12 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
         free(buf);
         break;
     }
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE:
+        query_alerts_since(q->store, req->request_id, req->alerts_since, sock, msg);
+        break;
     default:
-        r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction or leads)";
+        r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
+                          "leads or alerts_since)";
         query_reply(sock, msg, &r);
         break;
     }

@@ -73,8 +73,8 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
             goto out;
         same = s_same(&cmp.leads) && s_same(&cmp.event_ids) &&
                s_same(&cmp.counters) && s_same(&cmp.deadlines) &&
-               s_same(&cmp.marks) &&
-               !cmp.applied_seq_differs;
+               s_same(&cmp.marks) && s_same(&cmp.alerts) &&
+               !cmp.applied_seq_differs && !cmp.alert_seq_differs;
         printf("rebuilt %ld events from %s/log: the live state is %s\n", n,
                state_dir, same ? "identical" : "DIFFERENT");
         s_print_diff("leads", &cmp.leads);
@@ -82,8 +82,11 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
         s_print_diff("counters", &cmp.counters);
         s_print_diff("deadlines", &cmp.deadlines);
         s_print_diff("marks", &cmp.marks);
+        s_print_diff("alerts", &cmp.alerts);
         if (cmp.applied_seq_differs)
             printf("  the applied sequence differs\n");
+        if (cmp.alert_seq_differs)
+            printf("  the last alert sequence differs\n");
         if (cmp.first_difference[0])
             printf("  first difference: %s\n", cmp.first_difference);
     }

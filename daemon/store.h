@@ -16,9 +16,10 @@
  *           for idempotency, lead id NUL event id -> the event's sequence,
  *           beside the lead's record, so an event dirties one random page
  *           of the state, not two), "aggregates" (report counter -> i64
- *           BE), "deadlines", "marks" and "meta"
- *           (schema version, applied sequence, daemon counters, boot id and
- *           clean-close mark). Committed in the same group as the log but
+ *           BE), "deadlines", "marks", "alerts" (alert_seq -> the
+ *           stored alerts, see store_alert_reserve) and "meta" (schema
+ *           version, applied sequence, last alert sequence and retention
+ *           floor, daemon counters, boot id and clean-close mark). Committed in the same group as the log but
  *           never fsync'd while running (MDB_NOSYNC): a killed
  *           process loses nothing (the page cache has it all) and the state
  *           is brought up to date by replaying the log from the applied
@@ -99,7 +100,9 @@ typedef struct {
     store_diff_t counters;
     store_diff_t deadlines;   /* both deadline databases */
     store_diff_t marks;
+    store_diff_t alerts;      /* those above both states' retention floor */
     bool applied_seq_differs;
+    bool alert_seq_differs;   /* the last alert sequence */
     char first_difference[256]; /* a human-readable example, "" if none */
 } store_compare_t;
 
@@ -247,6 +250,39 @@ int store_grow(store_t *self);
  * store_destroy() flushes it too). Returns 0 or STORE_ERR. */
 int store_sync(store_t *self);
 
+/* -- stored alerts -----------------------------------------------------
+ * The alerts raised by logged entries (events, fired deadlines) are kept
+ * in the state, in the group of the entry that raised them, under an alert
+ * sequence number: 1, 2, 3, ... in the order they are raised. The last
+ * number is kept with the state, so a replay of the log from the applied
+ * sequence, or a rebuild from nothing, numbers every alert as the first
+ * time. Retention removes the oldest ones (store_alerts_trim) and moves
+ * the floor: the alerts kept are always floor+1 .. store_alert_seq(). */
+
+/* The last alert sequence assigned (in the open group too), and the last
+ * one removed by retention (0: none). Owner thread. */
+uint64_t store_alert_seq(const store_t *self);
+uint64_t store_alerts_floor(const store_t *self);
+
+/* Store an alert under store_alert_seq() + 1 in the open group: its topic
+ * (at most 255 bytes are kept, for filtering), stamp_ms (the time
+ * retention measures; it must not decrease from one alert to the next)
+ * and room for its encoding of len bytes, which the caller writes at the
+ * returned address (borrowed: valid until the next store call) with that
+ * number in it. Returns NULL on error (sticky); else *seq is the number.
+ * Owner thread, inside a group. */
+void *store_alert_reserve(store_t *self, const char *topic, int64_t stamp_ms,
+                          size_t len, uint64_t *seq);
+
+/* Remove, oldest first, at most max alerts stamped before before_ms (a
+ * bounded step: call it once per group). Returns how many were removed.
+ * Owner thread, inside a group. */
+size_t store_alerts_trim(store_t *self, int64_t before_ms, size_t max);
+
+/* The last alert sequence and the retention floor as of the last commit.
+ * Any thread. */
+void store_alerts_published(store_t *self, uint64_t *last, uint64_t *floor);
+
 /* -- reads (queries, replay) --------------------------------------------
  * A read begins a snapshot of the last commit, in the calling thread, that
  * ends with store_read_end() in the same thread; keep it short (a map
@@ -314,6 +350,26 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
  * Returns the number visited, or STORE_ERR. */
 long store_read_log(store_t *self, uint64_t from, size_t max,
                     store_event_fn *fn, void *arg);
+
+/* The last alert sequence and the retention floor in the read snapshot.
+ * Returns 0 or STORE_ERR. */
+int store_read_alert_bounds(store_t *self, uint64_t *last, uint64_t *floor);
+
+/* A stored alert as read (everything borrowed from the snapshot). */
+typedef struct {
+    uint64_t seq;
+    int64_t stamp_ms;
+    const char *topic;     /* topic_len bytes, not NUL-terminated */
+    size_t topic_len;
+    const void *buf;       /* the Alert encoding, len bytes */
+    size_t len;
+} store_alert_t;
+
+/* Call fn for each stored alert with a sequence above `after`, in order,
+ * until fn returns non-zero. Returns the number of records visited, or
+ * STORE_ERR. */
+typedef int store_alert_fn(const store_alert_t *a, void *arg);
+long store_read_alerts(store_t *self, uint64_t after, store_alert_fn *fn, void *arg);
 
 /* Bytes used by the data files (log + state), for stats. */
 uint64_t store_disk_bytes(store_t *self);

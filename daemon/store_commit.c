@@ -51,6 +51,8 @@ int store_group_begin(store_t *self)
     self->applied_seq_begin = self->applied_seq;
     self->watermark_begin = self->watermark_ms;
     self->stats_begin = self->stats;
+    self->alert_seq_begin = self->alert_seq;
+    self->alerts_floor_begin = self->alerts_floor;
     if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
         self->log_txn = NULL;
         log_err("[store] begin log txn: %s", mdb_strerror(rc));
@@ -221,6 +223,7 @@ static void s_counters_flush(store_t *self)
 void store_group_abort(store_t *self)
 {
     self->cur_valid = self->cur_dirty = false;
+    store_alerts_group_end(self, false);
     if (self->log_txn) {
         mdb_txn_abort(self->log_txn);
         self->log_txn = NULL;
@@ -232,6 +235,8 @@ void store_group_abort(store_t *self)
         self->applied_seq = self->applied_seq_begin;
         self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
+        self->alert_seq = self->alert_seq_begin;
+        self->alerts_floor = self->alerts_floor_begin;
     }
     s_counters_clear(self);
 }
@@ -249,6 +254,7 @@ int store_group_commit(store_t *self)
 
     if (self->log_txn == NULL || self->state_txn == NULL)
         return STORE_ERR;
+    store_alerts_group_end(self, true);
     s_counters_flush(self);
     if (self->ret == STORE_OK) {
         self->stats.commits++;
@@ -256,6 +262,10 @@ int store_group_commit(store_t *self)
                                  self->applied_seq)) != 0 ||
             (rc = store_meta_put_u64(self->state_txn, self->meta, "watermark_ms",
                                  (uint64_t)self->watermark_ms)) != 0 ||
+            (rc = store_meta_put_u64(self->state_txn, self->meta, "alert_seq",
+                                     self->alert_seq)) != 0 ||
+            (rc = store_meta_put_u64(self->state_txn, self->meta, "alerts_floor",
+                                     self->alerts_floor)) != 0 ||
             (rc = store_stats_put(self->state_txn, self->meta, &self->stats)) != 0)
             store_fail(self, rc, false, "meta write");
     }
@@ -285,6 +295,8 @@ int store_group_commit(store_t *self)
         self->applied_seq = self->applied_seq_begin;
         self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
+        self->alert_seq = self->alert_seq_begin;
+        self->alerts_floor = self->alerts_floor_begin;
         store_stats_publish(self);
         return STORE_ESTALE;
     }

@@ -18,16 +18,28 @@ static bool s_volatile_key(const MDB_val *k, bool aggregates)
     return aggregates && keys_is_rolling(k->mv_data, k->mv_size);
 }
 
+/* Stored alerts at or below a retention floor are gone from one state
+ * (retention runs on daemon time, not on the log) and only those above
+ * it are compared. */
+static bool s_trimmed_alert(const MDB_val *k, uint64_t floor)
+{
+    /* Retention removes whole blocks: the floor ends one. */
+    return floor && k->mv_size == 8 &&
+           (s_be64_get(k->mv_data) + 1) * S_ALERT_BLOCK <= floor;
+}
+
 /* Merge the sorted keys of database a_dbi (the live state, in a_txn) and
  * b_dbi (the rebuilt one, in b_txn), counting into *d what is in both,
  * only in one, or differs; keys with a NUL go to *ids instead when ids is
- * not NULL (the event ids kept in "leads"). The first difference found
+ * not NULL (the event ids kept in "leads"); with a floor (not 0), the
+ * blocks of stored alerts up to it are left out (removed by retention). The first difference found
  * anywhere is written into first (firstlen bytes) if it is still "".
  * Both transactions stay the caller's. Returns 0 or an LMDB error. Owner
  * thread, with no group open. */
 static int s_compare_db(MDB_txn *a_txn, MDB_dbi a_dbi, MDB_txn *b_txn,
                         MDB_dbi b_dbi, const char *name, store_diff_t *d,
-                        store_diff_t *ids, char *first, size_t firstlen)
+                        store_diff_t *ids, uint64_t floor, char *first,
+                        size_t firstlen)
 {
     store_diff_t *records = d;
     bool aggregates = strcmp(name, "aggregates") == 0;
@@ -55,7 +67,7 @@ static int s_compare_db(MDB_txn *a_txn, MDB_dbi a_dbi, MDB_txn *b_txn,
         }
         const MDB_val *k = cmp <= 0 ? &ka : &kb;
         const char *what = NULL;
-        if (s_volatile_key(k, aggregates)) {
+        if (s_volatile_key(k, aggregates) || s_trimmed_alert(k, floor)) {
             if (cmp <= 0)
                 ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT);
             if (cmp >= 0)
@@ -111,7 +123,7 @@ int store_compare_state(store_t *self, const char *other_name,
 {
     MDB_env *env = NULL;
     MDB_txn *a = NULL, *b = NULL;
-    MDB_dbi leads, agg, meta, dl, mk;
+    MDB_dbi leads, agg, meta, dl, mk, al;
     char path[4096];
     int rc;
 
@@ -125,23 +137,31 @@ int store_compare_state(store_t *self, const char *other_name,
         (rc = mdb_dbi_open(b, "aggregates", 0, &agg)) != 0 ||
         (rc = mdb_dbi_open(b, "deadlines", 0, &dl)) != 0 ||
         (rc = mdb_dbi_open(b, "marks", 0, &mk)) != 0 ||
+        (rc = mdb_dbi_open(b, "alerts", 0, &al)) != 0 ||
         (rc = mdb_dbi_open(b, "meta", 0, &meta)) != 0 ||
         (rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &a)) != 0)
         goto out;
     char *first = out->first_difference;
     size_t fl = sizeof out->first_difference;
-    if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, &out->event_ids,
-                           first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, NULL,
-                           first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, NULL,
-                           first, fl)) != 0 ||
-        (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, NULL, first, fl)) != 0)
+    uint64_t other_applied = 0, other_alert_seq = 0, other_floor = 0;
+    if ((rc = store_meta_u64(b, meta, "applied_seq", &other_applied)) != 0 ||
+        (rc = store_meta_u64(b, meta, "alert_seq", &other_alert_seq)) != 0 ||
+        (rc = store_meta_u64(b, meta, "alerts_floor", &other_floor)) != 0)
         goto out;
-    uint64_t other_applied = 0;
-    if ((rc = store_meta_u64(b, meta, "applied_seq", &other_applied)) != 0)
+    uint64_t floor = other_floor > self->alerts_floor ? other_floor : self->alerts_floor;
+    if ((rc = s_compare_db(a, self->leads, b, leads, "leads", &out->leads, &out->event_ids,
+                           0, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->aggregates, b, agg, "aggregates", &out->counters, NULL,
+                           0, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->deadlines, b, dl, "deadlines", &out->deadlines, NULL,
+                           0, first, fl)) != 0 ||
+        (rc = s_compare_db(a, self->marks, b, mk, "marks", &out->marks, NULL, 0, first,
+                           fl)) != 0 ||
+        (rc = s_compare_db(a, self->alerts, b, al, "alerts", &out->alerts, NULL, floor,
+                           first, fl)) != 0)
         goto out;
     out->applied_seq_differs = other_applied != self->applied_seq;
+    out->alert_seq_differs = other_alert_seq != self->alert_seq;
 
 out:
     if (a)

@@ -238,11 +238,14 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
         (rc = mdb_dbi_open(txn, "aggregates", MDB_CREATE, &self->aggregates)) != 0 ||
         (rc = mdb_dbi_open(txn, "deadlines", MDB_CREATE, &self->deadlines)) != 0 ||
         (rc = mdb_dbi_open(txn, "marks", MDB_CREATE, &self->marks)) != 0 ||
+        (rc = mdb_dbi_open(txn, "alerts", MDB_CREATE, &self->alerts)) != 0 ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta)) != 0 ||
         (rc = store_meta_u64(txn, self->meta, "schema", &schema)) != 0 ||
         (rc = store_meta_u64(txn, self->meta, "applied_seq", &self->applied_seq)) != 0 ||
         (rc = store_meta_u64(txn, self->meta, "watermark_ms",
                              (uint64_t *)&self->watermark_ms)) != 0 ||
+        (rc = store_meta_u64(txn, self->meta, "alert_seq", &self->alert_seq)) != 0 ||
+        (rc = store_meta_u64(txn, self->meta, "alerts_floor", &self->alerts_floor)) != 0 ||
         (rc = s_stats_get(txn, self->meta, &self->stats)) != 0)
         goto fail;
     if (schema == 0) {
@@ -363,6 +366,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                 goto fail;
             }
             self->applied_seq = 0;
+            self->alert_seq = self->alerts_floor = 0;
             memset(&self->stats, 0, sizeof self->stats);
         }
         if (s_env_open(&self->state_env, dir, state_name, map_size,
@@ -425,6 +429,7 @@ void store_destroy(store_t **self_p)
         free(self->ctr[i].key);
     free(self->ctr);
     htab_free(&self->ctr_index);
+    free(self->ablk);
     pthread_rwlock_destroy(&self->grow_lock);
     pthread_mutex_destroy(&self->pub_lock);
     free(self->dir);

@@ -12,6 +12,8 @@
  *   store_deadline.c  deadlines and marks
  *   store_read.c      read snapshots, in any thread, and everything read
  *                     through them
+ *   store_alerts.c    the stored alert stream: numbering, appending,
+ *                     trimming by retention, reading in a snapshot
  *   store_compare.c   comparing the live state with a rebuilt one
  *
  * Only these files include <lmdb.h>. The write side (groups, leads,
@@ -30,7 +32,7 @@
 #include "htab.h"
 #include "store.h"
 
-#define STORE_SCHEMA 5
+#define STORE_SCHEMA 6   /* 6: the stored alerts */
 #define STORE_MAXDBS 8
 #define S_LEAD_DEADLINES 8   /* pending deadlines a lead may have */
 
@@ -55,6 +57,7 @@ struct store {
     MDB_dbi meta;
     MDB_dbi deadlines;      /* due_ms BE, lead id, NUL, kind -> empty */
     MDB_dbi marks;          /* set, NUL, lead id -> since_ms BE */
+    MDB_dbi alerts;         /* block BE -> alerts: see S_ALERT_BLOCK */
 
     /* The open group, if any. */
     MDB_txn *log_txn;
@@ -79,6 +82,8 @@ struct store {
     uint64_t applied_seq_begin;
     int64_t watermark_begin;
     store_stats_t stats_begin;
+    uint64_t alert_seq_begin;
+    uint64_t alerts_floor_begin;
 
     /* Readers (read snapshots, in any thread) hold this shared; growing
      * the maps holds it exclusively, as LMDB wants no transaction open. */
@@ -88,11 +93,24 @@ struct store {
     pthread_mutex_t pub_lock;
     store_stats_t pub_stats;
     uint64_t pub_last_seq;
+    uint64_t pub_alert_seq;
+    uint64_t pub_alerts_floor;
 
     int64_t watermark_ms; /* largest event time applied */
     uint64_t last_seq;    /* last event in the log */
     uint64_t applied_seq; /* last event applied to the state */
     store_stats_t stats;
+    uint64_t alert_seq;   /* last alert stored ("alert_seq" in meta) */
+    uint64_t alerts_floor; /* last alert trimmed ("alerts_floor" in meta) */
+    /* The group's open block of alerts (store_alerts.c), in memory until
+     * it is written. */
+    unsigned char *ablk;
+    size_t ablk_cap;
+    size_t ablk_len;
+    size_t ablk_n;        /* alerts in it */
+    uint64_t ablk_no;
+    bool ablk_valid;
+    bool ablk_dirty;      /* changed since written */
 
     s_counter_t *ctr;     /* counter deltas of the open group */
     size_t n_ctr;
@@ -154,6 +172,15 @@ static inline MDB_val s_str_val(const char *s)
  * timeline without an index written at random places. */
 #define S_LOG_HDR 8
 
+/* Stored alerts, S_ALERT_BLOCK to a record of "alerts" (block number u64
+ * BE; see store_alerts.c), each entry: u64 BE alert_seq, u64 BE stamp (the
+ * event-time watermark when it was raised, which retention measures), one
+ * byte n, u32 BE length m, the n bytes of its topic (filtered without
+ * decoding), then its m Alert bytes as published. */
+#define S_ALERT_BLOCK 64
+#define S_ALERT_ENTRY 21
+#define S_ALERT_TOPIC_MAX 255
+
 /* -- shared by the store's files ------------------------------------------- */
 
 /* Record the first error of a group; MDB_MAP_FULL becomes STORE_EFULL and
@@ -196,5 +223,9 @@ int store_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
  * deadlines from its record (none for a new lead). Returns 0 or an LMDB
  * error. Owner thread, inside a group. (store_lead.c) */
 int store_cur_load(store_t *self, const char *lead_id);
+
+/* End the group's open block of alerts: written into the group before
+ * its commit (commit true), or dropped when it aborts. (store_alerts.c) */
+void store_alerts_group_end(store_t *self, bool commit);
 
 #endif

@@ -58,6 +58,8 @@ void store_stats_publish(store_t *self)
     pthread_mutex_lock(&self->pub_lock);
     self->pub_stats = self->stats;
     self->pub_last_seq = self->last_seq;
+    self->pub_alert_seq = self->alert_seq;
+    self->pub_alerts_floor = self->alerts_floor;
     pthread_mutex_unlock(&self->pub_lock);
 }
 

@@ -9,6 +9,7 @@
  *   ctl_publish.c       publish and send
  *   ctl_query_cmds.c    lead, funnel, friction, stats
  *   ctl_watch.c         watch
+ *   ctl_alerts.c        alerts, and fetching stored alerts (AlertsSince) for watch
  *   ctl_definition.c    definition check / diff
  *   ctl_leads.c         leads (the listing, paged; rows by render_leads.c)
  *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
@@ -132,6 +133,16 @@ typedef struct ctl_opt {
     { name, NULL, help, CTL_OPT_CHOICE, CTL_OFF(type, member, const char *), 0, 0, choices, NULL }
 #define CTL_FN(name, arg, fn, help) \
     { name, arg, help, CTL_OPT_FN, 0, 0, 0, NULL, fn }
+/* A repeatable option collecting topic prefixes into a ctl_topics_t
+ * member (at most CTL_TOPICS_MAX, each at most 255 bytes). */
+#define CTL_TOPICS_MAX 64
+typedef struct {
+    const char *names[CTL_TOPICS_MAX]; /* point into argv */
+    size_t n;
+} ctl_topics_t;
+int ctl_topic_opt(const struct ctl_opt *o, void *state, const char *arg);
+#define CTL_TOPICS(name, type, member, help) \
+    { name, "T", help, CTL_OPT_FN, CTL_OFF(type, member, ctl_topics_t), 0, 0, NULL, ctl_topic_opt }
 #define CTL_END { NULL, NULL, NULL, CTL_OPT_FLAG, 0, 0, 0, NULL, NULL }
 
 typedef int ctl_run_fn(ctl_opts_t *g, int argc, char **argv);
@@ -167,6 +178,7 @@ typedef struct {
     X(friction)         \
     X(leads)            \
     X(watch)            \
+    X(alerts)           \
     X(stats)            \
     X(definition)       \
     X(keygen)
@@ -263,6 +275,34 @@ int ctl_wait_readable(void *sock, long timeout_ms);
 int ctl_query(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
               Funnel__V1__QueryReply__ReplyCase want, const char *what,
               Funnel__V1__QueryReply **reply_out);
+
+/* -- ctl_alerts.c ------------------------------------------------------- */
+
+/* Print one alert as watch and alerts do: NDJSON with --json, else a text
+ * line (topic: the frame it came on, NULL: its own field). */
+void ctl_print_alert(const ctl_opts_t *g, const Funnel__V1__Alert *a, const char *topic);
+
+/* The stored stream's bounds as funneld's first page saw them. */
+typedef struct {
+    uint64_t last_seq;    /* newest alert_seq stored */
+    uint64_t first_seq;   /* oldest still stored (0: none) */
+} ctl_alerts_bounds_t;
+
+typedef void ctl_alert_fn(const Funnel__V1__Alert *a, void *arg);
+
+/* Fetch the stored alerts after *seq whose topic begins with one of
+ * topics (none: all), page by page (AlertsSince), and call fn(alert, arg)
+ * for each, in alert_seq order (the alert is borrowed for the call): up to
+ * the newest stored, or to alert_seq upto (0: no bound), at most limit of
+ * them (0: no limit). *seq moves along: everything up to it was handed out
+ * or did not match. bounds (may be NULL) receives the first page's.
+ * Returns CTL_EXIT_OK, or CTL_EXIT_USAGE with the error printed. */
+int ctl_alerts_fetch(ctl_opts_t *g, const ctl_topics_t *topics, uint64_t *seq,
+                     uint64_t upto, long limit, ctl_alert_fn *fn, void *arg,
+                     ctl_alerts_bounds_t *bounds);
+
+/* Say on stderr which alerts after since funneld no longer stores. */
+void ctl_alerts_note_retention(uint64_t since, const ctl_alerts_bounds_t *b);
 
 /* -- ctl_ingest.c ------------------------------------------------------- */
 

@@ -1,22 +1,43 @@
 /* ctl_watch.c: funnelctl watch, a SUB to funneld's alerts PUB printing
- * [topic][Alert] messages as they come. */
+ * [topic][Alert] messages as they come; with --since or --resume, first the
+ * stored alerts after a sequence number, then the live ones without a gap
+ * or a duplicate at the seam; and, whenever the numbers show alerts missed
+ * on the live stream, those alerts fetched from funneld's store. */
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "render.h"
 
+/* With a sequence to keep (--since, --resume): how long the live stream may
+ * be quiet before the store is asked whether anything was missed (the
+ * seam, where the subscription was not active yet, and alerts dropped at
+ * the high-water mark with nothing after them to show the gap). */
+#define S_IDLE_CHECK_MS 1000
+
 typedef struct {
     long count;
+    long since;           /* -1: not given */
+    const char *resume;   /* NULL: not given */
 } s_watch_opts_t;
 
-static const s_watch_opts_t s_watch_defaults = { 0 };
+static const s_watch_opts_t s_watch_defaults = { .count = 0, .since = -1, .resume = NULL };
 
 static const ctl_opt_t s_watch_opts[] = {
     CTL_COUNT("count", "N", s_watch_opts_t, count, 1, LONG_MAX, "exit after N alerts"),
+    CTL_COUNT("since", "SEQ", s_watch_opts_t, since, 0, LONG_MAX,
+              "first the stored alerts numbered above SEQ (alert_seq), then the live ones"),
+    CTL_STRING("resume", "FILE", s_watch_opts_t, resume,
+               "start after the alert_seq kept in FILE (when there is one; else from the "
+               "alerts stored now on, or from --since), and keep there the last one "
+               "printed (replaced atomically)"),
     CTL_END,
 };
 
@@ -28,45 +49,193 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
-/* Print one alert (NDJSON with --json, else text) from its two frames. A
- * message without a topic frame or an undecodable alert is reported and
- * skipped: returns 0 then, 1 when an alert was printed. */
-static int s_print_alert(const ctl_opts_t *g, zmq_msg_t *topic, zmq_msg_t *body, bool two)
+typedef struct {
+    ctl_opts_t *g;
+    ctl_topics_t topics;
+    bool tracking;        /* seq is known: gaps are filled */
+    uint64_t seq;         /* everything numbered up to it was printed (or did
+                             not match the topics) */
+    long printed;
+    long count;           /* exit after this many (0: never) */
+    const char *resume;
+    uint64_t saved;       /* what the resume file holds */
+    long fetched;         /* by the last fill */
+} s_watch_t;
+
+/* The resume file: one decimal alert_seq and a newline. Returns 1 with
+ * *seq, 0 when there is no file, -1 when it holds something else
+ * (printed). */
+static int s_resume_read(const char *path, uint64_t *seq)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        ctl_error("watch: cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char buf[64] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (n == 0 || buf[0] < '0' || buf[0] > '9' || errno || (*end && strcmp(end, "\n") != 0)) {
+        ctl_error("watch: %s does not hold an alert sequence number (a decimal number "
+                  "and a newline)", path);
+        return -1;
+    }
+    *seq = v;
+    return 1;
+}
+
+/* Replace the resume file by one holding seq: written beside it, synced,
+ * renamed over it, so that it always holds a whole number. Returns 0, or
+ * -1 (printed). */
+static int s_resume_write(s_watch_t *w)
+{
+    if (!w->resume || w->saved == w->seq)
+        return 0;
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", w->resume, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        ctl_error("watch: resume file name too long");
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        ctl_error("watch: cannot write %s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    char line[32];
+    int len = snprintf(line, sizeof line, "%" PRIu64 "\n", w->seq);
+    if (write(fd, line, (size_t)len) != len || fsync(fd) == -1) {
+        ctl_error("watch: cannot write %s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    if (rename(tmp, w->resume) == -1) {
+        ctl_error("watch: cannot replace %s: %s", w->resume, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    w->saved = w->seq;
+    return 0;
+}
+
+static bool s_done(const s_watch_t *w)
+{
+    return w->count > 0 && w->printed >= w->count;
+}
+
+/* ctl_alert_fn for stored alerts. Past --count they are not printed (nor
+ * counted in seq): the next run starts with them. */
+static void s_on_stored(const Funnel__V1__Alert *a, void *arg)
+{
+    s_watch_t *w = arg;
+    if (s_done(w) || a->alert_seq <= w->seq)
+        return;
+    ctl_print_alert(w->g, a, NULL);
+    w->printed++;
+    w->fetched++;
+    w->seq = a->alert_seq;
+}
+
+/* Print the stored alerts after w->seq, up to upto (0: all). Returns 0,
+ * or -1 when funneld could not be asked (printed). */
+static int s_fill(s_watch_t *w, uint64_t upto)
+{
+    uint64_t seq = w->seq;
+    w->fetched = 0;
+    int rc = ctl_alerts_fetch(w->g, &w->topics, &seq, upto, 0, s_on_stored, w, NULL);
+    /* Alerts looked at but not matching count as handled, unless --count
+     * stopped the printing before them. */
+    if (rc == CTL_EXIT_OK && !s_done(w) && seq > w->seq)
+        w->seq = seq;
+    return rc == CTL_EXIT_OK ? 0 : -1;
+}
+
+/* A live alert (borrowed). Numbered ones already printed are dropped; one
+ * beyond the next number means some were missed: those come from the
+ * store first. */
+static void s_on_live(s_watch_t *w, const Funnel__V1__Alert *a, const char *topic)
+{
+    if (a->alert_seq == 0) { /* not stored: no number to keep */
+        ctl_print_alert(w->g, a, topic);
+        w->printed++;
+        return;
+    }
+    if (!w->tracking) {
+        w->tracking = true;
+        w->seq = a->alert_seq - 1;
+    }
+    if (a->alert_seq <= w->seq)
+        return;
+    if (a->alert_seq > w->seq + 1) {
+        uint64_t from = w->seq + 1;
+        if (s_fill(w, a->alert_seq - 1) == 0 && w->fetched > 0)
+            ctl_error("watch: %ld alert(s) numbered %" PRIu64 "..%" PRIu64
+                      " were missed on the live stream; fetched from funneld's store",
+                      w->fetched, from, a->alert_seq - 1);
+        if (s_done(w))
+            return;
+    }
+    ctl_print_alert(w->g, a, topic);
+    w->printed++;
+    w->seq = a->alert_seq;
+}
+
+/* One [topic][Alert] message. A message without a topic frame or an
+ * undecodable alert is reported and skipped. */
+static void s_on_message(s_watch_t *w, zmq_msg_t *topic, zmq_msg_t *body, bool two)
 {
     if (!two) {
-        ctl_error("alert without a topic frame from %s (ignored)", g->cfg.alerts);
-        return 0;
+        ctl_error("alert without a topic frame from %s (ignored)", w->g->cfg.alerts);
+        return;
     }
     char *name = strndup(zmq_msg_data(topic), zmq_msg_size(topic));
     Funnel__V1__Alert *a =
         funnel__v1__alert__unpack(NULL, zmq_msg_size(body), zmq_msg_data(body));
     if (!a) {
         ctl_error("undecodable alert on topic \"%s\" from %s (ignored)", name ? name : "?",
-                  g->cfg.alerts);
+                  w->g->cfg.alerts);
         free(name);
-        return 0;
+        return;
     }
-    if (g->json) {
-        json_t *doc = render_alert_json(a, name);
-        ctl_print_json(doc, CTL_NDJSON_FLAGS);
-        json_decref(doc);
-    } else {
-        render_alert_text(stdout, a, name);
-        fflush(stdout);
-    }
+    s_on_live(w, a, name);
     funnel__v1__alert__free_unpacked(a, NULL);
     free(name);
-    return 1;
 }
 
-/* funnelctl watch [--count N] [TOPIC...]: subscribe to the TOPIC prefixes
- * (all when none), print alerts until SIGINT/SIGTERM (exit 0), --count
- * alerts (0), or --timeout seconds without one (0 when some came and
- * --count, if given, was reached, else 1 with a message). Exit 2 on
- * usage or socket errors. */
+/* Where a --resume without a file starts: the newest alert stored now. */
+static int s_live_seq(ctl_opts_t *g, uint64_t *seq)
+{
+    Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
+    Funnel__V1__StatsQuery sq = FUNNEL__V1__STATS_QUERY__INIT;
+    Funnel__V1__QueryReply *reply;
+    req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_STATS;
+    req.stats = &sq;
+    int rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_STATS, "stats", &reply);
+    if (rc != CTL_EXIT_OK)
+        return -1;
+    *seq = reply->stats->alert_seq;
+    funnel__v1__query_reply__free_unpacked(reply, NULL);
+    return 0;
+}
+
+/* funnelctl watch [--count N] [--since SEQ] [--resume FILE] [TOPIC...]:
+ * subscribe to the TOPIC prefixes (all when none); with a starting point,
+ * print the stored alerts after it first; then print alerts until
+ * SIGINT/SIGTERM (exit 0), --count alerts (0), or --timeout seconds
+ * without one (0 when some came and --count, if given, was reached, else 1
+ * with a message). Exit 2 on usage, socket or resume file errors. */
 static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
 {
     s_watch_opts_t o = s_watch_defaults;
+    s_watch_t w = { .g = g };
     int rc = CTL_EXIT_USAGE;
     void *ctx = NULL, *sock = NULL;
     zmq_msg_t topic, body;
@@ -77,30 +246,83 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
     if (first < 0)
         goto done;
     rc = CTL_EXIT_USAGE;
-    long count = o.count;
+    if (argc - first > CTL_TOPICS_MAX) {
+        ctl_error("watch: at most %d topics", CTL_TOPICS_MAX);
+        goto done;
+    }
+    for (int i = first; i < argc; i++)
+        w.topics.names[w.topics.n++] = argv[i];
+    w.count = o.count;
+    w.resume = o.resume;
     double timeout = ctl_timeout(g, 0);
+
+    /* Where to start: the resume file, else --since, else (with --resume)
+     * the alerts stored from now on; without either, live only. */
+    bool catch_up = false;
+    if (o.resume) {
+        int r = s_resume_read(o.resume, &w.seq);
+        if (r < 0)
+            goto done;
+        if (r == 0 && o.since >= 0)
+            w.seq = (uint64_t)o.since;
+        else if (r == 0 && s_live_seq(g, &w.seq) == -1)
+            goto done;
+        w.saved = r ? w.seq : UINT64_MAX;
+        catch_up = true;
+    } else if (o.since >= 0) {
+        w.seq = (uint64_t)o.since;
+        catch_up = true;
+    }
+    w.tracking = catch_up;
 
     struct sigaction sa = { .sa_handler = s_on_signal };
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
+    /* Subscribe first: what is published while the stored alerts are read
+     * is queued meanwhile, and dropped below when already printed. */
     ctx = zmq_ctx_new();
     if (!ctx || !(sock = ctl_socket(g, ctx, ZMQ_SUB, g->cfg.alerts)))
         goto done;
-    if (first == argc)
+    if (w.topics.n == 0)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
-    for (int i = first; i < argc; i++)
-        zmq_setsockopt(sock, ZMQ_SUBSCRIBE, argv[i], strlen(argv[i]));
+    for (size_t i = 0; i < w.topics.n; i++)
+        zmq_setsockopt(sock, ZMQ_SUBSCRIBE, w.topics.names[i], strlen(w.topics.names[i]));
 
-    long seen = 0;
+    if (catch_up) {
+        uint64_t since = w.seq;
+        ctl_alerts_bounds_t b = { 0 };
+        w.fetched = 0;
+        uint64_t seq = w.seq;
+        if (ctl_alerts_fetch(g, &w.topics, &seq, 0, 0, s_on_stored, &w, &b) != CTL_EXIT_OK)
+            goto done;
+        if (!s_done(&w) && seq > w.seq)
+            w.seq = seq;
+        ctl_alerts_note_retention(since, &b);
+        if (s_resume_write(&w) == -1)
+            goto done;
+        if (s_done(&w)) {
+            rc = CTL_EXIT_OK;
+            goto done;
+        }
+    }
+
     int64_t deadline = timeout > 0 ? ctl_mono_ms() + (int64_t)(timeout * 1000) : -1;
+    int64_t idle_at = ctl_mono_ms() + S_IDLE_CHECK_MS;
     while (!s_stop) {
         long wait = -1;
         if (deadline >= 0) {
             wait = (long)(deadline - ctl_mono_ms());
             if (wait < 0)
                 wait = 0;
+        }
+        if (catch_up) {
+            long idle = (long)(idle_at - ctl_mono_ms());
+            if (idle < 0)
+                idle = 0;
+            if (wait < 0 || idle < wait)
+                wait = idle;
         }
         int r = ctl_wait_readable(sock, wait);
         if (s_stop)
@@ -111,37 +333,63 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
             ctl_error("cannot receive from %s: %s", g->cfg.alerts, zmq_strerror(zmq_errno()));
             goto done;
         }
+        if (r == 0 && catch_up && ctl_mono_ms() >= idle_at &&
+            (deadline < 0 || ctl_mono_ms() < deadline)) {
+            /* Quiet: ask the store whether anything went by unseen. */
+            uint64_t from = w.seq + 1;
+            long before = w.printed;
+            if (s_fill(&w, 0) == 0 && w.fetched > 0)
+                ctl_error("watch: %ld alert(s) numbered from %" PRIu64
+                          " were missed on the live stream; fetched from funneld's store",
+                          w.fetched, from);
+            if (s_resume_write(&w) == -1)
+                goto done;
+            if (w.printed > before && timeout > 0)
+                deadline = ctl_mono_ms() + (int64_t)(timeout * 1000);
+            if (s_done(&w)) {
+                rc = CTL_EXIT_OK;
+                goto done;
+            }
+            idle_at = ctl_mono_ms() + S_IDLE_CHECK_MS;
+            continue;
+        }
         if (r == 0) {
-            if (seen == 0)
+            if (w.printed == 0)
                 ctl_error("no alert from funneld at %s within %g s", g->cfg.alerts, timeout);
-            else if (count > 0)
-                ctl_error("%ld of %ld alerts from funneld at %s within %g s", seen, count,
-                          g->cfg.alerts, timeout);
-            rc = seen > 0 && count == 0 ? CTL_EXIT_OK : CTL_EXIT_NO;
+            else if (w.count > 0)
+                ctl_error("%ld of %ld alerts from funneld at %s within %g s", w.printed,
+                          w.count, g->cfg.alerts, timeout);
+            rc = w.printed > 0 && w.count == 0 ? CTL_EXIT_OK : CTL_EXIT_NO;
             goto done;
         }
         /* Drain: [topic][Alert] messages. */
-        while (zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) != -1) {
+        long before = w.printed;
+        while (!s_done(&w) && zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) != -1) {
             bool two = zmq_msg_more(&topic);
             if (two && zmq_msg_recv(&body, sock, 0) == -1)
                 break;
             while (zmq_msg_more(two ? &body : &topic)) /* ignore extra frames */
                 if (zmq_msg_recv(&body, sock, 0) == -1)
                     break;
-            if (!s_print_alert(g, &topic, &body, two))
-                continue;
-            seen++;
+            s_on_message(&w, &topic, &body, two);
+        }
+        if (s_resume_write(&w) == -1)
+            goto done;
+        if (w.printed > before) {
+            idle_at = ctl_mono_ms() + S_IDLE_CHECK_MS;
             if (timeout > 0)
                 deadline = ctl_mono_ms() + (int64_t)(timeout * 1000);
-            if (count > 0 && seen >= count) {
-                rc = CTL_EXIT_OK;
-                goto done;
-            }
+        }
+        if (s_done(&w)) {
+            rc = CTL_EXIT_OK;
+            goto done;
         }
     }
     rc = CTL_EXIT_OK; /* SIGINT / SIGTERM */
 
 done:
+    if (rc != CTL_EXIT_USAGE || w.printed > 0)
+        (void)s_resume_write(&w);
     zmq_msg_close(&topic);
     zmq_msg_close(&body);
     if (sock)
@@ -153,15 +401,27 @@ done:
 
 const ctl_cmd_t ctl_cmd_watch = {
     .name = "watch",
-    .summary = "print live alerts",
-    .usage = "Usage: funnelctl watch [--count N] [TOPIC...]\n",
+    .summary = "print live alerts (resumable: --since, --resume)",
+    .usage = "Usage: funnelctl watch [--count N] [--since SEQ | --resume FILE] [TOPIC...]\n",
     .about =
-        "Print funneld's alerts as they are published: a line each, with its first\n"
-        "reason, and its further reasons indented below (with --json, one JSON object a\n"
-        "line: {\"kind\",\"topic\",\"lead\",\"at\",\"stage\",\"from_stage\",\"reasons\",\n"
-        "\"event_id\",\"seq\",\"snapshot\"}, snapshot being the lead as after the\n"
-        "alert). TOPICs are prefixes (\"handoff\", \"stage\", \"friction.\", ...); all alerts\n"
-        "when none is given. Alerts published before watch connects are not seen.\n",
+        "Print funneld's alerts as they are published: a line each, starting with its\n"
+        "alert_seq (\"-\" for alerts that are not stored), with its first reason, and its\n"
+        "further reasons indented below (with --json, one JSON object a line:\n"
+        "{\"kind\",\"topic\",\"lead\",\"at\",\"stage\",\"from_stage\",\"reasons\",\"event_id\",\n"
+        "\"seq\",\"alert_seq\",\"snapshot\"}, snapshot being the lead as after the alert).\n"
+        "TOPICs are prefixes (\"handoff\", \"stage\", \"friction.\", ...); all alerts when\n"
+        "none is given.\n"
+        "\n"
+        "Stored alerts are numbered (alert_seq). With --since SEQ, watch first prints\n"
+        "the stored alerts after SEQ, then follows the live ones, without a gap or a\n"
+        "duplicate at the seam. With --resume FILE it starts after the number in FILE\n"
+        "and keeps the last one printed there (replaced atomically): run again, it\n"
+        "goes on where it stopped, so every alert is printed at least once and, with\n"
+        "the numbers, a consumer drops any repeat. Whenever the numbers show that live\n"
+        "alerts were missed (a slow consumer beyond funneld's alerts_hwm, a\n"
+        "reconnect), watch fetches them from funneld's store and says so on stderr;\n"
+        "with --since or --resume it also asks the store after a second without live\n"
+        "alerts. Without either, alerts published before watch connects are not seen.\n",
     .opts = s_watch_opts,
     .defaults = &s_watch_defaults,
     .notes = "The global --timeout SECS means here: exit when no alert came for SECS\n"
@@ -169,7 +429,7 @@ const ctl_cmd_t ctl_cmd_watch = {
     .exits =
         "Exit status: 0 on SIGINT/SIGTERM, after --count alerts, or at the --timeout\n"
         "when some alerts came (and --count, if given, was reached); 1 when the\n"
-        "--timeout passed with none (or fewer than --count); 2 on a usage or\n"
-        "connection error.\n",
+        "--timeout passed with none (or fewer than --count); 2 on a usage,\n"
+        "connection or resume file error.\n",
     .run = s_run_watch,
 };

@@ -554,6 +554,8 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "auth_refused", s_u64(st->auth_refused));
     s_set(o, "handoffs_recycled", s_u64(st->handoffs_recycled));
     s_set(o, "handoffs_requalified", s_u64(st->handoffs_requalified));
+    s_set(o, "alert_seq", s_u64(st->alert_seq));
+    s_set(o, "alerts_first_seq", s_u64(st->alerts_first_seq));
     s_set(o, "definition", s_str(st->definition));
     return o;
 }
@@ -579,6 +581,8 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "auth refused     %" PRIu64 "\n", st->auth_refused);
     fprintf(out, "recycled         %" PRIu64 "\n", st->handoffs_recycled);
     fprintf(out, "requalified      %" PRIu64 "\n", st->handoffs_requalified);
+    fprintf(out, "alert seq        %" PRIu64 " (stored from %" PRIu64 ")\n", st->alert_seq,
+            st->alerts_first_seq);
 }
 
 /* ------------------------------------------------------------------ */
@@ -599,6 +603,7 @@ json_t *render_alert_json(const Funnel__V1__Alert *a, const char *topic)
     s_set(o, "reasons", reasons);
     s_set(o, "event_id", s_str_or_null(a->event_id));
     s_set(o, "seq", s_u64(a->seq));
+    s_set(o, "alert_seq", s_u64(a->alert_seq));
     s_set(o, "snapshot", a->lead ? render_lead_record_json(a->lead) : json_null());
     return o;
 }
@@ -606,6 +611,11 @@ json_t *render_alert_json(const Funnel__V1__Alert *a, const char *topic)
 void render_alert_text(FILE *out, const Funnel__V1__Alert *a, const char *topic)
 {
     char t[NDJSON_TIME_LEN];
+    /* The stored alert's number first (none: "-"), to resume from. */
+    if (a->alert_seq)
+        fprintf(out, "#%-8" PRIu64 " ", a->alert_seq);
+    else
+        fprintf(out, "%-9s ", "-");
     fprintf(out, "%s  %-16s", s_time_text(a->at_ms, t), topic ? topic : a->topic);
     if (a->lead_id && *a->lead_id)
         fprintf(out, " lead %s", a->lead_id);
