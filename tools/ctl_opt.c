@@ -22,7 +22,7 @@ const ctl_opt_t ctl_global_opts[] = {
     CTL_STRING("alerts", "EP", ctl_opts_t, cfg.alerts, "funneld's alerts endpoint"),
     CTL_STRING("query", "EP", ctl_opts_t, cfg.query, "funneld's query endpoint"),
     CTL_FLAG("json", ctl_opts_t, json,
-             "machine-readable output (one JSON document; NDJSON for watch)"),
+             "machine-readable output (one JSON document; NDJSON for watch, alerts)"),
     CTL_SECONDS("timeout", "SECS", ctl_opts_t, timeout,
                 "how long to wait for funneld (default " CTL_STR(CTL_TIMEOUT_S)
                 "; watch: 0 = forever)"),

@@ -401,7 +401,7 @@ done:
 
 const ctl_cmd_t ctl_cmd_watch = {
     .name = "watch",
-    .summary = "print live alerts (resumable: --since, --resume)",
+    .summary = "print live alerts; resumable by alert sequence number",
     .usage = "Usage: funnelctl watch [--count N] [--since SEQ | --resume FILE] [TOPIC...]\n",
     .about =
         "Print funneld's alerts as they are published: a line each, starting with its\n"
