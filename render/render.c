@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ndjson.h"
 #include "timetext.h"
 #include "xalloc.h"
 
@@ -48,10 +47,10 @@ static void s_set(json_t *obj, const char *key, json_t *v)
 
 json_t *render_time_json(int64_t ms)
 {
-    char buf[NDJSON_TIME_LEN];
+    char buf[TIMETEXT_RFC3339_LEN];
     if (ms == 0)
         return json_null();
-    return json_string(ndjson_format_time(ms, buf));
+    return json_string(timetext_rfc3339(ms, true, buf, TIMETEXT_RFC3339_LEN));
 }
 
 /* For text: the time, or "-" when unknown. */
@@ -59,7 +58,7 @@ static const char *s_time_text(int64_t ms, char *buf)
 {
     if (ms == 0)
         return "-";
-    return ndjson_format_time(ms, buf);
+    return timetext_rfc3339(ms, true, buf, TIMETEXT_RFC3339_LEN);
 }
 
 const char *render_source_name(Funnel__V1__Source s)
@@ -270,7 +269,7 @@ static void s_fmt_score(double v, char *buf, size_t size)
 void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
 {
     const Funnel__V1__Lead *l = reply->lead;
-    char t1[NDJSON_TIME_LEN], fit[32], eng[32], tot[32];
+    char t1[TIMETEXT_RFC3339_LEN], fit[32], eng[32], tot[32];
     if (!l)
         return;
     fprintf(out, "lead        %s\n", l->id);
@@ -322,7 +321,7 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
                 l->handoffs_recycled, l->handoffs_requalified);
         for (size_t i = 0; i < l->n_handoffs; i++) {
             const Funnel__V1__HandoffRecord *h = l->handoffs[i];
-            char t2[NDJSON_TIME_LEN];
+            char t2[TIMETEXT_RFC3339_LEN];
             fprintf(out, "  %s  %-11s fit %.1f engagement %.1f (%s)", s_time_text(h->at_ms, t1),
                     render_handoff_name(h->status), h->fit, h->engagement, h->rule);
             if (h->answered_at_ms)
@@ -372,7 +371,7 @@ void render_lead_text(FILE *out, const Funnel__V1__LeadReply *reply)
 
 void render_ledger_text(FILE *out, const Funnel__V1__Lead *l)
 {
-    char t1[NDJSON_TIME_LEN];
+    char t1[TIMETEXT_RFC3339_LEN];
     double sum[2] = { 0, 0 };
     if (l->n_ledger == 0 && !(l->older_fit && l->older_fit->entries) &&
         !(l->older_engagement && l->older_engagement->entries))
@@ -610,7 +609,7 @@ json_t *render_alert_json(const Funnel__V1__Alert *a, const char *topic)
 
 void render_alert_text(FILE *out, const Funnel__V1__Alert *a, const char *topic)
 {
-    char t[NDJSON_TIME_LEN];
+    char t[TIMETEXT_RFC3339_LEN];
     /* The stored alert's number first (none: "-"), to resume from. */
     if (a->alert_seq)
         fprintf(out, "#%-8" PRIu64 " ", a->alert_seq);
@@ -828,7 +827,7 @@ void render_friction_text(FILE *out, const Funnel__V1__FrictionReply *r)
 
 void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *r)
 {
-    char t1[NDJSON_TIME_LEN];
+    char t1[TIMETEXT_RFC3339_LEN];
     for (size_t i = 0; i < r->n_leads; i++) {
         const Funnel__V1__FrictionLead *l = r->leads[i];
         fprintf(out, "%-40s %-24s since %s\n", l->lead_id, l->set, s_time_text(l->since_ms, t1));
