@@ -36,6 +36,7 @@ struct bus_sock {
 struct bus {
     struct event_base *base;
     void *ctx;
+    bool own_ctx;           /* terminated by bus_destroy */
     bus_sock_t *socks;
 };
 
@@ -52,6 +53,15 @@ bus_t *bus_new(struct event_base *base, char *err, size_t errlen)
         free(self);
         return NULL;
     }
+    self->own_ctx = true;
+    return self;
+}
+
+bus_t *bus_new_shared(struct event_base *base, void *ctx)
+{
+    bus_t *self = xcalloc(1, sizeof *self);
+    self->base = base;
+    self->ctx = ctx;
     return self;
 }
 
@@ -83,7 +93,7 @@ void bus_destroy(bus_t **self_p)
         s_sock_free(s);
     }
     /* Every socket has a finite linger, so this returns. */
-    while (zmq_ctx_term(self->ctx) == -1 && errno == EINTR)
+    while (self->own_ctx && zmq_ctx_term(self->ctx) == -1 && errno == EINTR)
         ;
     free(self);
     *self_p = NULL;
@@ -170,6 +180,20 @@ fail:
 int bus_subscribe(bus_sock_t *sock, const char *prefix)
 {
     return zmq_setsockopt(sock->zsock, ZMQ_SUBSCRIBE, prefix, strlen(prefix));
+}
+
+int bus_unsubscribe(bus_sock_t *sock, const char *prefix)
+{
+    return zmq_setsockopt(sock->zsock, ZMQ_UNSUBSCRIBE, prefix, strlen(prefix));
+}
+
+int bus_bind(bus_sock_t *sock, const char *endpoint, char *err, size_t errlen)
+{
+    if (zmq_bind(sock->zsock, endpoint) == -1) {
+        snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 void *bus_context(bus_t *self)

@@ -55,6 +55,12 @@ typedef struct {
  * writes a reason into err when ZeroMQ cannot start. */
 bus_t *bus_new(struct event_base *base, char *err, size_t errlen);
 
+/* A bus on base whose sockets live in ctx, another bus's context (for
+ * inproc peers of that bus's sockets, from another thread: each bus is
+ * still owned by one thread). bus_destroy() closes its sockets but leaves
+ * ctx alone, so it must come before the owner's. Never fails. */
+bus_t *bus_new_shared(struct event_base *base, void *ctx);
+
 /* Close every socket (each with its linger) and terminate the context.
  * Accepts NULL; sets *self_p to NULL. */
 void bus_destroy(bus_t **self_p);
@@ -67,6 +73,12 @@ bus_sock_t *bus_socket(bus_t *self, int type, const char *endpoint, bool bind,
 
 /* Subscribe a SUB socket to a topic prefix. Returns 0 or -1. */
 int bus_subscribe(bus_sock_t *sock, const char *prefix);
+/* Undo one bus_subscribe of prefix (ZeroMQ counts them). 0 or -1. */
+int bus_unsubscribe(bus_sock_t *sock, const char *prefix);
+
+/* Bind sock to one more endpoint (e.g. an inproc one beside its TCP
+ * endpoint). Returns 0, or -1 and a reason in err. */
+int bus_bind(bus_sock_t *sock, const char *endpoint, char *err, size_t errlen);
 
 /* Deliver every message received on sock to fn(sock, msg, arg), at most
  * budget messages per wakeup. Starts watching immediately (and handles

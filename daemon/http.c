@@ -4,20 +4,8 @@
  * or a prefix when it ends with '/') and a handler that answers the
  * request on the HTTP thread. To add a route, write a handler and add its
  * row; the dispatcher has checked the method (GET or HEAD) and the token
- * before any handler runs. For the dashboard that will share this server:
- *   - static files: a prefix row ("/ui/") whose handler maps the rest of
- *     the path onto a directory (refusing "..", setting Content-Type) and
- *     sends the file with evbuffer_add_file;
- *   - /api/...: prefix rows whose handlers read the query string
- *     (evhttp_parse_query_str on evhttp_uri_get_query) and answer JSON
- *     from the store's read snapshots, as /metrics does;
- *   - SSE /events: a handler that calls evhttp_send_reply_start with
- *     Content-Type text/event-stream, keeps the request in a list (with
- *     evhttp_connection_set_closecb to drop it) and sends each event with
- *     evhttp_send_reply_chunk from a callback of this thread's event_base,
- *     fed by the loop thread through a queue and an eventfd (never by
- *     calling into libevent from another thread); evhttp_set_timeout must
- *     then not cut long-lived streams (a per-connection timeout instead).
+ * before any handler runs. What no row answers goes to the dashboard
+ * (http_ui.h: its pages, /api/ and /events, in files of their own).
  */
 #include "http.h"
 
@@ -34,6 +22,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "http_ui.h"
 #include "log.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -50,6 +39,7 @@ struct http {
     bool started;
     char token[S_TOKEN_MAX];      /* "" for none */
     char where[300];              /* host:port, for logs */
+    http_ui_t *ui;                /* the dashboard, or NULL */
 };
 
 typedef void s_route_fn(http_t *self, struct evhttp_request *req);
@@ -180,7 +170,11 @@ static void s_dispatch(struct evhttp_request *req, void *arg)
             return;
         }
     }
-    s_send_text(req, 404, "Not Found", "not found: try /metrics, /healthz or /readyz\n");
+    if (self->ui && http_ui_handle(self->ui, req, path))
+        return;
+    s_send_text(req, 404, "Not Found", self->ui
+                    ? "not found: try /, /api/funnel, /events, /metrics, /healthz or /readyz\n"
+                    : "not found: try /metrics, /healthz or /readyz\n");
 }
 
 static int s_read_token(const char *path, char *out, size_t cap, char *err, size_t errlen)
@@ -274,6 +268,11 @@ static void *s_thread(void *arg)
     return NULL;
 }
 
+void http_set_ui(http_t *self, const http_ui_src_t *src)
+{
+    self->ui = http_ui_new(self->base, &self->q, src);
+}
+
 int http_start(http_t *self)
 {
     int rc = pthread_create(&self->thread, NULL, s_thread, self);
@@ -282,8 +281,9 @@ int http_start(http_t *self)
         return -1;
     }
     self->started = true;
-    log_info("[http] serving /metrics, /healthz and /readyz on http://%s/%s", self->where,
-             self->token[0] ? " (bearer token required)" : "");
+    log_info("[http] serving %s/metrics, /healthz and /readyz on http://%s/%s",
+             self->ui ? "the dashboard at /, its API at /api/, /events, " : "",
+             self->where, self->token[0] ? " (bearer token required)" : "");
     return 0;
 }
 
@@ -296,6 +296,7 @@ void http_destroy(http_t **self_p)
         (void)!write(self->stop_fd[1], "x", 1);
         pthread_join(self->thread, NULL);
     }
+    http_ui_destroy(&self->ui); /* its streams, before evhttp frees them */
     if (self->http)
         evhttp_free(self->http);
     if (self->ev_stop)

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "http_ui.h"
 #include "query.h"
 
 typedef struct http http_t;
@@ -26,6 +27,10 @@ typedef struct http http_t;
  * Caller owns the result: http_destroy(). */
 http_t *http_new(const query_t *q, const char *hostport, const char *token_file,
                  char *err, size_t errlen);
+
+/* Serve the dashboard too (http_ui.h), with src's ZeroMQ contexts (their
+ * owners must outlive the server). Before http_start(). */
+void http_set_ui(http_t *self, const http_ui_src_t *src);
 
 /* Start serving, in the server's thread. Returns 0, or -1 (logged). */
 int http_start(http_t *self);

@@ -262,6 +262,9 @@ int main(int argc, char **argv)
                                     &alerts_opts, err, sizeof err);
     if (alerts)
         bus_track_subscriptions(alerts, (int)app.cfg.drain_budget);
+    /* The dashboard's event stream subscribes here, in the process. */
+    if (alerts && bus_bind(alerts, HTTP_UI_ALERTS_INPROC, err, sizeof err) == -1)
+        alerts = NULL;
     bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
                                                   true, &ingest_opts, err, sizeof err)
                                      : NULL;
@@ -294,6 +297,11 @@ int main(int argc, char **argv)
             log_err("[main] %s", err);
             goto out;
         }
+        http_ui_src_t ui = {
+            .query_ctx = query_server_context(app.queries),
+            .alerts_ctx = bus_context(app.bus),
+        };
+        http_set_ui(app.http, &ui);
         if (http_start(app.http) != 0)
             goto out;
     }

@@ -286,6 +286,11 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
             auth_detach(q->auth, bus_context(self->bus));
         goto fail;
     }
+    if (bus_bind(sock, QUERY_INPROC, err, errlen) == -1) {
+        if (q->auth)
+            auth_detach(q->auth, bus_context(self->bus));
+        goto fail;
+    }
     /* Created here, used only by the query thread from its start on. */
     bus_on_recv(sock, s_on_request, &self->q, budget);
     return self;
@@ -300,6 +305,11 @@ static void *s_thread(void *arg)
     if (event_base_dispatch(self->base) == -1)
         log_err("[query] event loop failed; queries are no longer answered");
     return NULL;
+}
+
+void *query_server_context(query_server_t *self)
+{
+    return bus_context(self->bus);
 }
 
 int query_server_start(query_server_t *self)

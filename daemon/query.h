@@ -46,6 +46,11 @@ int64_t query_now_ms(const query_t *q);
 
 typedef struct query_server query_server_t;
 
+/* The query ROUTER also binds this endpoint in its own ZeroMQ context
+ * (query_server_context()): the HTTP API asks its queries there, in the
+ * process, where CURVE does not apply. */
+#define QUERY_INPROC "inproc://funneld-query"
+
 /* A query server for q (copied; what it points to is borrowed and must
  * outlive the server) on a ROUTER bound to endpoint now, so that a bad or
  * busy endpoint is reported at start-up. With q->auth, a ZAP handler is
@@ -55,6 +60,10 @@ typedef struct query_server query_server_t;
 query_server_t *query_server_new(const query_t *q, const char *endpoint,
                                  const bus_opts_t *opts, int budget, char *err,
                                  size_t errlen);
+
+/* The server's ZeroMQ context, for inproc peers (QUERY_INPROC). Borrowed:
+ * their sockets must close before query_server_destroy(). */
+void *query_server_context(query_server_t *self);
 
 /* Start answering, in the server's thread. Returns 0, or -1 (logged). */
 int query_server_start(query_server_t *self);

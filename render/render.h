@@ -19,6 +19,12 @@
 
 #include "funnel.pb-c.h"
 
+/* How a document is printed: funnelctl --json and the HTTP API
+ * (RENDER_JSON_FLAGS, then a newline), funnelctl watch --json and the
+ * dashboard's event stream (RENDER_NDJSON_FLAGS, one line). */
+#define RENDER_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
+#define RENDER_NDJSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 /* A time as JSON: RFC 3339 string, or null when ms is 0. */
 json_t *render_time_json(int64_t ms);
 

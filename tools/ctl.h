@@ -35,6 +35,7 @@
 
 #include "cfg.h" /* daemon/: CFG_FIELDS, the daemon's settings and defaults */
 #include "funnel.pb-c.h"
+#include "render.h"  /* RENDER_JSON_FLAGS */
 
 #ifndef FUNNELD_VERSION
 #define FUNNELD_VERSION "dev"
@@ -49,8 +50,8 @@ enum { CTL_EXIT_OK = 0, CTL_EXIT_NO = 1, CTL_EXIT_USAGE = 2 };
 #define CTL_STR(x) CTL_STR_(x)
 
 /* JSON output: 15 significant digits print 0.1 as 0.1. */
-#define CTL_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
-#define CTL_NDJSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+#define CTL_JSON_FLAGS RENDER_JSON_FLAGS
+#define CTL_NDJSON_FLAGS RENDER_NDJSON_FLAGS
 
 /* The daemon's settings with their built-in defaults, generated from
  * daemon/cfg.h's CFG_FIELDS: funnelctl's default endpoints are the daemon's

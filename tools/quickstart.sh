@@ -20,7 +20,8 @@ packages=(build-essential cmake pkg-config
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
           python3-pytest lmdb-utils clang libclang-rt-14-dev
           scdoc dpkg-dev systemd man-db
-          prometheus)  # prometheus: promtool, for the /metrics tests
+          prometheus  # prometheus: promtool, for the /metrics tests
+          chromium chromium-driver python3-selenium)  # the dashboard's browser tests
 
 missing=()
 for p in "${packages[@]}"; do
@@ -79,6 +80,8 @@ case "$mode" in
   run)
     build build
     echo "quickstart: starting funneld (state in ./var/funneld; Ctrl-C stops it)" >&2
+    http=$(./build/daemon/funneld --dump-config | sed -n 's/^http: "\(.*\)"$/\1/p')
+    [ -z "$http" ] || echo "quickstart: the dashboard is at http://$http/" >&2
     exec ./build/daemon/funneld
     ;;
   test)
