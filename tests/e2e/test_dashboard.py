@@ -224,7 +224,10 @@ def test_stream_reconnects_after_a_restart(daemon_factory, browser, zctx):
 
 # -- the API, without a browser ---------------------------------------------
 
-def test_api_documents_are_funnelctls(daemon, tmp_path, zctx):
+def test_api_documents_are_funnelctls(daemon_factory, tmp_path, zctx):
+    # Event time: scores decay to the last event's time, not the reading's,
+    # so that two reads of a lead are the same document.
+    daemon = daemon_factory(extra_args=["--clock", "event"])
     publish_gen(daemon, tmp_path, events=1000, leads=100)
     for path, args in [("/api/funnel", ["funnel"]),
                        ("/api/funnel?by=persona", ["funnel", "--by", "persona"]),
