@@ -7,11 +7,12 @@ import shutil
 import signal
 import subprocess
 
-import pytest
-import zmq
-
 from conftest import (SALES, AlertSubscriber, FUNNELD_BIN, IngestClient,
-                      QueryClient, make_event, now_ms, pb, uid, wait_until)
+                      QueryClient, make_batch, make_event, now_ms, pb, uid)
+
+
+def make_batch_of(events):
+    return make_batch(events)
 
 
 def alerts_since(query, seq=0, topics=(), limit=0):
@@ -213,3 +214,51 @@ def test_bad_retention_is_refused_with_a_reason(tmp_path):
                          timeout=30)
     assert out.returncode != 0
     assert b"alerts_retention must be a duration" in out.stderr
+
+
+def test_sigkill_after_a_group_commit_keeps_every_handoff_once_and_its_number(
+        zctx, daemon_factory):
+    """SIGKILL a few ms after a large batch is sent (funneld is then inside
+    or just past its group commit), restart: `funnelctl alerts --since 0`
+    lists one handoff for every lead of every acknowledged event, each once,
+    those already published under the number they were published with."""
+    import json
+    import time
+    d = daemon_factory()
+    c = IngestClient(zctx, d.ingest_ep)
+    sub = AlertSubscriber(zctx, d.alerts_ep, ["handoff"])
+    sub.sync(c)
+    t0 = now_ms() - 3_600_000
+    acked = []
+    for b in range(4):
+        leads = [uid("k%d" % b) for _ in range(100)]
+        evs = [e for i, lead in enumerate(leads) for e in qualify(lead, t0 + i * 10)]
+        assert c.publish(evs).accepted == 300
+        acked += leads
+    sub.await_alert(lambda t, a: a.lead_id == acked[-1], what="the last acked handoff")
+    # A large batch, and the kill right behind it.
+    pending = [uid("kp") for _ in range(2000)]
+    c.send(make_batch_of([e for lead in pending for e in qualify(lead, t0)]))
+    time.sleep(0.005)
+    d.stop(signal.SIGKILL)
+    while sub.recv(0.5) is not None:   # what the killed process got out
+        pass
+    published = {a.lead_id: a.alert_seq for t, a in sub.received if t == "handoff"}
+    sub.close()
+    c.close()
+    d.start(zctx)
+    p = d.ctl("--json", "alerts", "--topic", "handoff", "--since", "0")
+    assert p.returncode == 0, p.stderr
+    docs = [json.loads(x) for x in p.stdout.decode().splitlines() if x.strip()]
+    by_lead = {}
+    for x in docs:
+        assert x["lead"] not in by_lead, "handoff of %s stored twice" % x["lead"]
+        by_lead[x["lead"]] = x["alert_seq"]
+    for lead in acked:
+        assert lead in by_lead, "no stored handoff for acknowledged lead %s" % lead
+    for lead, seq in published.items():
+        if lead in by_lead:
+            assert by_lead[lead] == seq, (lead, seq, by_lead[lead])
+    assert set(published) <= set(by_lead)
+    seqs = [x["alert_seq"] for x in docs]
+    assert seqs == sorted(seqs)
