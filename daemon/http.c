@@ -23,6 +23,7 @@
 
 #include "cfg.h"
 #include "http_ui.h"
+#include "http_leads.h"
 #include "log.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -120,6 +121,12 @@ static void s_metrics(http_t *self, struct evhttp_request *req)
     evbuffer_free(body);
 }
 
+/* GET /api/leads: the leads listing (http_leads.h). */
+static void s_leads(http_t *self, struct evhttp_request *req)
+{
+    http_leads(&self->q, req);
+}
+
 static const struct {
     const char *path;    /* exact, or a prefix when it ends with '/' */
     s_route_fn *fn;
@@ -127,6 +134,7 @@ static const struct {
     {"/metrics", s_metrics},
     {"/healthz", s_healthz},
     {"/readyz", s_readyz},
+    {"/api/leads", s_leads},
 };
 
 /* Compare without leaking where the first difference is. */
@@ -173,8 +181,8 @@ static void s_dispatch(struct evhttp_request *req, void *arg)
     if (self->ui && http_ui_handle(self->ui, req, path))
         return;
     s_send_text(req, 404, "Not Found", self->ui
-                    ? "not found: try /, /api/funnel, /events, /metrics, /healthz or /readyz\n"
-                    : "not found: try /metrics, /healthz or /readyz\n");
+                    ? "not found: try /, /api/funnel, /api/leads, /events, /metrics, /healthz or /readyz\n"
+                    : "not found: try /metrics, /healthz, /readyz or /api/leads\n");
 }
 
 static int s_read_token(const char *path, char *out, size_t cap, char *err, size_t errlen)
@@ -281,7 +289,7 @@ int http_start(http_t *self)
         return -1;
     }
     self->started = true;
-    log_info("[http] serving %s/metrics, /healthz and /readyz on http://%s/%s",
+    log_info("[http] serving %s/api/leads, /metrics, /healthz and /readyz on http://%s/%s",
              self->ui ? "the dashboard at /, its API at /api/, /events, " : "",
              self->where, self->token[0] ? " (bearer token required)" : "");
     return 0;

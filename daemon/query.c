@@ -171,7 +171,8 @@ send:
     report_friction_free(&rep);
 }
 
-static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
+static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
+                      bus_msg_t *msg)
 {
     Funnel__V1__QueryReply r;
 
@@ -200,14 +201,13 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION:
         s_friction(q, req->friction, sock, msg, &r);
         break;
-    case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS: {
-        size_t len;
-        uint8_t *buf = query_leads(q, req->leads, req->request_id, &len);
-        if (bus_reply(sock, msg->part, msg->n - 1, buf, len) == -1)
-            log_debug("[query] reply not sent (client gone?)");
-        free(buf);
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS:
+        /* Answered by the listing thread (query_leads.h), which takes req. */
+        if (query_leads_submit(leads, sock, msg, &req) == -1) {
+            r.error = (char *)"busy: too many leads listings waiting; ask again later";
+            query_reply(sock, msg, &r);
+        }
         break;
-    }
     case FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE:
         query_alerts_since(q->store, req->request_id, req->alerts_since, sock, msg);
         break;
@@ -223,16 +223,6 @@ static void s_request(query_t *q, bus_sock_t *sock, bus_msg_t *msg)
     funnel__v1__query_request__free_unpacked(req, NULL);
 }
 
-/* bus_recv_fn for the query ROUTER; arg is the query_t. */
-static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
-{
-    query_t *q = arg;
-    /* A reload waits for this query to be answered. */
-    pthread_rwlock_rdlock(q->defn_lock);
-    s_request(q, sock, msg);
-    pthread_rwlock_unlock(q->defn_lock);
-}
-
 /* -- the query thread ---------------------------------------------------- */
 
 struct query_server {
@@ -243,7 +233,18 @@ struct query_server {
     int stop_fd[2];        /* a byte written to [1] stops the loop */
     pthread_t thread;
     bool started;
+    query_leads_worker_t *leads;   /* the listing thread */
 };
+
+/* bus_recv_fn for the query ROUTER; arg is the query_server_t. */
+static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
+{
+    query_server_t *self = arg;
+    /* A reload waits for this query to be answered. */
+    pthread_rwlock_rdlock(self->q.defn_lock);
+    s_request(&self->q, self->leads, sock, msg);
+    pthread_rwlock_unlock(self->q.defn_lock);
+}
 
 static void s_on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -291,8 +292,11 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
             auth_detach(q->auth, bus_context(self->bus));
         goto fail;
     }
+    self->leads = query_leads_worker_new(&self->q, self->base, err, errlen);
+    if (self->leads == NULL)
+        goto fail;
     /* Created here, used only by the query thread from its start on. */
-    bus_on_recv(sock, s_on_request, &self->q, budget);
+    bus_on_recv(sock, s_on_request, self, budget);
     return self;
 fail:
     query_server_destroy(&self);
@@ -314,6 +318,8 @@ void *query_server_context(query_server_t *self)
 
 int query_server_start(query_server_t *self)
 {
+    if (query_leads_worker_start(self->leads) == -1)
+        return -1;
     int rc = pthread_create(&self->thread, NULL, s_thread, self);
     if (rc != 0) {
         log_err("[query] cannot start the query thread: %s", strerror(rc));
@@ -332,6 +338,9 @@ void query_server_destroy(query_server_t **self_p)
         (void)!write(self->stop_fd[1], "x", 1);
         pthread_join(self->thread, NULL);
     }
+    /* After the query thread (which sends its answers), before the bus
+     * (the sockets its answers name). */
+    query_leads_worker_destroy(&self->leads);
     bus_destroy(&self->bus);
     if (self->ev_stop)
         event_free(self->ev_stop);

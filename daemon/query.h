@@ -10,6 +10,9 @@
  * through store_stats_read()) and the definition in use, which a reload
  * replaces while holding defn_lock exclusively (queries hold it shared).
  * So a query never waits for a group commit, nor a group for a query.
+ * Leads listings (LeadsQuery) are handed on to a thread of the query
+ * server's own at a lower priority (query_leads.h), which reads them in
+ * its own snapshots; the query thread sends their answers.
  */
 #ifndef FUNNELD_QUERY_H
 #define FUNNELD_QUERY_H

@@ -21,8 +21,13 @@
  */
 #include "query_leads.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -655,4 +660,207 @@ reply:
     free(l->rows);
     free(l);
     return buf;
+}
+
+/* -- the worker --------------------------------------------------------- */
+
+/* The worker's niceness: under CPU contention it gets a small share
+ * (CFS weights: nice 10 is about a tenth of nice 0), so a listing slows
+ * down before ingest does; on an idle machine it runs at full speed. */
+#define S_NICE 10
+/* Listings waiting for the worker at most; more are answered "busy". */
+#define S_QUEUE_MAX 64
+
+typedef struct s_job {
+    struct s_job *next;
+    bus_sock_t *sock;
+    zmq_msg_t env[BUS_PARTS_MAX];
+    int n_env;
+    Funnel__V1__QueryRequest *req;
+    uint8_t *reply;
+    size_t len;
+} s_job_t;
+
+typedef struct {
+    s_job_t *head, *tail;
+    size_t n;
+} s_jobs_t;
+
+struct query_leads_worker {
+    query_t q;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    s_jobs_t todo, done;    /* under mu */
+    bool stop;              /* under mu */
+    int pipe_fd[2];         /* a byte in [1]: answers are done */
+    struct event *ev;
+};
+
+static void s_push(s_jobs_t *l, s_job_t *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+static s_job_t *s_pop(s_jobs_t *l)
+{
+    s_job_t *j = l->head;
+    if (j) {
+        l->head = j->next;
+        if (!l->head)
+            l->tail = NULL;
+        l->n--;
+    }
+    return j;
+}
+
+static void s_job_free(s_job_t *j)
+{
+    for (int i = 0; i < j->n_env; i++)
+        zmq_msg_close(&j->env[i]);
+    if (j->req)
+        funnel__v1__query_request__free_unpacked(j->req, NULL);
+    free(j->reply);
+    free(j);
+}
+
+static void *s_worker(void *arg)
+{
+    query_leads_worker_t *self = arg;
+    /* Linux's nice is per thread: this one only. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), S_NICE) == -1)
+        log_debug("[query] listing thread keeps its priority: %s", strerror(errno));
+    pthread_mutex_lock(&self->mu);
+    for (;;) {
+        while (!self->stop && self->todo.head == NULL)
+            pthread_cond_wait(&self->cv, &self->mu);
+        if (self->stop)
+            break;
+        s_job_t *j = s_pop(&self->todo);
+        pthread_mutex_unlock(&self->mu);
+
+        /* A reload waits for this page, as for any query. */
+        pthread_rwlock_rdlock(self->q.defn_lock);
+        j->reply = query_leads(&self->q, j->req->leads, j->req->request_id, &j->len);
+        pthread_rwlock_unlock(self->q.defn_lock);
+        funnel__v1__query_request__free_unpacked(j->req, NULL);
+        j->req = NULL;
+
+        pthread_mutex_lock(&self->mu);
+        s_push(&self->done, j);
+        (void)!write(self->pipe_fd[1], "x", 1);
+    }
+    pthread_mutex_unlock(&self->mu);
+    return NULL;
+}
+
+/* The query thread: send the answers that are done. */
+static void s_on_done(evutil_socket_t fd, short what, void *arg)
+{
+    query_leads_worker_t *self = arg;
+    char buf[64];
+    (void)what;
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&self->mu);
+    s_jobs_t done = self->done;
+    self->done = (s_jobs_t){0};
+    pthread_mutex_unlock(&self->mu);
+    for (s_job_t *j; (j = s_pop(&done)) != NULL;) {
+        if (bus_reply(j->sock, j->env, j->n_env, j->reply, j->len) == -1)
+            log_debug("[query] listing page not sent (client gone?)");
+        s_job_free(j);
+    }
+}
+
+query_leads_worker_t *query_leads_worker_new(const query_t *q, struct event_base *base,
+                                             char *err, size_t errlen)
+{
+    query_leads_worker_t *self = xcalloc(1, sizeof *self);
+    self->q = *q;
+    self->pipe_fd[0] = self->pipe_fd[1] = -1;
+    pthread_mutex_init(&self->mu, NULL);
+    pthread_cond_init(&self->cv, NULL);
+    if (pipe2(self->pipe_fd, O_CLOEXEC | O_NONBLOCK) == -1) {
+        snprintf(err, errlen, "listing thread: pipe: %s", strerror(errno));
+        goto fail;
+    }
+    self->ev = event_new(base, self->pipe_fd[0], EV_READ | EV_PERSIST, s_on_done, self);
+    if (self->ev == NULL || event_add(self->ev, NULL) == -1) {
+        snprintf(err, errlen, "listing thread: cannot watch its pipe");
+        goto fail;
+    }
+    return self;
+fail:
+    query_leads_worker_destroy(&self);
+    return NULL;
+}
+
+int query_leads_worker_start(query_leads_worker_t *self)
+{
+    int rc = pthread_create(&self->thread, NULL, s_worker, self);
+    if (rc != 0) {
+        log_err("[query] cannot start the listing thread: %s", strerror(rc));
+        return -1;
+    }
+    self->started = true;
+    return 0;
+}
+
+int query_leads_submit(query_leads_worker_t *self, bus_sock_t *sock, bus_msg_t *msg,
+                       Funnel__V1__QueryRequest **req_p)
+{
+    pthread_mutex_lock(&self->mu);
+    bool full = self->todo.n >= S_QUEUE_MAX;
+    pthread_mutex_unlock(&self->mu);
+    if (full)
+        return -1;
+    s_job_t *j = xcalloc(1, sizeof *j);
+    j->sock = sock;
+    for (int i = 0; i < msg->n - 1 && i < BUS_PARTS_MAX - 1; i++) {
+        zmq_msg_init(&j->env[i]);
+        zmq_msg_copy(&j->env[i], &msg->part[i]);
+        j->n_env++;
+    }
+    j->req = *req_p;
+    *req_p = NULL;
+    pthread_mutex_lock(&self->mu);
+    s_push(&self->todo, j);
+    pthread_cond_signal(&self->cv);
+    pthread_mutex_unlock(&self->mu);
+    return 0;
+}
+
+void query_leads_worker_destroy(query_leads_worker_t **self_p)
+{
+    query_leads_worker_t *self = *self_p;
+    if (self == NULL)
+        return;
+    if (self->started) {
+        pthread_mutex_lock(&self->mu);
+        self->stop = true;
+        pthread_cond_signal(&self->cv);
+        pthread_mutex_unlock(&self->mu);
+        pthread_join(self->thread, NULL);
+    }
+    for (s_job_t *j; (j = s_pop(&self->todo)) != NULL;)
+        s_job_free(j);
+    for (s_job_t *j; (j = s_pop(&self->done)) != NULL;)
+        s_job_free(j);
+    if (self->ev)
+        event_free(self->ev);
+    for (int i = 0; i < 2; i++)
+        if (self->pipe_fd[i] != -1)
+            close(self->pipe_fd[i]);
+    pthread_cond_destroy(&self->cv);
+    pthread_mutex_destroy(&self->mu);
+    free(self);
+    *self_p = NULL;
 }

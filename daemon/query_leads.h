@@ -3,9 +3,12 @@
  * filters, in its order, one page per request, each page read from a
  * snapshot of its own that ends before the reply goes out.
  *
- * Threading: the query thread, holding the definition's lock shared (as
- * every query does, query.c); the store's reads run in that thread's own
- * snapshot.
+ * Threading: query_leads() runs in any thread holding the definition's
+ * lock shared, the store's reads in that thread's own snapshot. The query
+ * server hands listings to a worker (query_leads_worker_t), a thread of
+ * its own at a lower scheduling priority (nice +S_NICE): a page that reads
+ * every lead neither holds up the query thread's other queries nor, on a
+ * busy machine, takes CPU from ingest.
  */
 #ifndef FUNNELD_QUERY_LEADS_H
 #define FUNNELD_QUERY_LEADS_H
@@ -13,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/event.h>
+
+#include "bus.h"
 #include "funnel.pb-c.h"
 #include "query.h"
 
@@ -23,5 +29,32 @@
  * it. */
 uint8_t *query_leads(const query_t *q, const Funnel__V1__LeadsQuery *lq,
                      const char *request_id, size_t *len);
+
+/* -- the worker --------------------------------------------------------- */
+
+typedef struct query_leads_worker query_leads_worker_t;
+
+/* A worker for q (copied; what it points to is borrowed), whose answers
+ * are sent from base's thread (the query thread): a pipe watched by base
+ * says when some are ready. NULL and a reason in err on failure. Caller
+ * owns the result: query_leads_worker_destroy(). */
+query_leads_worker_t *query_leads_worker_new(const query_t *q, struct event_base *base,
+                                             char *err, size_t errlen);
+
+/* Start the thread. Returns 0, or -1 (logged). */
+int query_leads_worker_start(query_leads_worker_t *self);
+
+/* Queue *req_p (a decoded QueryRequest of a leads query; taken, set to
+ * NULL) from the request msg on the ROUTER sock (its envelope copied):
+ * the reply goes to sock from the thread of base. Returns 0, or -1 when
+ * too many listings wait already (*req_p untouched: answer "busy"). Query
+ * thread. */
+int query_leads_submit(query_leads_worker_t *self, bus_sock_t *sock, bus_msg_t *msg,
+                       Funnel__V1__QueryRequest **req_p);
+
+/* Stop the thread (the page being read is finished first), drop what
+ * waits, free. Call after base's loop has stopped. Accepts NULL; sets
+ * *self_p to NULL. */
+void query_leads_worker_destroy(query_leads_worker_t **self_p);
 
 #endif

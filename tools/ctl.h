@@ -277,6 +277,23 @@ int ctl_query(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
               Funnel__V1__QueryReply__ReplyCase want, const char *what,
               Funnel__V1__QueryReply **reply_out);
 
+/* The same in steps, for a client with one request in flight while it
+ * works on the last reply (the pages of a listing): open a connection,
+ * send a request (its request_id is set during the call only), receive
+ * its reply (returns as ctl_query), close. open and send return
+ * CTL_EXIT_OK or CTL_EXIT_USAGE (printed); close accepts a connection
+ * whose open failed. */
+typedef struct {
+    ctl_opts_t *g;
+    void *ctx, *sock;
+    char request_id[33];  /* of the request in flight */
+} ctl_query_conn_t;
+int ctl_query_open(ctl_query_conn_t *c, ctl_opts_t *g);
+int ctl_query_send(ctl_query_conn_t *c, Funnel__V1__QueryRequest *req);
+int ctl_query_recv(ctl_query_conn_t *c, Funnel__V1__QueryReply__ReplyCase want,
+                   const char *what, Funnel__V1__QueryReply **reply_out);
+void ctl_query_close(ctl_query_conn_t *c);
+
 /* -- ctl_alerts.c ------------------------------------------------------- */
 
 /* Print one alert as watch and alerts do: NDJSON with --json, else a text

@@ -1,6 +1,6 @@
 /* ctl_leads.c: funnelctl leads, the leads listing: LeadsQuery pages
  * through ctl_query (one request per page, the cursor of each reply in
- * the next), each page's rows printed as they come (render_leads.c), so a
+ * the next), each page's rows printed as they come (common/leadrows.c), so a
  * listing of every lead streams in bounded memory. */
 #include <errno.h>
 #include <limits.h>
@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "render.h"
-#include "render_leads.h"
+#include "leadrows.h"
 #include "timetext.h"
 #include "xalloc.h"
 
@@ -110,54 +109,11 @@ static const ctl_opt_t s_leads_opts[] = {
     CTL_END,
 };
 
-/* --since: RFC 3339, epoch ms, or a duration back from funneld's time. */
-static int s_since(const char *s, Funnel__V1__LeadsQuery *lq)
-{
-    char err[128];
-    int64_t v;
-    if (strpbrk(s, "T-t ")) {
-        if (timetext_parse_rfc3339(s, &v, err, sizeof err) == -1) {
-            ctl_error("leads: --since \"%s\": %s", s, err);
-            return -1;
-        }
-        lq->since_ms = v < 1 ? 1 : v;
-        return 0;
-    }
-    if (s[0] && strspn(s, "0123456789") == strlen(s)) {
-        errno = 0;
-        long long ms = strtoll(s, NULL, 10);
-        if (errno) {
-            ctl_error("leads: --since \"%s\" is out of range", s);
-            return -1;
-        }
-        lq->since_ms = ms < 1 ? 1 : ms;
-        return 0;
-    }
-    if (timetext_parse_duration(s, INT64_MAX / 2, &v) != TIMETEXT_DUR_OK || v <= 0) {
-        ctl_error("leads: --since wants an RFC 3339 time, epoch milliseconds or a "
-                  "duration (7d, 12h), not \"%s\"", s);
-        return -1;
-    }
-    lq->within_ms = v;
-    return 0;
-}
-
-static int s_enum_value(const ProtobufCEnumDescriptor *d, const char *prefix, const char *name)
-{
-    char full[64];
-    snprintf(full, sizeof full, "%s%s", prefix, name);
-    for (char *p = full; *p; p++)
-        if (*p >= 'a' && *p <= 'z')
-            *p = (char)(*p - 'a' + 'A');
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value_by_name(d, full);
-    return v ? v->value : -1;
-}
-
 /* The output of the listing, page by page. */
 typedef struct {
     const s_leads_opts_t *o;
-    render_cols_t cols;
-    int widths[RENDER_COL_N];
+    leadrows_cols_t cols;
+    int widths[LEADROWS_COL_N];
     bool started;               /* header (or "[") written */
     size_t rows;
     int64_t as_of;
@@ -169,33 +125,27 @@ static void s_emit_page(s_out_t *out, Funnel__V1__LeadsReply *lr, size_t n)
     if (!out->started) {
         out->as_of = lr->as_of_ms;
         if (strcmp(f, "csv") == 0) {
-            render_leads_csv_header(stdout, &out->cols);
+            leadrows_csv_header(stdout, &out->cols);
         } else if (strcmp(f, "table") == 0) {
-            render_leads_table_widths(&out->cols, lr->leads, n, lr->as_of_ms, out->widths);
-            render_leads_table_header(stdout, &out->cols, out->widths);
+            leadrows_table_widths(&out->cols, lr->leads, n, lr->as_of_ms, out->widths);
+            leadrows_table_header(stdout, &out->cols, out->widths);
         } else if (strcmp(f, "json") == 0) {
-            json_t *t = render_time_json(lr->as_of_ms);
-            char *s = json_dumps(t, JSON_ENCODE_ANY);
-            printf("{\"as_of\": %s, \"leads\": [", s);
-            free(s);
-            json_decref(t);
+            leadrows_json_begin(stdout, lr->as_of_ms);
         }
         out->started = true;
     }
     for (size_t i = 0; i < n; i++) {
         const Funnel__V1__LeadRow *row = lr->leads[i];
         if (strcmp(f, "csv") == 0) {
-            render_lead_csv(stdout, &out->cols, row, out->as_of);
+            leadrows_csv(stdout, &out->cols, row, out->as_of);
         } else if (strcmp(f, "table") == 0) {
-            render_lead_table(stdout, &out->cols, out->widths, row, out->as_of);
+            leadrows_table(stdout, &out->cols, out->widths, row, out->as_of);
+        } else if (strcmp(f, "json") == 0) {
+            leadrows_json_item(stdout, &out->cols, row, out->as_of, out->rows == 0);
         } else {
-            json_t *doc = render_lead_row_json(&out->cols, row, out->as_of);
-            char *s = json_dumps(doc, CTL_NDJSON_FLAGS);
-            if (strcmp(f, "json") == 0)
-                printf("%s\n  %s", out->rows ? "," : "", s);
-            else
-                printf("%s\n", s);
-            free(s);
+            json_t *doc = leadrows_json(&out->cols, row, out->as_of);
+            json_dumpf(doc, stdout, CTL_NDJSON_FLAGS);
+            putchar('\n');
             json_decref(doc);
         }
         out->rows++;
@@ -205,19 +155,14 @@ static void s_emit_page(s_out_t *out, Funnel__V1__LeadsReply *lr, size_t n)
 static void s_finish(s_out_t *out)
 {
     if (strcmp(out->o->format, "json") == 0) {
-        if (!out->started) {
-            json_t *t = render_time_json(out->as_of);
-            char *s = json_dumps(t, JSON_ENCODE_ANY);
-            printf("{\"as_of\": %s, \"leads\": [", s);
-            free(s);
-            json_decref(t);
-        }
-        printf("%s]}\n", out->rows ? "\n" : "");
+        if (!out->started)
+            leadrows_json_begin(stdout, out->as_of);
+        leadrows_json_end(stdout, out->rows);
     } else if (strcmp(out->o->format, "table") == 0 && !out->started) {
-        render_leads_table_widths(&out->cols, NULL, 0, 0, out->widths);
-        render_leads_table_header(stdout, &out->cols, out->widths);
+        leadrows_table_widths(&out->cols, NULL, 0, 0, out->widths);
+        leadrows_table_header(stdout, &out->cols, out->widths);
     } else if (strcmp(out->o->format, "csv") == 0 && !out->started) {
-        render_leads_csv_header(stdout, &out->cols);
+        leadrows_csv_header(stdout, &out->cols);
     }
     fflush(stdout);
 }
@@ -244,8 +189,8 @@ static int s_run_leads(ctl_opts_t *g, int argc, char **argv)
     if (g->json)
         o.format = "json";
     char err[512];
-    if (o.columns[0] ? render_cols_parse(o.columns, &out.cols, err, sizeof err)
-                     : (render_cols_default(&out.cols), 0)) {
+    if (o.columns[0] ? leadrows_cols_parse(o.columns, &out.cols, err, sizeof err)
+                     : (leadrows_cols_default(&out.cols), 0)) {
         ctl_error("leads: --columns: %s", err);
         return CTL_EXIT_USAGE;
     }
@@ -260,10 +205,10 @@ static int s_run_leads(ctl_opts_t *g, int argc, char **argv)
     lq.n_personas = o.n_personas;
     lq.personas = (char **)o.personas;
     if (o.source[0])
-        lq.source = (Funnel__V1__Source)s_enum_value(&funnel__v1__source__descriptor,
+        lq.source = (Funnel__V1__Source)leadrows_enum_value(&funnel__v1__source__descriptor,
                                                      "SOURCE_", o.source);
     if (o.handoff[0]) {
-        handoff = (Funnel__V1__HandoffStatus)s_enum_value(
+        handoff = (Funnel__V1__HandoffStatus)leadrows_enum_value(
             &funnel__v1__handoff_status__descriptor, "HANDOFF_", o.handoff);
         lq.n_handoff = 1;
         lq.handoff = &handoff;
@@ -274,9 +219,12 @@ static int s_run_leads(ctl_opts_t *g, int argc, char **argv)
     lq.has_min_score = o.has_min_score;
     lq.min_score = o.min_score;
     lq.stalled = o.stalled;
-    if (o.since[0] && s_since(o.since, &lq) == -1)
+    if (o.since[0] &&
+        leadrows_parse_since(o.since, &lq.since_ms, &lq.within_ms, err, sizeof err) == -1) {
+        ctl_error("leads: --%s", err);
         return CTL_EXIT_USAGE;
-    lq.sort = (Funnel__V1__LeadsSort)s_enum_value(&funnel__v1__leads_sort__descriptor,
+    }
+    lq.sort = (Funnel__V1__LeadsSort)leadrows_enum_value(&funnel__v1__leads_sort__descriptor,
                                                   "LEADS_SORT_", o.sort);
     lq.desc = o.desc;
     bool by_id = lq.sort == FUNNEL__V1__LEADS_SORT__LEADS_SORT_ID;
@@ -287,27 +235,36 @@ static int s_run_leads(ctl_opts_t *g, int argc, char **argv)
 
     static char obuf[1 << 20];
     setvbuf(stdout, obuf, _IOFBF, sizeof obuf);
-    for (;;) {
-        rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_LEADS, "leads", &reply);
+    /* The next page is asked for as soon as a reply names it, before this
+     * page is printed: funneld reads it while funnelctl writes. */
+    ctl_query_conn_t conn;
+    rc = ctl_query_open(&conn, g);
+    if (rc == CTL_EXIT_OK)
+        rc = ctl_query_send(&conn, &req);
+    while (rc == CTL_EXIT_OK) {
+        rc = ctl_query_recv(&conn, FUNNEL__V1__QUERY_REPLY__REPLY_LEADS, "leads", &reply);
         if (rc != CTL_EXIT_OK)
             break;
         Funnel__V1__LeadsReply *lr = reply->leads;
         size_t n = lr->n_leads;
         if (o.limit && out.rows + n > (size_t)o.limit)
             n = (size_t)o.limit - out.rows;
+        bool last = lr->next_cursor.len == 0 || (o.limit && out.rows + n >= (size_t)o.limit);
+        if (!last) {
+            free(cursor);
+            cursor = xmalloc(lr->next_cursor.len);
+            memcpy(cursor, lr->next_cursor.data, lr->next_cursor.len);
+            lq.cursor.data = cursor;
+            lq.cursor.len = lr->next_cursor.len;
+            rc = ctl_query_send(&conn, &req);
+        }
         s_emit_page(&out, lr, n);
-        if (lr->next_cursor.len == 0 || (o.limit && out.rows >= (size_t)o.limit))
-            break;
-        free(cursor);
-        cursor = xmalloc(lr->next_cursor.len);
-        memcpy(cursor, lr->next_cursor.data, lr->next_cursor.len);
-        lq.cursor.data = cursor;
-        lq.cursor.len = lr->next_cursor.len;
         funnel__v1__query_reply__free_unpacked(reply, NULL);
         reply = NULL;
+        if (last)
+            break;
     }
-    if (reply)
-        funnel__v1__query_reply__free_unpacked(reply, NULL);
+    ctl_query_close(&conn);
     free(cursor);
     if (rc == CTL_EXIT_OK)
         s_finish(&out);

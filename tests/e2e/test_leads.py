@@ -255,7 +255,9 @@ def test_csv_round_trips_through_pythons_csv_module(world):
     for g, x in zip(got, rows):
         assert g["stage"] == x["stage"]
         assert g["persona"] == (x["persona"] or "")
-        assert float(g["total"]) == x["total"]
+        # CSV scores have at most 6 decimals.
+        assert abs(float(g["total"]) - x["total"]) <= 5e-7
+        assert len(g["total"].partition(".")[2]) <= 6
         assert int(g["events"]) == x["events"]
         assert g["last_event_at"] == x["last_event_at"]
         assert g["handoff"] == x["handoff"]
@@ -391,3 +393,50 @@ def test_what_a_page_reads(world, zctx):
         assert "cursor" in bad.error
     finally:
         q.close()
+
+
+def _get(d, query):
+    import urllib.error
+    import urllib.request
+    url = "http://127.0.0.1:%d/api/leads%s" % (d.http_port, query)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.headers.get("Content-Type"), resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def test_api_leads_answers_what_format_json_prints(world):
+    d, recs = world
+    cases = [
+        ([], ""),
+        (["--stage", "decision", "--stage", "interest", "--sort", "score", "--desc"],
+         "?stage=decision&stage=interest&sort=score&desc"),
+        (["--persona", "-", "--source", "sales", "--not-qualified"],
+         "?persona=-&source=sales&not-qualified=1"),
+        (["--handoff", "pending", "--min-score", "5", "--columns", "lead,total,handoff"],
+         "?handoff=pending&min-score=5&columns=lead,total,handoff"),
+        (["--stalled", "--since", "20d", "--sort", "stage_age"],
+         "?stalled=true&since=20d&sort=stage_age"),
+        (["--sort", "last_event", "--limit", "5"], "?sort=last_event&limit=5"),
+        (["--qualified", "--sort", "engagement"], "?qualified&sort=engagement"),
+    ]
+    for args, query in cases:
+        r = d.ctl("leads", "--format", "json", *args)
+        assert r.returncode == 0, r.stderr.decode()
+        status, ctype, body = _get(d, query)
+        assert status == 200 and ctype == "application/json", (query, status, body)
+        got, want = json.loads(body), json.loads(r.stdout)
+        assert got == want, query
+        assert got["leads"] or query == "?stalled=true&since=20d&sort=stage_age"
+    # More leads than a page of the HTTP listing holds (10000 by id) would
+    # need a larger world; pages are what the CLI test checks. Errors:
+    status, ctype, body = _get(d, "?stage=nurture")
+    assert status == 400 and b"awareness, interest, decision, action, lost" in body
+    status, _, body = _get(d, "?persona=ghost")
+    assert status == 400 and b'unknown persona "ghost"' in body
+    for bad in ("?sort=name", "?limit=0", "?colour=red", "?since=soon",
+                "?qualified&not-qualified", "?handoff=maybe", "?desc=perhaps",
+                "?columns=lead,nope"):
+        status, _, body = _get(d, bad)
+        assert status == 400 and body, bad

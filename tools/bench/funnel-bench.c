@@ -43,6 +43,7 @@ typedef struct {
     unsigned seed;
     const char *prefix;
     bool seq_ids;         /* event ids P-e0, P-e1, ... instead of random */
+    bool seq_leads;       /* event i goes to lead i % leads: every lead exists */
 } opts_t;
 
 static double s_now(void)
@@ -158,7 +159,8 @@ static size_t s_make_batch(const opts_t *o, long first, long n, uint8_t **out)
                      (unsigned long long)(r1 & 0xffff), (unsigned long long)(r2 >> 16));
         }
         snprintf(leads[i], sizeof leads[i], "%s-L%llu", o->prefix,
-                 (unsigned long long)(s_rand() % (uint64_t)o->leads));
+                 o->seq_leads ? (unsigned long long)((first + i) % o->leads)
+                              : (unsigned long long)(s_rand() % (uint64_t)o->leads));
         evs[i].id = ids[i];
         evs[i].lead_id = leads[i];
         evs[i].type = (char *)s_mix[k].type;
@@ -474,7 +476,9 @@ static void s_usage(void)
     printf("usage: funnel-bench MODE [options]\n\n"
            "  load         --ingest EP --events N --leads N --batch N --window N\n"
            "               [--rate EVENTS_PER_S] [--seed N] [--prefix P] [--ids random|seq]\n"
-           "               (event ids: random, like UUIDs, by default; seq: P-e0, P-e1, ...)\n"
+           "               [--lead-order random|seq]\n"
+           "               (event ids: random, like UUIDs, by default; seq: P-e0, P-e1, ...;\n"
+           "               lead order seq: event i to lead i %% N, so all N leads exist)\n"
            "  query        --query EP --leads N --count N [--prefix P]\n"
            "  lmdb-append  --dir D --count N --sync-every N --size BYTES\n"
            "  lmdb-random  --dir D --keys N --count N --sync-every N --size BYTES\n"
@@ -493,7 +497,7 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'w'}, {"rate", 1, 0, 'r'},    {"sync-every", 1, 0, 's'},
         {"keys", 1, 0, 'k'},   {"size", 1, 0, 'z'},    {"count", 1, 0, 'c'},
         {"seed", 1, 0, 'S'},   {"prefix", 1, 0, 'p'},  {"help", 0, 0, 'h'},
-        {"ids", 1, 0, 'I'},
+        {"ids", 1, 0, 'I'},    {"lead-order", 1, 0, 'O'},
         {0, 0, 0, 0},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -525,6 +529,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             o.seq_ids = strcmp(optarg, "seq") == 0;
+            break;
+        case 'O':
+            if (strcmp(optarg, "random") != 0 && strcmp(optarg, "seq") != 0) {
+                fprintf(stderr, "funnel-bench: --lead-order is random or seq, not %s\n",
+                        optarg);
+                return 2;
+            }
+            o.seq_leads = strcmp(optarg, "seq") == 0;
             break;
         case 'h': s_usage(); return 0;
         default: s_usage(); return 2;
