@@ -16,8 +16,8 @@
  *
  * The cursor (opaque to clients) holds the sort, the direction, the time
  * the scores are decayed to and the last row's sort key and id. Scores
- * decay with the definition's half-life (hnd_decay), as `lead` shows
- * them.
+ * decay to the daemon's time (query_now_ms) by hnd_engagement_at, as
+ * `lead` shows them.
  */
 #include "query_leads.h"
 
@@ -82,6 +82,7 @@ typedef struct {
     int64_t seen;               /* leads seen that pass the counted filters */
     bool counting;              /* the pass started at the first lead */
     uint64_t scanned;
+    hnd_lead_t decay;           /* scratch for hnd_engagement_at */
     char err[1200];
 } s_list_t;
 
@@ -134,11 +135,14 @@ static bool s_counted_pass(const s_list_t *l, const codec_lead_summary_t *s, int
     return true;
 }
 
-/* The decayed engagement of a lead as of l->as_of: the same decay the
- * handlers apply between events. */
-static double s_engagement_at(const s_list_t *l, const codec_lead_summary_t *s)
+/* The decayed engagement of a lead as of l->as_of, by the handlers' own
+ * reading of it (hnd_engagement_at, as `lead` shows it), which needs only
+ * the two fields of the summary set in a lead kept for the purpose. */
+static double s_engagement_at(s_list_t *l, const codec_lead_summary_t *s)
 {
-    return s->engagement * hnd_decay(l->d, l->as_of - s->last_event_ms);
+    l->decay.engagement = s->engagement;
+    l->decay.last_event_ms = s->last_event_ms;
+    return hnd_engagement_at(l->d, &l->decay, l->as_of);
 }
 
 static bool s_rest_pass(const s_list_t *l, const codec_lead_summary_t *s, double total)
@@ -551,7 +555,7 @@ static int s_prepare(s_list_t *l)
         memcpy(l->cur_id, c + S_CURSOR_FIXED, l->cur_id_len);
         l->cur_id[l->cur_id_len] = '\0';
     } else {
-        l->as_of = l->q->event_clock ? store_read_watermark(l->q->store) : ingest_wall_ms();
+        l->as_of = query_now_ms(l->q);
     }
     l->since_ms = lq->since_ms;
     if (lq->within_ms > 0 && l->as_of - lq->within_ms > l->since_ms)
