@@ -11,7 +11,7 @@
  *   ctl_watch.c         watch
  *   ctl_alerts.c        alerts, and fetching stored alerts (AlertsSince) for watch
  *   ctl_definition.c    definition check / diff
- *   ctl_leads.c         leads (the listing, paged; rows by render_leads.c)
+ *   ctl_leads.c         leads (the listing, paged; rows by common/leadrows.c)
  *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
