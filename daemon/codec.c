@@ -9,6 +9,31 @@
 #include "arena.h"
 #include "xalloc.h"
 
+/* The tally kinds by their names in FrictionTally.kind. */
+static const char *const s_tally_names[] = {
+    [HND_TALLY_STALL] = "stall",
+    [HND_TALLY_REGRESSION] = "regression",
+    [HND_TALLY_REJECTION] = "handoff_rejected",
+    [HND_TALLY_DROPPED] = "dropped",
+    [HND_TALLY_DWELL] = "dwell",
+    [HND_TALLY_SLA] = "handoff_sla",
+};
+#define S_TALLY_N (sizeof s_tally_names / sizeof s_tally_names[0])
+
+static const char *s_tally_name(int kind)
+{
+    return kind > 0 && (size_t)kind < S_TALLY_N ? s_tally_names[kind] : NULL;
+}
+
+/* The kind named name, 0 for none. */
+static int s_tally_kind(const char *name)
+{
+    for (size_t k = 1; name && k < S_TALLY_N; k++)
+        if (strcmp(s_tally_names[k], name) == 0)
+            return (int)k;
+    return 0;
+}
+
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
                       Funnel__V1__Lead *out, codec_lead_scratch_t *scratch)
 {
@@ -161,6 +186,31 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
     out->frictions = lead->frictions;
     out->stalled = lead->stalled;
     out->sla_breached = lead->sla_breached;
+    size_t nt = 0;
+    for (size_t i = 0; i < lead->n_tally; i++) {
+        const hnd_tally_t *t = &lead->tally[i];
+        const char *kind = s_tally_name(t->kind);
+        if (!kind || (t->stage != HND_TALLY_NO_STAGE && t->stage >= d->n_stages))
+            continue;
+        Funnel__V1__FrictionTally *r = &scratch->tally[nt];
+        funnel__v1__friction_tally__init(r);
+        r->kind = (char *)kind;
+        r->stage = t->stage == HND_TALLY_NO_STAGE ? (char *)""
+                                                  : d->stages[t->stage].name;
+        r->bucket = t->bucket;
+        r->count = t->n;
+        scratch->tally_ptrs[nt++] = r;
+    }
+    for (size_t i = 0; i < lead->n_rtally; i++) {
+        Funnel__V1__FrictionTally *r = &scratch->tally[nt];
+        funnel__v1__friction_tally__init(r);
+        r->kind = (char *)"reason";
+        r->stage = (char *)lead->rtally[i].reason;
+        r->count = lead->rtally[i].n;
+        scratch->tally_ptrs[nt++] = r;
+    }
+    out->n_friction_tally = nt;
+    out->friction_tally = scratch->tally_ptrs;
 }
 
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf)
@@ -340,6 +390,28 @@ static void s_lead_from_pb(const Funnel__V1__Lead *pb, const defn_t *d,
     lead->frictions = pb->frictions;
     lead->stalled = pb->stalled;
     lead->sla_breached = pb->sla_breached;
+    for (size_t i = 0; i < pb->n_friction_tally; i++) {
+        const Funnel__V1__FrictionTally *r = pb->friction_tally[i];
+        if (r->kind && strcmp(r->kind, "reason") == 0) {
+            if (lead->n_rtally == HND_RTALLY_MAX)
+                continue;
+            hnd_rtally_t *t = &lead->rtally[lead->n_rtally++];
+            s_copy(t->reason, sizeof t->reason, r->stage);
+            t->n = r->count;
+            continue;
+        }
+        int kind = s_tally_kind(r->kind);
+        int ts = r->stage && r->stage[0] ? defn_stage_index(d, r->stage)
+                                         : HND_TALLY_NO_STAGE;
+        /* A stage the definition no longer has: its counts stay put. */
+        if (kind == 0 || ts < 0 || lead->n_tally == HND_TALLY_MAX)
+            continue;
+        hnd_tally_t *t = &lead->tally[lead->n_tally++];
+        t->kind = (uint8_t)kind;
+        t->stage = (uint8_t)ts;
+        t->bucket = (uint16_t)r->bucket;
+        t->n = r->count;
+    }
     hnd_lead_loaded(d, lead);
 }
 

@@ -35,6 +35,8 @@ typedef struct {
     Funnel__V1__PersonaChange *pchange_ptrs[HND_PCHANGES_MAX];
     Funnel__V1__FrictionRecord friction[HND_FRICTION_MAX];
     Funnel__V1__FrictionRecord *friction_ptrs[HND_FRICTION_MAX];
+    Funnel__V1__FrictionTally tally[HND_TALLY_MAX + HND_RTALLY_MAX];
+    Funnel__V1__FrictionTally *tally_ptrs[HND_TALLY_MAX + HND_RTALLY_MAX];
 } codec_lead_scratch_t;
 
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,
@@ -51,7 +53,8 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
 
 /* An upper bound of a Lead's encoding: the lead's own fields, the
  * definition's stage names it may carry, and tags and lengths. */
-#define CODEC_LEAD_MAX (2 * sizeof(hnd_lead_t) + DEFN_STAGES_MAX * (DEFN_NAME_MAX + 1) + 16384)
+#define CODEC_LEAD_MAX (2 * sizeof(hnd_lead_t) + DEFN_STAGES_MAX * (DEFN_NAME_MAX + 1) + \
+                        HND_TALLY_MAX * (DEFN_NAME_MAX + 32) + 16384)
 
 /* Encode lead. *buf is borrowed: a buffer of CODEC_LEAD_MAX bytes, valid
  * until the next call (the loop thread is the only caller). */

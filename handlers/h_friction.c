@@ -25,8 +25,7 @@
  *   rolling window crossed its conversion_target (h_friction_check, run by
  *   pipeline_funnel_check).
  *
- * Counters (keys.h; funnel-wide, and per persona and source:
- * hnd_count_groups):
+ * Counters (keys.h; funnel-wide, and per persona, source and cohort):
  *   KEYS_STALLS        stays flagged stalled in the stage, ever
  *   KEYS_STALLED       leads stalled in the stage now
  *   KEYS_SLA_BREACHES  handoffs answered late or not at all
@@ -45,9 +44,13 @@
  *   keys_conv_below    1 while below target (crossings only)
  *   keys_conv_day, keys_conv_expired   the last day checked; the first day
  *                      whose buckets are still kept
- * The gauges (KEYS_STALLED, KEYS_SLA_WAITING) follow a lead whose persona
- * changes (h_persona.c); the totals stay with the persona the lead had
- * when the friction was flagged.
+ * One attribution rule for the persona breakdown: every counter follows
+ * the lead's persona now. The gauges (KEYS_STALLED, KEYS_SLA_WAITING) are
+ * moved by h_persona.c from what the lead is; the totals (stalls, stays,
+ * drops, regressions, rejections and their reasons, SLA breaches) are
+ * tallied on the lead as they are booked (s_book), and h_persona.c moves
+ * its tally, so that a `friction --by persona` table counts every column
+ * of a lead under the persona it has now, as `funnel --by persona` does.
  */
 #include "pipeline.h"
 
@@ -63,11 +66,68 @@
 #define S_DAY_MS TIMETEXT_DAY_MS
 #define S_EXPIRE_BACK 400       /* days looked back for buckets at first */
 #define S_EXPIRE_STEPS 500      /* days expired per check, at most */
-#define S_REASON_KEY_MAX 40
+#define S_REASON_KEY_MAX HND_RREASON_MAX
 
 static int64_t s_day(int64_t ms)
 {
     return timetext_days_of_ms(ms);
+}
+
+/* Count one more of tally kind (stage, bucket) on the lead: the entry
+ * h_persona.c moves with it. Full: not tallied (see hnd.h). */
+static void s_tally(hnd_lead_t *lead, hnd_tally_kind_t kind, int stage, int bucket)
+{
+    uint8_t st = stage < 0 || stage >= HND_TALLY_NO_STAGE ? HND_TALLY_NO_STAGE
+                                                         : (uint8_t)stage;
+    for (size_t i = 0; i < lead->n_tally; i++) {
+        hnd_tally_t *t = &lead->tally[i];
+        if (t->kind == kind && t->stage == st && t->bucket == bucket) {
+            t->n++;
+            return;
+        }
+    }
+    if (lead->n_tally == HND_TALLY_MAX)
+        return;
+    hnd_tally_t *t = &lead->tally[lead->n_tally++];
+    t->kind = (uint8_t)kind;
+    t->stage = st;
+    t->bucket = (uint16_t)bucket;
+    t->n = 1;
+}
+
+/* Book one friction total of the lead under key: funnel-wide, in its
+ * source, cohort and persona groups, and in its tally (kind, stage,
+ * bucket), by which h_persona.c moves the persona group's count when the
+ * persona changes. */
+static void s_book(hnd_lead_t *lead, hnd_effects_t *fx, hnd_tally_kind_t kind,
+                   int stage, int bucket, const char *key)
+{
+    hnd_count(fx, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_SOURCE, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_COHORT, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_PERSONA, 1, key);
+    s_tally(lead, kind, stage, bucket);
+}
+
+/* The same for a rejection reason (its key's reason part, at most
+ * HND_RREASON_MAX bytes). */
+static void s_book_reason(hnd_lead_t *lead, hnd_effects_t *fx, const char *reason,
+                          const char *key)
+{
+    hnd_count(fx, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_SOURCE, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_COHORT, 1, key);
+    hnd_count_in(fx, lead, KEYS_BY_PERSONA, 1, key);
+    for (size_t i = 0; i < lead->n_rtally; i++)
+        if (strcmp(lead->rtally[i].reason, reason) == 0) {
+            lead->rtally[i].n++;
+            return;
+        }
+    if (lead->n_rtally == HND_RTALLY_MAX)
+        return;
+    hnd_rtally_t *r = &lead->rtally[lead->n_rtally++];
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    r->n = 1;
 }
 
 void h_friction_note(hnd_lead_t *lead, const char *kind, int stage,
@@ -103,12 +163,12 @@ static void s_stall(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     hnd_duration_text(st->max_dwell_ms, lim, sizeof lim);
     hnd_time_text(lead->stage_entered_at_ms, since);
 
-    hnd_count_groups(fx, lead, 1,
-                     keys_counter(key, sizeof key, "", KEYS_STALLS, st->name));
+    s_book(lead, fx, HND_TALLY_STALL, lead->stage, 0,
+           keys_counter(key, sizeof key, "", KEYS_STALLS, st->name));
     if (!late) {
         lead->stalled = true;
-        hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
-                                                   KEYS_STALLED, st->name));
+        hnd_count_all(fx, lead, 1, keys_counter(key, sizeof key, "",
+                                                KEYS_STALLED, st->name));
         hnd_mark(fx, true, lead->stage_entered_at_ms,
                  keys_mark_stalled(set, sizeof set, st->name));
     }
@@ -134,10 +194,10 @@ static void s_sla(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     hnd_duration_text(d->handoff_sla_ms, sla, sizeof sla);
     hnd_time_text(sent, since);
 
-    hnd_count_groups(fx, lead, 1, keys_name(KEYS_SLA_BREACHES));
+    s_book(lead, fx, HND_TALLY_SLA, -1, 0, keys_name(KEYS_SLA_BREACHES));
     if (!late) {
         lead->sla_breached = true;
-        hnd_count_groups(fx, lead, 1, keys_name(KEYS_SLA_WAITING));
+        hnd_count_all(fx, lead, 1, keys_name(KEYS_SLA_WAITING));
         hnd_mark(fx, true, sent, keys_mark_sla);
     }
     h_friction_note(lead, "handoff_sla", lead->stage, at, at - sent,
@@ -165,19 +225,20 @@ void h_friction_leave(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
         dwell = 0;
 
     if (!st->terminal) {
-        hnd_count_groups(fx, lead, 1, keys_dwell(key, sizeof key, "", st->name,
-                                                 dwell_bucket(dwell)));
+        int bucket = dwell_bucket(dwell);
+        s_book(lead, fx, HND_TALLY_DWELL, from, bucket,
+               keys_dwell(key, sizeof key, "", st->name, bucket));
         if ((size_t)to >= d->n_order)
-            hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
-                                                       KEYS_DROPPED, st->name));
+            s_book(lead, fx, HND_TALLY_DROPPED, from, 0,
+                   keys_counter(key, sizeof key, "", KEYS_DROPPED, st->name));
         if (st->conversion_target > 0 && (size_t)to < d->n_order && to > from)
             hnd_count(fx, 1, keys_conv(key, sizeof key, st->name, true, s_day(t)));
     }
     if (st->max_dwell_ms > 0 && !lead->stalled && dwell >= st->max_dwell_ms)
         s_stall(d, lead, fx, t, dwell, true);
     if (lead->stalled) {
-        hnd_count_groups(fx, lead, -1, keys_counter(key, sizeof key, "",
-                                                    KEYS_STALLED, st->name));
+        hnd_count_all(fx, lead, -1, keys_counter(key, sizeof key, "",
+                                                 KEYS_STALLED, st->name));
         hnd_mark(fx, false, 0, keys_mark_stalled(set, sizeof set, st->name));
         lead->stalled = false;
     }
@@ -201,9 +262,8 @@ void h_friction_regression(const defn_t *d, hnd_lead_t *lead,
                            hnd_effects_t *fx, int from, int to, int64_t t)
 {
     char key[HND_COUNTER_KEY_MAX];
-    hnd_count_groups(fx, lead, 1, keys_counter(key, sizeof key, "",
-                                               KEYS_REGRESSIONS,
-                                               d->stages[from].name));
+    s_book(lead, fx, HND_TALLY_REGRESSION, from, 0,
+           keys_counter(key, sizeof key, "", KEYS_REGRESSIONS, d->stages[from].name));
     h_friction_note(lead, "regression", to, t, 0, "%s -> %s",
                     d->stages[from].name, d->stages[to].name);
 }
@@ -212,7 +272,7 @@ void h_friction_handoff_sent(const defn_t *d, hnd_lead_t *lead,
                              hnd_effects_t *fx, int64_t t)
 {
     if (lead->sla_breached) {   /* a handoff replaced without an answer */
-        hnd_count_groups(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
+        hnd_count_all(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
         lead->sla_breached = false;
     }
     hnd_deadline_set(fx, keys_deadline_sla, t + d->handoff_sla_ms);
@@ -223,7 +283,7 @@ void h_friction_answered(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
 {
     hnd_deadline_clear(fx, keys_deadline_sla);
     if (lead->sla_breached) {
-        hnd_count_groups(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
+        hnd_count_all(fx, lead, -1, keys_name(KEYS_SLA_WAITING));
         hnd_mark(fx, false, 0, keys_mark_sla);
         lead->sla_breached = false;
     } else if (t - sent >= d->handoff_sla_ms) {
@@ -244,10 +304,10 @@ void h_friction_rejected(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx,
     memcpy(key, reason, n);
     key[n] = '\0';
     const char *stage = lead->stage >= 0 ? d->stages[lead->stage].name : "-";
-    hnd_count_groups(fx, lead, 1, keys_counter(buf, sizeof buf, "",
-                                               KEYS_REJECTIONS, stage));
-    hnd_count_groups(fx, lead, 1, keys_counter(buf, sizeof buf, "", KEYS_REJREASON,
-                                               n ? key : "(no reason)"));
+    s_book(lead, fx, HND_TALLY_REJECTION, lead->stage, 0,
+           keys_counter(buf, sizeof buf, "", KEYS_REJECTIONS, stage));
+    const char *why = n ? key : "(no reason)";
+    s_book_reason(lead, fx, why, keys_counter(buf, sizeof buf, "", KEYS_REJREASON, why));
     h_friction_note(lead, "handoff_rejected", lead->stage, t, 0, "%s",
                     reason[0] ? reason : "(no reason)");
 }

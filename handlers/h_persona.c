@@ -9,9 +9,10 @@
  * the first whose conditions all hold names it ("" when none does). A
  * change is recorded in the lead's persona history, and the lead's report
  * counters move from the old persona's group to the new one (KEYS_LEADS,
- * KEYS_NOW, KEYS_ENTERED, KEYS_ADVANCED, the KEYS_HANDOFFS counters and the
- * friction gauges), so that the persona report
- * always groups leads by the persona they have now.
+ * KEYS_NOW, KEYS_ENTERED, KEYS_ADVANCED, the KEYS_HANDOFFS counters, the
+ * friction gauges and every friction total the lead has booked, from its
+ * tally: h_friction.c), so that both persona reports, funnel and friction,
+ * count every column of a lead under the persona it has now.
  */
 #include "pipeline.h"
 
@@ -92,6 +93,17 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
         if (lead->sla_breached)
             hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_SLA_WAITING,
                                           NULL));
+        /* The friction totals, as booked (h_friction.c). */
+        char fkey[HND_COUNTER_KEY_MAX];
+        for (size_t i = 0; i < lead->n_tally; i++)
+            if (hnd_tally_key(d, &lead->tally[i], fkey, sizeof fkey))
+                hnd_count(fx, v * lead->tally[i].n,
+                          keys_in_group(key, sizeof key, KEYS_BY_PERSONA, g[k], fkey));
+        for (size_t i = 0; i < lead->n_rtally; i++)
+            hnd_count(fx, v * lead->rtally[i].n,
+                      keys_in_group(key, sizeof key, KEYS_BY_PERSONA, g[k],
+                                    keys_counter(fkey, sizeof fkey, "", KEYS_REJREASON,
+                                                 lead->rtally[i].reason)));
     }
 }
 

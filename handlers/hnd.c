@@ -69,9 +69,9 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
     uint32_t h = fnv1a32_strn(key, HND_COUNTER_KEY_MAX - 1, &n);
     s_key_t k = {key, n, h};
 
-    /* Open addressing over 256 slots for at most 128 deltas. */
+    /* Open addressing over HND_DELTA_SLOTS slots for half as many deltas. */
     size_t at;
-    uint32_t e = htab_probe(fx->delta_slot, 1, HND_DELTA_SLOTS, h, s_delta_eq,
+    uint32_t e = htab_probe(fx->delta_slot, 4, HND_DELTA_SLOTS, h, s_delta_eq,
                             fx, &k, &at);
     if (e) {
         fx->deltas[e - 1].delta += delta;
@@ -81,7 +81,7 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
      * programming error caught by the unit tests. */
     if (fx->n_deltas == HND_DELTAS_MAX)
         return;
-    fx->delta_slot[at] = (uint8_t)(fx->n_deltas + 1);
+    fx->delta_slot[at] = (uint32_t)(fx->n_deltas + 1);
     hnd_delta_t *d = &fx->deltas[fx->n_deltas++];
     memcpy(d->key, key, n);
     d->key[n] = '\0';
@@ -376,6 +376,40 @@ void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                                          hnd_persona_group(lead->persona), key));
     s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_SOURCE,
                                          s_source_group(lead->first_source), key));
+}
+
+void hnd_count_in(hnd_effects_t *fx, const hnd_lead_t *lead, int by,
+                  int64_t delta, const char *key)
+{
+    char buf[HND_COUNTER_KEY_MAX], week[12];
+    const char *name = by == KEYS_BY_PERSONA ? hnd_persona_group(lead->persona)
+                       : by == KEYS_BY_SOURCE
+                           ? s_source_group(lead->first_source)
+                           : hnd_iso_week(lead->first_seen_ms, week);
+    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, (keys_by_t)by, name, key));
+}
+
+char *hnd_tally_key(const defn_t *d, const hnd_tally_t *t, char *buf, size_t cap)
+{
+    const char *stage = t->stage == HND_TALLY_NO_STAGE ? HND_GROUP_NONE
+                        : t->stage < d->n_stages         ? d->stages[t->stage].name
+                                                         : NULL;
+    switch (t->kind) {
+    case HND_TALLY_SLA:
+        return keys_counter(buf, cap, "", KEYS_SLA_BREACHES, NULL);
+    case HND_TALLY_DWELL:
+        return stage ? keys_dwell(buf, cap, "", stage, t->bucket) : NULL;
+    case HND_TALLY_STALL:
+        return stage ? keys_counter(buf, cap, "", KEYS_STALLS, stage) : NULL;
+    case HND_TALLY_REGRESSION:
+        return stage ? keys_counter(buf, cap, "", KEYS_REGRESSIONS, stage) : NULL;
+    case HND_TALLY_REJECTION:
+        return stage ? keys_counter(buf, cap, "", KEYS_REJECTIONS, stage) : NULL;
+    case HND_TALLY_DROPPED:
+        return stage ? keys_counter(buf, cap, "", KEYS_DROPPED, stage) : NULL;
+    default:
+        return NULL;
+    }
 }
 
 char *hnd_duration_text(int64_t ms, char *buf, size_t size)

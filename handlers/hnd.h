@@ -138,6 +138,37 @@ typedef struct {
     char detail[HND_HREASON_MAX];   /* e.g. the rejection reason */
 } hnd_friction_t;
 
+/* What a lead added to the friction report's counters (h_friction.c), so
+ * that they move with it when its persona changes (h_persona.c): every
+ * column of a report by persona counts under the persona the lead has
+ * now. One entry per counter: kind, stage (HND_TALLY_NO_STAGE for none),
+ * histogram bucket (dwell), how many. A lead keeps at most HND_TALLY_MAX
+ * counters and HND_RTALLY_MAX rejection reasons; what comes beyond them
+ * stays with the persona it was booked under (a lead would need more than
+ * 64 different stay lengths or 8 different reasons). */
+typedef enum {
+    HND_TALLY_STALL = 1,        /* KEYS_STALLS/<stage> */
+    HND_TALLY_REGRESSION,       /* KEYS_REGRESSIONS/<stage> */
+    HND_TALLY_REJECTION,        /* KEYS_REJECTIONS/<stage> */
+    HND_TALLY_DROPPED,          /* KEYS_DROPPED/<stage> */
+    HND_TALLY_DWELL,            /* keys_dwell <stage>, <bucket> */
+    HND_TALLY_SLA,              /* KEYS_SLA_BREACHES */
+} hnd_tally_kind_t;
+#define HND_TALLY_MAX 64
+#define HND_TALLY_NO_STAGE 255
+typedef struct {
+    uint8_t kind;               /* hnd_tally_kind_t */
+    uint8_t stage;
+    uint16_t bucket;
+    uint32_t n;
+} hnd_tally_t;
+#define HND_RTALLY_MAX 8
+#define HND_RREASON_MAX 40      /* a reason's bytes in its counter key */
+typedef struct {
+    char reason[HND_RREASON_MAX + 1];  /* as in KEYS_REJREASON */
+    uint32_t n;
+} hnd_rtally_t;
+
 typedef struct {
     char id[HND_ID_MAX + 1];
     int stage;                  /* index into defn_t.stages */
@@ -182,6 +213,11 @@ typedef struct {
     uint32_t frictions;         /* friction points ever flagged */
     size_t n_friction;          /* oldest first */
     hnd_friction_t friction[HND_FRICTION_MAX];
+
+    size_t n_tally;             /* its friction counters (above) */
+    hnd_tally_t tally[HND_TALLY_MAX];
+    size_t n_rtally;
+    hnd_rtally_t rtally[HND_RTALLY_MAX];
 } hnd_lead_t;
 
 /* An alert raised by a handler. The daemon fills in the lead snapshot and
@@ -236,8 +272,11 @@ typedef struct {
 } hnd_mark_t;
 
 #define HND_ALERTS_MAX 8
-#define HND_DELTAS_MAX 128
-#define HND_DELTA_SLOTS 256      /* a power of two, 2 * HND_DELTAS_MAX */
+/* The worst event: a persona change moves every counter of the lead
+ * (about 40 per group, and its tally of up to 72) out of one group and
+ * into another, on top of the event's own (about 100). */
+#define HND_DELTAS_MAX 512
+#define HND_DELTA_SLOTS 1024     /* a power of two, 2 * HND_DELTAS_MAX */
 #define HND_DEADLINES_MAX 8
 #define HND_MARKS_MAX 8
 /* What one event (or a fired deadline) did besides changing the lead.
@@ -249,7 +288,7 @@ typedef struct {
     hnd_alert_t alerts[HND_ALERTS_MAX];
     size_t n_deltas;
     hnd_delta_t deltas[HND_DELTAS_MAX];
-    uint8_t delta_slot[HND_DELTA_SLOTS]; /* htab.h index of deltas;
+    uint32_t delta_slot[HND_DELTA_SLOTS]; /* htab.h index of deltas;
                                    cleared with n_deltas (pipeline.c) */
     size_t n_deadlines;
     hnd_deadline_t deadlines[HND_DEADLINES_MAX];
@@ -368,10 +407,20 @@ void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key);
 
 /* Add delta to the funnel-wide counter `key` and to its copies per
- * persona and per source of the lead (keys_in_group); for the friction
- * counters, which have no cohort breakdown. */
+ * persona and per source of the lead (keys_in_group). */
 void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                       const char *key);
+
+/* Add delta to the copy of counter `key` in the lead's group of one
+ * breakdown only (by: a keys_by_t). */
+void hnd_count_in(hnd_effects_t *fx, const hnd_lead_t *lead, int by,
+                  int64_t delta, const char *key);
+
+/* The counter key of a tally entry (KEYS_STALLS/<stage>, keys_dwell, ...)
+ * under definition d, into buf: what h_friction.c booked it as. NULL when
+ * d has no such stage. */
+char *hnd_tally_key(const defn_t *d, const hnd_tally_t *t, char *buf,
+                    size_t cap);
 
 /* A duration for people, at most two units: "15d 2h", "3h 20m", "45s",
  * "250ms". Writes to buf[size], returns buf. */

@@ -551,8 +551,8 @@ int report_friction(const defn_t *d, const report_reader_t *rd,
     *out = NULL;
 
     int dim = by[0] ? keys_by_parse(by) : -1;
-    if (by[0] && dim != KEYS_BY_PERSONA && dim != KEYS_BY_SOURCE) {
-        *err = "unknown breakdown: by wants persona or source";
+    if (by[0] && dim < 0) {
+        *err = "unknown breakdown: by wants persona, source or cohort";
         return -1;
     }
     if (stage[0]) {

@@ -160,7 +160,7 @@ typedef struct {
     int64_t since_ms;
 } report_lead_t;
 
-/* A friction query: by "" (none), "persona" or "source"; with leads, the
+/* A friction query: by "" (none), "persona", "source" or "cohort"; with leads, the
  * leads stalled in `stage` ("" for every stage, plus those waiting past the
  * SLA), those stalled longest first, at most limit (0: 1000). */
 typedef struct {

@@ -206,13 +206,14 @@ typedef struct {
 
 static const s_friction_opts_t s_friction_defaults = { .by = "", .stage = "" };
 
-static const char *const s_friction_by[] = { "persona", "source", NULL };
+static const char *const s_friction_by[] = { "persona", "source", "cohort", NULL };
 
 static const ctl_opt_t s_friction_opts[] = {
     CTL_CHOICE("by", s_friction_opts_t, by, s_friction_by,
-               "the same per group: persona, the persona a lead had when the friction was "
-               "flagged or the stay completed (stalled-now and past-SLA-now follow the "
-               "lead's persona now); source, the source of the lead's first event"),
+               "the same per group: persona, the persona each lead has now (every column: "
+               "a lead's entries, stays, stalls, regressions and rejections move with it "
+               "when its persona changes); source, the source of the lead's first event; "
+               "cohort, the ISO week of its first event (e.g. 2026-W48)"),
     CTL_FLAG("leads", s_friction_opts_t, leads,
              "list the leads stalled now (in every stage, and those whose handoff waits "
              "past the SLA), stalled longest first"),
@@ -267,7 +268,7 @@ static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_friction = {
     .name = "friction",
     .summary = "show friction points, worst first; stalled leads",
-    .usage = "Usage: funnelctl friction [--by persona|source]\n"
+    .usage = "Usage: funnelctl friction [--by persona|source|cohort]\n"
              "       funnelctl friction --leads [--stage STAGE] [--limit N]\n",
     .about =
         "Show the friction points of the funnel, worst first, in this order:\n"
@@ -288,7 +289,13 @@ const ctl_cmd_t ctl_cmd_friction = {
         "Time in stage comes from log-scale histograms (16 buckets per doubling): a\n"
         "median or p90 is within 2.2% of the exact value for stays of a second or more;\n"
         "stays under a second count as 0. Leads still in a stage are in progress, not\n"
-        "dropped. Every number comes from counters funneld keeps as events arrive.\n",
+        "dropped. Every number comes from counters funneld keeps as events arrive.\n"
+        "\n"
+        "With --by, one attribution rule for every column of a group's table: a lead\n"
+        "counts under its group now, its persona as it is now (when the persona changes,\n"
+        "everything the lead counted, entries, stays and their histograms, stalls,\n"
+        "regressions, rejections and reasons, moves to the new persona's group, as in\n"
+        "funnel --by persona), its first event's source, or its cohort.\n",
     .opts = s_friction_opts,
     .defaults = &s_friction_defaults,
     .notes =

@@ -153,7 +153,7 @@ def test_completion_of_commands_and_options(installed):
         assert documented <= offered, (cmd, documented - offered)
     assert _complete(c, ["funnelctl", "send", "--source", ""]) == ["marketing", "sales"]
     assert _complete(c, ["funnelctl", "funnel", "--by", "c"]) == ["cohort"]
-    assert _complete(c, ["funnelctl", "friction", "--by", ""]) == ["persona", "source"]
+    assert _complete(c, ["funnelctl", "friction", "--by", ""]) == ["persona", "source", "cohort"]
     assert _complete(c, ["funnelctl", "definition", ""]) == ["check", "diff"]
     assert "friction.stall" in _complete(c, ["funnelctl", "watch", "friction."])
 

@@ -37,6 +37,12 @@ static void test_round_trip(void **state)
     apply(d, lead, 2, "meeting_booked", T0 + 2000, HND_SRC_SALES, NULL, 0);
     apply(d, lead, 3, "form_submit", T0 + 3000, HND_SRC_MARKETING, NULL, 0);
     assert_true(lead->qualified);
+    /* A rejection: friction totals tallied on the lead (a rejection with
+     * its reason, the stay in decision, the regression to interest). */
+    hnd_kv_t why = {"reason", "no budget"};
+    apply(d, lead, 4, "handoff_rejected", T0 + 4000, HND_SRC_SALES, &why, 1);
+    assert_true(lead->n_tally >= 3);
+    assert_int_equal(lead->n_rtally, 1);
 
     const uint8_t *buf;
     size_t len = codec_lead_pack(lead, d, &buf);
@@ -58,6 +64,10 @@ static void test_round_trip(void **state)
     assert_int_equal(back->skipped, lead->skipped);
     assert_int_equal(back->n_attrs, lead->n_attrs);
     assert_string_equal(hnd_lead_attr(back, "role"), "cto");
+    assert_int_equal(back->n_tally, lead->n_tally);
+    assert_memory_equal(back->tally, lead->tally, lead->n_tally * sizeof lead->tally[0]);
+    assert_int_equal(back->n_rtally, 1);
+    assert_string_equal(back->rtally[0].reason, "no budget");
 
     /* Packing what came back gives the same bytes: nothing was lost. */
     const uint8_t *b;
@@ -124,6 +134,14 @@ static void test_largest_lead_fits(void **state)
         lead->friction[i].detail[sizeof lead->friction[i].detail - 1] = '\0';
         lead->friction[i].stage = 0;
     }
+    lead->n_tally = HND_TALLY_MAX;
+    for (size_t i = 0; i < HND_TALLY_MAX; i++) {
+        lead->tally[i].kind = HND_TALLY_DWELL;
+        lead->tally[i].stage = 0;
+    }
+    lead->n_rtally = HND_RTALLY_MAX;
+    for (size_t i = 0; i < HND_RTALLY_MAX; i++)
+        lead->rtally[i].reason[sizeof lead->rtally[i].reason - 1] = '\0';
     Funnel__V1__Lead pb;
     codec_lead_scratch_t scratch;
     codec_lead_to_pb(lead, d, &pb, &scratch);

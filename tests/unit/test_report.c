@@ -559,8 +559,8 @@ static void test_friction_groups(void **state)
     assert_int_equal(s->points[1].rank, 2);
     report_friction_free(&r);
 
-    assert_string_equal(friction_err(f, "cohort", NULL, false),
-                        "unknown breakdown: by wants persona or source");
+    assert_string_equal(friction_err(f, "week", NULL, false),
+                        "unknown breakdown: by wants persona, source or cohort");
     f->fail_counters = true;
     assert_string_equal(friction_err(f, "persona", NULL, false), "storage error");
 }
