@@ -20,6 +20,7 @@ struct bus_sock {
     void *arg;
     int budget;
     bool paused;
+    bool yield;              /* bus_yield(): end this drain early */
     bool tracked;            /* XPUB: subscriptions kept in subs */
     char **subs;             /* topic prefixes some subscriber wants */
     size_t n_subs;
@@ -262,10 +263,16 @@ static void s_kick(bus_sock_t *s)
 static void s_drain(bus_sock_t *s)
 {
     int budget = s->budget;
-    while (budget-- > 0 && !s->paused && (s_zevents(s) & ZMQ_POLLIN))
+    s->yield = false;
+    while (budget-- > 0 && !s->paused && !s->yield && (s_zevents(s) & ZMQ_POLLIN))
         if (s_recv_one(s) == -1)
             break;
     s_kick(s);
+}
+
+void bus_yield(bus_sock_t *sock)
+{
+    sock->yield = true;
 }
 
 static void s_on_fd(evutil_socket_t fd, short what, void *arg)

@@ -85,6 +85,14 @@ int bus_bind(bus_sock_t *sock, const char *endpoint, char *err, size_t errlen);
  * messages already queued). */
 void bus_on_recv(bus_sock_t *sock, bus_recv_fn *fn, void *arg, int budget);
 
+/* Called from a receive callback: deliver no further message in this
+ * wakeup. What is queued is delivered after the loop has polled once more
+ * (a zero-timeout re-arm), so that signals, timers and other sockets get
+ * their turn between long pieces of work (ingest yields after each group
+ * commit: a budget of large batches would otherwise hold a SIGTERM back
+ * for as long as applying all of them takes). Loop thread only. */
+void bus_yield(bus_sock_t *sock);
+
 /* Stop / restart delivering messages (they queue in ZeroMQ meanwhile). */
 void bus_pause(bus_sock_t *sock);
 void bus_resume(bus_sock_t *sock);

@@ -690,8 +690,9 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
 
 /* Decode and validate one EventBatch message and queue it. reply is the
  * ingest socket (with msg's leading frames as the envelope), or NULL for a
- * stream. */
-static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
+ * stream. Returns true when the batch filled the group and it was
+ * committed: the caller then yields the loop (bus_yield). */
+static bool s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
                      zmq_msg_t *payload, const char *origin)
 {
     Funnel__V1__EventBatch *batch = NULL;
@@ -796,12 +797,14 @@ static void s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
 
     if (self->n_pending_events >= self->opts.group_max_events) {
         s_commit(self);
-    } else if (!evtimer_pending(self->ev_commit, NULL)) {
+        return true;
+    }
+    if (!evtimer_pending(self->ev_commit, NULL)) {
         struct timeval tv = {self->opts.group_delay_ms / 1000,
                              (self->opts.group_delay_ms % 1000) * 1000};
         evtimer_add(self->ev_commit, &tv);
     }
-    return;
+    return false;
 
 refuse:;
     /* A batch that decoded but is refused keeps its id in the Ack, so a
@@ -823,6 +826,7 @@ refuse:;
         char *reason = why;
         s_notice(self, "rejected", &reason, 1, NULL);
     }
+    return false;
 }
 
 void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
@@ -830,7 +834,8 @@ void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     ingest_t *self = arg;
     if (msg->n < 2) /* a ROUTER always prepends the peer's identity */
         return;
-    s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest");
+    if (s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest"))
+        bus_yield(sock);
 }
 
 static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)
@@ -855,7 +860,8 @@ static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)
         topic[i] = tp[i] >= 0x20 && tp[i] < 0x7f ? (char)tp[i] : '?';
     topic[tn] = '\0';
     snprintf(origin, sizeof origin, "stream %s topic %s", bus_endpoint(sock), topic);
-    s_submit(self, NULL, msg, &msg->part[1], origin);
+    if (s_submit(self, NULL, msg, &msg->part[1], origin))
+        bus_yield(sock);
 }
 
 void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
