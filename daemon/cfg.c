@@ -1,6 +1,8 @@
 /* cfg.c: see cfg.h. */
 #include "cfg.h"
 
+#include "timetext.h"
+
 #include <cyaml/cyaml.h>
 #include <yaml.h>
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timetext.h"
 #include "xalloc.h"
 
 /* -- the table --------------------------------------------------------- */
@@ -636,8 +639,62 @@ int cfg_duration_ms(const char *text, long long *ms)
     return 0;
 }
 
+int cfg_checkpoint_interval_ms(const cfg_t *cfg, int64_t *ms)
+{
+    /* At most a year: anything longer is a typo, not a policy. */
+    return timetext_parse_duration(cfg->checkpoint_interval, 366LL * 86400000, ms) ==
+                   TIMETEXT_DUR_OK
+               ? 0
+               : -1;
+}
+
+int cfg_log_retention(const cfg_t *cfg, int64_t *ms, uint64_t *bytes, char *err,
+                      size_t errlen)
+{
+    const char *s = cfg->log_retention;
+    *ms = 0;
+    *bytes = 0;
+    if (s[0] == '\0' || strcmp(s, "0") == 0)
+        return 0;
+    /* A size: digits, then K, M, G or T (powers of 1024), optionally
+     * followed by B or iB. */
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (end != s && errno == 0 && *end && strchr("KMGT", *end) &&
+        (strcmp(end + 1, "") == 0 || strcmp(end + 1, "B") == 0 ||
+         strcmp(end + 1, "iB") == 0)) {
+        int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 40;
+        if (n == 0 || n > (UINT64_MAX >> shift)) {
+            snprintf(err, errlen, "log_retention \"%s\" is not a usable size", s);
+            return -1;
+        }
+        *bytes = (uint64_t)n << shift;
+        return 0;
+    }
+    if (timetext_parse_duration(s, INT64_MAX / 4, ms) != TIMETEXT_DUR_OK || *ms <= 0) {
+        snprintf(err, errlen, "log_retention must be a duration of event time (90d, 12h) "
+                              "or a size of log (50G, 512M), not \"%s\"", s);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_check(const cfg_t *cfg, char *err, size_t errlen)
 {
+    int64_t ms;
+    uint64_t bytes;
+    if (cfg_checkpoint_interval_ms(cfg, &ms) == -1) {
+        snprintf(err, errlen, "checkpoint_interval must be a duration (30s, 5m, 1h; 0: off) "
+                              "of at most a year, not \"%s\"", cfg->checkpoint_interval);
+        return -1;
+    }
+    if (cfg->checkpoint_keep == 0 || cfg->checkpoint_keep > 32) {
+        snprintf(err, errlen, "checkpoint_keep must be 1..32, not %u", cfg->checkpoint_keep);
+        return -1;
+    }
+    if (cfg_log_retention(cfg, &ms, &bytes, err, errlen) == -1)
+        return -1;
     if (strcmp(cfg->clock, "wall") != 0 && strcmp(cfg->clock, "event") != 0) {
         snprintf(err, errlen, "clock must be \"wall\" or \"event\", not \"%s\"",
                  cfg->clock);
@@ -789,6 +846,16 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
         }
         return CFG_ERROR;
     }
+    if (action == CFG_REBUILD_REPLACE && cfg->rebuild_dir[0]) {
+        snprintf(err, errlen, "--rebuild-replace renames the rebuilt state into "
+                              "state_dir: not with rebuild_dir (--rebuild-dir)");
+        return CFG_ERROR;
+    }
+    if (cfg->rebuild_dir[0] && cfg->rebuild_dir[0] != '/') {
+        snprintf(err, errlen, "rebuild_dir must be an absolute path, not \"%s\"",
+                 cfg->rebuild_dir);
+        return CFG_ERROR;
+    }
     return action;
 }
 
@@ -873,7 +940,11 @@ void cfg_usage(const char *argv0)
     printf("  --rebuild              recompute every lead and counter from the event\n"
            "                         log into a fresh state, compare it with the live\n"
            "                         state, print the differences, exit (0: identical,\n"
-           "                         1: different); the daemon must not be running\n"
+           "                         1: different); the daemon must not be running.\n"
+           "                         The rebuilt state is deleted afterwards, unless\n"
+           "                         --rebuild-dir names where to write and keep it;\n"
+           "                         when log_retention dropped the log's first\n"
+           "                         events it starts from the oldest checkpoint\n"
            "  --rebuild-replace      the same, then make the rebuilt state the live one\n"
            "                         (after a definition change); the old state is kept\n"
            "                         as state.old-<time>\n"

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* X(type, key, default, help). type is STR or UINT. */
@@ -64,7 +65,23 @@
       "off")                                                                    \
     X(STR, http_token_file, "",                                                \
       "file holding the bearer token HTTP requests must carry; required for a " \
-      "non-loopback http")
+      "non-loopback http")                                                     \
+    X(STR, checkpoint_interval, "5m",                                          \
+      "take a durable checkpoint of the state this often (30s, 5m, 1h); a "    \
+      "restart after a power loss replays only the log after the newest one; " \
+      "0: no automatic checkpoints")                                           \
+    X(UINT, checkpoint_events, 2000000,                                        \
+      "also take one once this many events were logged since the last, "       \
+      "whichever comes first (0: by time only)")                               \
+    X(UINT, checkpoint_keep, 2,                                                \
+      "checkpoints kept in state_dir/checkpoints (at least 1)")                \
+    X(STR, log_retention, "",                                                  \
+      "drop event-log entries older than this event-time duration (90d) or "   \
+      "beyond this size of log (50G, 512M), and only those a kept checkpoint " \
+      "covers; empty: keep the whole log")                                     \
+    X(STR, rebuild_dir, "",                                                    \
+      "--rebuild writes the rebuilt state here and keeps it; empty: "          \
+      "state_dir/state.rebuild, deleted after the comparison")
 
 #define CFG_STR_MEMBER(name) char *name;
 #define CFG_UINT_MEMBER(name) unsigned name;
@@ -127,6 +144,14 @@ bool cfg_host_is_local(const char *host);
  * m, h, d, w) in milliseconds into *ms. Returns 0, or -1 when text is not
  * one. */
 int cfg_duration_ms(const char *text, long long *ms);
+/* checkpoint_interval as milliseconds (0: off). Returns 0, or -1 when it
+ * is not a duration. */
+int cfg_checkpoint_interval_ms(const cfg_t *cfg, int64_t *ms);
+
+/* log_retention: a duration of event time (*ms > 0, *bytes 0), a size of
+ * log (*bytes > 0, *ms 0), or off (both 0). Returns 0, or -1 with err. */
+int cfg_log_retention(const cfg_t *cfg, int64_t *ms, uint64_t *bytes, char *err,
+                      size_t errlen);
 
 /* Print usage and every option with its default. */
 void cfg_usage(const char *argv0);

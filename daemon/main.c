@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "cfg.h"
+#include "checkpoint.h"
 #include "defn.h"
 #include "http.h"
 #include "ingest.h"
@@ -40,6 +41,7 @@ typedef struct {
     auth_t *auth;                  /* CURVE, NULL when off */
     metrics_t *metrics;
     http_t *http;                  /* NULL when `http` is empty */
+    checkpoint_t *checkpoint;      /* the checkpoint thread */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -201,7 +203,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (action != CFG_RUN) {
-        rc = rebuild_run(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
+        rc = rebuild_run(app.cfg.state_dir, app.cfg.rebuild_dir,
+                         (size_t)app.cfg.map_size_mb << 20,
                          (const defn_t *const *)&app.defn, pipeline_default,
                          action == CFG_REBUILD_REPLACE, app.cfg.progress_interval_ms);
         goto out;
@@ -268,6 +271,18 @@ int main(int argc, char **argv)
     bus_sock_t *ingest_sock = alerts ? bus_socket(app.bus, ZMQ_ROUTER, app.cfg.ingest,
                                                   true, &ingest_opts, err, sizeof err)
                                      : NULL;
+    int64_t interval_ms = 0;
+    cfg_checkpoint_interval_ms(&app.cfg, &interval_ms);
+    checkpoint_opts_t copts = {
+        .interval_ms = interval_ms,
+        .events = app.cfg.checkpoint_events,
+        .keep = app.cfg.checkpoint_keep,
+    };
+    app.checkpoint = checkpoint_new(app.base, app.store, &copts, err, sizeof err);
+    if (app.checkpoint == NULL) {
+        log_err("[main] %s", err);
+        goto out;
+    }
     app.query = (query_t){
         .store = app.store,
         .defn_p = (const defn_t *const *)&app.defn,
@@ -277,6 +292,7 @@ int main(int argc, char **argv)
         .metrics = app.metrics,
         .event_clock = strcmp(app.cfg.clock, "event") == 0,
         .pipeline = pipeline_default,
+        .checkpoint = app.checkpoint,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)
@@ -320,10 +336,13 @@ int main(int argc, char **argv)
     iopts.alerts_retention_ms = retention;
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
                             pipeline_default, alerts, &iopts);
-    if (ingest_recover(app.ingest) < 0) {
+    long replayed = ingest_recover(app.ingest);
+    if (replayed < 0) {
         log_err("[main] cannot bring the state up to date with the event log");
         goto out;
     }
+    /* Read by the query thread, which starts below. */
+    query_set_replayed(app.queries, (uint64_t)replayed);
     s_note_definition(&app);
     ingest_start_deadlines(app.ingest);
 
@@ -355,7 +374,7 @@ int main(int argc, char **argv)
         log_info("[main] subscribed to %s (topics marketing*, sales*%s)",
                  app.cfg.subscribe[i], app.cfg.subscribe_key[i] ? ", CURVE" : "");
     }
-    if (query_server_start(app.queries) != 0)
+    if (query_server_start(app.queries) != 0 || checkpoint_start(app.checkpoint) != 0)
         goto out;
 
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
@@ -386,6 +405,8 @@ out:
     auth_stop(app.auth);
     http_destroy(&app.http);
     query_server_destroy(&app.queries);
+    /* A checkpoint being written is finished first; before the store. */
+    checkpoint_destroy(&app.checkpoint);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
     ingest_destroy(&app.ingest);

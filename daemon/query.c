@@ -13,6 +13,7 @@
 
 #include "funnel.pb-c.h"
 #include "query_leads.h"
+#include "query_checkpoint.h"
 #include "ingest.h"
 #include "keys.h"
 #include "query_encode.h"
@@ -97,6 +98,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     uint64_t last_seq;
     Funnel__V1__Stats s;
     char defn[160];
+    query_ckpt_buf_t ckpt;
 
     store_stats_read(q->store, &stats, &last_seq);
     funnel__v1__stats__init(&s);
@@ -127,6 +129,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     snprintf(defn, sizeof defn, "%s (%s, %s)", d->name,
              strcmp(d->path, "(built-in)") == 0 ? "built-in" : d->path, d->hash);
     s.definition = defn;
+    query_checkpoint_stats(q, &s, &ckpt);
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
     query_reply(sock, msg, r);
@@ -211,6 +214,12 @@ static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
     case FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE:
         query_alerts_since(q->store, req->request_id, req->alerts_since, sock, msg);
         break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_CHECKPOINT: {
+        query_ckpt_buf_t ckpt;
+        query_checkpoint(q, req->checkpoint, &r, &ckpt);
+        query_reply(sock, msg, &r);
+        break;
+    }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
                           "leads or alerts_since)";
@@ -314,6 +323,11 @@ static void *s_thread(void *arg)
 void *query_server_context(query_server_t *self)
 {
     return bus_context(self->bus);
+}
+
+void query_set_replayed(query_server_t *self, uint64_t replayed)
+{
+    self->q.replayed_at_start = replayed;
 }
 
 int query_server_start(query_server_t *self)

@@ -40,6 +40,8 @@ typedef struct {
                                       watermark (else the wall clock) */
     const hnd_t *const *pipeline;  /* the handlers ingest runs, for replays
                                       of a lead's events (query_lead.c) */
+    struct checkpoint *checkpoint; /* the checkpoint thread, or NULL */
+    uint64_t replayed_at_start;    /* events replayed from the log at start */
 } query_t;
 
 /* The daemon's time for a reader in a read snapshot: the wall clock, or
@@ -67,6 +69,9 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
 /* The server's ZeroMQ context, for inproc peers (QUERY_INPROC). Borrowed:
  * their sockets must close before query_server_destroy(). */
 void *query_server_context(query_server_t *self);
+
+/* Set what stats report as replayed_at_start. Before query_server_start(). */
+void query_set_replayed(query_server_t *self, uint64_t replayed);
 
 /* Start answering, in the server's thread. Returns 0, or -1 (logged). */
 int query_server_start(query_server_t *self);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ingest.h"
 #include "log.h"
@@ -23,8 +24,24 @@ static bool s_same(const store_diff_t *d)
     return d->differ == 0 && d->missing == 0 && d->extra == 0;
 }
 
-int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *defn_p,
-                const hnd_t *const *pipeline, bool replace,
+/* Delete the scratch state (its LMDB files and marker). */
+static void s_remove_scratch(const char *state_dir)
+{
+    char path[4096], f[4200];
+    snprintf(path, sizeof path, "%s/state.rebuild", state_dir);
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(f, sizeof f, "%s/%s", path, files[i]);
+        if (unlink(f) == -1 && errno != ENOENT)
+            fprintf(stderr, "funneld: cannot delete %s: %s\n", f, strerror(errno));
+    }
+    rmdir(path);
+    snprintf(f, sizeof f, "%s.mark", path);
+    unlink(f);
+}
+
+int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
+                const defn_t *const *defn_p, const hnd_t *const *pipeline, bool replace,
                 unsigned progress_interval_ms)
 {
     char err[1024];
@@ -38,7 +55,9 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
         fprintf(stderr, "funneld: cannot create the event loop\n");
         goto out;
     }
-    store = store_open_state(state_dir, "state.rebuild", true, map_size, err, sizeof err);
+    bool scratch = rebuild_dir == NULL || rebuild_dir[0] == '\0';
+    store = store_open_state(state_dir, scratch ? "state.rebuild" : rebuild_dir, true,
+                             map_size, err, sizeof err);
     if (store == NULL) {
         fprintf(stderr, "funneld: rebuild: %s\n", err);
         goto out;
@@ -58,6 +77,8 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
     }
     if (store_sync(store) != STORE_OK)
         goto out;
+    if (store_first_seq(store) > 1)
+        printf("the rebuild %s\n", store_recovery(store));
 
     char live[4096];
     snprintf(live, sizeof live, "%s/state/data.mdb", state_dir);
@@ -92,7 +113,16 @@ int rebuild_run(const char *state_dir, size_t map_size, const defn_t *const *def
     }
     rc = same ? 0 : 1;
 
-    if (replace) {
+    if (!replace) {
+        ingest_destroy(&ingest);
+        store_destroy(&store);
+        if (scratch) {
+            s_remove_scratch(state_dir);
+            printf("the rebuilt state was deleted (--rebuild-dir DIR writes and keeps it)\n");
+        } else {
+            printf("the rebuilt state is in %s\n", rebuild_dir);
+        }
+    } else {
         /* Close before renaming: LMDB keeps its files open. */
         ingest_destroy(&ingest);
         store_destroy(&store);

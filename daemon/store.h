@@ -79,8 +79,11 @@ typedef struct {
 store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen);
 
 /* Like store_open, with the state environment in dir/state_name instead of
- * dir/state; when fresh, an existing dir/state_name is deleted first (a
- * rebuild from the log starts from nothing). */
+ * dir/state (state_name may also be an absolute path: --rebuild-dir);
+ * when fresh, an existing dir/state_name is deleted first (a rebuild from
+ * the log starts from nothing, or, when log retention dropped the log's
+ * first entries, from the oldest checkpoint that the log covers: see
+ * store_recovery()). */
 store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                           size_t map_size, char *err, size_t errlen);
 
@@ -392,5 +395,71 @@ long store_read_deadlines_pending(store_t *self);
 /* What the last store error was, one line ("" when none yet): for the
  * readiness check. Owner thread. Borrowed until the next store call. */
 const char *store_last_error(const store_t *self);
+
+/* -- checkpoints and log retention ------------------------------------
+ * A checkpoint is a consistent, compacted, fsync'd copy of the state
+ * environment, <state_dir>/checkpoints/ckpt-<seq>.mdb, where seq is the
+ * applied sequence recorded in the copy's own meta (read from the same
+ * snapshot): the state after every logged event up to seq. After the
+ * LMDB data it carries a trailer (magic, seq, data length, CRC-32 of the
+ * data), so that a torn or truncated file is recognised before LMDB maps
+ * it. When the state cannot be trusted at open (the machine went down
+ * with it open, or LMDB cannot open it), store_open restores the newest
+ * checkpoint that is intact and whose sequence the log covers, then the
+ * log after it is replayed as after any crash; without one the state is
+ * rebuilt from the whole log. */
+
+#define STORE_CKPT_DIR "checkpoints"
+#define STORE_CKPT_MAX 64   /* listed at most */
+
+typedef struct {
+    uint64_t seq;          /* last log sequence the checkpoint covers */
+    uint64_t bytes;        /* size of its file */
+    int64_t created_ms;    /* its file's modification time */
+    char name[48];         /* file name in <state_dir>/checkpoints */
+} store_ckpt_t;
+
+/* Write a checkpoint of the state's last commit into
+ * <state_dir>/checkpoints (a temporary file, fsync, rename, fsync of the
+ * directory); *out describes it. A failure (disk full, I/O error) leaves
+ * the live state untouched and no partial file behind: STORE_ERR and the
+ * reason in err. Any thread but the owner's (it holds a read snapshot of
+ * the state for the whole copy; the state's map cannot grow meanwhile,
+ * the log's can). */
+int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
+
+/* The checkpoints in state_dir, newest (highest sequence) first, at most
+ * max; by name only, not verified. Returns how many. Any thread. */
+size_t store_checkpoint_list(const char *state_dir, store_ckpt_t *out, size_t max);
+
+/* Delete all but the newest keep checkpoints (keep >= 1), and temporary
+ * files of checkpoints that never finished. Returns how many were
+ * deleted. Any thread. */
+int store_checkpoint_prune(const char *state_dir, unsigned keep);
+
+/* How this open brought the state back ("clean", "restored checkpoint
+ * ..., replay from ...", "rebuilt from the log: ..."), for stats.
+ * Borrowed; set while opening. */
+const char *store_recovery(const store_t *self);
+
+/* The log as last published: its first and last sequence (0, 0 when
+ * empty) and the bytes its entries occupy (LMDB pages in use), and the
+ * entries retention dropped since the store was opened. Any thread. */
+void store_log_read(store_t *self, uint64_t *first, uint64_t *last, uint64_t *bytes,
+                    uint64_t *dropped);
+
+/* The first sequence in the log (1 unless retention dropped older
+ * entries; 0 when empty). Owner thread. */
+uint64_t store_first_seq(const store_t *self);
+
+/* Drop the log entries from the first one up to and including upto, at
+ * most max of them, in one small write transaction of the log. Returns
+ * how many were dropped, or STORE_ERR. Owner thread, no group open. */
+long store_log_drop(store_t *self, uint64_t upto, size_t max);
+
+/* Grow each map that is more than half full, ahead of a checkpoint (so
+ * that it is unlikely to fill while the checkpoint holds the state's
+ * snapshot). Returns 0 or STORE_ERR. Owner thread, no group open. */
+int store_grow_ahead(store_t *self);
 
 #endif

@@ -13,6 +13,8 @@
 
 /* -- group commit ---------------------------------------------------------- */
 
+static int s_grow(store_t *self, bool ahead);
+
 /* Whether an environment has used more than 3/4 of its map. */
 static bool s_env_nearly_full(MDB_env *env)
 {
@@ -34,11 +36,13 @@ int store_group_begin(store_t *self)
     int rc;
 
     /* Grow ahead of need, while no transaction is open: a map that fills
-     * up inside the state commit (after the log commit) costs a replay. */
+     * up inside the state commit (after the log commit) costs a replay.
+     * Ahead of need it never waits: a map whose lock a checkpoint holds
+     * (or a query, at this moment) is grown at a later group. */
     self->log_full = s_env_nearly_full(self->log_env);
     self->state_full = s_env_nearly_full(self->state_env);
     if ((self->log_full || self->state_full) && !S_RLOG(self) && !S_RSTATE(self) &&
-        !self->log_txn && !self->state_txn && store_grow(self) != STORE_OK)
+        !self->log_txn && !self->state_txn && s_grow(self, true) != STORE_OK)
         return STORE_ERR;
     if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self)) {
         log_err("[store] group begun while another transaction is open");
@@ -103,6 +107,8 @@ uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
     s_be64_put(v.mv_data, prev_seq);
     memcpy((unsigned char *)v.mv_data + S_LOG_HDR, raw, len);
     self->last_seq = seq;
+    if (self->first_seq == 0)
+        self->first_seq = seq;
     if (id_claimed) {
         if (seq > self->applied_seq)
             self->applied_seq = seq;
@@ -232,6 +238,8 @@ void store_group_abort(store_t *self)
         mdb_txn_abort(self->state_txn);
         self->state_txn = NULL;
         self->last_seq = self->last_seq_begin;
+        if (self->last_seq_begin == 0) /* an empty log stays empty */
+            self->first_seq = 0;
         self->applied_seq = self->applied_seq_begin;
         self->watermark_ms = self->watermark_begin;
         self->stats = self->stats_begin;
@@ -318,22 +326,75 @@ static int s_grow_env(MDB_env *env, size_t *map, const char *name)
     return STORE_OK;
 }
 
-int store_grow(store_t *self)
+/* Take an environment's map lock exclusively: at once or not at all when
+ * ahead (growing ahead of need), else waiting for the snapshots of other
+ * threads to end (a running checkpoint's too: said in the log). Returns
+ * whether it is held. */
+static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
+{
+    if (pthread_rwlock_trywrlock(lock) == 0)
+        return true;
+    if (ahead)
+        return false;
+    if (lock == &self->state_grow_lock && __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE))
+        log_warn("[store] the state's map is full while a checkpoint copies it: "
+                 "growing it waits for the checkpoint to finish");
+    pthread_rwlock_wrlock(lock);
+    return true;
+}
+
+/* Grow the maps marked full (see store_grow); ahead: only those whose
+ * lock is free now, the others stay as they are (not an error). */
+static int s_grow(store_t *self, bool ahead)
 {
     if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self))
         return STORE_ERR;
     int ret = STORE_OK;
-    /* LMDB resizes a map only with no transaction open in the process:
-     * wait for the other threads' snapshots to end. */
-    pthread_rwlock_wrlock(&self->grow_lock);
-    if (self->log_full && s_grow_env(self->log_env, &self->log_map, "log") != 0)
+    /* LMDB resizes a map only with no transaction of its environment
+     * open in the process: wait for the other threads' snapshots to end.
+     * The state's lock first, then the log's, as readers take them. */
+    bool state_held = self->state_full && s_grow_lock(self, &self->state_grow_lock, ahead);
+    bool log_held = self->log_full && s_grow_lock(self, &self->grow_lock, ahead);
+    if (log_held && s_grow_env(self->log_env, &self->log_map, "log") != 0)
         ret = STORE_ERR;
-    if (self->state_full &&
-        s_grow_env(self->state_env, &self->state_map, "state") != 0)
+    if (state_held && s_grow_env(self->state_env, &self->state_map, "state") != 0)
         ret = STORE_ERR;
-    pthread_rwlock_unlock(&self->grow_lock);
+    if (log_held)
+        pthread_rwlock_unlock(&self->grow_lock);
+    if (state_held)
+        pthread_rwlock_unlock(&self->state_grow_lock);
     self->log_full = self->state_full = false;
     return ret;
+}
+
+int store_grow(store_t *self)
+{
+    return s_grow(self, false);
+}
+
+/* Whether an environment has used more than half of its map. */
+static bool s_env_half_full(MDB_env *env)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+        return false;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize > info.me_mapsize / 2;
+}
+
+/* Grow ahead of a checkpoint (see store.h): doubling each map that is
+ * more than half full, until it is not. Owner thread, no group open. */
+int store_grow_ahead(store_t *self)
+{
+    for (int i = 0; i < 8; i++) {
+        self->log_full = s_env_half_full(self->log_env);
+        self->state_full = s_env_half_full(self->state_env);
+        if (!self->log_full && !self->state_full)
+            return STORE_OK;
+        if (s_grow(self, false) != STORE_OK)
+            return STORE_ERR;
+    }
+    return STORE_OK;
 }
 
 int store_sync(store_t *self)

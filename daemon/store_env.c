@@ -84,13 +84,11 @@ static int s_mkdir_p(const char *path)
     return 0;
 }
 
-static int s_env_open(MDB_env **env, const char *dir, const char *sub,
-                      size_t map_size, unsigned flags, char *err, size_t errlen)
+static int s_env_open(MDB_env **env, const char *path, size_t map_size,
+                      unsigned flags, char *err, size_t errlen)
 {
-    char path[4096];
     int rc;
 
-    snprintf(path, sizeof path, "%s/%s", dir, sub);
     if (s_mkdir_p(path) == -1) {
         snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
         return -1;
@@ -202,13 +200,10 @@ static int s_stats_get(MDB_txn *txn, MDB_dbi dbi, store_stats_t *st)
     return 0;
 }
 
-/* Open the named databases of both environments and read where the log
- * (its last sequence) and the state (schema, applied sequence, watermark,
- * counters) stand into self; a new state gets the current schema. Fails
- * with a message in err when LMDB cannot, the schema is another one, or
- * the state is ahead of the log; no transaction is left open. Owner
+/* Open the log's database and read its first and last sequence into
+ * self. Fails with a message in err; no transaction is left open. Owner
  * thread, while opening. */
-static int s_open_dbs(store_t *self, char *err, size_t errlen)
+static int s_open_log(store_t *self, char *err, size_t errlen)
 {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -225,12 +220,38 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
         self->last_seq = s_be64_get(k.mv_data);
     else if (rc != MDB_NOTFOUND)
         goto fail;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && k.mv_size == 8)
+        self->first_seq = s_be64_get(k.mv_data);
+    else if (rc != MDB_NOTFOUND)
+        goto fail;
     mdb_cursor_close(cur);
     cur = NULL;
     if ((rc = mdb_txn_commit(txn)) != 0) {
         txn = NULL;
         goto fail;
     }
+    return 0;
+
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    snprintf(err, errlen, "cannot open the event log in %s: %s", self->dir,
+             mdb_strerror(rc));
+    return -1;
+}
+
+/* Open the named databases of the state and read where it stands
+ * (schema, applied sequence, watermark, counters) into self; a new state
+ * gets the current schema. Fails with a message in err when LMDB cannot,
+ * the schema is another one, or the state is ahead of the log; no
+ * transaction is left open. Owner thread, while opening. */
+static int s_open_state_dbs(store_t *self, char *err, size_t errlen)
+{
+    MDB_txn *txn = NULL;
+    int rc;
 
     uint64_t schema = 0;
     if ((rc = mdb_txn_begin(self->state_env, NULL, 0, &txn)) != 0 ||
@@ -269,11 +290,17 @@ static int s_open_dbs(store_t *self, char *err, size_t errlen)
                  (unsigned long long)self->last_seq);
         return -1;
     }
+    if (self->first_seq > self->applied_seq + 1) {
+        snprintf(err, errlen,
+                 "the event log begins at %llu but the state stands at %llu: the "
+                 "events in between are gone",
+                 (unsigned long long)self->first_seq,
+                 (unsigned long long)self->applied_seq);
+        return -1;
+    }
     return 0;
 
 fail:
-    if (cur)
-        mdb_cursor_close(cur);
     if (txn)
         mdb_txn_abort(txn);
     snprintf(err, errlen, "cannot open databases in %s: %s", self->dir,
@@ -281,17 +308,26 @@ fail:
     return -1;
 }
 
-/* rm -rf of one of the store's own subdirectories (flat: LMDB's files). */
-static int s_remove_env_dir(const char *path)
+void store_state_path(const store_t *self, char *out, size_t cap)
 {
-    const char *files[] = {"data.mdb", "lock.mdb"};
-    for (size_t i = 0; i < 2; i++) {
+    if (self->state_name[0] == '/')
+        snprintf(out, cap, "%s", self->state_name);
+    else
+        snprintf(out, cap, "%s/%s", self->dir, self->state_name);
+}
+
+/* rm -rf of one of the store's own subdirectories (flat: LMDB's files). */
+int store_remove_env_dir(const char *path)
+{
+    const char *files[] = {"data.mdb", "lock.mdb", "data.mdb.restore"};
+    for (size_t i = 0; i < 3; i++) {
         char f[4200];
         snprintf(f, sizeof f, "%s/%s", path, files[i]);
         if (unlink(f) == -1 && errno != ENOENT)
             return -1;
     }
-    if (rmdir(path) == -1 && errno != ENOENT)
+    /* A directory of the operator's (--rebuild-dir) may hold more. */
+    if (rmdir(path) == -1 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST)
         return -1;
     return 0;
 }
@@ -306,8 +342,57 @@ const char *store_dir(const store_t *self)
     return self->dir;
 }
 
+/* Bring the state back from what can be trusted, after why (the reason
+ * the state itself cannot be): the newest good checkpoint that the log
+ * covers, else nothing (a rebuild from the whole log), which is possible
+ * only while the log still begins at its first event. The state
+ * environment must be closed. Returns 0 (the state directory holds the
+ * checkpoint's copy, or nothing) or -1 with err filled. Owner thread,
+ * while opening. */
+static int s_recover(store_t *self, const char *why, char *err, size_t errlen)
+{
+    char path[4096], name[64];
+    uint64_t seq = 0;
+
+    store_state_path(self, path, sizeof path);
+    if (store_remove_env_dir(path) == -1) {
+        snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        return -1;
+    }
+    self->applied_seq = 0;
+    self->alert_seq = self->alerts_floor = 0;
+    memset(&self->stats, 0, sizeof self->stats);
+    int got = store_checkpoint_restore(self, self->first_seq, self->last_seq, false,
+                                       &seq, name, sizeof name, err, errlen);
+    if (got < 0)
+        return -1;
+    if (got == 1) {
+        log_warn("[store] %s; restored checkpoint %s (sequence %llu): replaying "
+                 "the %llu logged events after it", why, name, (unsigned long long)seq,
+                 (unsigned long long)(self->last_seq - seq));
+        snprintf(self->recovery, sizeof self->recovery,
+                 "restored checkpoint %s (seq %llu), replayed the log after it",
+                 name, (unsigned long long)seq);
+        return 0;
+    }
+    if (self->first_seq > 1) {
+        snprintf(err, errlen,
+                 "%s, and no intact checkpoint is covered by the event log (which "
+                 "begins at %llu after log_retention): the state cannot be "
+                 "recovered; restore a backup of %s",
+                 why, (unsigned long long)self->first_seq, self->dir);
+        return -1;
+    }
+    log_warn("[store] %s; no usable checkpoint: rebuilding the state from the "
+             "whole event log (%llu events)", why, (unsigned long long)self->last_seq);
+    snprintf(self->recovery, sizeof self->recovery,
+             "rebuilt from the whole log (no usable checkpoint)");
+    return 0;
+}
+
 /* Open the store (see store.h): lock dir, open the log, remove the state
- * when fresh, rebuild it (remove it, start from sequence 0) when its
+ * when fresh (and, when retention dropped the log's first events, start
+ * it from the oldest checkpoint instead), recover it (s_recover) when its
  * marker says it may be torn or LMDB cannot open it, then mark it open in
  * this boot. Returns the store, owned by the caller (store_destroy()), or
  * NULL with err filled; what was opened is closed again. The calling
@@ -316,15 +401,18 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                           size_t map_size, char *err, size_t errlen)
 {
     store_t *self = xcalloc(1, sizeof *self);
+    char path[4096], why[5400] = "";
     self->lock_fd = -1;
     self->dir = xstrdup(dir);
     self->state_name = xstrdup(state_name);
     self->owner = pthread_self();
+    snprintf(self->recovery, sizeof self->recovery, "clean");
     /* Writers first: a stream of queries must not keep a map from growing. */
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&self->grow_lock, &attr);
+    pthread_rwlock_init(&self->state_grow_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
 
@@ -335,60 +423,75 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     }
     if (s_lock(self, err, errlen) == -1)
         goto fail;
-    if (s_env_open(&self->log_env, dir, "log", map_size, 0, err, errlen) == -1)
+    snprintf(path, sizeof path, "%s/log", dir);
+    if (s_env_open(&self->log_env, path, map_size, 0, err, errlen) == -1 ||
+        s_open_log(self, err, errlen) == -1)
         goto fail;
-    /* The state is recoverable from the log: commit it without fsync. */
+    store_state_path(self, path, sizeof path);
     if (fresh) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, state_name);
-        if (s_remove_env_dir(path) == -1) {
+        if (store_remove_env_dir(path) == -1) {
             snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
             goto fail;
         }
-    }
-    /* A state that may be torn, or that LMDB cannot open, is rebuilt from
-     * the log: it holds nothing the log does not. */
-    bool rebuild = !fresh && store_marker_torn(self);
-    if (rebuild)
-        log_warn("[store] the machine went down while funneld had %s/%s open (or "
-                 "its marker is missing): its pages may be torn; rebuilding the "
-                 "state from the event log", dir, state_name);
-    for (int attempt = 0;; attempt++) {
-        if (rebuild) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", dir, state_name);
-            if (self->state_env) {
-                mdb_env_close(self->state_env);
-                self->state_env = NULL;
-            }
-            if (s_remove_env_dir(path) == -1) {
-                snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+        snprintf(self->recovery, sizeof self->recovery, "rebuilt from the whole log");
+        if (self->first_seq > 1) {
+            char name[64];
+            uint64_t seq;
+            int got = store_checkpoint_restore(self, self->first_seq, self->last_seq,
+                                               true, &seq, name, sizeof name, err,
+                                               errlen);
+            if (got < 0)
+                goto fail;
+            if (got == 0) {
+                snprintf(err, errlen,
+                         "log_retention dropped the events before %llu and no "
+                         "intact checkpoint is covered by the log: the state cannot "
+                         "be rebuilt from it",
+                         (unsigned long long)self->first_seq);
                 goto fail;
             }
-            self->applied_seq = 0;
-            self->alert_seq = self->alerts_floor = 0;
-            memset(&self->stats, 0, sizeof self->stats);
+            snprintf(self->recovery, sizeof self->recovery,
+                     "started from the oldest checkpoint %s (seq %llu): log_retention "
+                     "dropped the events before %llu",
+                     name, (unsigned long long)seq, (unsigned long long)self->first_seq);
         }
-        if (s_env_open(&self->state_env, dir, state_name, map_size,
-                       MDB_NOSYNC | MDB_NOMETASYNC, err, errlen) == 0 &&
-            s_open_dbs(self, err, errlen) == 0)
-            break;
-        if (attempt > 0 || fresh || rebuild)
+    } else if (store_marker_torn(self)) {
+        /* A state that may be torn, or that LMDB cannot open, is recovered
+         * from a checkpoint and the log: it holds nothing they do not. */
+        snprintf(why, sizeof why, "the machine went down while funneld had %s open "
+                 "(or its marker is missing): its pages may be torn", path);
+        if (s_recover(self, why, err, errlen) == -1)
             goto fail;
-        log_warn("[store] %s; rebuilding the state from the event log", err);
-        rebuild = true;
+    }
+    /* The state is recoverable from the log: commit it without fsync. */
+    for (int attempt = 0;; attempt++) {
+        if (s_env_open(&self->state_env, path, map_size, MDB_NOSYNC | MDB_NOMETASYNC,
+                       err, errlen) == 0 &&
+            s_open_state_dbs(self, err, errlen) == 0)
+            break;
+        if (attempt > 0 || fresh)
+            goto fail;
+        if (self->state_env) {
+            mdb_env_close(self->state_env);
+            self->state_env = NULL;
+        }
+        char reason[5400];
+        snprintf(reason, sizeof reason, "%s%s%s", why[0] ? why : "", why[0] ? "; then " : "",
+                 err);
+        snprintf(why, sizeof why, "%s", reason);
+        if (s_recover(self, why, err, errlen) == -1)
+            goto fail;
     }
     int rc = store_marker_write(self, true);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot write the marker of %s/%s: %s", dir, state_name,
-                 strerror(rc));
+        snprintf(err, errlen, "cannot write the marker of %s: %s", path, strerror(rc));
         goto fail;
     }
     self->marked_open = true;
     self->log_map = store_env_map_size(self->log_env);
     self->state_map = store_env_map_size(self->state_env);
-    log_info("[store] opened %s: %llu events logged, %llu applied, map %zu+%zu MiB",
-             dir, (unsigned long long)self->last_seq,
+    log_info("[store] opened %s: events %llu..%llu logged, %llu applied, map %zu+%zu MiB",
+             dir, (unsigned long long)self->first_seq, (unsigned long long)self->last_seq,
              (unsigned long long)self->applied_seq, self->log_map >> 20,
              self->state_map >> 20);
     store_stats_publish(self);
@@ -431,6 +534,7 @@ void store_destroy(store_t **self_p)
     htab_free(&self->ctr_index);
     free(self->ablk);
     pthread_rwlock_destroy(&self->grow_lock);
+    pthread_rwlock_destroy(&self->state_grow_lock);
     pthread_mutex_destroy(&self->pub_lock);
     free(self->dir);
     free(self->state_name);
@@ -439,6 +543,8 @@ void store_destroy(store_t **self_p)
 }
 
 uint64_t store_last_seq(const store_t *self) { return self->last_seq; }
+uint64_t store_first_seq(const store_t *self) { return self->first_seq; }
+const char *store_recovery(const store_t *self) { return self->recovery; }
 uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
 store_stats_t *store_stats(store_t *self) { return &self->stats; }
 

@@ -15,6 +15,9 @@
  *   store_alerts.c    the stored alert stream: numbering, appending,
  *                     trimming by retention, reading in a snapshot
  *   store_compare.c   comparing the live state with a rebuilt one
+ *   store_checkpoint.c durable checkpoints of the state (written from a
+ *                     read snapshot in another thread), restoring the
+ *                     newest good one, and dropping covered log entries
  *
  * Only these files include <lmdb.h>. The write side (groups, leads,
  * deadlines, marks, counters) runs on the thread that opened the store;
@@ -85,9 +88,17 @@ struct store {
     uint64_t alert_seq_begin;
     uint64_t alerts_floor_begin;
 
-    /* Readers (read snapshots, in any thread) hold this shared; growing
-     * the maps holds it exclusively, as LMDB wants no transaction open. */
-    pthread_rwlock_t grow_lock;
+    /* Readers (read snapshots, in any thread) hold these shared; growing
+     * a map holds its environment's lock exclusively, as LMDB wants no
+     * transaction of that environment open while it remaps it. One per
+     * environment: a checkpoint copies the state from a snapshot held for
+     * seconds and takes only state_grow_lock, so the log's map grows
+     * meanwhile without waiting for it (see store_checkpoint.c). */
+    pthread_rwlock_t grow_lock;        /* the log's map */
+    pthread_rwlock_t state_grow_lock;  /* the state's map */
+    /* Set while a checkpoint copies the state: growing ahead of need
+     * (store_group_begin) does not wait for it then. */
+    volatile int copying;
     pthread_t owner;      /* the thread that opened the store: groups */
     /* The counters as last published for other threads. */
     pthread_mutex_t pub_lock;
@@ -95,9 +106,14 @@ struct store {
     uint64_t pub_last_seq;
     uint64_t pub_alert_seq;
     uint64_t pub_alerts_floor;
+    uint64_t pub_first_seq;
 
     int64_t watermark_ms; /* largest event time applied */
     uint64_t last_seq;    /* last event in the log */
+    uint64_t first_seq;   /* first event in the log (0: empty); above 1
+                             once log retention dropped older entries */
+    uint64_t log_dropped; /* entries dropped by retention, this process */
+    char recovery[256];   /* how this open brought the state back */
     uint64_t applied_seq; /* last event applied to the state */
     store_stats_t stats;
     uint64_t alert_seq;   /* last alert stored ("alert_seq" in meta) */
@@ -218,6 +234,24 @@ MDB_val store_id_key(unsigned char *buf, const char *lead_id, const char *id);
  * 0 when the record is malformed. (store_lead.c) */
 int store_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
                      const void **buf, size_t *len, uint64_t *last_seq);
+
+/* Restore the newest good checkpoint (see store_checkpoint.c) into
+ * dir/state_name, one whose sequence the log (first..last) covers.
+ * Returns 1 and its sequence in *seq (and its name in name) when one was
+ * restored, 0 when there is none to use (each rejected one logged), -1 on
+ * an I/O error (err filled). Owner thread, while opening, with the state
+ * environment closed. */
+int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last,
+                             bool oldest, uint64_t *seq, char *name, size_t namelen,
+                             char *err, size_t errlen);
+
+/* The state environment's directory: dir/state_name, or state_name when
+ * that is absolute. (store_env.c) */
+void store_state_path(const store_t *self, char *out, size_t cap);
+
+/* rm -rf of one of the store's environment directories (flat: LMDB's
+ * files). 0, or -1 with errno. (store_env.c) */
+int store_remove_env_dir(const char *path);
 
 /* Make lead_id the current lead of the group, reading its pending
  * deadlines from its record (none for a new lead). Returns 0 or an LMDB

@@ -36,15 +36,18 @@ static void s_boot_id(char *out, size_t cap)
  * because the state itself is what cannot be trusted. */
 static void s_marker_path(const store_t *self, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/%s.mark", self->dir, self->state_name);
+    char state[4096];
+    store_state_path(self, state, sizeof state);
+    snprintf(out, cap, "%s.mark", state);
 }
 
 /* Whether the state directory may be torn: it exists, and the marker is
  * missing or says it was open in another boot. */
 bool store_marker_torn(store_t *self)
 {
-    char path[4200], data[4200], text[128] = "", now[64];
-    snprintf(data, sizeof data, "%s/%s/data.mdb", self->dir, self->state_name);
+    char path[4200], data[4200], state[4096], text[128] = "", now[64];
+    store_state_path(self, state, sizeof state);
+    snprintf(data, sizeof data, "%s/data.mdb", state);
     if (access(data, F_OK) != 0)
         return false; /* nothing there yet */
     s_marker_path(self, path, sizeof path);

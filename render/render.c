@@ -556,7 +556,38 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "alert_seq", s_u64(st->alert_seq));
     s_set(o, "alerts_first_seq", s_u64(st->alerts_first_seq));
     s_set(o, "definition", s_str(st->definition));
+    s_set(o, "log_first_seq", s_u64(st->log_first_seq));
+    s_set(o, "log_bytes", s_u64(st->log_bytes));
+    s_set(o, "log_dropped", s_u64(st->log_dropped));
+    json_t *cks = json_array();
+    for (size_t i = 0; i < st->n_checkpoints; i++)
+        json_array_append_new(cks, render_checkpoint_json(st->checkpoints[i]));
+    s_set(o, "checkpoints", cks);
+    s_set(o, "checkpoints_taken", s_u64(st->checkpoints_taken));
+    s_set(o, "checkpoints_failed", s_u64(st->checkpoints_failed));
+    s_set(o, "checkpoint_error", s_str(st->checkpoint_error));
+    s_set(o, "checkpoint_running", json_boolean(st->checkpoint_running));
+    s_set(o, "recovery", s_str(st->recovery));
+    s_set(o, "replayed_at_start", s_u64(st->replayed_at_start));
     return o;
+}
+
+json_t *render_checkpoint_json(const Funnel__V1__CheckpointInfo *c)
+{
+    json_t *o = json_object();
+    s_set(o, "name", s_str(c->name));
+    s_set(o, "seq", s_u64(c->seq));
+    s_set(o, "bytes", s_u64(c->bytes));
+    s_set(o, "created_at", render_time_json(c->created_ms));
+    return o;
+}
+
+void render_checkpoint_text(FILE *out, const Funnel__V1__CheckpointInfo *c)
+{
+    char at[64];
+    fprintf(out, "%s  seq %" PRIu64 ", %.1f MiB, %s\n", c->name, c->seq,
+            (double)c->bytes / (1 << 20),
+            timetext_rfc3339(c->created_ms, false, at, sizeof at));
 }
 
 void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
@@ -582,6 +613,20 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "requalified      %" PRIu64 "\n", st->handoffs_requalified);
     fprintf(out, "alert seq        %" PRIu64 " (stored from %" PRIu64 ")\n", st->alert_seq,
             st->alerts_first_seq);
+    fprintf(out, "log              seq %" PRIu64 "..%" PRIu64 ", %.1f MiB%s\n",
+            st->log_first_seq, st->last_seq, (double)st->log_bytes / (1 << 20),
+            st->log_dropped ? " (older entries dropped by log_retention)" : "");
+    fprintf(out, "recovery         %s (%" PRIu64 " events replayed at start)\n",
+            st->recovery && *st->recovery ? st->recovery : "-", st->replayed_at_start);
+    fprintf(out, "checkpoints      %" PRIu64 " taken, %" PRIu64 " failed since start%s\n",
+            st->checkpoints_taken, st->checkpoints_failed,
+            st->checkpoint_running ? ", one being written now" : "");
+    if (st->checkpoint_error && *st->checkpoint_error)
+        fprintf(out, "  last failure   %s\n", st->checkpoint_error);
+    for (size_t i = 0; i < st->n_checkpoints; i++) {
+        fprintf(out, "  ");
+        render_checkpoint_text(out, st->checkpoints[i]);
+    }
 }
 
 /* ------------------------------------------------------------------ */

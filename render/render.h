@@ -81,6 +81,10 @@ void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *repl
 json_t *render_stats_json(const Funnel__V1__Stats *stats);
 void render_stats_text(FILE *out, const Funnel__V1__Stats *stats);
 
+/* One checkpoint: {"name","seq","bytes","created_at"}, or one line of text. */
+json_t *render_checkpoint_json(const Funnel__V1__CheckpointInfo *c);
+void render_checkpoint_text(FILE *out, const Funnel__V1__CheckpointInfo *c);
+
 /* {"kind","topic","lead","at","stage","from_stage","reasons":[],"event_id",
  * "seq","snapshot":{lead record}|null}. topic is the topic frame it came
  * on (borrowed; NULL: the alert's own topic field). */

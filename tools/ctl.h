@@ -13,6 +13,7 @@
  *   ctl_definition.c    definition check / diff
  *   ctl_leads.c         leads (the listing, paged; rows by common/leadrows.c)
  *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
+ *   ctl_checkpoint.c    checkpoint
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -181,6 +182,7 @@ typedef struct {
     X(watch)            \
     X(alerts)           \
     X(stats)            \
+    X(checkpoint)       \
     X(definition)       \
     X(keygen)
 

@@ -1,5 +1,6 @@
 """Crash safety: tools/crashtest in CI mode (SIGKILL >= 20 times while a
-reliable publisher and funnelctl publish feed funneld; then every acked
+reliable publisher and funnelctl publish feed funneld, every third restart
+staged as a power loss, checkpoints taken meanwhile; then every acked
 event is in the log exactly once and the state equals a rebuild)."""
 
 import json
@@ -27,4 +28,8 @@ def test_crashtest_ci_mode(tmp_path):
     assert fig["dup_applied_twice"] == 0, out
     assert fig["dup_injected_copies"] > 0 and fig["dup_injected_stream"] > 0, out
     assert fig["rebuild_exit"] == 0, out
+    # checkpoints were written while funneld was being killed, and staged
+    # power losses were recovered from them
+    assert fig["power_losses"] >= 5 and fig["checkpoints_written"] >= 1, out
+    assert fig["restores_from_checkpoint"] >= 1, out
     print(out)

@@ -1,0 +1,293 @@
+"""Checkpoints: a power loss (staged with FUNNELD_BOOT_ID: the next start
+is in another boot, so the state open at the kill cannot be trusted) is
+recovered from the newest intact checkpoint plus the log after it; a torn
+or truncated checkpoint is skipped for an older one; a disk that fills up
+during a checkpoint leaves ingest running; --rebuild cleans up after
+itself."""
+
+import json
+import os
+import signal
+import subprocess
+
+from conftest import (FUNNELD_BIN, IngestClient, QueryClient, at_rest, make_event, now_ms,
+                      wait_until)
+
+TYPES = ["page_view", "email_open", "form_submit", "content_download",
+         "demo_request", "meeting_booked", "closed_won", "closed_lost"]
+
+
+def _publish(c, prefix, n_batches, per=100, n_leads=150, t0=None):
+    """Acknowledged batches of events over n_leads leads; returns how many."""
+    t0 = t0 if t0 is not None else now_ms() - 60_000
+    for b in range(n_batches):
+        evs = []
+        for i in range(per):
+            k = b * per + i
+            typ = TYPES[(k * 7 + b) % len(TYPES)]
+            evs.append(make_event("ck-%03d" % ((k * 13) % n_leads), typ,
+                                  source=2 if typ.startswith(("closed", "meet", "demo")) else 1,
+                                  event_id="%s-%d" % (prefix, k), at_ms=t0 + k))
+        ack = c.publish(evs, batch_id="%s-b%d" % (prefix, b))
+        assert ack.accepted == per and not ack.rejections, ack
+    return n_batches * per
+
+
+def _checkpoint(d):
+    r = d.ctl("checkpoint", json_out=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["state"] == "done", doc
+    return doc["checkpoint"]
+
+
+def _leads(q, n_leads=150):
+    out = {}
+    for i in range(n_leads):
+        r = q.lead_reply("ck-%03d" % i, timeline_limit=1000)
+        if r.found:
+            out[r.lead.id] = (at_rest(r.lead).SerializeToString(deterministic=True),
+                              [(t.seq, t.event.id) for t in r.timeline])
+    return out
+
+
+def _rebuild(d):
+    r = subprocess.run([FUNNELD_BIN, "--state-dir", d.state_dir, "--rebuild",
+                        "--log-level", "warn"], capture_output=True, text=True, timeout=300)
+    return r.returncode, r.stdout + r.stderr
+
+
+def _power_loss(d, monkeypatch, zctx, boot):
+    """SIGKILL, then start in another boot."""
+    d.stop(signal.SIGKILL)
+    monkeypatch.setenv("FUNNELD_BOOT_ID", boot)
+    d.start(zctx)
+
+
+def test_power_loss_recovers_from_the_checkpoint_and_replays_only_after_it(
+        zctx, daemon_factory, monkeypatch):
+    monkeypatch.setenv("FUNNELD_BOOT_ID", "boot-a")
+    d = daemon_factory(extra_args=["--checkpoint-interval", "0"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n1 = _publish(c, "a", 20)
+    ck = _checkpoint(d)
+    assert ck["seq"] == n1, ck
+    assert os.path.exists(os.path.join(d.state_dir, "checkpoints", ck["name"]))
+    n2 = _publish(c, "b", 7)            # acknowledged after the checkpoint
+    before = _leads(q)
+    st0 = q.stats()
+    c.close()
+    q.close()
+
+    _power_loss(d, monkeypatch, zctx, "boot-b")
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    # the replay covered only the events after the checkpoint
+    assert st.recovery.startswith("restored checkpoint %s" % ck["name"]), st.recovery
+    assert st.replayed_at_start == n2, st
+    assert "restored checkpoint %s" % ck["name"] in d.stderr()
+    assert "replaying events %d..%d from the log" % (n1 + 1, n1 + n2) in d.stderr()
+    # nothing acknowledged is lost
+    assert st.applied == st0.applied == n1 + n2
+    assert (st.log_first_seq, st.last_seq) == (1, n1 + n2)
+    assert [x.name for x in st.checkpoints] == [ck["name"]]
+    assert _leads(q) == before
+    q.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out, out
+
+
+def _truncate(path):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.truncate(size // 2)
+
+
+def _tear(path):
+    """Garbage in the middle, length unchanged (a lost write)."""
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(os.urandom(8192))
+
+
+def test_torn_or_truncated_newest_checkpoint_is_skipped(zctx, daemon_factory, monkeypatch):
+    monkeypatch.setenv("FUNNELD_BOOT_ID", "boot-a")
+    d = daemon_factory(extra_args=["--checkpoint-interval", "0", "--checkpoint-keep", "3"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n = _publish(c, "a", 10)
+    old = _checkpoint(d)
+    n += _publish(c, "b", 5)
+    newer = _checkpoint(d)
+    n += _publish(c, "c", 5)
+    newest = _checkpoint(d)
+    n += _publish(c, "d", 3)
+    assert old["seq"] < newer["seq"] < newest["seq"] < n
+    before = _leads(q)
+    q.close()
+
+    # the newest is truncated: the one before it serves
+    _truncate(os.path.join(d.state_dir, "checkpoints", newest["name"]))
+    _power_loss(d, monkeypatch, zctx, "boot-b")
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    assert st.recovery.startswith("restored checkpoint %s" % newer["name"]), st.recovery
+    assert st.replayed_at_start == n - newer["seq"], st
+    assert "checkpoint %s cannot be used: it is truncated" % newest["name"] in d.stderr()
+    assert st.applied == n and _leads(q) == before
+
+    # and torn (same length, garbage inside): the oldest serves
+    _tear(os.path.join(d.state_dir, "checkpoints", newer["name"]))
+    q.close()
+    _power_loss(d, monkeypatch, zctx, "boot-c")
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    assert st.recovery.startswith("restored checkpoint %s" % old["name"]), st.recovery
+    assert st.replayed_at_start == n - old["seq"], st
+    assert "checkpoint %s cannot be used: it is torn" % newer["name"] in d.stderr()
+    assert st.applied == n and _leads(q) == before
+    q.close()
+    c.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out, out
+
+
+def test_power_loss_without_a_checkpoint_rebuilds_from_the_log(zctx, daemon_factory,
+                                                               monkeypatch):
+    monkeypatch.setenv("FUNNELD_BOOT_ID", "boot-a")
+    d = daemon_factory(extra_args=["--checkpoint-interval", "0"])
+    c = IngestClient(zctx, d.ingest_ep)
+    n = _publish(c, "a", 4)
+    c.close()
+    _power_loss(d, monkeypatch, zctx, "boot-b")
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    assert st.recovery.startswith("rebuilt from the whole log"), st.recovery
+    assert st.replayed_at_start == n and st.applied == n
+    q.close()
+
+
+def test_clean_shutdown_replays_nothing_and_keeps_checkpoints(zctx, daemon_factory):
+    d = daemon_factory(extra_args=["--checkpoint-interval", "0"])
+    c = IngestClient(zctx, d.ingest_ep)
+    _publish(c, "a", 3)
+    c.close()
+    ck = _checkpoint(d)
+    d.stop_ok()
+    d.start(zctx)
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    assert (st.recovery, st.replayed_at_start) == ("clean", 0)
+    assert [x.name for x in st.checkpoints] == [ck["name"]]
+    q.close()
+
+
+def test_automatic_checkpoints_keep_the_newest(zctx, daemon_factory):
+    d = daemon_factory(extra_args=["--checkpoint-interval", "200ms", "--checkpoint-keep", "2"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    seqs = []
+    for b in range(4):
+        n = _publish(c, "a%d" % b, 1)
+        st = wait_until(lambda: (lambda s: s if s.checkpoints and not s.checkpoint_running and
+                                 s.checkpoints[0].seq == (b + 1) * n else None)(q.stats()),
+                        10, what="a checkpoint at %d" % ((b + 1) * n))
+        seqs.append(st.checkpoints[0].seq)
+        assert len(st.checkpoints) <= 2
+    st = q.stats()
+    assert [x.seq for x in st.checkpoints] == seqs[-1:-3:-1]
+    assert st.checkpoints_taken >= 4 and st.checkpoints_failed == 0
+    names = sorted(os.listdir(os.path.join(d.state_dir, "checkpoints")))
+    assert names == sorted(x.name for x in st.checkpoints)
+    r = d.ctl("stats")
+    assert r.returncode == 0 and b"checkpoints " in r.stdout and \
+        st.checkpoints[0].name.encode() in r.stdout, r.stdout
+    c.close()
+    q.close()
+
+
+def test_disk_full_during_a_checkpoint_leaves_ingest_running(zctx, daemon_factory, tmp_path):
+    from test_faults import _fill
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs",
+                        str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        import pytest
+        pytest.skip("cannot mount a small tmpfs to fill up (needs root): %s"
+                    % (r.stderr.strip() or r.returncode))
+    try:
+        cfg = tmp_path / "funneld.yaml"
+        cfg.write_text("map_size_mb: 64\ncheckpoint_interval: 1s\n")
+        d = daemon_factory(state_dir=mnt / "state", extra_args=["--config", str(cfg)])
+        c = IngestClient(zctx, d.ingest_ep)
+        q = QueryClient(zctx, d.query_ep)
+        n = _publish(c, "a", 30, n_leads=3000)
+        wait_until(lambda: q.stats().checkpoints_taken >= 1, 15, what="a first checkpoint")
+        # fill the disk so that the next checkpoint (as large as the state)
+        # cannot be written, but a few more group commits can
+        _fill(mnt / "filler", leave=1 << 20)
+        n += _publish(c, "b", 2, n_leads=3000)
+        st = wait_until(lambda: (lambda s: s if s.checkpoints_failed >= 1 else None)(q.stats()),
+                        15, what="a failed checkpoint")
+        assert st.checkpoint_error, st
+        assert "checkpoint" in d.stderr() and "failed, the live state is untouched" in d.stderr()
+        # ingest goes on: every batch is acknowledged
+        n += _publish(c, "c", 3, per=20, n_leads=3000)
+        assert q.stats().applied == n
+        assert not os.path.exists(mnt / "state" / "checkpoints" / "ckpt.tmp")
+        # room again: the checkpoint is retried by itself
+        os.unlink(mnt / "filler")
+        taken = q.stats().checkpoints_taken
+        st = wait_until(lambda: (lambda s: s if s.checkpoints_taken > taken and
+                                 s.checkpoints[0].seq == n else None)(q.stats()),
+                        15, what="a retried checkpoint")
+        assert st.checkpoint_error == ""
+        c.close()
+        q.close()
+        d.stop_ok()
+        rc, out = _rebuild(d)
+        assert rc == 0 and "identical" in out, out
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_rebuild_deletes_its_scratch_state_or_keeps_it_in_rebuild_dir(zctx, daemon_factory,
+                                                                      tmp_path):
+    d = daemon_factory()
+    c = IngestClient(zctx, d.ingest_ep)
+    _publish(c, "a", 3)
+    c.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out and "deleted" in out, out
+    assert not os.path.exists(os.path.join(d.state_dir, "state.rebuild")), out
+    assert not os.path.exists(os.path.join(d.state_dir, "state.rebuild.mark")), out
+    keep = tmp_path / "elsewhere" / "rebuilt"
+    r = subprocess.run([FUNNELD_BIN, "--state-dir", d.state_dir, "--rebuild",
+                        "--rebuild-dir", str(keep), "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "identical" in r.stdout, r.stdout + r.stderr
+    assert os.path.exists(keep / "data.mdb"), r.stdout
+    assert not os.path.exists(os.path.join(d.state_dir, "state.rebuild"))
+    # bad input: a relative directory, or with --rebuild-replace
+    for extra in (["--rebuild-dir", "rel/dir", "--rebuild"],
+                  ["--rebuild-dir", str(keep), "--rebuild-replace"]):
+        r = subprocess.run([FUNNELD_BIN, "--state-dir", d.state_dir] + extra,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "rebuild_dir" in r.stderr, r.stderr
+    d.start(zctx)
+
+
+def test_bad_checkpoint_settings_are_refused(tmp_path):
+    for args, what in ((["--checkpoint-interval", "often"], "checkpoint_interval"),
+                       (["--checkpoint-keep", "0"], "checkpoint_keep"),
+                       (["--log-retention", "12 parsecs"], "log_retention")):
+        r = subprocess.run([FUNNELD_BIN, "--state-dir", str(tmp_path / "s")] + args,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and what in r.stderr, (args, r.stderr)
+        assert not os.path.exists(tmp_path / "s" / "log"), "nothing may be created"
