@@ -26,6 +26,7 @@
 #include "pipeline.h"
 #include "query.h"
 #include "rebuild.h"
+#include "retention.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -42,6 +43,7 @@ typedef struct {
     metrics_t *metrics;
     http_t *http;                  /* NULL when `http` is empty */
     checkpoint_t *checkpoint;      /* the checkpoint thread */
+    retention_t *retention;        /* log_retention, NULL when off */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -376,6 +378,12 @@ int main(int argc, char **argv)
     }
     if (query_server_start(app.queries) != 0 || checkpoint_start(app.checkpoint) != 0)
         goto out;
+    int64_t keep_ms = 0;
+    uint64_t keep_bytes = 0;
+    cfg_log_retention(&app.cfg, &keep_ms, &keep_bytes, err, sizeof err);
+    if ((keep_ms || keep_bytes) &&
+        (app.retention = retention_new(app.base, app.store, keep_ms, keep_bytes)) == NULL)
+        goto out;
 
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
     evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
@@ -407,6 +415,7 @@ out:
     query_server_destroy(&app.queries);
     /* A checkpoint being written is finished first; before the store. */
     checkpoint_destroy(&app.checkpoint);
+    retention_destroy(&app.retention);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
     ingest_destroy(&app.ingest);

@@ -387,8 +387,13 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
         unsigned char sk[8];
         s_be64_put(sk, seq);
         MDB_val ek = {.mv_size = 8, .mv_data = sk}, ev;
-        if ((rc = mdb_get(S_RLOG(self), self->events, &ek, &ev)) != 0 ||
-            ev.mv_size < S_LOG_HDR)
+        rc = mdb_get(S_RLOG(self), self->events, &ek, &ev);
+        if (rc == MDB_NOTFOUND) {
+            /* Log retention dropped the older part of the chain. */
+            rc = 0;
+            break;
+        }
+        if (rc != 0 || ev.mv_size < S_LOG_HDR)
             goto fail;
         seqs[n] = seq;
         raws[n] = (const unsigned char *)ev.mv_data + S_LOG_HDR;

@@ -291,3 +291,38 @@ def test_bad_checkpoint_settings_are_refused(tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and what in r.stderr, (args, r.stderr)
         assert not os.path.exists(tmp_path / "s" / "log"), "nothing may be created"
+
+
+def test_retention_drops_only_entries_a_kept_checkpoint_covers(zctx, daemon_factory):
+    d = daemon_factory(extra_args=["--clock", "event", "--log-retention", "30d",
+                                   "--checkpoint-interval", "0", "--checkpoint-keep", "2"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    old_t0 = now_ms() - 100 * 86_400_000
+    n_half = _publish(c, "old1", 3, n_leads=40, t0=old_t0)
+    a = _checkpoint(d)
+    n_old = n_half + _publish(c, "old2", 3, n_leads=40, t0=old_t0 + 10_000)
+    n_all = n_old + _publish(c, "new", 2, n_leads=40, t0=now_ms() - 1000)
+    # everything before the recent events is beyond 30 days, but only what
+    # the oldest kept checkpoint (a, at n_half) covers may go
+    st = wait_until(lambda: (lambda s: s if s.log_first_seq == n_half + 1 else None)(q.stats()),
+                    15, what="the entries up to %d dropped" % n_half)
+    assert st.log_dropped == n_half and a["seq"] == n_half
+    b = _checkpoint(d)
+    _publish(c, "new2", 1, n_leads=40, t0=now_ms() - 500)
+    _checkpoint(d)                # a is deleted (keep 2): b is the oldest now
+    assert b["seq"] >= n_all
+    st = wait_until(lambda: (lambda s: s if s.log_dropped == n_old else None)(q.stats()),
+                    15, what="every old entry dropped")
+    # the recent entries are within 30 days: kept, though covered
+    assert st.log_first_seq == n_old + 1 and st.last_seq >= n_all, st
+    r = d.ctl("stats")
+    assert b"dropped by log_retention" in r.stdout, r.stdout
+    for i in range(40):        # every lead still answers, its history cut
+        assert q.lead("ck-%03d" % i) is not None
+    c.close()
+    q.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out, out
+    assert "oldest checkpoint" in out and b["name"] in out, out
