@@ -62,11 +62,17 @@ static void s_client_free(http_ui_t *ui, http_sse_client_t *c)
     free(c);
 }
 
-/* The browser went away (or evhttp closes the connection). */
+/* The connection closes: the browser went away, or s_drop freed it. When
+ * the browser went away evhttp has detached the streamed request from the
+ * connection and leaves it to us: ending the reply frees it. (When we free
+ * the connection, the request is still on it and evhttp frees it.) */
 static void s_on_close(struct evhttp_connection *evcon, void *arg)
 {
     http_sse_client_t *c = arg;
+    struct evhttp_request *req = c->req;
     s_client_free(c->ui, c);
+    if (evhttp_request_get_connection(req) == NULL)
+        evhttp_send_reply_end(req);
 }
 
 /* Close c's connection now (closes and frees c through s_on_close). */
