@@ -211,6 +211,20 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
     }
     out->n_friction_tally = nt;
     out->friction_tally = scratch->tally_ptrs;
+
+    const hnd_quality_t *q = &lead->quality;
+    Funnel__V1__LeadQuality *lq = &scratch->quality;
+    funnel__v1__lead_quality__init(lq);
+    lq->outcome = q->outcome == HND_OUTCOME_WON    ? (char *)"won"
+                  : q->outcome == HND_OUTCOME_LOST ? (char *)"lost"
+                                                   : (char *)"";
+    lq->outcome_at_ms = q->outcome_at_ms;
+    lq->outcome_after_handoff = q->outcome_after_handoff;
+    lq->handed_off = q->handed_off;
+    lq->handoff_at_ms = q->handoff_at_ms;
+    lq->rule = (char *)q->rule;
+    lq->booked = q->booked;
+    out->quality = lq;
 }
 
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf)
@@ -411,6 +425,20 @@ static void s_lead_from_pb(const Funnel__V1__Lead *pb, const defn_t *d,
         t->stage = (uint8_t)ts;
         t->bucket = (uint16_t)r->bucket;
         t->n = r->count;
+    }
+    if (pb->quality) {
+        const Funnel__V1__LeadQuality *lq = pb->quality;
+        hnd_quality_t *q = &lead->quality;
+        q->outcome = lq->outcome && strcmp(lq->outcome, "won") == 0 ? HND_OUTCOME_WON
+                     : lq->outcome && strcmp(lq->outcome, "lost") == 0
+                         ? HND_OUTCOME_LOST
+                         : HND_OUTCOME_OPEN;
+        q->outcome_at_ms = lq->outcome_at_ms;
+        q->outcome_after_handoff = lq->outcome_after_handoff;
+        q->handed_off = lq->handed_off;
+        q->handoff_at_ms = lq->handoff_at_ms;
+        s_copy(q->rule, sizeof q->rule, lq->rule);
+        q->booked = lq->booked;
     }
     hnd_lead_loaded(d, lead);
 }

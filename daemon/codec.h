@@ -37,6 +37,7 @@ typedef struct {
     Funnel__V1__FrictionRecord *friction_ptrs[HND_FRICTION_MAX];
     Funnel__V1__FrictionTally tally[HND_TALLY_MAX + HND_RTALLY_MAX];
     Funnel__V1__FrictionTally *tally_ptrs[HND_TALLY_MAX + HND_RTALLY_MAX];
+    Funnel__V1__LeadQuality quality;
 } codec_lead_scratch_t;
 
 void codec_lead_to_pb(const hnd_lead_t *lead, const defn_t *d,

@@ -52,7 +52,7 @@ static long s_read_marks(void *arg, const char *prefix, report_mark_fn *fn,
     return store_read_marks(arg, prefix, fn, fn_arg);
 }
 
-static void s_reader(query_t *q, report_reader_t *rd)
+void query_reader(query_t *q, report_reader_t *rd)
 {
     rd->counter = s_read_counter;
     rd->counters = s_read_counters;
@@ -68,7 +68,7 @@ static void s_funnel(query_t *q, const Funnel__V1__FunnelQuery *fq,
     arena_t *a = arena_new(0);
     const char *err = NULL;
 
-    s_reader(q, &rd);
+    query_reader(q, &rd);
     if (store_read_begin(q->store) != STORE_OK) {
         r->error = (char *)"storage error";
         goto send;
@@ -153,7 +153,7 @@ static void s_friction(query_t *q, const Funnel__V1__FrictionQuery *fq,
         rq.leads = fq->leads;
         rq.limit = fq->limit;
     }
-    s_reader(q, &rd);
+    query_reader(q, &rd);
     if (store_read_begin(q->store) != STORE_OK) {
         r->error = (char *)"storage error";
         goto send;
@@ -204,6 +204,9 @@ static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION:
         s_friction(q, req->friction, sock, msg, &r);
         break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY:
+        query_quality(q, req->quality, sock, msg, &r);
+        break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS:
         /* Answered by the listing thread (query_leads.h), which takes req. */
         if (query_leads_submit(leads, sock, msg, &req) == -1) {
@@ -222,7 +225,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
     }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
-                          "leads or alerts_since)";
+                          "leads, alerts_since or quality)";
         query_reply(sock, msg, &r);
         break;
     }

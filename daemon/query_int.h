@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "funnel.pb-c.h"
 #include "query.h"
+#include "report.h"
 
 /* Send reply r to the client of request msg (its routing frames). */
 void query_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply *r);
@@ -17,5 +18,15 @@ void query_reply(bus_sock_t *sock, bus_msg_t *msg, const Funnel__V1__QueryReply 
  * oneof is left unset. Called with q->defn_lock held shared. */
 void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
                 bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
+/* The store's read snapshot as a report reader (handlers/report.h):
+ * between store_read_begin and store_read_end. */
+void query_reader(query_t *q, report_reader_t *rd);
+
+/* Answer a QualityQuery (query_quality.c): report_quality at the daemon's
+ * time. Sends the reply; r's oneof is left unset. Called with
+ * q->defn_lock held shared. */
+void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
+                   bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r);
 
 #endif

@@ -160,6 +160,11 @@ typedef struct {
     uint32_t min_sample;            /* default 20 */
     bool alert_recovery;            /* default true */
 
+    /* quality: a lead still open this long after its first handoff (or,
+     * for the base rate, after its first event) counts as lost in the
+     * quality report (whole days; 0: open leads stay open). */
+    int64_t quality_lost_after_ms;
+
     /* The type table: every event type named by the definition. */
     size_t n_types;
     defn_type_t *types;
@@ -209,7 +214,7 @@ char *defn_cond_text(const defn_cond_t *c, char *buf, size_t size);
 
 /* The semantic difference between two definitions, one call of fn per
  * difference: section ("stages", "transitions", "regressions", "scoring",
- * "fit", "qualification", "handoff", "personas", "friction", "name"),
+ * "fit", "qualification", "handoff", "personas", "friction", "quality", "name"),
  * change ("added", "removed", "changed", "reordered"), what (the item), and
  * the values in a and in b (NULL where absent). Strings are borrowed for
  * the call.

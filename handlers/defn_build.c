@@ -408,6 +408,7 @@ static s_section_fn *const s_sections[] = {
     defn_build_qualification,
     defn_build_handoff,
     defn_build_friction,
+    defn_build_quality,
     s_build_type_table,
     s_build_personas,
 };

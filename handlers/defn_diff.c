@@ -143,6 +143,10 @@ static void s_section(const defn_t *d, const char *section, s_items_t *l)
               s_dur(d->conversion_window_ms, t, sizeof t));
         s_add(l, "min_sample", "%u", d->min_sample);
         s_add(l, "alert_recovery", "%s", d->alert_recovery ? "true" : "false");
+    } else if (strcmp(section, "quality") == 0) {
+        s_add(l, "lost_after", "%s",
+              d->quality_lost_after_ms
+                  ? s_dur(d->quality_lost_after_ms, t, sizeof t) : "none");
     } else if (strcmp(section, "personas") == 0) {
         for (size_t i = 0; i < d->n_personas; i++) {
             const defn_persona_t *p = &d->personas[i];
@@ -198,7 +202,7 @@ size_t defn_diff(const defn_t *a, const defn_t *b, defn_diff_fn *fn, void *arg)
 {
     static const char *const sections[] = {
         "name", "stages", "transitions", "regressions", "scoring", "fit",
-        "qualification", "handoff", "personas", "friction",
+        "qualification", "handoff", "personas", "friction", "quality",
     };
     size_t n = 0;
     for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {

@@ -12,7 +12,7 @@
  *   defn_build.c   pass 3, the sections in order: name, stages,
  *                  transitions, regressions, personas (and the order itself)
  *   defn_rules.c   pass 3, the rules: scoring, qualification, handoff,
- *                  friction
+ *                  friction, quality
  *
  * Adding a section to the definition: its struct below and its member in
  * defn_ytop_t, its schema table and its line in s_top_fields and
@@ -134,6 +134,10 @@ typedef struct {
 } defn_yfriction_t;
 
 typedef struct {
+    char *lost_after;           /* duration, whole days */
+} defn_yquality_t;
+
+typedef struct {
     char *name;
     defn_ystage_t *stages;
     unsigned stages_count;
@@ -149,6 +153,7 @@ typedef struct {
     defn_ypersona_t *personas;
     unsigned personas_count;
     defn_yfriction_t *friction;
+    defn_yquality_t *quality;
 } defn_ytop_t;
 
 /* ---------------------------------------------------------------------- */
@@ -292,6 +297,8 @@ int defn_build_qualification(defn_loader_t *ld, const defn_ytop_t *y,
                              defn_t *d);
 int defn_build_handoff(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d);
 int defn_build_friction(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d);
+/* quality: lost_after (whole days, 0 when absent). */
+int defn_build_quality(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d);
 
 /* ---------------------------------------------------------------------- */
 /* The event-type table (defn.c).                                         */

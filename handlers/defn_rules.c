@@ -1,5 +1,6 @@
 /* defn_rules.c: pass 3 of loading a definition, the rules: scoring
- * (engagement points and fit rules), qualification, handoff and friction.
+ * (engagement points and fit rules), qualification, handoff, friction and
+ * quality.
  * Each section's builder checks its YAML (defn_int.h's structs) and fills
  * its part of the defn_t; the order they run in is defn_build.c's.
  */
@@ -358,5 +359,26 @@ int defn_build_friction(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
         defn_bool(ld, f->alert_recovery, "friction.alert_recovery",
                   &d->alert_recovery) < 0)
         return -1;
+    return 0;
+}
+
+/* quality (defn_int.h): lost_after, a whole number of days from 1d to
+ * 36500d; absent: 0 (open leads stay open). */
+int defn_build_quality(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
+{
+    const defn_yquality_t *q = y->quality;
+    const int64_t day = TIMETEXT_DAY_MS;
+    d->quality_lost_after_ms = 0;
+    if (!q || !q->lost_after)
+        return 0;
+    if (defn_duration(ld, q->lost_after, "quality.lost_after",
+                      &d->quality_lost_after_ms) < 0)
+        return -1;
+    if (d->quality_lost_after_ms < day || d->quality_lost_after_ms % day != 0) {
+        defn_fail(ld, defn_pos(ld, "quality.lost_after"),
+                  "quality.lost_after: '%s' is not a whole number of days "
+                  "from 1d up", q->lost_after);
+        return -1;
+    }
     return 0;
 }

@@ -157,6 +157,11 @@ static const cyaml_schema_field_t s_friction_fields[] = {
     CYAML_FIELD_END
 };
 
+static const cyaml_schema_field_t s_quality_fields[] = {
+    S_STR("lost_after", defn_yquality_t, lost_after),
+    CYAML_FIELD_END
+};
+
 /* The top level; a new section gets its line here and in s_mappings. */
 static const cyaml_schema_field_t s_top_fields[] = {
     S_STR("name", defn_ytop_t, name),
@@ -169,6 +174,7 @@ static const cyaml_schema_field_t s_top_fields[] = {
     S_MAP("handoff", defn_ytop_t, handoff, s_handoff_fields),
     S_LIST("personas", defn_ytop_t, personas, &s_persona_value),
     S_MAP("friction", defn_ytop_t, friction, s_friction_fields),
+    S_MAP("quality", defn_ytop_t, quality, s_quality_fields),
     CYAML_FIELD_END
 };
 static const cyaml_schema_value_t s_top_value = {
@@ -196,6 +202,7 @@ static const struct {
     { "personas[]", s_persona_fields },
     { "personas[].when[]", s_cond_fields },
     { "friction", s_friction_fields },
+    { "quality", s_quality_fields },
 };
 
 /* ---------------------------------------------------------------------- */

@@ -10,9 +10,10 @@
  * change is recorded in the lead's persona history, and the lead's report
  * counters move from the old persona's group to the new one (KEYS_LEADS,
  * KEYS_NOW, KEYS_ENTERED, KEYS_ADVANCED, the KEYS_HANDOFFS counters, the
- * friction gauges and every friction total the lead has booked, from its
- * tally: h_friction.c), so that both persona reports, funnel and friction,
- * count every column of a lead under the persona it has now.
+ * friction gauges, every friction total the lead has booked, from its
+ * tally: h_friction.c, and its quality counters: h_quality.c), so that the
+ * persona reports, funnel, friction and quality, count every column of a
+ * lead under the persona it has now.
  */
 #include "pipeline.h"
 
@@ -104,6 +105,7 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
                       keys_in_group(key, sizeof key, KEYS_BY_PERSONA, g[k],
                                     keys_counter(fkey, sizeof fkey, "", KEYS_REJREASON,
                                                  lead->rtally[i].reason)));
+        h_quality_move(lead, fx, pre, v);
     }
 }
 

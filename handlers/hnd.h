@@ -169,6 +169,27 @@ typedef struct {
     uint32_t n;
 } hnd_rtally_t;
 
+/* A lead's outcome (h_quality.c): won once it entered the funnel's last
+ * stage, lost once it entered an exit (the latest such entry counts), open
+ * until then. */
+typedef enum {
+    HND_OUTCOME_OPEN = 0,
+    HND_OUTCOME_WON = 1,
+    HND_OUTCOME_LOST = 2,
+} hnd_outcome_t;
+
+/* What the quality report counts of a lead; written by h_quality.c only. */
+typedef struct {
+    bool booked;                /* counted in the quality counters */
+    hnd_outcome_t outcome;
+    int64_t outcome_at_ms;      /* when it entered the outcome's stage */
+    bool outcome_after_handoff; /* the lead had been handed off when it
+                                   entered that stage */
+    bool handed_off;            /* handed off at least once */
+    int64_t handoff_at_ms;      /* its first handoff */
+    char rule[HND_RULE_MAX];    /* the clause of its first handoff */
+} hnd_quality_t;
+
 typedef struct {
     char id[HND_ID_MAX + 1];
     int stage;                  /* index into defn_t.stages */
@@ -218,6 +239,8 @@ typedef struct {
     hnd_tally_t tally[HND_TALLY_MAX];
     size_t n_rtally;
     hnd_rtally_t rtally[HND_RTALLY_MAX];
+
+    hnd_quality_t quality;
 } hnd_lead_t;
 
 /* An alert raised by a handler. The daemon fills in the lead snapshot and

@@ -23,6 +23,15 @@ static const char *const s_counter_name[KEYS_COUNTER_N] = {
     [KEYS_REGRESSIONS] = "friction/regression/",
     [KEYS_REJECTIONS] = "friction/handoff_rejected/",
     [KEYS_REJREASON] = "rejreason/",
+    [KEYS_Q_HANDED] = "quality/handed_off",
+    [KEYS_Q_WON] = "quality/won",
+    [KEYS_Q_LOST] = "quality/lost",
+    [KEYS_Q_BEFORE] = "quality/before",
+    [KEYS_Q_OPEN] = "quality/open/",
+    [KEYS_Q_TO_WON] = "quality/to_won/",
+    [KEYS_Q_ALL_WON] = "quality/all/won",
+    [KEYS_Q_ALL_LOST] = "quality/all/lost",
+    [KEYS_Q_ALL_OPEN] = "quality/all/open/",
 };
 
 static const char *const s_by_prefix[KEYS_BY_N] = {
@@ -136,6 +145,31 @@ size_t keys_group_name_len(const char *key, keys_by_t by)
     const char *name = key + strlen(s_by_prefix[by]);
     const char *slash = strchr(name, '/');
     return slash ? (size_t)(slash - name) : strlen(name);
+}
+
+char *keys_quality(char *buf, size_t cap, const char *prefix, keys_counter_t c,
+                   int64_t n)
+{
+    size_t len = 0;
+    s_cat(buf, cap, &len, prefix);
+    s_cat(buf, cap, &len, s_counter_name[c]);
+    if (n >= 0)
+        s_num(buf, cap, &len, n, c == KEYS_Q_TO_WON ? 3 : 6);
+    buf[len] = '\0';
+    return buf;
+}
+
+const char keys_clause_prefix_all[] = "by/clause/";
+
+char *keys_clause_prefix(char *buf, size_t cap, const char *label)
+{
+    size_t n = 0;
+    s_cat(buf, cap, &n, keys_clause_prefix_all);
+    for (size_t i = 0; label[i] && i < 63 && n + 2 < cap; i++)
+        buf[n++] = label[i] == '/' ? '|' : label[i];
+    s_cat(buf, cap, &n, "/");
+    buf[n] = '\0';
+    return buf;
 }
 
 char *keys_dwell(char *buf, size_t cap, const char *prefix, const char *stage,

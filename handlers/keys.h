@@ -17,6 +17,11 @@
  *   friction/regression/<stage>, friction/handoff_rejected/<stage>,
  *   friction/handoff_sla, sla/waiting, rejreason/<reason>,
  *   dwell/<stage>/<bucket, 3 digits>                    (h_friction)
+ *   quality/handed_off, quality/won, quality/lost, quality/before,
+ *   quality/open/<day, 6 digits>, quality/to_won/<bucket, 3 digits>,
+ *   quality/all/won, quality/all/lost, quality/all/open/<day> (h_quality)
+ *   by/clause/<label>/quality/...   the handed-off leads' counters per
+ *                                   clause of their first handoff
  *   ~conv/<stage>/in/<day, 6 digits>, ~conv/<stage>/out/<day>,
  *   ~conv/below/<stage>, ~conv/day, ~conv/expired       (funnel-wide only)
  *
@@ -55,6 +60,18 @@ typedef enum {
     KEYS_REGRESSIONS,        /* friction/regression/<stage> */
     KEYS_REJECTIONS,         /* friction/handoff_rejected/<stage> */
     KEYS_REJREASON,          /* rejreason/<reason>: the reason as "stage" */
+    /* Lead quality (h_quality.c): each lead counted once, in the class it
+     * is in now. Handed-off leads: */
+    KEYS_Q_HANDED,           /* quality/handed_off */
+    KEYS_Q_WON,              /* quality/won: won after the first handoff */
+    KEYS_Q_LOST,             /* quality/lost: lost after it */
+    KEYS_Q_BEFORE,           /* quality/before: the outcome came first */
+    KEYS_Q_OPEN,             /* quality/open/<day of the first handoff> */
+    KEYS_Q_TO_WON,           /* quality/to_won/<bucket>: handoff to won */
+    /* Every lead: */
+    KEYS_Q_ALL_WON,          /* quality/all/won */
+    KEYS_Q_ALL_LOST,         /* quality/all/lost */
+    KEYS_Q_ALL_OPEN,         /* quality/all/open/<day of the first event> */
     KEYS_COUNTER_N
 } keys_counter_t;
 
@@ -93,6 +110,18 @@ char *keys_in_group(char *buf, size_t cap, keys_by_t by, const char *name,
 /* The group name a key found under keys_by_prefix(by) begins with: its
  * length (the name is key + strlen(keys_by_prefix(by))). */
 size_t keys_group_name_len(const char *key, keys_by_t by);
+
+/* buf = prefix + counter c (KEYS_Q_OPEN, KEYS_Q_TO_WON, KEYS_Q_ALL_OPEN)
+ * + n in 6 digits (a day) or 3 (a bucket, dwell.h). With n < 0, only the
+ * prefix under which every n is found. */
+char *keys_quality(char *buf, size_t cap, const char *prefix, keys_counter_t c,
+                   int64_t n);
+/* buf = "by/clause/<label>/": the prefix of the quality counters of the
+ * leads first handed off by that qualification clause (label truncated to
+ * DEFN_NAME_MAX bytes, '/' replaced by '|'). */
+char *keys_clause_prefix(char *buf, size_t cap, const char *label);
+/* "by/clause/": the prefix under which every clause's group is found. */
+extern const char keys_clause_prefix_all[];
 
 /* dwell/<stage>/<bucket>: a completed stay's histogram bucket (dwell.h). */
 char *keys_dwell(char *buf, size_t cap, const char *prefix, const char *stage,

@@ -11,6 +11,7 @@ const hnd_t *const pipeline_default[] = {
     &hnd_handoff,
     &hnd_qualify,
     &hnd_persona,
+    &hnd_quality,
     NULL,
 };
 

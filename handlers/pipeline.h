@@ -3,8 +3,9 @@
  * The pipeline is a NULL-terminated table of handlers, a parameter so that
  * the daemon's tests can run a trivial one. pipeline_default is the
  * product's: attributes, fit, stage advancement, engagement, handoff
- * answers, qualification, personas (in that order: qualification sees the
- * scores of the event, personas the lead as the event left it).
+ * answers, qualification, personas, quality (in that order: qualification
+ * sees the scores of the event, personas the lead as the event left it,
+ * quality its outcome and handoff after the persona moved its counters).
  */
 #ifndef FUNNELD_PIPELINE_H
 #define FUNNELD_PIPELINE_H
@@ -18,6 +19,7 @@ extern const hnd_t hnd_score;     /* engagement points, decay */
 extern const hnd_t hnd_handoff;   /* sales' answers: accept, reject, recycle */
 extern const hnd_t hnd_qualify;   /* the qualification rule, handoff alert */
 extern const hnd_t hnd_persona;   /* behaviour counters, persona */
+extern const hnd_t hnd_quality;   /* outcomes against handoffs */
 
 extern const hnd_t *const pipeline_default[];
 
@@ -26,6 +28,13 @@ extern const hnd_t *const pipeline_default[];
  * NULL, is added to the alerts' reasons. For the handlers (h_stage.c). */
 void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
                   int64_t t, const char *why);
+
+/* Count (v = 1) or uncount (v = -1) the lead's quality counters under
+ * counter prefix pre, as h_quality.c booked them (nothing for a lead it
+ * has not seen yet): for h_persona.c, which moves a lead between persona
+ * groups before h_quality runs. */
+void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx, const char *pre,
+                    int64_t v);
 
 /* Friction bookkeeping for the handlers (h_friction.c). t is the lead's
  * time. leave: before the lead leaves its stage for `to` (completed stay,

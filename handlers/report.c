@@ -54,6 +54,7 @@ static uint64_t s_counter(const report_reader_t *rd, const char *prefix,
 typedef struct {
     arena_t *arena;
     keys_by_t by;
+    const char *prefix;         /* keys_by_prefix(by), or another's */
     char **names;
     size_t n, cap;
 } s_groups_t;
@@ -62,8 +63,9 @@ static void s_on_group_counter(const char *key, int64_t value, void *arg)
 {
     (void)value;
     s_groups_t *g = arg;
-    const char *name = key + strlen(keys_by_prefix(g->by));
-    size_t len = keys_group_name_len(key, g->by);
+    const char *name = key + strlen(g->prefix);
+    const char *slash = strchr(name, '/');
+    size_t len = slash ? (size_t)(slash - name) : strlen(name);
     if (g->n > 0 && strlen(g->names[g->n - 1]) == len &&
         memcmp(g->names[g->n - 1], name, len) == 0)
         return;
@@ -81,7 +83,8 @@ static int s_read_groups(const report_reader_t *rd, keys_by_t by,
                          s_groups_t *g)
 {
     g->by = by;
-    return rd->counters(rd->arg, keys_by_prefix(by), s_on_group_counter, g) < 0
+    g->prefix = keys_by_prefix(by);
+    return rd->counters(rd->arg, g->prefix, s_on_group_counter, g) < 0
                ? -1 : 0;
 }
 
@@ -605,6 +608,183 @@ void report_friction_free(report_friction_t **r_p)
 {
     if (*r_p) {
         arena_t *a = (*r_p)->arena;     /* *r_p lives in it */
+        arena_destroy(&a);
+    }
+    *r_p = NULL;
+}
+
+/* -- quality ------------------------------------------------------------- */
+
+/* Open leads per day (quality/open/<day>): the sum, and the part whose
+ * day lies lost_days or more before today (lost_days 0: none). */
+typedef struct {
+    size_t skip;                /* the prefix's length */
+    int64_t today, lost_days;
+    uint64_t open, timed_out;
+} s_open_t;
+
+static void s_on_open(const char *key, int64_t value, void *arg)
+{
+    s_open_t *o = arg;
+    int day = keys_dwell_bucket(key + o->skip);   /* a number: the day */
+    if (value <= 0 || day < 0)
+        return;
+    if (o->lost_days > 0 && o->today - day >= o->lost_days)
+        o->timed_out += (uint64_t)value;
+    else
+        o->open += (uint64_t)value;
+}
+
+static int s_read_open(const report_reader_t *rd, const char *pre,
+                       keys_counter_t c, int64_t today, int64_t lost_days,
+                       uint64_t *open, uint64_t *timed_out)
+{
+    char key[KEYS_KEY_MAX];
+    keys_quality(key, sizeof key, pre, c, -1);
+    s_open_t o = { .skip = strlen(key), .today = today, .lost_days = lost_days };
+    if (rd->counters(rd->arg, key, s_on_open, &o) < 0)
+        return -1;
+    *open = o.open;
+    *timed_out = o.timed_out;
+    return 0;
+}
+
+typedef struct {
+    size_t skip;
+    uint64_t *counts;
+} s_tohist_t;
+
+static void s_on_to_won(const char *key, int64_t value, void *arg)
+{
+    s_tohist_t *h = arg;
+    int k = keys_dwell_bucket(key + h->skip);
+    if (k >= 0 && k < DWELL_BUCKETS && value > 0)
+        h->counts[k] += (uint64_t)value;
+}
+
+/* One group's quality under counter prefix pre; base (NULL: its own) is
+ * the group whose every-lead counts give its base rate and recall. */
+static int s_read_quality(const report_reader_t *rd, const char *pre,
+                          int64_t today, int64_t lost_days,
+                          const report_quality_group_t *base, bool rejections,
+                          report_quality_group_t *g)
+{
+    char key[KEYS_KEY_MAX];
+    uint64_t hist[DWELL_BUCKETS] = {0};
+    g->handed_off = s_counter(rd, pre, KEYS_Q_HANDED, NULL);
+    g->won = s_counter(rd, pre, KEYS_Q_WON, NULL);
+    g->lost = s_counter(rd, pre, KEYS_Q_LOST, NULL);
+    g->before = s_counter(rd, pre, KEYS_Q_BEFORE, NULL);
+    if (s_read_open(rd, pre, KEYS_Q_OPEN, today, lost_days, &g->open,
+                    &g->lost_timeout) < 0)
+        return -1;
+    g->lost += g->lost_timeout;
+    if (base) {
+        g->all_won = base->all_won;
+        g->all_lost = base->all_lost;
+        g->all_open = base->all_open;
+        g->all_lost_timeout = base->all_lost_timeout;
+    } else {
+        g->all_won = s_counter(rd, pre, KEYS_Q_ALL_WON, NULL);
+        g->all_lost = s_counter(rd, pre, KEYS_Q_ALL_LOST, NULL);
+        if (s_read_open(rd, pre, KEYS_Q_ALL_OPEN, today, lost_days,
+                        &g->all_open, &g->all_lost_timeout) < 0)
+            return -1;
+        g->all_lost += g->all_lost_timeout;
+    }
+    g->has_precision = g->won + g->lost > 0;
+    g->precision = g->has_precision ? (double)g->won / (double)(g->won + g->lost) : 0;
+    g->has_recall = g->all_won > 0;
+    g->recall = g->has_recall ? (double)g->won / (double)g->all_won : 0;
+    g->has_base_rate = g->all_won + g->all_lost > 0;
+    g->base_rate = g->has_base_rate
+                       ? (double)g->all_won / (double)(g->all_won + g->all_lost)
+                       : 0;
+    g->has_lift = g->has_precision && g->has_base_rate && g->base_rate > 0;
+    g->lift = g->has_lift ? g->precision / g->base_rate : 0;
+
+    keys_quality(key, sizeof key, pre, KEYS_Q_TO_WON, -1);
+    s_tohist_t h = { .skip = strlen(key), .counts = hist };
+    if (rd->counters(rd->arg, key, s_on_to_won, &h) < 0)
+        return -1;
+    g->median_handoff_to_won_ms = dwell_quantile(hist, 0.5);
+
+    if (rejections) {
+        g->handoffs = s_counter(rd, pre, KEYS_HANDOFFS, NULL);
+        g->rejected = s_counter(rd, pre, KEYS_HANDOFFS_REJECTED, NULL);
+        g->has_rejection_rate = g->handoffs > 0;
+        g->rejection_rate =
+            g->has_rejection_rate ? (double)g->rejected / (double)g->handoffs : 0;
+    }
+    return 0;
+}
+
+/* Contract in report.h. */
+int report_quality(const defn_t *d, const report_reader_t *rd, const char *by,
+                   int64_t now_ms, report_quality_t **out, const char **err)
+{
+    by = by ? by : "";
+    *out = NULL;
+    bool clause = strcmp(by, "clause") == 0;
+    int dim = by[0] && !clause ? keys_by_parse(by) : -1;
+    if (by[0] && !clause && dim != KEYS_BY_PERSONA && dim != KEYS_BY_SOURCE) {
+        *err = "unknown breakdown: by wants persona, source or clause";
+        return -1;
+    }
+    int64_t today = timetext_days_of_ms(now_ms);
+    int64_t lost_days = d->quality_lost_after_ms / S_DAY_MS;
+
+    arena_t *a = arena_new(0);
+    report_quality_t *r = s_alloc(a, 1, sizeof *r);
+    r->arena = a;
+    r->by = arena_strdup(a, by);
+    r->lost_after_ms = d->quality_lost_after_ms;
+    r->as_of_ms = now_ms;
+    r->all.name = arena_strdup(a, "");
+    if (s_read_quality(rd, "", today, lost_days, NULL, true, &r->all) < 0)
+        goto storage;
+    if (by[0]) {
+        s_groups_t g = { .arena = a, .by = (keys_by_t)(dim < 0 ? 0 : dim) };
+        if (clause) {
+            g.prefix = keys_clause_prefix_all;
+            if (rd->counters(rd->arg, g.prefix, s_on_group_counter, &g) < 0)
+                goto storage;
+        } else if (s_read_groups(rd, (keys_by_t)dim, &g) < 0) {
+            goto storage;
+        }
+        r->groups = s_alloc(a, g.n, sizeof *r->groups);
+        for (size_t i = 0; i < g.n; i++) {
+            char gpre[KEYS_PREFIX_MAX];
+            report_quality_group_t *q = &r->groups[r->n_groups];
+            if (clause) {
+                snprintf(gpre, sizeof gpre, "%s%s/", keys_clause_prefix_all,
+                         g.names[i]);
+            } else {
+                keys_group_prefix(gpre, sizeof gpre, g.by, g.names[i]);
+            }
+            if (s_read_quality(rd, gpre, today, lost_days,
+                               clause ? &r->all : NULL, !clause, q) < 0)
+                goto storage;
+            if (q->handed_off == 0 && q->all_won + q->all_lost + q->all_open == 0)
+                continue;       /* every lead moved to another group */
+            if (clause && q->handed_off == 0)
+                continue;
+            q->name = g.names[i];
+            r->n_groups++;
+        }
+    }
+    *out = r;
+    return 0;
+storage:
+    *err = "storage error";
+    arena_destroy(&a);
+    return -1;
+}
+
+void report_quality_free(report_quality_t **r_p)
+{
+    if (*r_p) {
+        arena_t *a = (*r_p)->arena;
         arena_destroy(&a);
     }
     *r_p = NULL;

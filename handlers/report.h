@@ -193,4 +193,49 @@ int report_friction(const defn_t *d, const report_reader_t *rd,
                     const char **err);
 void report_friction_free(report_friction_t **r_p);
 
+/* -- quality ------------------------------------------------------------- */
+
+/* Lead quality against outcomes, over the whole funnel (name "") or one
+ * group. Handed-off leads: handed_off = won + lost + open + before, where
+ * won and lost came after the lead's first handoff, before is a lead whose
+ * outcome came first, and lost includes lost_timeout, the leads open for
+ * quality.lost_after since their handoff (open the rest). The all_*
+ * counts are the same over every lead (the timeout from its first event).
+ * A rate is absent (has_* false) when its denominator is 0:
+ *   precision = won / (won + lost); recall = won / all_won;
+ *   base_rate = all_won / (all_won + all_lost); lift = precision / base_rate;
+ *   rejection_rate = handoffs rejected / handoffs sent (not per clause). */
+typedef struct {
+    char *name;
+    uint64_t handed_off, won, lost, open, before, lost_timeout;
+    uint64_t all_won, all_lost, all_open, all_lost_timeout;
+    bool has_precision, has_recall, has_base_rate, has_lift;
+    double precision, recall, base_rate, lift;
+    int64_t median_handoff_to_won_ms;   /* -1: no lead won after a handoff */
+    uint64_t handoffs, rejected;
+    bool has_rejection_rate;
+    double rejection_rate;
+} report_quality_group_t;
+
+typedef struct {
+    report_quality_group_t all;
+    char *by;                   /* "", "persona", "source" or "clause" */
+    int64_t lost_after_ms;      /* the definition's, 0: none */
+    int64_t as_of_ms;           /* the time the timeouts are counted at */
+    size_t n_groups;            /* groups with leads, in name order */
+    report_quality_group_t *groups;
+    arena_t *arena;
+} report_quality_t;
+
+/* The quality report under d at time now_ms (the daemon's time: an open
+ * lead counts as lost once the whole days from its handoff's day, or its
+ * first event's, to now_ms's reach quality.lost_after), whole or by
+ * "persona", "source" or "clause" (the clause of the lead's first handoff;
+ * its groups have no leads of their own: base rate and recall are the
+ * funnel's). Returns 0 and *out (free with report_quality_free) or -1 and
+ * *err, a static message: an unknown breakdown, a read error. */
+int report_quality(const defn_t *d, const report_reader_t *rd, const char *by,
+                   int64_t now_ms, report_quality_t **out, const char **err);
+void report_quality_free(report_quality_t **r_p);
+
 #endif

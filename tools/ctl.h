@@ -14,6 +14,7 @@
  *   ctl_leads.c         leads (the listing, paged; rows by common/leadrows.c)
  *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
  *   ctl_checkpoint.c    checkpoint
+ *   ctl_quality.c       quality (lead quality against outcomes)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -178,6 +179,7 @@ typedef struct {
     X(lead)             \
     X(funnel)           \
     X(friction)         \
+    X(quality)          \
     X(leads)            \
     X(watch)            \
     X(alerts)           \

@@ -223,7 +223,7 @@ static const s_case_t s_cases[] = {
       "  - {name: a}\n",
       2, 1, "unknown key 'stage' (known here: name, stages, exits, "
             "transitions, regressions, scoring, qualification, handoff, "
-            "personas, friction)" },
+            "personas, friction, quality)" },
     { "unknown stage key",
       "name: t\n"
       "stages:\n"
