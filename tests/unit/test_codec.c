@@ -142,6 +142,10 @@ static void test_largest_lead_fits(void **state)
     lead->n_rtally = HND_RTALLY_MAX;
     for (size_t i = 0; i < HND_RTALLY_MAX; i++)
         lead->rtally[i].reason[sizeof lead->rtally[i].reason - 1] = '\0';
+    lead->quality.booked = lead->quality.handed_off = true;
+    lead->quality.outcome_after_handoff = true;
+    lead->quality.outcome = HND_OUTCOME_LOST;
+    lead->quality.rule[sizeof lead->quality.rule - 1] = '\0';
     Funnel__V1__Lead pb;
     codec_lead_scratch_t scratch;
     codec_lead_to_pb(lead, d, &pb, &scratch);
