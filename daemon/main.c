@@ -376,6 +376,11 @@ int main(int argc, char **argv)
         log_info("[main] subscribed to %s (topics marketing*, sales*%s)",
                  app.cfg.subscribe[i], app.cfg.subscribe_key[i] ? ", CURVE" : "");
     }
+    /* Before the first query is answered: a client that saw funneld
+     * answer may stop it at once, and SIGTERM must find its handler. */
+    evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
+    evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
+    evs[n_evs++] = s_on_signal(&app, SIGHUP, s_on_reload);
     if (query_server_start(app.queries) != 0 || checkpoint_start(app.checkpoint) != 0)
         goto out;
     int64_t keep_ms = 0;
@@ -385,9 +390,6 @@ int main(int argc, char **argv)
         (app.retention = retention_new(app.base, app.store, keep_ms, keep_bytes)) == NULL)
         goto out;
 
-    evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
-    evs[n_evs++] = s_on_signal(&app, SIGINT, s_on_stop);
-    evs[n_evs++] = s_on_signal(&app, SIGHUP, s_on_reload);
     evs[n_evs++] = s_every(&app, s_on_heartbeat, 1000000);
     if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
         evs[n_evs++] = s_every(&app, s_on_watchdog, app.watchdog_usec / 2);
