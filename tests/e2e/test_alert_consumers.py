@@ -207,7 +207,7 @@ def test_slow_watcher_fills_the_gap_by_itself(tmp_path, zctx, daemon_factory):
             return open(tmp_path / "watch.out", "rb").read().decode().splitlines()
         # Live: it has seen a live alert once one comes after the catch-up.
         warm = uid("warm")
-        assert c.publish([make_event(warm, "page_view")]).accepted == 1
+        assert c.publish([make_event(warm, "page_view")], timeout=60).accepted == 1
         wait_until(lambda: any(warm in ln for ln in printed()), 10, what="watch going")
         # The watcher stops reading; funneld drops its alerts beyond 10.
         p.send_signal(signal.SIGSTOP)
@@ -215,7 +215,7 @@ def test_slow_watcher_fills_the_gap_by_itself(tmp_path, zctx, daemon_factory):
         for b in range(30):
             evs = [make_event(uid("slow"), "page_view", at_ms=t0 + b * 1000 + i)
                    for i in range(1000)]
-            assert c.publish(evs).accepted == 1000
+            assert c.publish(evs, timeout=60).accepted == 1000
         total = q.stats().alert_seq
         p.send_signal(signal.SIGCONT)
         wait_until(lambda: len(printed()) >= total, 60, interval=0.1,
