@@ -48,9 +48,18 @@ def handshake(ctx, endpoint, curve, payload):
                                   | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                                   | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                                   | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+    # A refused handshake ends the connection for good (libzmq does not
+    # reconnect after an authentication failure), and a DEALER with no
+    # connection blocks in send: on a loaded machine the refusal can come
+    # before this process sends, so the send is bounded and may find no
+    # connection to queue on.
+    sock.sndtimeo = int(REPLY_TIMEOUT * 1000)
     try:
         sock.connect(endpoint)
-        sock.send(payload)
+        try:
+            sock.send(payload)
+        except zmq.Again:
+            pass  # refused before the payload was queued: nothing left
         assert mon.poll(int(REPLY_TIMEOUT * 1000)), "no handshake outcome"
         ev = recv_monitor_message(mon)["event"]
         outcome = "succeeded" if ev == zmq.EVENT_HANDSHAKE_SUCCEEDED else FAILED[ev]
@@ -225,7 +234,10 @@ def test_subscribe_to_a_curve_publisher(daemon_factory, tmp_path, zctx):
     finally:
         pub.close(0)
         auth.stop()
-        pctx.term()
+        # destroy, not term: should the authenticator's thread have died on
+        # an exception, its sockets are still open and term() would wait
+        # for them for ever.
+        pctx.destroy(linger=0)
 
 
 def test_secret_key_readable_by_others_is_refused(daemon_factory, tmp_path):
