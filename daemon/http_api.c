@@ -7,7 +7,8 @@
  *   /api/stats                                       funnelctl stats --json
  *   /api/definition                                  the definition in use
  *
- * Each document but the definition is render.c's of the QueryReply the
+ * (/api/leads, the listing, is http_leads.c's.) Each document but the
+ * definition is render.c's of the QueryReply the
  * query server answers to the QueryRequest funnelctl would send: the same
  * bytes. A query's error (a bad breakdown, an unknown persona) is a 400
  * {"error"}, an unknown lead a 404, a query server that does not answer
@@ -75,11 +76,7 @@ static void *s_query_sock(http_ui_t *self)
     return s;
 }
 
-/* req's reply from the query server (req->request_id is set here), or
- * NULL with *why (static) when there is none in time. Waits on the HTTP
- * thread: the query server answers from a read snapshot, never waiting for
- * ingest. Caller frees the reply (funnel__v1__query_reply__free_unpacked). */
-static Funnel__V1__QueryReply *s_ask(http_ui_t *self, Funnel__V1__QueryRequest *req,
+Funnel__V1__QueryReply *http_api_ask(http_ui_t *self, Funnel__V1__QueryRequest *req,
                                      const char **why)
 {
     char id[40];
@@ -142,7 +139,7 @@ static Funnel__V1__QueryReply *s_ask_for(http_ui_t *self, struct evhttp_request 
                                          Funnel__V1__QueryReply__ReplyCase want)
 {
     const char *why = NULL;
-    Funnel__V1__QueryReply *r = s_ask(self, qr, &why);
+    Funnel__V1__QueryReply *r = http_api_ask(self, qr, &why);
     if (r == NULL) {
         http_ui_send_error(req, 503, "Service Unavailable", why);
         return NULL;
@@ -473,7 +470,7 @@ bool http_api_handle(http_ui_t *self, struct evhttp_request *req, const char *pa
     else
         http_ui_send_error(req, 404, "Not Found",
                            "no such API: try /api/funnel, /api/friction, /api/lead/ID, "
-                           "/api/stats or /api/definition");
+                           "/api/leads, /api/stats or /api/definition");
     return true;
 }
 

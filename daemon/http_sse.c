@@ -14,11 +14,20 @@
  * browsers do, and the XPUB drops at its high-water mark rather than wait.
  * Idle streams get a comment every S_PING_S seconds; "retry:" tells the
  * browser to reconnect after S_RETRY_MS when funneld restarts.
+ *
+ * Each stored alert goes with its alert_seq as the event's id. A browser
+ * that reconnects sends the last one it saw (Last-Event-ID; or ?since=SEQ):
+ * the stream then starts with the stored alerts after it (AlertsSince from
+ * the query server, the newest S_CATCHUP_MAX at most), and live alerts
+ * already sent are skipped. So neither a restart of funneld nor a drop for
+ * slowness loses an alert: a catch-up that does not fit in the stream's
+ * buffer ends the stream, and the browser's next reconnect goes on.
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +47,8 @@
 #define S_RETRY_MS 2000
 #define S_STREAM_TIMEOUT_S (24 * 3600)
 #define S_BUDGET 256
+#define S_CATCHUP_MAX 10000
+#define S_CATCHUP_PAGE 1000
 
 struct http_sse_client {
     http_sse_client_t *next;
@@ -46,6 +57,7 @@ struct http_sse_client {
     struct evhttp_connection *evcon;
     size_t n_topics;
     char topics[S_TOPICS_MAX][S_TOPIC_LEN_MAX + 1];
+    uint64_t last_seq;           /* the newest alert_seq sent */
 };
 
 /* Unlink c, take back its subscriptions and free it. */
@@ -115,6 +127,23 @@ static bool s_wants(const http_sse_client_t *c, const char *topic)
     return false;
 }
 
+/* One event of the stream for a (with its alert_seq as the id): a new
+ * string, the caller frees it. The data is one line of compact JSON, so no
+ * newline can end it early. */
+static char *s_event_text(const Funnel__V1__Alert *a, const char *topic)
+{
+    json_t *doc = render_alert_json(a, topic);
+    char *json = json_dumps(doc, RENDER_NDJSON_FLAGS);
+    json_decref(doc);
+    if (json == NULL)
+        abort();
+    char *text = a->alert_seq ? xasprintf("id: %llu\ndata: %s\n\n",
+                                          (unsigned long long)a->alert_seq, json)
+                              : xasprintf("data: %s\n\n", json);
+    free(json);
+    return text;
+}
+
 /* bus_recv_fn of the alerts SUB: [topic, Alert]. */
 static void s_on_alert(bus_sock_t *sock, bus_msg_t *msg, void *arg)
 {
@@ -133,20 +162,18 @@ static void s_on_alert(bus_sock_t *sock, bus_msg_t *msg, void *arg)
         log_warn("[http] an undecodable alert on %s: not streamed", topic);
         return;
     }
-    json_t *doc = render_alert_json(a, topic);
-    char *json = json_dumps(doc, RENDER_NDJSON_FLAGS);
-    json_decref(doc);
+    char *text = s_event_text(a, topic);
+    uint64_t seq = a->alert_seq;
     funnel__v1__alert__free_unpacked(a, NULL);
-    if (json == NULL)
-        abort();
-    /* One line of compact JSON: no newline can end the data field early. */
-    char *text = xasprintf("data: %s\n\n", json);
-    free(json);
     size_t len = strlen(text);
     for (http_sse_client_t *c = ui->clients, *next; c; c = next) {
         next = c->next; /* s_send may free c */
-        if (s_wants(c, topic))
-            s_send(ui, c, text, len);
+        /* Numbered alerts a catch-up sent already are not sent again. */
+        if (!s_wants(c, topic) || (seq && seq <= c->last_seq))
+            continue;
+        if (seq)
+            c->last_seq = seq;
+        s_send(ui, c, text, len);
     }
     free(text);
 }
@@ -187,11 +214,37 @@ static int s_start(http_ui_t *ui)
     return 0;
 }
 
-/* The topics parameter: comma-separated prefixes of [a-z0-9._-], at most
- * S_TOPICS_MAX; absent or empty: every topic. 0, or -1 with a 400 sent. */
-static int s_topics(struct evhttp_request *req, http_sse_client_t *c)
+/* Where a stream resumes: the Last-Event-ID header, else ?since=. Returns
+ * 1 and *seq, 0 for neither (live only), -1 with a 400 sent when it is not
+ * a number. */
+static int s_resume_seq(struct evhttp_request *req, const char *since, uint64_t *seq)
 {
-    static const char *const allowed[] = {"topics", NULL};
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(req),
+                                       "Last-Event-ID");
+    char *end;
+    *seq = 0;
+    if (v == NULL || v[0] == '\0')
+        v = since;
+    if (v == NULL || v[0] == '\0')
+        return 0;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || errno) {
+        http_ui_send_error(req, 400, "Bad Request",
+                           "since / Last-Event-ID: want an alert_seq (a whole number)");
+        return -1;
+    }
+    *seq = n;
+    return 1;
+}
+
+/* The topics parameter: comma-separated prefixes of [a-z0-9._-], at most
+ * S_TOPICS_MAX; absent or empty: every topic. And where to resume
+ * (s_resume_seq: *resume and *since). 0, or -1 with a 400 sent. */
+static int s_topics(struct evhttp_request *req, http_sse_client_t *c, uint64_t *since,
+                    bool *resume)
+{
+    static const char *const allowed[] = {"topics", "since", NULL};
     struct evkeyvalq args;
     char msg[200];
     if (http_ui_query_args(req, allowed, &args) == -1)
@@ -217,8 +270,82 @@ static int s_topics(struct evhttp_request *req, http_sse_client_t *c)
     }
     if (c->n_topics == 0)
         c->topics[c->n_topics++][0] = '\0';
+    int rc = s_resume_seq(req, evhttp_find_header(&args, "since"), since);
     evhttp_clear_headers(&args);
-    return 0;
+    *resume = rc == 1;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Send c the stored alerts of its topics after seq (the newest
+ * S_CATCHUP_MAX at most). Returns 0 when done, 1 when c's buffer filled
+ * first (the caller ends the stream: the browser resumes from what it got),
+ * -1 when the store could not be asked (logged; live alerts go on). */
+static int s_catch_up(http_ui_t *ui, http_sse_client_t *c, uint64_t seq)
+{
+    char *topics[S_TOPICS_MAX];
+    size_t sent = 0;
+    bool first = true;
+    for (size_t i = 0; i < c->n_topics; i++)
+        topics[i] = c->topics[i];
+    c->last_seq = seq;
+    for (;;) {
+        Funnel__V1__QueryRequest qr = FUNNEL__V1__QUERY_REQUEST__INIT;
+        Funnel__V1__AlertsSince as = FUNNEL__V1__ALERTS_SINCE__INIT;
+        as.seq = seq;
+        /* One "" prefix (every topic) is no topic list. */
+        as.n_topics = c->topics[0][0] ? c->n_topics : 0;
+        as.topics = topics;
+        as.limit = S_CATCHUP_PAGE;
+        qr.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE;
+        qr.alerts_since = &as;
+        const char *why = NULL;
+        Funnel__V1__QueryReply *r = http_api_ask(ui, &qr, &why);
+        if (r == NULL || (r->error && r->error[0]) ||
+            r->reply_case != FUNNEL__V1__QUERY_REPLY__REPLY_ALERTS_SINCE) {
+            log_warn("[http] /events: the stored alerts after %llu cannot be read: %s",
+                     (unsigned long long)seq, r ? r->error : why);
+            if (r)
+                funnel__v1__query_reply__free_unpacked(r, NULL);
+            return -1;
+        }
+        const Funnel__V1__AlertsSinceReply *p = r->alerts_since;
+        if (first && p->last_seq > seq + S_CATCHUP_MAX) {
+            /* Too far behind: the newest ones only. */
+            char note[96];
+            int n = snprintf(note, sizeof note, ": alerts %llu..%llu skipped\n\n",
+                             (unsigned long long)seq + 1,
+                             (unsigned long long)(p->last_seq - S_CATCHUP_MAX));
+            s_send(ui, c, note, (size_t)n);
+            seq = c->last_seq = p->last_seq - S_CATCHUP_MAX;
+            first = false;
+            funnel__v1__query_reply__free_unpacked(r, NULL);
+            continue;
+        }
+        first = false;
+        for (size_t i = 0; i < p->n_alerts; i++) {
+            const Funnel__V1__Alert *a = p->alerts[i];
+            if (a->alert_seq <= c->last_seq)
+                continue;
+            char *text = s_event_text(a, a->topic);
+            size_t len = strlen(text);
+            bool full = s_pending(c) + len > S_CLIENT_BUF_MAX / 2;
+            if (!full) {
+                s_send(ui, c, text, len);
+                c->last_seq = a->alert_seq;
+                sent++;
+            }
+            free(text);
+            if (full) {
+                funnel__v1__query_reply__free_unpacked(r, NULL);
+                return 1;
+            }
+        }
+        bool more = p->more && p->next_seq > seq;
+        seq = p->next_seq;
+        funnel__v1__query_reply__free_unpacked(r, NULL);
+        if (!more || sent >= S_CATCHUP_MAX)
+            return 0;
+    }
 }
 
 bool http_sse_handle(http_ui_t *ui, struct evhttp_request *req, const char *path)
@@ -226,8 +353,10 @@ bool http_sse_handle(http_ui_t *ui, struct evhttp_request *req, const char *path
     if (strcmp(path, "/events") != 0)
         return false;
     http_sse_client_t *c = xcalloc(1, sizeof *c);
+    uint64_t since = 0;
+    bool resume = false;
     c->ui = ui;
-    if (s_topics(req, c) == -1) {
+    if (s_topics(req, c, &since, &resume) == -1) {
         free(c);
         return true;
     }
@@ -263,6 +392,15 @@ bool http_sse_handle(http_ui_t *ui, struct evhttp_request *req, const char *path
     char hello[64];
     int n = snprintf(hello, sizeof hello, "retry: %d\n: funneld alerts\n\n", S_RETRY_MS);
     s_send(ui, c, hello, (size_t)n);
+    /* Subscribed first, so that nothing falls between the stored alerts
+     * and the live ones (those sent twice are skipped by number). */
+    if (resume && s_catch_up(ui, c, since) == 1) {
+        /* End the stream (from within evhttp's callback: not by freeing
+         * the connection); the browser reconnects from what it got. */
+        evhttp_connection_set_closecb(c->evcon, NULL, NULL);
+        s_client_free(ui, c);
+        evhttp_send_reply_end(req);
+    }
     return true;
 }
 

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "bus.h"
+#include "funnel.pb-c.h"
 #include "http_ui.h"
 
 typedef struct http_sse_client http_sse_client_t;
@@ -47,6 +48,13 @@ void http_ui_send_error(struct evhttp_request *req, int code, const char *reason
  * terminated) and appear once. Returns 0, or -1 with a 400 sent. */
 int http_ui_query_args(struct evhttp_request *req, const char *const *allowed,
                        struct evkeyvalq *q);
+
+/* req's reply from the query server (req->request_id is set here), or
+ * NULL with *why (static) when there is none in time. Waits on the HTTP
+ * thread: the query server answers from a read snapshot, never waiting for
+ * ingest. Caller frees the reply (funnel__v1__query_reply__free_unpacked). */
+Funnel__V1__QueryReply *http_api_ask(http_ui_t *self, Funnel__V1__QueryRequest *req,
+                                     const char **why);
 
 /* The routes of each file. Each returns false when path is not its own. */
 bool http_api_handle(http_ui_t *self, struct evhttp_request *req, const char *path);

@@ -119,6 +119,26 @@ async function loadFriction() {
     : F.el('p', {class: 'muted'}, 'No lead stalled now.'));
 }
 
+/* -- leads --------------------------------------------------------------- */
+
+async function loadLeads() {
+  let r;
+  try {
+    r = await F.getJSON('/api/leads?sort=score&desc=1&limit=20');
+  } catch (e) {
+    F.replace('leads', F.el('p', {class: 'error'}, e.message));
+    return;
+  }
+  F.replace('leads', r.leads.length
+    ? F.table({class: 'compact'}, ['Lead', 'Stage', 'In stage', 'Persona', {text: 'Fit', cls: 'n'},
+                                   {text: 'Engagement', cls: 'n'}, {text: 'Total', cls: 'n'},
+                                   'Handoff', 'Last event'],
+        r.leads.map((l) => ({attrs: {'data-row-lead': l.lead}, cells: [
+          F.leadLink(l.lead), l.stage, F.dur(l.in_stage_ms), l.persona || '–', F.score(l.fit),
+          F.score(l.engagement), F.score(l.total), l.handoff, F.time(l.last_event_at)]})))
+    : F.el('p', {class: 'muted'}, 'No lead yet.'));
+}
+
 /* -- counters and the definition ---------------------------------------- */
 
 async function loadStats() {
@@ -253,7 +273,7 @@ function connect() {
 
 function refresh() {
   clearTimeout(state.timer);
-  Promise.allSettled([loadFunnel(), loadFriction(), loadStats()]).then(() => {
+  Promise.allSettled([loadFunnel(), loadFriction(), loadLeads(), loadStats()]).then(() => {
     state.timer = setTimeout(refresh, REFRESH_MS);
   });
 }

@@ -4,6 +4,7 @@ a handoff appears live without a reload; the lead page shows the lead's
 stage; values that look like HTML show as text; no console error. And the
 API: the same documents as funnelctl --json, read-only, clear errors."""
 
+import http.client
 import json
 import os
 import shutil
@@ -117,6 +118,10 @@ def test_funnel_and_friction_equal_funnelctl(daemon, browser, tmp_path):
     wait(browser, lambda: [e.get_attribute("data-group") for e in browser.find_elements(
         By.CSS_SELECTOR, "#funnel-groups [data-group]")] == groups, "groups %r" % groups)
 
+    # The hottest leads, each a link to its page.
+    wait(browser, lambda: len(browser.find_elements(By.CSS_SELECTOR,
+                                                    "#leads [data-row-lead] a.lead")) == 20,
+         "20 rows of hottest leads")
     assert console_errors(browser) == []
 
 
@@ -274,6 +279,7 @@ def test_api_documents_are_funnelctls(daemon_factory, tmp_path, zctx):
     ("/api/lead/", 400, "lead id"),
     ("/api/lead/a%00b", 400, "lead id"),
     ("/api/nothing", 404, "no such API"),
+    ("/events?since=x", 400, "alert_seq"),
     ("/events?topics=Bad%20Topic", 400, "topics"),
     ("/nowhere", 404, "not found"),
 ])
@@ -311,3 +317,67 @@ def test_pages_and_files_are_served(daemon):
     for name in ("app.js", "lead.js", "common.js"):
         code, js, _ = daemon.http_get("/static/" + name)
         assert "innerHTML" not in js and "insertAdjacentHTML" not in js, name
+
+
+# -- the event stream, without a browser -------------------------------------
+
+class Stream:
+    """One /events stream read as a browser's EventSource would."""
+
+    def __init__(self, d, query="topics=handoff", last_id=None):
+        self.conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=WAIT_S)
+        headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+        self.conn.request("GET", "/events?" + query, headers=headers)
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200
+        assert self.resp.headers["Content-Type"].startswith("text/event-stream")
+
+    def event(self):
+        """The next event: (id or None, alert document); comments skipped."""
+        ev_id, data = None, None
+        while True:
+            line = self.resp.fp.readline().decode()
+            assert line, "the stream ended"
+            line = line.rstrip("\n")
+            if line == "" and data is not None:
+                return ev_id, json.loads(data)
+            if line.startswith("id: "):
+                ev_id = line[4:]
+            elif line.startswith("data: "):
+                data = line[6:]
+
+    def close(self):
+        self.conn.close()
+
+
+def test_stream_resumes_from_last_event_id(daemon, zctx):
+    ingest = IngestClient(zctx, daemon.ingest_ep)
+    try:
+        # Handoffs while nobody watches: stored, numbered.
+        a, b = uid("a"), uid("b")
+        qualify(ingest, a)
+        qualify(ingest, b)
+
+        s = Stream(daemon, last_id="0")
+        id_a, doc_a = s.event()
+        id_b, doc_b = s.event()
+        assert (doc_a["lead"], doc_b["lead"]) == (a, b)
+        assert int(id_a) == doc_a["alert_seq"] < int(id_b) == doc_b["alert_seq"]
+        assert doc_a["topic"] == "handoff" and doc_a["snapshot"]["lead"] == a
+        s.close()
+
+        # A browser that saw a reconnects: b first, then the live ones, once.
+        s = Stream(daemon, last_id=id_a)
+        assert s.event() == (id_b, doc_b)
+        c = uid("c")
+        qualify(ingest, c)
+        ev_id, doc = s.event()
+        assert doc["lead"] == c and int(ev_id) == doc["alert_seq"] > int(id_b)
+        s.close()
+
+        # ?since= does the same.
+        s = Stream(daemon, query="topics=handoff&since=%s" % id_b)
+        assert s.event()[1]["lead"] == c
+        s.close()
+    finally:
+        ingest.close()
