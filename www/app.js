@@ -5,6 +5,7 @@
 
 const REFRESH_MS = 5000;     /* the reports, besides after each alert */
 const ALERTS_MAX = 200;      /* rows kept in the live list */
+const LEADS_MS = 30000;      /* the hottest leads: a listing sorts every lead */
 
 const state = {by: '', persona: '', timer: null, soon: null, personas: null};
 
@@ -273,7 +274,7 @@ function connect() {
 
 function refresh() {
   clearTimeout(state.timer);
-  Promise.allSettled([loadFunnel(), loadFriction(), loadLeads(), loadStats()]).then(() => {
+  Promise.allSettled([loadFunnel(), loadFriction(), loadStats()]).then(() => {
     state.timer = setTimeout(refresh, REFRESH_MS);
   });
 }
@@ -307,4 +308,6 @@ function controls() {
 controls();
 loadDefinition();
 refresh();
+loadLeads();
+setInterval(loadLeads, LEADS_MS);
 connect();
