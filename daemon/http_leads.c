@@ -70,6 +70,18 @@ static int s_flag(const char *v, bool *out)
     return 0;
 }
 
+/* Whether v names a handoff status (as funnelctl leads --handoff takes
+ * them: every HandoffStatus, in lower case without HANDOFF_). */
+static bool s_handoff_known(const char *v)
+{
+    static const char *const names[] = {"none", "pending", "accepted", "rejected",
+                                        "recycled", "requalified"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strcmp(v, names[i]) == 0)
+            return true;
+    return false;
+}
+
 /* The query string into l->lq. Returns 0, or -1 with the reason in err. */
 static int s_parse(s_list_t *l, char *err, size_t errlen)
 {
@@ -96,14 +108,14 @@ static int s_parse(s_list_t *l, char *err, size_t errlen)
             lq->source = (Funnel__V1__Source)leadrows_enum_value(
                 &funnel__v1__source__descriptor, "SOURCE_", v);
         } else if (strcmp(k, "handoff") == 0) {
-            e = strcmp(v, "none") == 0 || strcmp(v, "pending") == 0 ||
-                        strcmp(v, "accepted") == 0 || strcmp(v, "rejected") == 0
-                    ? leadrows_enum_value(&funnel__v1__handoff_status__descriptor,
-                                          "HANDOFF_", v)
-                    : -1;
+            e = s_handoff_known(v) ? leadrows_enum_value(
+                                         &funnel__v1__handoff_status__descriptor,
+                                         "HANDOFF_", v)
+                                   : -1;
             if (e < 0) {
                 snprintf(err, errlen,
-                         "handoff wants none, pending, accepted or rejected, not \"%.64s\"", v);
+                         "handoff wants none, pending, accepted, rejected, recycled or "
+                         "requalified, not \"%.64s\"", v);
                 return -1;
             }
             l->handoff = (Funnel__V1__HandoffStatus)e;

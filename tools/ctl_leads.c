@@ -34,7 +34,8 @@ static const s_leads_opts_t s_leads_defaults = {
 };
 
 static const char *const s_sources[] = { "marketing", "sales", NULL };
-static const char *const s_handoffs[] = { "none", "pending", "accepted", "rejected", NULL };
+static const char *const s_handoffs[] = { "none", "pending", "accepted", "rejected",
+                                               "recycled", "requalified", NULL };
 static const char *const s_sorts[] = { "score", "engagement", "fit", "stage_age",
                                        "last_event", "id", NULL };
 static const char *const s_formats[] = { "table", "csv", "ndjson", "json", NULL };
@@ -80,7 +81,9 @@ static const ctl_opt_t s_leads_opts[] = {
     CTL_CHOICE("source", s_leads_opts_t, source, s_sources,
                "only leads whose first event came from this source"),
     CTL_CHOICE("handoff", s_leads_opts_t, handoff, s_handoffs,
-               "only leads with this handoff status (read from each lead: a full scan)"),
+               "only leads with this handoff status: none, pending, accepted, rejected, "
+               "recycled (given back to marketing), requalified (looked at again, the "
+               "rule did not hold) (read from each lead: a full scan)"),
     CTL_FLAG("qualified", s_leads_opts_t, qualified, "only leads that qualified"),
     CTL_FLAG("not-qualified", s_leads_opts_t, not_qualified,
              "only leads that did not qualify (yet)"),
@@ -277,7 +280,8 @@ const ctl_cmd_t ctl_cmd_leads = {
     .name = "leads",
     .summary = "list, filter and export leads (table, CSV, NDJSON, JSON)",
     .usage = "Usage: funnelctl leads [--stage S]... [--persona P]... [--source marketing|sales]\n"
-             "         [--handoff none|pending|accepted|rejected] [--qualified|--not-qualified]\n"
+             "         [--handoff none|pending|accepted|rejected|recycled|requalified]\n"
+             "         [--qualified|--not-qualified]\n"
              "         [--min-score N] [--stalled] [--since TIME]\n"
              "         [--sort score|engagement|fit|stage_age|last_event|id] [--desc]\n"
              "         [--limit N] [--format table|csv|ndjson|json] [--columns A,B,...]\n",

@@ -440,3 +440,46 @@ def test_api_leads_answers_what_format_json_prints(world):
                 "?columns=lead,nope"):
         status, _, body = _get(d, bad)
         assert status == 400 and body, bad
+
+
+def test_handoff_filter_takes_every_status_of_the_handoff_loop(daemon_factory, zctx):
+    """--handoff (and /api/leads?handoff=) offers recycled and requalified
+    too: a lead sales gave back to marketing, and one sales asked to look
+    at again after its engagement had decayed below the rule."""
+    d = daemon_factory(extra_args=["--clock", "event"])
+    qualify = ["form_submit", "webinar_attended", "demo_request", "meeting_booked"]
+    hist = {
+        "H-none": (["page_view"], []),
+        "H-pending": (qualify, []),
+        "H-accepted": (qualify, ["handoff_accepted"]),
+        "H-rejected": (qualify, ["handoff_rejected"]),
+        "H-recycled": (qualify, ["handoff_recycled"]),
+        # 90 days on, three half-lives: the rule no longer holds.
+        "H-requalified": (qualify, ["handoff_requalify"]),
+    }
+    ing = IngestClient(zctx, d.ingest_ep)
+    try:
+        for i, (lead, (evs, answers)) in enumerate(sorted(hist.items())):
+            batch = [make_event(lead, t, SALES if t in SALES_TYPES else MARKETING,
+                                at_ms=T0 + i * HOUR + j * 60000) for j, t in enumerate(evs)]
+            at = T0 + (90 * DAY if lead == "H-requalified" else i * HOUR + HOUR)
+            batch += [make_event(lead, t, SALES, at_ms=at) for t in answers]
+            assert ing.publish(batch).accepted == len(batch)
+    finally:
+        ing.close()
+    recs = _records(d, zctx, list(hist))
+    names = {**HANDOFF, 4: "recycled", 5: "requalified"}
+    # The world holds one lead of each status, or the cases check nothing.
+    assert {lead: names[r.handoff_status] for lead, r in recs.items()} == \
+        {lead: lead[2:] for lead in hist}
+    for status in names.values():
+        want = ["H-" + status]
+        assert [x["lead"] for x in _rows(d, "--handoff", status)] == want, status
+        code, _, body = _get(d, "?handoff=" + status)
+        assert code == 200, body
+        assert [x["lead"] for x in json.loads(body)["leads"]] == want, status
+        assert json.loads(body)["leads"][0]["handoff"] == status
+    r = d.ctl("leads", "--handoff", "recycling")
+    assert r.returncode != 0 and b"recycled" in r.stderr and b"requalified" in r.stderr
+    code, _, body = _get(d, "?handoff=recycling")
+    assert code == 400 and b"recycled or requalified" in body
