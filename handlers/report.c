@@ -381,7 +381,7 @@ static void s_read_stage(const defn_t *d, const report_reader_t *rd,
  *   max_dwell, once S_STALL_SAMPLE stays make the median mean something;
  *   worse by median;
  * - stall, regression, handoff_rejected: any; worse by count (the last
- *   names the top reasons, top). */
+ *   names the top reasons, top, which are counted over all stages). */
 static void s_stage_points(const defn_stage_t *st, size_t i,
                            const report_stage_friction_t *sf, const char *top,
                            arena_t *a, s_rank_t *rank, size_t *nr)
@@ -429,7 +429,7 @@ static void s_stage_points(const defn_stage_t *st, size_t i,
         s_point(a, rank, nr, REPORT_POINT_HANDOFF_REJECTED,
                 (double)sf->rejections, i, nm, (double)sf->rejections,
                 arena_printf(a, "%s: %" PRIu64 " handoffs rejected%s%s", nm,
-                         sf->rejections, top[0] ? "; top reasons: " : "", top));
+                         sf->rejections, top[0] ? "; top reasons over all stages: " : "", top));
 }
 
 /* The friction of the leads under counter prefix ("" or a group's):

@@ -407,7 +407,7 @@ static void test_friction_ranking(void **state)
     assert_string_equal(p[4].summary, "b: 5 stalls, 1 stalled now");
     assert_string_equal(p[6].summary, "a: 3 moves back");
     assert_string_equal(p[8].summary,
-                        "b: 4 handoffs rejected; top reasons: no budget (3), timing (1)");
+                        "b: 4 handoffs rejected; top reasons over all stages: no budget (3), timing (1)");
     assert_string_equal(p[9].summary,
                         "2 handoffs waiting past the SLA of 1h (7 breaches ever)");
     assert_int_equal(r->all.past_sla, 2);
@@ -471,7 +471,7 @@ static void test_friction_reasons(void **state)
     }
     assert_int_equal(r->all.n_points, 1);
     assert_string_equal(r->all.points[0].summary,
-                        "a: 16 handoffs rejected; top reasons: g (2), h (2), i (2)");
+                        "a: 16 handoffs rejected; top reasons over all stages: g (2), h (2), i (2)");
     report_friction_free(&r);
 }
 
