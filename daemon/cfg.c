@@ -203,6 +203,26 @@ static void s_find_key(const char *path, const char *name, unsigned *line,
     fclose(f);
 }
 
+/* Open the config file at path and a libyaml parser reading it. Returns
+ * the file (the caller deletes the parser, then closes it), or NULL with
+ * "path: problem" in err. */
+static FILE *s_yaml_open(const char *path, yaml_parser_t *parser, char *err,
+                         size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!yaml_parser_initialize(parser)) {
+        fclose(f);
+        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
+        return NULL;
+    }
+    yaml_parser_set_input_file(parser, f);
+    return f;
+}
+
 /* libcyaml says little about YAML syntax errors: read the file with
  * libyaml's parser first, which knows where the problem is. Returns 0, or
  * -1 with "file:line:column: problem" in err. */
@@ -211,17 +231,9 @@ static int s_syntax_check(const char *path, char *err, size_t errlen)
     yaml_parser_t parser;
     yaml_event_t event;
     int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    FILE *f = s_yaml_open(path, &parser, err, errlen);
+    if (f == NULL)
         return -1;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
-        return -1;
-    }
-    yaml_parser_set_input_file(&parser, f);
     for (;;) {
         if (!yaml_parser_parse(&parser, &event)) {
             /* Where the construct in trouble began (an unclosed "[" is
@@ -269,17 +281,9 @@ static int s_load_subscribe(cfg_t *cfg, const char *path, char *err, size_t errl
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    FILE *f = s_yaml_open(path, &parser, err, errlen);
+    if (f == NULL)
         return -1;
-    }
-    if (!yaml_parser_initialize(&parser)) {
-        fclose(f);
-        snprintf(err, errlen, "%s: cannot start the YAML parser", path);
-        return -1;
-    }
-    yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
         snprintf(err, errlen, "%s: cannot read the YAML document", path);
         yaml_parser_delete(&parser);
@@ -598,44 +602,10 @@ static int s_check_remote(const cfg_t *cfg, char *err, size_t errlen)
 
 int cfg_duration_ms(const char *text, long long *ms)
 {
-    static const struct {
-        const char *unit;
-        long long ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-                 {"d", 86400000}, {"w", 604800000}};
-    const char *p = text;
-    long long total = 0;
-
-    if (strcmp(text, "0") == 0) {
-        *ms = 0;
-        return 0;
-    }
-    if (*p == '\0')
+    int64_t v;
+    if (timetext_parse_duration(text, INT64_MAX / 4, &v) != TIMETEXT_DUR_OK)
         return -1;
-    while (*p) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        long long n = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (n > 1000000000LL)
-                return -1;
-            n = n * 10 + (*p++ - '0');
-        }
-        size_t u = 0, len = 0;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-            size_t l = strlen(units[i].unit);
-            /* the longest unit that matches ("ms" before "m") */
-            if (strncmp(p, units[i].unit, l) == 0 && l > len) {
-                u = i;
-                len = l;
-            }
-        }
-        if (len == 0 || n > (LLONG_MAX / 4 - total) / units[u].ms)
-            return -1;
-        total += n * units[u].ms;
-        p += len;
-    }
-    *ms = total;
+    *ms = (long long)v;
     return 0;
 }
 

@@ -140,9 +140,9 @@ int cfg_http_split(const char *hostport, char *host, size_t hostlen,
 /* Whether an http host is loopback (127.x.y.z, ::1, localhost). */
 bool cfg_host_is_local(const char *host);
 
-/* A duration setting ("30d", "12h", "1h30m", "500ms", "0"; units ms, s,
- * m, h, d, w) in milliseconds into *ms. Returns 0, or -1 when text is not
- * one. */
+/* A duration setting ("30d", "12h", "1h30m", "500ms", "0", or whole
+ * milliseconds: timetext_parse_duration(), as every duration of funneld)
+ * in milliseconds into *ms. Returns 0, or -1 when text is not one. */
 int cfg_duration_ms(const char *text, long long *ms);
 /* checkpoint_interval as milliseconds (0: off). Returns 0, or -1 when it
  * is not a duration. */
