@@ -36,6 +36,23 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The Node client examples' packages (zeromq, protobufjs) into
+# examples/node/node_modules, from its package-lock.json: their tests
+# (e2e.test_examples_node) fail without them, unless FUNNELD_SKIP_NODE=1.
+node_deps() {
+  if [ "${FUNNELD_SKIP_NODE:-}" = 1 ]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null; then
+    echo "quickstart: installing nodejs npm" >&2
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 build() { # build DIR [cmake options...]
   local dir=$1
   shift
@@ -85,6 +102,7 @@ case "$mode" in
     exec ./build/daemon/funneld
     ;;
   test)
+    node_deps
     build build
     (cd build && ctest --output-on-failure -j "$jobs")
     build build-sanitize -DFUNNELD_SANITIZE=ON
