@@ -121,7 +121,7 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out);
  * numbered seq in the log and alert_seq in the stored stream (0: not
  * stored), about lead (NULL: none) whose Lead encoding is lead_pb
  * (lead_len bytes, from codec_lead_pack() or codec_lead_pack_at(); copied
- * in as it is when written) and the event ev (NULL: none), dated by its own
+ * in as it is when written; NULL: the alert carries no snapshot) and the event ev (NULL: none), dated by its own
  * time or else the latest of at_ms, the lead's last event and ev; w->size
  * is then its encoded size. Then write it into out (w->size bytes).
  * Everything stays borrowed. */

@@ -133,7 +133,9 @@ static void s_ack_error(bus_sock_t *sock, bus_msg_t *msg, const char *batch_id,
  * subscriber wants for publication after the commit (a funnel-wide alert,
  * not stored, is encoded only when wanted). lead and ev may be NULL for
  * alerts about the funnel as a whole; at_ms is their time then. lead_pb
- * (lead_len bytes) is the lead's encoding when the caller has it. */
+ * (lead_len bytes) is the lead's encoding when the caller has it (NULL when
+ * every alert of fx is no_lead), embedded in each alert but the no_lead
+ * ones. */
 static void s_queue_alerts(ingest_t *self, const defn_t *d,
                            const hnd_effects_t *fx, const hnd_lead_t *lead,
                            const uint8_t *lead_pb, size_t lead_len,
@@ -156,7 +158,8 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
              * stream. */
             codec_alert_wire_t w;
             uint64_t alert_seq;
-            codec_alert_prepare(&w, a, d, lead, lead_pb, lead_len, ev, seq,
+            codec_alert_prepare(&w, a, d, lead, a->no_lead ? NULL : lead_pb,
+                                a->no_lead ? 0 : lead_len, ev, seq,
                                 store_alert_seq(self->store) + 1, at_ms);
             uint8_t *at = store_alert_reserve(self->store, a->topic,
                                               store_watermark(self->store), w.size,
@@ -181,6 +184,15 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         o->buf = buf;
         o->len = len;
     }
+}
+
+/* Whether some alert of fx carries the lead's snapshot. */
+static bool s_wants_lead(const hnd_effects_t *fx)
+{
+    for (size_t i = 0; i < fx->n_alerts; i++)
+        if (!fx->alerts[i].no_lead)
+            return true;
+    return false;
 }
 
 /* Apply fx's counter deltas, deadlines and marks for lead_id (NULL: the
@@ -308,7 +320,7 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
      * last event is older than that. */
     const uint8_t *snap = lbuf;
     size_t snap_len = llen;
-    if (fx.n_alerts > 0 &&
+    if (s_wants_lead(&fx) &&
         hnd_scores_as_of(&lead, store_watermark(self->store)) != lead.last_event_ms)
         snap_len = codec_lead_pack_at(&lead, d, store_watermark(self->store), &snap);
     s_queue_alerts(self, d, &fx, &lead, snap, snap_len, &ev, seq, pb->occurred_at_ms, true);

@@ -91,6 +91,8 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
     h_friction_enter(d, lead, fx, t);
 
     hnd_alert_t *a = hnd_alert_add(fx, "stage", "stage", to, from);
+    if (a)
+        a->no_lead = true; /* one per new lead and move: stored light */
     if (from < 0)
         hnd_alert_reason(a, "new lead enters %s", d->stages[to].name);
     else

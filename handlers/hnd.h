@@ -243,8 +243,9 @@ typedef struct {
     hnd_quality_t quality;
 } hnd_lead_t;
 
-/* An alert raised by a handler. The daemon fills in the lead snapshot and
- * publishes it on `topic` after the change is committed. */
+/* An alert raised by a handler. The daemon fills in the lead snapshot
+ * (unless no_lead), stores it and publishes it on `topic` after the change
+ * is committed. */
 #define HND_REASONS_MAX 8
 #define HND_REASON_LEN 160
 typedef struct {
@@ -255,6 +256,10 @@ typedef struct {
     int64_t at_ms;              /* event time the alert refers to; 0: the
                                    event's (for a fired deadline: set to
                                    the due time) */
+    bool no_lead;               /* carries no lead snapshot (Alert.lead): the
+                                   "stage" alert of nearly every event,
+                                   whose subscribers have lead_id, stage
+                                   and from_stage, and `lead` for the rest */
     size_t n_reasons;
     char reasons[HND_REASONS_MAX][HND_REASON_LEN];
 } hnd_alert_t;
