@@ -132,7 +132,12 @@ async function publish(client, pb, batch, timeout, tries) {
       const left = (deadline - Date.now()) / 1000;
       const frames = left > 0 ? await client.receive(left) : null;
       if (frames === null) break;
-      const ack = pb.Ack.decode(frames[frames.length - 1]);
+      let ack;
+      try {
+        ack = pb.Ack.decode(frames[frames.length - 1]);
+      } catch (e) {
+        ex.fail(`an undecodable Ack from ${client.endpoint}: is it funneld's ingest endpoint?`, 3);
+      }
       if (ack.batch_id === batch.batch_id) return { ack, sends: send };
       // an Ack of an earlier batch's extra send: already answered
     }

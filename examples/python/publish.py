@@ -132,7 +132,11 @@ def publish(client, pb, batch, timeout, tries):
         client.sock.send(data)
         while client.wait(timeout):
             ack = pb.Ack()
-            ack.ParseFromString(client.sock.recv())
+            try:
+                ack.ParseFromString(client.sock.recv())
+            except Exception:
+                fx.fail("an undecodable Ack from %s: is it funneld's ingest endpoint?"
+                        % client.endpoint, 3)
             if ack.batch_id == batch.batch_id:
                 return ack, send
             # an Ack of an earlier batch's extra send: already answered
