@@ -9,6 +9,7 @@ funneld's alerts_hwm; repeats are dropped by their alert_seq.
     PYTHONPATH=DIR examples/python/alerts_resume.py --state handoff.seq \\
         [--alerts tcp://127.0.0.1:7702] [--query tcp://127.0.0.1:7703] \\
         [--topic handoff]... [--count N] [--idle SECS]
+        [--server-key server.pub --client-key sales-tool.key]
 
 How: subscribe first, then read the stored alerts after the last handled
 number (AlertsSince, page by page) up to the live sequence, then follow the
@@ -35,6 +36,7 @@ import uuid
 
 import zmq
 
+import funnel_example as fx
 import funnel_pb2 as pb
 
 
@@ -46,18 +48,20 @@ def handle(alert):
 
 
 class Consumer:
-    def __init__(self, ctx, alerts_ep, query_ep, topics, state_path):
+    def __init__(self, ctx, alerts_ep, query_ep, topics, state_path, curve):
         self.topics = topics
         self.state_path = state_path
         self.seq = self.load()
         self.handled = 0
         self.sub = ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.LINGER, 0)
+        curve.apply(self.sub)
         for t in topics or [""]:
             self.sub.setsockopt(zmq.SUBSCRIBE, t.encode())
         self.sub.connect(alerts_ep)          # subscribed before the catch-up
         self.query = ctx.socket(zmq.DEALER)
         self.query.setsockopt(zmq.LINGER, 0)
+        curve.apply(self.query)
         self.query.connect(query_ep)
 
     # -- the state file: the last alert_seq handled ------------------------
@@ -160,9 +164,16 @@ def main():
     ap.add_argument("--count", type=int, default=0, help="exit after N alerts")
     ap.add_argument("--idle", type=float, default=0.0,
                     help="exit after SECS without an alert (0: never)")
+    ap.add_argument("--server-key", metavar="FILE",
+                    default=os.environ.get("FUNNELCTL_SERVER_KEY"),
+                    help="CURVE: funneld's public key file (NAME.pub of funnelctl keygen)")
+    ap.add_argument("--client-key", metavar="FILE",
+                    default=os.environ.get("FUNNELCTL_CLIENT_KEY"),
+                    help="CURVE: this client's secret key file (NAME.key)")
     args = ap.parse_args()
+    curve = fx.Curve(args.server_key, args.client_key)
     ctx = zmq.Context()
-    c = Consumer(ctx, args.alerts, args.query, args.topic or ["handoff"], args.state)
+    c = Consumer(ctx, args.alerts, args.query, args.topic or ["handoff"], args.state, curve)
     try:
         c.run(args.count, args.idle)
     except KeyboardInterrupt:
@@ -172,4 +183,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    fx.run(main)

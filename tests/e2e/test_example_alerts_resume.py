@@ -61,3 +61,27 @@ def test_resumable_consumer_handles_each_handoff_once_across_restarts(tmp_path, 
     # Nothing left: a run that waits for a while handles nothing again.
     assert run(daemon, pyout, state, "--idle", "1.5") == []
     assert int(state.read_text()) >= got2[-1]["alert_seq"]
+
+
+def test_resumable_consumer_over_curve(tmp_path, pyout, daemon_factory, zctx):
+    from client_examples import keygen
+    from conftest import IngestClient
+    server, server_pub, server_key = keygen(tmp_path, "server")
+    tool, _, tool_key = keygen(tmp_path, "sales-tool")
+    clients = tmp_path / "clients"
+    clients.write_text("%s sales-tool\n" % tool.public.decode())
+    d = daemon_factory(curve=(server.public, tool),
+                       extra_args=["--curve-secret-file", server_key,
+                                   "--curve-clients-file", str(clients)])
+    ing = IngestClient(zctx, d.ingest_ep, (server.public, tool))
+    t0 = now_ms() - 3_600_000
+    leads = [uid("ex") for _ in range(2)]
+    for i, lead in enumerate(leads):
+        assert ing.publish(qualify(lead, t0 + i * 10_000)).accepted == 3
+    ing.close()
+    state = tmp_path / "handoff.seq"
+    state.write_text("0\n")
+    got = run(d, pyout, state, "--count", "2", "--server-key", server_pub,
+              "--client-key", tool_key)
+    assert [x["lead"] for x in got] == leads
+    assert "accepted CURVE client \"sales-tool\"" in d.stderr()
