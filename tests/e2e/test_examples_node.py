@@ -4,11 +4,15 @@ protobufjs (proto/funnel.proto loaded at run time), installed in
 examples/node/node_modules by `npm ci` (tools/quickstart.sh test runs it).
 The tests are in client_examples.py.
 
-Without node or node_modules these tests fail, saying what to run: a missing
-install must not pass unnoticed. FUNNELD_SKIP_NODE=1 skips them."""
+A source tree without node_modules (a fresh checkout) gets it from `npm ci`
+here, once; without node, or when npm cannot install, these tests fail,
+saying what to run: a missing install must not pass unnoticed.
+FUNNELD_SKIP_NODE=1 skips them."""
 
+import fcntl
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -19,15 +23,41 @@ if os.environ.get("FUNNELD_SKIP_NODE") == "1":
     pytest.skip("FUNNELD_SKIP_NODE=1: the Node examples are not tested", allow_module_level=True)
 
 
-@pytest.fixture
-def lang():
-    node_dir = os.path.join(SRC, "examples", "node")
+NODE_DIR = os.path.join(SRC, "examples", "node")
+
+
+def installed():
+    return all(os.path.isdir(os.path.join(NODE_DIR, "node_modules", p))
+               for p in ("zeromq", "protobufjs"))
+
+
+@pytest.fixture(scope="module")
+def node_modules():
+    """examples/node/node_modules, installed by `npm ci` from the committed
+    package-lock.json when a source tree does not have it yet (a fresh
+    worktree; tools/quickstart.sh test installs it before the suite), under
+    a lock, so that parallel test runs of one tree install it once."""
     if shutil.which("node") is None:
         pytest.fail("node not found: install Debian's nodejs and npm (tools/quickstart.sh "
                     "does), or set FUNNELD_SKIP_NODE=1 to skip the Node examples")
-    for pkg in ("zeromq", "protobufjs"):
-        if not os.path.isdir(os.path.join(node_dir, "node_modules", pkg)):
-            pytest.fail("%s/node_modules/%s is missing: run `npm ci` in %s "
-                        "(tools/quickstart.sh test does), or set FUNNELD_SKIP_NODE=1 to "
-                        "skip the Node examples" % (node_dir, pkg, node_dir))
+    if installed():
+        return
+    if shutil.which("npm") is None:
+        pytest.fail("%s/node_modules is missing and npm is not installed: install npm "
+                    "and run `npm ci` there (tools/quickstart.sh test does), or set "
+                    "FUNNELD_SKIP_NODE=1 to skip the Node examples" % NODE_DIR)
+    with open(os.path.join(NODE_DIR, ".npm-ci.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed():
+            r = subprocess.run(["npm", "ci", "--prefer-offline", "--no-audit", "--no-fund",
+                                "--loglevel=error"], cwd=NODE_DIR, capture_output=True,
+                               text=True, timeout=600)
+            if r.returncode != 0 or not installed():
+                pytest.fail("`npm ci` in %s failed (run it there by hand, or set "
+                            "FUNNELD_SKIP_NODE=1 to skip the Node examples):\n%s%s"
+                            % (NODE_DIR, r.stdout, r.stderr))
+
+
+@pytest.fixture
+def lang(node_modules):
     return "node"
