@@ -659,6 +659,10 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                               "of at most a year, not \"%s\"", cfg->checkpoint_interval);
         return -1;
     }
+    if (cfg->partitions > 1) {
+        snprintf(err, errlen, "partitions must be 0 or 1, not %u", cfg->partitions);
+        return -1;
+    }
     if (cfg->checkpoint_keep == 0 || cfg->checkpoint_keep > 32) {
         snprintf(err, errlen, "checkpoint_keep must be 1..32, not %u", cfg->checkpoint_keep);
         return -1;

@@ -37,6 +37,9 @@
       "commit a group once this many events are pending")                      \
     X(UINT, group_delay_ms, 0,                                                 \
       "wait at most this long for more events before committing a group")     \
+    X(UINT, partitions, 1,                                                     \
+      "threads applying the state off the Ack path (1); 0: the loop thread "    \
+      "applies it before each Ack")                                             \
     X(UINT, max_batch_events, 10000,                                           \
       "larger EventBatch messages are refused whole")                          \
     X(UINT, max_message_kb, 16384,                                             \

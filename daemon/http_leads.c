@@ -206,6 +206,7 @@ static void s_on_close(struct evhttp_connection *evcon, void *arg)
 static void s_step(s_list_t *l)
 {
     size_t len;
+    query_sync(l->q);
     pthread_rwlock_rdlock(l->q->defn_lock);
     uint8_t *buf = query_leads(l->q, &l->lq, "", &len);
     pthread_rwlock_unlock(l->q->defn_lock);

@@ -64,8 +64,8 @@ void ingest_out_clear(ingest_t *self)
     self->n_out = 0;
 }
 
-static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
-                      size_t len)
+void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf,
+                    size_t len)
 {
     if (self->alerts == NULL)
         return;
@@ -79,7 +79,7 @@ static void s_publish(ingest_t *self, const char *topic, const uint8_t *buf,
 void ingest_out_publish(ingest_t *self)
 {
     for (size_t i = 0; i < self->n_out; i++)
-        s_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
+        ingest_publish(self, self->out[i].topic, self->out[i].buf, self->out[i].len);
     ingest_out_clear(self);
 }
 
@@ -99,7 +99,7 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
     size_t len;
     uint8_t *buf = codec_notice_pack(kind, topic, ingest_wall_ms(), reasons,
                                      n_reasons, event_id, &len);
-    s_publish(self, topic, buf, len);
+    ingest_publish(self, topic, buf, len);
     free(buf);
 }
 
@@ -145,7 +145,9 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
     for (size_t i = 0; i < fx->n_alerts; i++) {
         const hnd_alert_t *a = &fx->alerts[i];
         store_stats(self->store)->alerts++;
-        bool wanted = self->alerts && bus_wanted(self->alerts, a->topic);
+        /* On a partition thread every alert is kept: the loop, which
+         * follows the subscriptions, decides when it publishes them. */
+        bool wanted = self->split || (self->alerts && bus_wanted(self->alerts, a->topic));
         if (!wanted)
             metrics_alert_unwanted(self->opts.metrics);
         if (!stored && !wanted)
@@ -228,6 +230,30 @@ static const char *s_kv_get(const hnd_kv_t *kv, size_t n, const char *key)
 }
 
 
+/* pb's encoding into stack (cap bytes) or, when larger, a buffer
+ * allocated into *heap (else *heap = stack); its length in *len. */
+static const uint8_t *s_encode(const Funnel__V1__Event *pb, uint8_t *stack, size_t cap,
+                               uint8_t **heap, size_t *len)
+{
+    *len = funnel__v1__event__get_packed_size(pb);
+    *heap = *len > cap ? xmalloc(*len) : stack;
+    funnel__v1__event__pack(pb, *heap);
+    return *heap;
+}
+
+uint64_t ingest_log_event(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                          size_t raw_len, uint64_t prev_seq)
+{
+    uint8_t stack[1024], *ebuf = stack;
+    size_t elen = raw_len;
+    if (raw == NULL || raw_len == 0)
+        raw = s_encode(pb, stack, sizeof stack, &ebuf, &elen);
+    uint64_t seq = store_log_append(self->store, pb->lead_id, pb->id, prev_seq, raw, elen);
+    if (ebuf != stack)
+        free(ebuf);
+    return seq;
+}
+
 /* Apply one event inside the open group. replay_seq is the event's log
  * sequence when it is replayed from the log, 0 for a new event (which is
  * then appended). A "$deadline" entry is a deadline that fell due: it
@@ -292,13 +318,8 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
          * event. */
         uint8_t stack[1024], *ebuf = stack;
         size_t elen = raw_len;
-        if (raw == NULL || raw_len == 0) {
-            elen = funnel__v1__event__get_packed_size(pb);
-            if (elen > sizeof stack)
-                ebuf = xmalloc(elen);
-            funnel__v1__event__pack(pb, ebuf);
-            raw = ebuf;
-        }
+        if (raw == NULL || raw_len == 0)
+            raw = s_encode(pb, stack, sizeof stack, &ebuf, &elen);
         /* New events had their id claimed by the caller; deadlines not. */
         seq = store_event_add(self->store, pb->lead_id, pb->id, !deadline, found ? prev_seq : 0,
                               raw, elen);
@@ -362,6 +383,12 @@ static void s_retention(ingest_t *self, uint64_t alert_seq_begin)
                       S_TRIM_MIN + 2 * added);
 }
 
+void ingest_group_end(ingest_t *self, uint64_t alert_seq_begin)
+{
+    s_funnel_check(self);
+    s_retention(self, alert_seq_begin);
+}
+
 /* A group's work between begin and commit. Returns INGEST_FILLED, or
  * INGEST_NOTHING when there was nothing to do (the group is dropped); a store
  * error is sticky in the store and comes out of the commit. */
@@ -389,8 +416,7 @@ int ingest_run_group(ingest_t *self, ingest_fill_fn *fill, void *arg, bool retry
             store_group_abort(self->store);
             return INGEST_NOTHING;
         }
-        s_funnel_check(self);
-        s_retention(self, alert_seq);
+        ingest_group_end(self, alert_seq);
         uint64_t t0 = metrics_now_ns();
         rc = store_group_commit(self->store);
         if (rc == STORE_OK)
@@ -454,7 +480,74 @@ out:
     return INGEST_FILLED;
 }
 
-static void s_intake_pause(ingest_t *self, bool pause)
+/* ingest_fill_fn with a partition: the events of the first
+ * *(size_t *)arg pending batches, deduplicated and appended to the log
+ * only (the partition applies them once the log is committed). */
+static int s_fill_log(ingest_t *self, void *arg)
+{
+    size_t max_batches = *(const size_t *)arg;
+    store_stats_t *st = store_stats(self->store);
+    size_t n = 0;
+    for (pending_t *p = self->head; p && n < max_batches; p = p->next, n++) {
+        if (p->logged)
+            continue;
+        p->accepted = p->duplicates = 0;
+        p->last_seq = 0;
+        for (size_t i = 0; i < p->batch->n_events; i++) {
+            Funnel__V1__Event *ev = p->batch->events[i];
+            st->received++;
+            if (p->verdict[i] == V_REJECTED) {
+                st->rejected++;
+                continue;
+            }
+            uint64_t prev = 0;
+            int claimed = store_log_claim(self->store, ev->lead_id, ev->id, false, &prev);
+            if (claimed < 0)
+                goto out;
+            if (!claimed) {
+                p->verdict[i] = V_DUPLICATE;
+                p->duplicates++;
+                st->duplicates++;
+                continue;
+            }
+            const void *raw = p->raw_len && p->raw_len[i]
+                                  ? (const uint8_t *)zmq_msg_data(&p->payload) + p->raw_off[i]
+                                  : NULL;
+            uint64_t seq = ingest_log_event(self, ev, raw, p->raw_len ? p->raw_len[i] : 0,
+                                            prev);
+            if (seq == 0)
+                goto out;
+            p->verdict[i] = V_ACCEPTED;
+            p->accepted++;
+            p->last_seq = seq;
+        }
+    }
+out:
+    return INGEST_FILLED;
+}
+
+int ingest_run_log_group(ingest_t *self, ingest_fill_fn *fill, void *arg)
+{
+    int rc = STORE_ERR;
+    for (int tries = 0; tries < INGEST_COMMIT_TRIES; tries++) {
+        if ((rc = store_log_begin(self->store)) != STORE_OK)
+            return rc;
+        if (fill(self, arg) == INGEST_NOTHING) {
+            store_log_abort(self->store);
+            return INGEST_NOTHING;
+        }
+        uint64_t t0 = metrics_now_ns();
+        rc = store_log_commit(self->store);
+        if (rc == STORE_OK)
+            metrics_observe(self->opts.metrics, METRICS_COMMIT_NS, metrics_now_ns() - t0);
+        metrics_heartbeat(self->opts.metrics);
+        if (rc != STORE_EFULL || store_grow(self->store) != STORE_OK)
+            break;
+    }
+    return rc;
+}
+
+void ingest_intake_pause(ingest_t *self, bool pause)
 {
     for (size_t i = 0; i < self->n_intake; i++)
         if (pause)
@@ -549,7 +642,7 @@ static int s_commit(ingest_t *self)
     /* A state left behind the log (a failed state commit whose replay
      * failed too) is brought up to date first, so that the ids of events
      * already logged are known and never logged twice. */
-    if (store_applied_seq(self->store) < store_last_seq(self->store) &&
+    if (!self->split && store_applied_seq(self->store) < store_last_seq(self->store) &&
         ingest_replay(self) < 0)
         return s_committed(self, STORE_ERR, 0);
 
@@ -560,7 +653,8 @@ static int s_commit(ingest_t *self)
         size_t n_batches = 0;
         for (pending_t *p = self->head; p && n_batches < chunk; p = p->next)
             n_batches++;
-        rc = ingest_run_group(self, s_fill_pending, &n_batches, false);
+        rc = self->split ? ingest_run_log_group(self, s_fill_log, &n_batches)
+                         : ingest_run_group(self, s_fill_pending, &n_batches, false);
         if (rc == STORE_ETXNFULL && n_batches > 1) {
             chunk = n_batches / 2;
             log_info("[ingest] group too large for one transaction; "
@@ -610,7 +704,8 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
         }
     }
     if (rc != STORE_OK) {
-        ingest_out_clear(self);
+        if (!self->split) /* else the partition's */
+            ingest_out_clear(self);
         if (!self->failing) {
             log_err("[ingest] cannot commit %zu pending events; intake paused, "
                     "nothing acknowledged, retrying every second",
@@ -623,7 +718,7 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
             s_notice(self, "store", &reason, 1, NULL);
         }
         self->failing = true;
-        s_intake_pause(self, true);
+        ingest_intake_pause(self, true);
         struct timeval tv = {1, 0};
         evtimer_add(self->ev_retry, &tv);
         return -1;
@@ -632,10 +727,14 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
         log_info("[ingest] store commits again; intake resumed");
         self->failing = false;
         metrics_set_failing(self->opts.metrics, NULL);
-        if (!self->stopping)
-            s_intake_pause(self, false);
+        if (!self->stopping && !self->lagging)
+            ingest_intake_pause(self, false);
     }
     s_ack_first(self, n_batches);
+    if (self->split) {
+        ingest_part_committed(self);
+        return 0;
+    }
     ingest_out_publish(self);
     ingest_arm_deadlines(self);
     return 0;
@@ -919,8 +1018,10 @@ void ingest_add_intake(ingest_t *self, bus_sock_t *sock)
 int ingest_shutdown(ingest_t *self)
 {
     self->stopping = true;
-    s_intake_pause(self, true);
-    return s_commit(self);
+    ingest_intake_pause(self, true);
+    int rc = s_commit(self);
+    ingest_stop_partition(self);
+    return rc;
 }
 
 void ingest_destroy(ingest_t **self_p)
@@ -928,6 +1029,8 @@ void ingest_destroy(ingest_t **self_p)
     ingest_t *self = *self_p;
     if (self == NULL)
         return;
+    ingest_stop_partition(self);
+    ingest_part_free(self);
     while (self->head) {
         pending_t *p = self->head;
         self->head = p->next;

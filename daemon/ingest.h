@@ -84,6 +84,26 @@ void ingest_start_deadlines(ingest_t *self);
 void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg);
 void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg);
 
+/* From now on apply the state off the Ack path, in a partition thread
+ * (partition.h): the loop thread decodes, validates, deduplicates,
+ * appends to the log, fsyncs and acknowledges; the partition applies the
+ * logged events in log order and the alerts are published once the state
+ * change that raised them is stored. Intake pauses while more than
+ * lag_max events (0: twice group_max_events) are logged and not applied.
+ * Call after ingest_recover(). Returns 0, or -1 (logged). */
+int ingest_start_partition(ingest_t *self, size_t lag_max);
+
+/* Let the partition apply what is logged (at most 30 s), stop it and
+ * publish its last alerts; the loop applies again. Idempotent; done by
+ * ingest_shutdown() and ingest_destroy(). */
+void ingest_stop_partition(ingest_t *self);
+
+/* Hold the partition between groups once it applied what is logged (at
+ * most 10 s): while held, the definition it applies may be replaced.
+ * No-op without a partition. */
+void ingest_hold(ingest_t *self);
+void ingest_release(ingest_t *self);
+
 /* Stop intake and commit everything pending, acknowledging it. Returns 0,
  * or -1 if the last commit failed (the events are then not acknowledged
  * and their publishers will resend them). */

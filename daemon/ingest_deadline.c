@@ -13,6 +13,7 @@ typedef struct {
     store_due_t *due;   /* S_FIRE_MAX slots */
     int64_t now;
     size_t n;           /* deadlines taken by the last fill */
+    size_t logged;      /* of them, logged (with a partition) */
 } s_fire_t;
 
 /* ingest_fill_fn: the deadlines due at f->now, each logged as a "$deadline"
@@ -45,12 +46,28 @@ static int s_fill_due(ingest_t *self, void *arg)
         ev.attrs = ap;
         ev.n_attrs = 2;
         uint64_t seq;
+        if (self->split) {
+            /* Logged only, once: one logged and not applied yet is not
+             * due again; the partition applies it (or finds it gone). */
+            uint64_t prev = 0;
+            int c = store_log_claim(self->store, ev.lead_id, ev.id, true, &prev);
+            if (c < 0)
+                break;
+            if (c == 0)
+                continue;
+            if (ingest_log_event(self, &ev, NULL, 0, prev) == 0)
+                break;
+            f->logged++;
+            continue;
+        }
         int r = ingest_apply(self, &ev, NULL, 0, 0, &seq);
         if (r < 0)
             break;
         if (r > 0) /* it cannot be applied (its lead is gone): drop it */
             store_deadline_drop(self->store, d);
     }
+    if (self->split && f->logged == 0)
+        return INGEST_NOTHING;
     return INGEST_FILLED;
 }
 
@@ -69,7 +86,8 @@ static void s_fire_due(ingest_t *self)
     while (more) {
         int64_t now = ingest_now_ms(self);
         s_fire_t f = {.due = due, .now = now};
-        int rc = ingest_run_group(self, s_fill_due, &f, false);
+        int rc = self->split ? ingest_run_log_group(self, s_fill_due, &f)
+                             : ingest_run_group(self, s_fill_due, &f, false);
         size_t n = f.n;
         if (rc == INGEST_NOTHING)
             break;
@@ -81,18 +99,27 @@ static void s_fire_due(ingest_t *self)
         if (rc != STORE_OK) {
             /* Retried with the next commit or the next arming. */
             log_err("[ingest] deadlines due could not be committed; retrying");
-            ingest_out_clear(self);
+            if (!self->split) /* else the partition's */
+                ingest_out_clear(self);
             struct timeval tv = {1, 0};
             evtimer_add(self->ev_deadline, &tv);
             self->firing = false;
             goto out;
+        }
+        if (self->split) {
+            /* Applied, published and armed again by the partition. */
+            partition_notify(self->part);
+            log_debug("[ingest] %zu deadline(s) logged at %lld", f.logged, (long long)now);
+            more = f.logged == S_FIRE_MAX;
+            continue;
         }
         ingest_out_publish(self);
         log_debug("[ingest] %zu deadline(s) fired at %lld", n, (long long)now);
         more = n == S_FIRE_MAX;
     }
     self->firing = false;
-    ingest_arm_deadlines(self);
+    if (!self->split)
+        ingest_arm_deadlines(self);
 out:
     free(due);
 }

@@ -6,8 +6,10 @@
 #define FUNNELD_INGEST_INT_H
 
 #include <event2/event.h>
+#include <pthread.h>
 
 #include "ingest.h"
+#include "partition.h"
 
 #define INGEST_REASON_LEN 192
 #define INGEST_INTAKE_MAX 32
@@ -81,6 +83,21 @@ struct ingest {
     ingest_publisher_t *publishers;     /* sequenced stream publishers */
     size_t n_publishers;
     bool publishers_full;
+
+    /* With a partition (ingest_partition.c), the loop only logs and
+     * acknowledges; the partition thread applies (ingest_apply and the
+     * group's funnel-wide checks run there, filling `out`) and hands the
+     * alerts over to the loop, which publishes them. */
+    partition_t *part;
+    bool split;                    /* part started: ingest_apply is its */
+    size_t lag_max;                /* logged, not applied: intake pauses */
+    bool lagging;                  /* intake paused by lag_max */
+    pthread_mutex_t hand_lock;
+    ingest_alert_t *hand;          /* applied, to publish (hand_lock) */
+    size_t n_hand;
+    size_t cap_hand;
+    int hand_fd;                   /* eventfd: something was handed over */
+    struct event *ev_hand;
 };
 
 /* A group's work between begin and commit. Returns INGEST_FILLED, or
@@ -107,6 +124,38 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
  * afterwards. (ingest.c) */
 void ingest_out_publish(ingest_t *self);
 void ingest_out_clear(ingest_t *self);
+
+/* A log group (with a partition): begin, fill, commit the log; a map
+ * found full is grown and the group redone. Returns STORE_OK,
+ * STORE_ETXNFULL, STORE_ERR or INGEST_NOTHING. (ingest.c) */
+int ingest_run_log_group(ingest_t *self, ingest_fill_fn *fill, void *arg);
+
+/* Append pb to the log in the open log group (raw: its bytes as
+ * received, or NULL), linked to prev_seq. Returns its sequence, or 0 on
+ * a store error (sticky). (ingest.c) */
+uint64_t ingest_log_event(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                          size_t raw_len, uint64_t prev_seq);
+
+/* Free what the partition's hand-over holds (after the partition
+ * stopped). (ingest_partition.c) */
+void ingest_part_free(ingest_t *self);
+
+/* The funnel-wide checks and the retention step of the stored alerts,
+ * at the end of a group, inside it (alert_seq_begin: the last alert
+ * sequence when the group began). (ingest.c) */
+void ingest_group_end(ingest_t *self, uint64_t alert_seq_begin);
+
+/* Intake pause (bus_pause) on every intake socket, or resume. (ingest.c) */
+void ingest_intake_pause(ingest_t *self, bool pause);
+
+/* Publish one alert on the alerts socket (counted in the metrics). (ingest.c) */
+void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf, size_t len);
+
+/* After a log commit: wake the partition, pause intake when it lags
+ * too far behind. Publish what the partition handed over, arm the
+ * deadlines, resume intake when it caught up. (ingest_partition.c) */
+void ingest_part_committed(ingest_t *self);
+void ingest_part_publish(ingest_t *self);
 
 /* Apply the logged events the state lacks. Returns how many, or -1.
  * (ingest_replay.c) */

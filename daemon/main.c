@@ -103,12 +103,16 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
          * old definition now. */
         log_info("[main] SIGHUP: definition \"%s\" (%s) replaces \"%s\" (%s)",
                  next->name, next->hash, app->defn->name, app->defn->hash);
-        /* The query thread may be using the old one. */
+        /* The query thread may be using the old one; the partition
+         * applies what was logged before this point under the old one
+         * first, and is held meanwhile. */
+        ingest_hold(app->ingest);
         pthread_rwlock_wrlock(&app->defn_lock);
         defn_destroy(&app->defn);
         app->defn = next;
         pthread_rwlock_unlock(&app->defn_lock);
         s_note_definition(app);
+        ingest_release(app->ingest);
     }
     if (app->auth)
         auth_reload(app->auth);
@@ -346,6 +350,14 @@ int main(int argc, char **argv)
     /* Read by the query thread, which starts below. */
     query_set_replayed(app.queries, (uint64_t)replayed);
     s_note_definition(&app);
+    /* With the event clock the daemon's time is the applied events' own:
+     * deadlines must fire between the events that pass them, in log
+     * order, so the loop applies the state itself. */
+    if (app.cfg.partitions > 0 && strcmp(app.cfg.clock, "event") == 0)
+        log_info("[main] clock event: the state is applied before each Ack "
+                 "(partitions apply with the wall clock only)");
+    else if (app.cfg.partitions > 0 && ingest_start_partition(app.ingest, 0) != 0)
+        goto out;
     ingest_start_deadlines(app.ingest);
 
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);

@@ -248,10 +248,20 @@ struct query_server {
     query_leads_worker_t *leads;   /* the listing thread */
 };
 
+void query_sync(const query_t *q)
+{
+    uint64_t want = store_committed_seq(q->store);
+    if (store_wait_applied(q->store, want, QUERY_APPLIED_WAIT_MS) != 1)
+        log_warn("[query] the state has not applied the log up to %llu (it cannot "
+                 "commit, or took longer than %d ms); answering from the state as it is",
+                 (unsigned long long)want, QUERY_APPLIED_WAIT_MS);
+}
+
 /* bus_recv_fn for the query ROUTER; arg is the query_server_t. */
 static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
 {
     query_server_t *self = arg;
+    query_sync(&self->q);
     /* A reload waits for this query to be answered. */
     pthread_rwlock_rdlock(self->q.defn_lock);
     s_request(&self->q, self->leads, sock, msg);

@@ -1,8 +1,9 @@
 /* query.h: the query endpoint, served by a thread of its own. One
  * QueryRequest in, one QueryReply out, answered from a read snapshot of
  * the store's last commit that ends before the reply is sent: a query sees
- * every acknowledged event (Acks follow the commit) and none that is not
- * yet committed.
+ * every acknowledged event (Acks follow the commit; with a partition
+ * applying the state behind the Acks, query_sync() waits for it first)
+ * and none that is not yet committed.
  *
  * Threading: the query thread has its own libevent loop, ZeroMQ context
  * and ROUTER socket. With the loop thread it shares only the store (reads
@@ -48,6 +49,16 @@ typedef struct {
  * the snapshot's event-time watermark with --clock event. The time a
  * lead's scores are decayed to when read. Query thread. */
 int64_t query_now_ms(const query_t *q);
+
+/* Read-your-writes with a partition (partition.h), which applies the
+ * state behind the Acks: wait until the state has applied everything the
+ * log had committed when this is called, at most QUERY_APPLIED_WAIT_MS
+ * (then the query is answered from the state as it is, and the wait is
+ * logged). Every Ack follows its log commit, so a query received after an
+ * Ack sees that Ack's events. Without a partition it returns at once.
+ * Call before taking defn_lock. Any query-serving thread. */
+#define QUERY_APPLIED_WAIT_MS 10000
+void query_sync(const query_t *q);
 
 typedef struct query_server query_server_t;
 

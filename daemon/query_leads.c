@@ -751,6 +751,7 @@ static void *s_worker(void *arg)
         pthread_mutex_unlock(&self->mu);
 
         /* A reload waits for this page, as for any query. */
+        query_sync(&self->q);
         pthread_rwlock_rdlock(self->q.defn_lock);
         j->reply = query_leads(&self->q, j->req->leads, j->req->request_id, &j->len);
         pthread_rwlock_unlock(self->q.defn_lock);

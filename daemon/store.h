@@ -396,6 +396,75 @@ long store_read_deadlines_pending(store_t *self);
  * readiness check. Owner thread. Borrowed until the next store call. */
 const char *store_last_error(const store_t *self);
 
+/* -- split: the log on one thread, the state on another ------------------
+ * Between store_split_begin() and store_split_end() the store is split
+ * (partition.h): the owner (the loop thread) decodes nothing of the state
+ * but appends to the log in log groups (store_log_*), fsync'd at each
+ * commit, and a state owner (a partition thread) applies what was logged
+ * to the state in state groups (store_state_*; inside them every state
+ * call above works as in a group: store_lead_get, store_event_replayed,
+ * counters, deadlines, marks, alerts). The owner recognises duplicates and
+ * each lead's previous event from a snapshot of the state taken at the
+ * beginning of its log group and from an in-memory index of the events
+ * it logged that the state had not applied then, so an event logged and
+ * not yet applied is a duplicate when resent. The counters (store_stats())
+ * are the calling side's: intake's on the owner, applying's on the state
+ * owner; store_stats_read() adds them up; the state persists the owner's
+ * as of the log commit it applied up to, so a replay after a crash counts
+ * what it replays once. */
+
+/* Make the calling thread the state owner. Call with no group open, the
+ * state up to date with the log (ingest_recover), before the owner logs
+ * anything split; the owner must not touch the state side meanwhile. */
+void store_split_begin(store_t *self);
+
+/* The owner takes the state back (after the state owner stopped and was
+ * joined). */
+void store_split_end(store_t *self);
+
+/* A log group (owner): begin (its snapshot of the state, STORE_OK or
+ * STORE_ERR), claim (1: new, with the sequence of the lead's previous
+ * logged event in *prev_seq; 0: a duplicate, logged or applied before;
+ * with logged_only, only what is logged and not applied counts, for
+ * funneld's own "$deadline" entries; <0 on error, sticky), append (its
+ * sequence, or 0 on error, sticky; raw copied), commit (the log durably:
+ * STORE_OK, STORE_EFULL: store_grow() and redo, STORE_ERR; published for
+ * store_committed_seq()), abort. */
+int store_log_begin(store_t *self);
+int store_log_claim(store_t *self, const char *lead_id, const char *id, bool logged_only,
+                    uint64_t *prev_seq);
+uint64_t store_log_append(store_t *self, const char *lead_id, const char *id,
+                          uint64_t prev_seq, const void *raw, size_t len);
+int store_log_commit(store_t *self);
+void store_log_abort(store_t *self);
+
+/* Events in the owner's index of logged, not yet applied ones (as of its
+ * last log group). Owner. */
+size_t store_log_inflight(const store_t *self);
+
+/* A state group (state owner): begin (STORE_OK or STORE_ERR), commit
+ * (STORE_OK; STORE_EFULL: store_grow() and redo; STORE_ETXNFULL: redo
+ * with fewer events; STORE_ERR; nothing is kept on an error), abort.
+ * The applied sequence is published with the commit (store_wait_applied). */
+int store_state_begin(store_t *self);
+int store_state_commit(store_t *self);
+void store_state_abort(store_t *self);
+
+/* The log's last sequence as last committed, and the state's applied
+ * sequence as last committed. Any thread. */
+uint64_t store_committed_seq(store_t *self);
+uint64_t store_applied_published(store_t *self);
+
+/* Wait at most timeout_ms until the state has applied seq (at most 2 s
+ * while the state is stalled). Returns 1 when it has, 0 on the timeout.
+ * Any thread but the state owner. */
+int store_wait_applied(store_t *self, uint64_t seq, int timeout_ms);
+
+/* Say that the state cannot commit (a store error being retried), or
+ * that it commits again: while stalled, store_wait_applied() waits 2 s at
+ * most. State owner. */
+void store_set_stalled(store_t *self, bool stalled);
+
 /* -- checkpoints and log retention ------------------------------------
  * A checkpoint is a consistent, compacted, fsync'd copy of the state
  * environment, <state_dir>/checkpoints/ckpt-<seq>.mdb, where seq is the

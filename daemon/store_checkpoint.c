@@ -417,7 +417,7 @@ long store_log_drop(store_t *self, uint64_t upto, size_t max)
     long n = 0;
     int rc;
 
-    if (self->log_txn || self->state_txn)
+    if (self->log_txn || (store_state_side(self) && self->state_txn))
         return STORE_ERR;
     /* The last entry stays, whatever: it is where the sequence goes on. */
     if (self->last_seq == 0)

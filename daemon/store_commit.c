@@ -16,7 +16,7 @@
 static int s_grow(store_t *self, bool ahead);
 
 /* Whether an environment has used more than 3/4 of its map. */
-static bool s_env_nearly_full(MDB_env *env)
+bool store_env_nearly_full(MDB_env *env)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -39,8 +39,8 @@ int store_group_begin(store_t *self)
      * up inside the state commit (after the log commit) costs a replay.
      * Ahead of need it never waits: a map whose lock a checkpoint holds
      * (or a query, at this moment) is grown at a later group. */
-    self->log_full = s_env_nearly_full(self->log_env);
-    self->state_full = s_env_nearly_full(self->state_env);
+    self->log_full = store_env_nearly_full(self->log_env);
+    self->state_full = store_env_nearly_full(self->state_env);
     if ((self->log_full || self->state_full) && !S_RLOG(self) && !S_RSTATE(self) &&
         !self->log_txn && !self->state_txn && s_grow(self, true) != STORE_OK)
         return STORE_ERR;
@@ -169,7 +169,7 @@ void store_counter_add_h(store_t *self, const char *key, uint32_t hash, int64_t 
     }
 }
 
-static void s_counters_clear(store_t *self)
+void store_counters_clear(store_t *self)
 {
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
@@ -184,10 +184,10 @@ static int s_counter_cmp(const void *a, const void *b)
 
 /* Write the group's counter deltas into "aggregates", each added to the
  * committed value; a sum of zero deletes the record. The deltas stay
- * owned by the table (s_counters_clear() frees them). An LMDB error is
+ * owned by the table (store_counters_clear() frees them). An LMDB error is
  * made the group's sticky error and stops the flush. Owner thread, inside
  * a group, just before the commit. */
-static void s_counters_flush(store_t *self)
+void store_counters_flush(store_t *self)
 {
     /* In key order: neighbouring counters share pages. The index is not
      * used after this (the group ends). */
@@ -241,12 +241,12 @@ void store_group_abort(store_t *self)
         if (self->last_seq_begin == 0) /* an empty log stays empty */
             self->first_seq = 0;
         self->applied_seq = self->applied_seq_begin;
-        self->watermark_ms = self->watermark_begin;
+        __atomic_store_n(&self->watermark_ms, self->watermark_begin, __ATOMIC_RELAXED);
         self->stats = self->stats_begin;
         self->alert_seq = self->alert_seq_begin;
         self->alerts_floor = self->alerts_floor_begin;
     }
-    s_counters_clear(self);
+    store_counters_clear(self);
 }
 
 /* Commit the group (see store.h for the returns): flush the counters,
@@ -263,7 +263,7 @@ int store_group_commit(store_t *self)
     if (self->log_txn == NULL || self->state_txn == NULL)
         return STORE_ERR;
     store_alerts_group_end(self, true);
-    s_counters_flush(self);
+    store_counters_flush(self);
     if (self->ret == STORE_OK) {
         self->stats.commits++;
         if ((rc = store_meta_put_u64(self->state_txn, self->meta, "applied_seq",
@@ -296,12 +296,12 @@ int store_group_commit(store_t *self)
 
     rc = mdb_txn_commit(self->state_txn);
     self->state_txn = NULL;
-    s_counters_clear(self);
+    store_counters_clear(self);
     if (rc != 0) {
         /* The events are durable in the log; the state is not. */
         store_fail(self, rc, false, "state commit");
         self->applied_seq = self->applied_seq_begin;
-        self->watermark_ms = self->watermark_begin;
+        __atomic_store_n(&self->watermark_ms, self->watermark_begin, __ATOMIC_RELAXED);
         self->stats = self->stats_begin;
         self->alert_seq = self->alert_seq_begin;
         self->alerts_floor = self->alerts_floor_begin;
@@ -347,14 +347,18 @@ static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
  * lock is free now, the others stay as they are (not an error). */
 static int s_grow(store_t *self, bool ahead)
 {
-    if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self))
+    /* Split, each side grows its own environment's map only. */
+    bool state_side = store_state_side(self), log_side = !store_split_on(self) || !state_side;
+    if ((log_side && (self->log_txn || self->look_txn)) || (state_side && self->state_txn) ||
+        S_RLOG(self) || S_RSTATE(self))
         return STORE_ERR;
     int ret = STORE_OK;
     /* LMDB resizes a map only with no transaction of its environment
      * open in the process: wait for the other threads' snapshots to end.
      * The state's lock first, then the log's, as readers take them. */
-    bool state_held = self->state_full && s_grow_lock(self, &self->state_grow_lock, ahead);
-    bool log_held = self->log_full && s_grow_lock(self, &self->grow_lock, ahead);
+    bool state_held = state_side && self->state_full &&
+                      s_grow_lock(self, &self->state_grow_lock, ahead);
+    bool log_held = log_side && self->log_full && s_grow_lock(self, &self->grow_lock, ahead);
     if (log_held && s_grow_env(self->log_env, &self->log_map, "log") != 0)
         ret = STORE_ERR;
     if (state_held && s_grow_env(self->state_env, &self->state_map, "state") != 0)
@@ -363,13 +367,21 @@ static int s_grow(store_t *self, bool ahead)
         pthread_rwlock_unlock(&self->grow_lock);
     if (state_held)
         pthread_rwlock_unlock(&self->state_grow_lock);
-    self->log_full = self->state_full = false;
+    if (log_side)
+        self->log_full = false;
+    if (state_side)
+        self->state_full = false;
     return ret;
 }
 
 int store_grow(store_t *self)
 {
     return s_grow(self, false);
+}
+
+int store_grow_marked(store_t *self, bool ahead)
+{
+    return s_grow(self, ahead);
 }
 
 /* Whether an environment has used more than half of its map. */
@@ -386,10 +398,15 @@ static bool s_env_half_full(MDB_env *env)
  * more than half full, until it is not. Owner thread, no group open. */
 int store_grow_ahead(store_t *self)
 {
+    /* Split, each side grows its own map (the state's grows at 3/4 in
+     * store_state_begin). */
+    bool state_side = store_state_side(self), log_side = !store_split_on(self) || !state_side;
     for (int i = 0; i < 8; i++) {
-        self->log_full = s_env_half_full(self->log_env);
-        self->state_full = s_env_half_full(self->state_env);
-        if (!self->log_full && !self->state_full)
+        if (log_side)
+            self->log_full = s_env_half_full(self->log_env);
+        if (state_side)
+            self->state_full = s_env_half_full(self->state_env);
+        if (!(log_side && self->log_full) && !(state_side && self->state_full))
             return STORE_OK;
         if (s_grow(self, false) != STORE_OK)
             return STORE_ERR;

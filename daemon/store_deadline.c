@@ -99,9 +99,10 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
     size_t n = 0;
     int rc;
 
-    if (self->ret != STORE_OK)
+    MDB_txn *txn = S_STATE_TXN(self);
+    bool writer = store_state_writer(self) && txn != NULL && txn == self->state_txn;
+    if (writer && self->ret != STORE_OK)
         return 0;
-    MDB_txn *txn = self->state_txn ? self->state_txn : S_RSTATE(self);
     if ((rc = mdb_cursor_open(txn, self->deadlines, &cur)) != 0)
         goto fail;
     MDB_val k, v;
@@ -119,7 +120,7 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
             rest - nl - 1 > sizeof out[n].kind - 1) {
             /* Not one of ours: it would be due forever. */
             log_err("[store] dropping a malformed deadline entry (%zu bytes)", k.mv_size);
-            if (self->state_txn && mdb_cursor_del(cur, 0) == 0 &&
+            if (writer && mdb_cursor_del(cur, 0) == 0 &&
                 mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT) != 0)
                 break;
             continue;
@@ -139,7 +140,7 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
 fail:
     if (cur)
         mdb_cursor_close(cur);
-    if (self->state_txn)
+    if (writer)
         store_fail(self, rc, false, "deadline scan");
     else
         log_err("[store] deadline scan: %s", mdb_strerror(rc));

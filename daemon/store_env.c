@@ -23,10 +23,15 @@
  * remembers which environment needs a larger map. */
 void store_fail(store_t *self, int rc, bool in_log, const char *what)
 {
-    if (self->ret != STORE_OK)
+    /* Split, the loop's log group has a sticky error of its own. */
+    bool log_side = store_split_on(self) && !store_state_side(self);
+    int *ret = log_side ? &self->log_ret : &self->ret;
+    char *last_error = log_side ? self->log_last_error : self->last_error;
+    size_t cap = sizeof self->last_error;
+    if (*ret != STORE_OK)
         return;
     if (rc == MDB_MAP_FULL) {
-        self->ret = STORE_EFULL;
+        *ret = STORE_EFULL;
         if (in_log)
             self->log_full = true;
         else
@@ -35,29 +40,29 @@ void store_fail(store_t *self, int rc, bool in_log, const char *what)
         return;
     }
     if (rc == MDB_TXN_FULL) {
-        self->ret = STORE_ETXNFULL;
+        *ret = STORE_ETXNFULL;
         log_info("[store] transaction full during %s", what);
         return;
     }
-    self->ret = STORE_ERR;
+    *ret = STORE_ERR;
     /* LMDB reports a short write (the disk filled up in the middle of it)
      * as EIO: say what the filesystem says. */
     struct statvfs fs;
     if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) &&
         statvfs(self->dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < (8u << 20))
-        snprintf(self->last_error, sizeof self->last_error,
+        snprintf(last_error, cap,
                  "%s: %s: no space left on the disk (%llu bytes free in %s)", what,
                  mdb_strerror(rc), (unsigned long long)fs.f_bavail * fs.f_frsize,
                  self->dir);
     else
-        snprintf(self->last_error, sizeof self->last_error, "%s: %s", what,
-                 mdb_strerror(rc));
-    log_err("[store] %s", self->last_error);
+        snprintf(last_error, cap, "%s: %s", what, mdb_strerror(rc));
+    log_err("[store] %s", last_error);
 }
 
 const char *store_last_error(const store_t *self)
 {
-    return self->last_error;
+    return store_split_on(self) && !store_state_side(self) ? self->log_last_error
+                                                  : self->last_error;
 }
 
 /* -- open and close -------------------------------------------------------- */
@@ -415,6 +420,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     pthread_rwlock_init(&self->state_grow_lock, &attr);
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
+    pthread_cond_init(&self->pub_cond, NULL);
 
     if (s_mkdir_p(dir) == -1) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir,
@@ -536,6 +542,8 @@ void store_destroy(store_t **self_p)
     pthread_rwlock_destroy(&self->grow_lock);
     pthread_rwlock_destroy(&self->state_grow_lock);
     pthread_mutex_destroy(&self->pub_lock);
+    pthread_cond_destroy(&self->pub_cond);
+    store_split_free(self);
     free(self->dir);
     free(self->state_name);
     free(self);
@@ -546,9 +554,16 @@ uint64_t store_last_seq(const store_t *self) { return self->last_seq; }
 uint64_t store_first_seq(const store_t *self) { return self->first_seq; }
 const char *store_recovery(const store_t *self) { return self->recovery; }
 uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
-store_stats_t *store_stats(store_t *self) { return &self->stats; }
+store_stats_t *store_stats(store_t *self)
+{
+    return store_state_side(self) ? &self->stats : &self->lstats;
+}
 
-int64_t store_watermark(const store_t *self) { return self->watermark_ms; }
+int64_t store_watermark(const store_t *self)
+{
+    /* Split, the loop reads what the partition thread applies. */
+    return __atomic_load_n(&self->watermark_ms, __ATOMIC_RELAXED);
+}
 
 int store_definition(store_t *self, char *out, size_t cap)
 {
@@ -592,7 +607,7 @@ fail:
 void store_set_watermark(store_t *self, int64_t ms)
 {
     if (ms > self->watermark_ms)
-        self->watermark_ms = ms;
+        __atomic_store_n(&self->watermark_ms, ms, __ATOMIC_RELAXED);
 }
 
 uint64_t store_disk_bytes(store_t *self)

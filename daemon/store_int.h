@@ -15,6 +15,10 @@
  *   store_alerts.c    the stored alert stream: numbering, appending,
  *                     trimming by retention, reading in a snapshot
  *   store_compare.c   comparing the live state with a rebuilt one
+ *   store_split.c     the store split between the loop thread (the log)
+ *                     and a partition thread (the state): log groups,
+ *                     state groups, the index of what is logged and not
+ *                     applied yet, the read-your-writes wait
  *   store_checkpoint.c durable checkpoints of the state (written from a
  *                     read snapshot in another thread), restoring the
  *                     newest good one, and dropping covered log entries
@@ -132,7 +136,66 @@ struct store {
     size_t n_ctr;
     size_t cap_ctr;
     htab_t ctr_index;     /* ctr by key (FNV-1a 32); cap >= 2 * n_ctr */
+
+    /* Split (store_split.c, between store_split_begin and _end): the log
+     * written by the owner (the loop thread), the state by state_owner (a
+     * partition thread). Each side has its own sticky error and counters;
+     * fields above marked as the state's (state_txn, applied_seq,
+     * watermark_ms, stats, alert_seq, ...) are then state_owner's, the
+     * log's (log_txn, last_seq, first_seq, log_full) the owner's. */
+    bool split;
+    pthread_t state_owner;
+    int log_ret;            /* sticky error of a log group */
+    char log_last_error[256];
+    uint64_t log_seq_begin;
+    uint64_t log_first_begin;
+    store_stats_t lstats;   /* the loop's counters (received, duplicates...) */
+    store_stats_t lstats_begin;
+    /* The owner's snapshot of the state during a log group (claims, the
+     * leads' last events, deadlines due), and the applied sequence it
+     * sees; holds state_grow_lock shared. */
+    MDB_txn *look_txn;
+    uint64_t look_applied;
+    struct store_inflight *infl; /* logged, not yet applied (store_split.c) */
+    /* Published (pub_lock): the loop's counters as of each log commit
+     * not yet applied, so that the state persists those matching what it
+     * applied; the applied sequence, with pub_cond broadcast when it moves. */
+    struct store_lmark *lmarks;
+    size_t n_lmarks, cap_lmarks;
+    store_stats_t pub_lstats;
+    uint64_t pub_applied_seq;
+    bool pub_stalled;       /* the state cannot commit: nobody waits for it */
+    pthread_cond_t pub_cond;
 };
+
+/* Whether the store is split (any thread). */
+static inline bool store_split_on(const store_t *self)
+{
+    return __atomic_load_n(&self->split, __ATOMIC_ACQUIRE);
+}
+
+/* Whether the calling thread writes the state: always when not split. */
+static inline bool store_state_side(const store_t *self)
+{
+    return !__atomic_load_n(&self->split, __ATOMIC_ACQUIRE) ||
+           pthread_equal(pthread_self(), self->state_owner);
+}
+
+
+/* Shared by store_commit.c and store_split.c: flush the group's counter
+ * deltas into the state, clear them; whether an environment is over 3/4
+ * full; grow the maps marked full (ahead: only those free now).
+ * (store_commit.c) */
+void store_counters_flush(store_t *self);
+void store_counters_clear(store_t *self);
+bool store_env_nearly_full(MDB_env *env);
+int store_grow_marked(store_t *self, bool ahead);
+
+/* a += b, field by field. (store_split.c) */
+void store_stats_sum(store_stats_t *a, const store_stats_t *b);
+
+/* Free what split mode allocated. (store_split.c) */
+void store_split_free(store_t *self);
 
 /* A read snapshot belongs to the thread that began it (the loop thread for
  * replay and deadlines, the query thread for queries), so each thread has
@@ -147,6 +210,31 @@ extern __thread struct store_snapshot store_snapshot;
 /* This thread's snapshot of self, or NULL. */
 #define S_RLOG(self) (store_snapshot.store == (self) ? store_snapshot.rlog : NULL)
 #define S_RSTATE(self) (store_snapshot.store == (self) ? store_snapshot.rstate : NULL)
+
+/* The state transaction this thread reads the state in: its group's
+ * (the thread writing the state), its log group's snapshot (the owner,
+ * split), or else its read snapshot. */
+static inline bool store_state_writer(const store_t *self)
+{
+    pthread_t me = pthread_self();
+    return store_split_on(self) ? pthread_equal(me, self->state_owner)
+                                : pthread_equal(me, self->owner);
+}
+
+static inline MDB_txn *store_state_txn_of(const store_t *self)
+{
+    bool owner = pthread_equal(pthread_self(), self->owner);
+    if (store_split_on(self)) {
+        if (pthread_equal(pthread_self(), self->state_owner) && self->state_txn)
+            return self->state_txn;
+        if (owner && self->look_txn)
+            return self->look_txn;
+    } else if (owner && self->state_txn) {
+        return self->state_txn;
+    }
+    return S_RSTATE(self);
+}
+#define S_STATE_TXN(self) store_state_txn_of(self)
 
 /* -- keys and values ----------------------------------------------------- */
 

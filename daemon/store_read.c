@@ -24,8 +24,14 @@ int store_read_begin(store_t *self)
 
     if (store_snapshot.store != NULL)
         return STORE_ERR; /* this thread has a snapshot open already */
-    /* The owner's group is read by the owner only. */
-    if (pthread_equal(pthread_self(), self->owner) && (self->log_txn || self->state_txn))
+    /* A group is read by its own thread only (split: the log's by the
+     * owner, the state's by the partition thread). */
+    bool owner = pthread_equal(pthread_self(), self->owner);
+    bool state_owner = store_split_on(self) ? pthread_equal(pthread_self(), self->state_owner)
+                                            : owner;
+    if (state_owner && self->state_txn)
+        return STORE_ERR;
+    if (owner && (self->log_txn || self->look_txn))
         return STORE_ERR;
     /* Always the state's lock first, then the log's (as store_grow). */
     pthread_rwlock_rdlock(&self->state_grow_lock);
@@ -59,12 +65,24 @@ void store_read_end(store_t *self)
 
 void store_stats_publish(store_t *self)
 {
+    /* Split, each side publishes what it owns. */
+    bool state_side = store_state_side(self), log_side = !store_split_on(self) || !state_side;
     pthread_mutex_lock(&self->pub_lock);
-    self->pub_stats = self->stats;
-    self->pub_last_seq = self->last_seq;
-    self->pub_alert_seq = self->alert_seq;
-    self->pub_alerts_floor = self->alerts_floor;
-    self->pub_first_seq = self->first_seq;
+    if (state_side) {
+        self->pub_stats = self->stats;
+        self->pub_alert_seq = self->alert_seq;
+        self->pub_alerts_floor = self->alerts_floor;
+        if (self->pub_applied_seq != self->applied_seq) {
+            self->pub_applied_seq = self->applied_seq;
+            pthread_cond_broadcast(&self->pub_cond);
+        }
+    }
+    if (log_side) {
+        if (store_split_on(self))
+            self->pub_lstats = self->lstats;
+        self->pub_last_seq = self->last_seq;
+        self->pub_first_seq = self->first_seq;
+    }
     pthread_mutex_unlock(&self->pub_lock);
 }
 
@@ -95,6 +113,8 @@ void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
 {
     pthread_mutex_lock(&self->pub_lock);
     *out = self->pub_stats;
+    if (store_split_on(self))
+        store_stats_sum(out, &self->pub_lstats);
     *last_seq = self->pub_last_seq;
     pthread_mutex_unlock(&self->pub_lock);
 }

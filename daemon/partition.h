@@ -1,0 +1,97 @@
+/* partition.h: a partition, the unit of funneld's state: one thread that
+ * applies the logged events to the state, in log order, off the path of
+ * the Acks.
+ *
+ * The loop thread decodes, validates, deduplicates and appends events to
+ * the log (store_log_*), fsyncs it and acknowledges; it then calls
+ * partition_notify(). The partition thread reads what was committed
+ * beyond the state's applied sequence back from the log (in chunks of at
+ * most opts.chunk_events), and applies each chunk inside one state group
+ * (store_state_*) through ops->apply, then commits the state (without
+ * fsync: it is recomputed from the log after a crash, from the applied
+ * sequence the state itself records, so a crash replays only what the
+ * partition had not applied), publishes the applied sequence
+ * (store_wait_applied) and calls ops->applied, which hands what the group
+ * raised (its alerts) over for publication. A map found full is grown and
+ * the chunk redone; a chunk too large for one transaction is redone in
+ * halves; any other store error is retried every second (logged once)
+ * while the loop goes on logging, up to what its own bound on the lag
+ * allows.
+ *
+ * Threading: partition_new/start/notify/pause/resume/stop/destroy on the
+ * store's owner (the loop thread); ops->apply and ops->applied run on the
+ * partition thread, which is the store's state owner between
+ * partition_start() and partition_stop() (store_split_begin/_end).
+ */
+#ifndef FUNNELD_PARTITION_H
+#define FUNNELD_PARTITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "funnel.pb-c.h"
+#include "store.h"
+
+typedef struct partition partition_t;
+
+/* One logged entry being applied: its log sequence and its Event
+ * (decoded for the call, borrowed). */
+typedef struct {
+    uint64_t seq;
+    const Funnel__V1__Event *ev;
+} partition_entry_t;
+
+typedef struct {
+    /* Apply n entries, in order, inside the open state group (store
+     * state calls only). Returns 0, or -1 on a store error (the group is
+     * then aborted and redone: apply must be repeatable, keeping nothing
+     * of a failed attempt). */
+    int (*apply)(void *arg, const partition_entry_t *e, size_t n);
+    /* The group was aborted: drop what apply kept for publication. */
+    void (*aborted)(void *arg);
+    /* The group is committed (applied sequence published): publish what
+     * apply kept. May be NULL. */
+    void (*applied)(void *arg, uint64_t applied_seq);
+} partition_ops_t;
+
+typedef struct {
+    size_t chunk_events;      /* at most this many entries per state group */
+    unsigned index;           /* this partition's number, for its logs */
+} partition_opts_t;
+
+/* A partition over store (borrowed; it must outlive the partition),
+ * applying through ops with arg. Not started yet. Caller owns the result:
+ * partition_destroy(). */
+partition_t *partition_new(store_t *store, const partition_ops_t *ops, void *arg,
+                           const partition_opts_t *opts);
+
+/* Start the thread and make it the store's state owner. The state must be
+ * up to date with the log (ingest_recover) and no group open. Returns 0,
+ * or -1 (logged) when the thread cannot start. */
+int partition_start(partition_t *self);
+
+/* Say that the log was committed further (wakes the thread). */
+void partition_notify(partition_t *self);
+
+/* Hold the thread between groups (it finishes the one it is in), e.g.
+ * to replace the definition it applies: while paused, the caller may
+ * touch what ops->apply reads. Waits at most wait_ms for the state to
+ * apply everything committed first; returns whether it did. Resume
+ * undoes it. */
+bool partition_pause(partition_t *self, int wait_ms);
+void partition_resume(partition_t *self);
+
+/* Let the thread apply everything committed (waiting at most wait_ms),
+ * stop and join it, and give the state back to the store's owner
+ * (store_split_end). Returns whether everything committed was applied.
+ * Idempotent; also done by destroy. */
+bool partition_stop(partition_t *self, int wait_ms);
+
+/* Stop (as above, without waiting to catch up) and free. Accepts NULL. */
+void partition_destroy(partition_t **self_p);
+
+/* The lead's partition among n: FNV-1a 32 of its id, mod n. */
+unsigned partition_of(const char *lead_id, unsigned n);
+
+#endif
