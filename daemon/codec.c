@@ -241,6 +241,14 @@ size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **
     return funnel__v1__lead__pack(&pb, out);
 }
 
+size_t codec_lead_pack_into(const hnd_lead_t *lead, const defn_t *d, uint8_t *out)
+{
+    Funnel__V1__Lead pb;
+    codec_lead_scratch_t scratch;
+    codec_lead_to_pb(lead, d, &pb, &scratch);
+    return funnel__v1__lead__pack(&pb, out);
+}
+
 size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of_ms,
                           const uint8_t **buf)
 {
@@ -284,6 +292,18 @@ int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
     if (pb == NULL)
         return -1;
     /* pb stays in the arena until the next decode resets it. */
+    s_lead_from_pb(pb, d, lead);
+    return 0;
+}
+
+int codec_lead_unpack_in(arena_t *a, const void *buf, size_t len, const defn_t *d,
+                         hnd_lead_t *lead)
+{
+    arena_reset(a);
+    ProtobufCAllocator alloc = arena_pb_allocator(a);
+    Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&alloc, len, buf);
+    if (pb == NULL)
+        return -1;
     s_lead_from_pb(pb, d, lead);
     return 0;
 }

@@ -15,6 +15,8 @@
 #include "funnel.pb-c.h"
 #include "hnd.h"
 
+struct arena;
+
 /* Fill *out from lead (stage names from d). The strings of *out borrow
  * from lead and d; out->attrs and out->skipped point into `scratch`, which
  * must outlive *out. */
@@ -61,6 +63,10 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
  * until the next call (the loop thread is the only caller). */
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf);
 
+/* Like codec_lead_pack, into out (CODEC_LEAD_MAX bytes, the caller's):
+ * any thread. Returns the length. */
+size_t codec_lead_pack_into(const hnd_lead_t *lead, const defn_t *d, uint8_t *out);
+
 /* Like codec_lead_pack, the scores decayed to as_of_ms (never before the
  * lead's last event: codec_lead_to_pb_at), into a buffer of its own
  * (borrowed: valid until the next call), so that both encodings of a lead
@@ -74,6 +80,11 @@ size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of
  * bytes are not a Lead. Loop thread (it decodes in an arena of its own). */
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead);
+
+/* The same for any thread, decoding in the caller's arena a (reset
+ * first; what the lead was decoded from stays there until the next reset). */
+int codec_lead_unpack_in(struct arena *a, const void *buf, size_t len, const defn_t *d,
+                         hnd_lead_t *lead);
 
 /* The same for any thread, decoding on the heap (the query thread's
  * decayed reads). */

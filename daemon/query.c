@@ -174,7 +174,8 @@ send:
     report_friction_free(&rep);
 }
 
-static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
+static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worker_t *lab,
+                      bus_sock_t *sock,
                       bus_msg_t *msg)
 {
     Funnel__V1__QueryReply r;
@@ -205,6 +206,15 @@ static void s_request(query_t *q, query_leads_worker_t *leads, bus_sock_t *sock,
         s_friction(q, req->friction, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY:
+        if (req->quality && req->quality->draft[0]) {
+            /* A draft is replayed from the log by the lab thread. */
+            if (query_leads_submit(lab, sock, msg, &req) == -1) {
+                r.error = (char *)"busy: too many definition lab queries waiting; "
+                                  "ask again later";
+                query_reply(sock, msg, &r);
+            }
+            break;
+        }
         query_quality(q, req->quality, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS:
@@ -246,6 +256,7 @@ struct query_server {
     pthread_t thread;
     bool started;
     query_leads_worker_t *leads;   /* the listing thread */
+    query_leads_worker_t *lab;     /* the definition lab's thread */
 };
 
 void query_sync(const query_t *q)
@@ -264,7 +275,7 @@ static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     query_sync(&self->q);
     /* A reload waits for this query to be answered. */
     pthread_rwlock_rdlock(self->q.defn_lock);
-    s_request(&self->q, self->leads, sock, msg);
+    s_request(&self->q, self->leads, self->lab, sock, msg);
     pthread_rwlock_unlock(self->q.defn_lock);
 }
 
@@ -317,6 +328,9 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
     self->leads = query_leads_worker_new(&self->q, self->base, err, errlen);
     if (self->leads == NULL)
         goto fail;
+    self->lab = query_worker_new(&self->q, self->base, query_lab, "lab", err, errlen);
+    if (self->lab == NULL)
+        goto fail;
     /* Created here, used only by the query thread from its start on. */
     bus_on_recv(sock, s_on_request, self, budget);
     return self;
@@ -345,7 +359,8 @@ void query_set_replayed(query_server_t *self, uint64_t replayed)
 
 int query_server_start(query_server_t *self)
 {
-    if (query_leads_worker_start(self->leads) == -1)
+    if (query_leads_worker_start(self->leads) == -1 ||
+        query_leads_worker_start(self->lab) == -1)
         return -1;
     int rc = pthread_create(&self->thread, NULL, s_thread, self);
     if (rc != 0) {
@@ -368,6 +383,7 @@ void query_server_destroy(query_server_t **self_p)
     /* After the query thread (which sends its answers), before the bus
      * (the sockets its answers name). */
     query_leads_worker_destroy(&self->leads);
+    query_leads_worker_destroy(&self->lab);
     bus_destroy(&self->bus);
     if (self->ev_stop)
         event_free(self->ev_stop);

@@ -13,7 +13,9 @@
  * So a query never waits for a group commit, nor a group for a query.
  * Leads listings (LeadsQuery) are handed on to a thread of the query
  * server's own at a lower priority (query_leads.h), which reads them in
- * its own snapshots; the query thread sends their answers.
+ * its own snapshots; the query thread sends their answers. The definition
+ * lab's queries (a QualityQuery with a draft: query_lab.c), which replay
+ * the event log, go to a second such thread, the lab thread.
  */
 #ifndef FUNNELD_QUERY_H
 #define FUNNELD_QUERY_H

@@ -4,6 +4,9 @@
 #ifndef FUNNELD_QUERY_INT_H
 #define FUNNELD_QUERY_INT_H
 
+#include <stdatomic.h>
+
+#include "arena.h"
 #include "bus.h"
 #include "funnel.pb-c.h"
 #include "query.h"
@@ -28,5 +31,13 @@ void query_reader(query_t *q, report_reader_t *rd);
  * q->defn_lock held shared. */
 void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
                    bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
+/* The QualityReply of rep, allocated in a (pointing into rep). */
+Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, arena_t *a);
+
+/* The definition lab's answers (query_lab.c), in the lab thread (a
+ * query_worker_new() job): a QualityQuery with a draft, a BacktestQuery. */
+uint8_t *query_lab(const query_t *q, const Funnel__V1__QueryRequest *req,
+                   const atomic_int *cancel, size_t *len);
 
 #endif

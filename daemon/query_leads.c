@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -692,6 +693,9 @@ typedef struct {
 
 struct query_leads_worker {
     query_t q;
+    query_job_fn *run;
+    const char *what;       /* "listing", "lab": for the log */
+    atomic_int cancel;      /* set by destroy: a long job stops early */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
@@ -740,7 +744,7 @@ static void *s_worker(void *arg)
     query_leads_worker_t *self = arg;
     /* Linux's nice is per thread: this one only. */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), S_NICE) == -1)
-        log_debug("[query] listing thread keeps its priority: %s", strerror(errno));
+        log_debug("[query] %s thread keeps its priority: %s", self->what, strerror(errno));
     pthread_mutex_lock(&self->mu);
     for (;;) {
         while (!self->stop && self->todo.head == NULL)
@@ -750,11 +754,7 @@ static void *s_worker(void *arg)
         s_job_t *j = s_pop(&self->todo);
         pthread_mutex_unlock(&self->mu);
 
-        /* A reload waits for this page, as for any query. */
-        query_sync(&self->q);
-        pthread_rwlock_rdlock(self->q.defn_lock);
-        j->reply = query_leads(&self->q, j->req->leads, j->req->request_id, &j->len);
-        pthread_rwlock_unlock(self->q.defn_lock);
+        j->reply = self->run(&self->q, j->req, &self->cancel, &j->len);
         funnel__v1__query_request__free_unpacked(j->req, NULL);
         j->req = NULL;
 
@@ -780,26 +780,49 @@ static void s_on_done(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&self->mu);
     for (s_job_t *j; (j = s_pop(&done)) != NULL;) {
         if (bus_reply(j->sock, j->env, j->n_env, j->reply, j->len) == -1)
-            log_debug("[query] listing page not sent (client gone?)");
+            log_debug("[query] %s answer not sent (client gone?)", self->what);
         s_job_free(j);
     }
+}
+
+/* query_job_fn: a page of a leads listing. */
+static uint8_t *s_leads_job(const query_t *q, const Funnel__V1__QueryRequest *req,
+                            const atomic_int *cancel, size_t *len)
+{
+    (void)cancel;
+    /* A reload waits for this page, as for any query. */
+    query_sync(q);
+    pthread_rwlock_rdlock(q->defn_lock);
+    uint8_t *reply = query_leads(q, req->leads, req->request_id, len);
+    pthread_rwlock_unlock(q->defn_lock);
+    return reply;
 }
 
 query_leads_worker_t *query_leads_worker_new(const query_t *q, struct event_base *base,
                                              char *err, size_t errlen)
 {
+    return query_worker_new(q, base, s_leads_job, "listing", err, errlen);
+}
+
+query_leads_worker_t *query_worker_new(const query_t *q, struct event_base *base,
+                                       query_job_fn *run, const char *what, char *err,
+                                       size_t errlen)
+{
     query_leads_worker_t *self = xcalloc(1, sizeof *self);
     self->q = *q;
+    self->run = run;
+    self->what = what;
+    atomic_init(&self->cancel, 0);
     self->pipe_fd[0] = self->pipe_fd[1] = -1;
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
     if (pipe2(self->pipe_fd, O_CLOEXEC | O_NONBLOCK) == -1) {
-        snprintf(err, errlen, "listing thread: pipe: %s", strerror(errno));
+        snprintf(err, errlen, "%s thread: pipe: %s", what, strerror(errno));
         goto fail;
     }
     self->ev = event_new(base, self->pipe_fd[0], EV_READ | EV_PERSIST, s_on_done, self);
     if (self->ev == NULL || event_add(self->ev, NULL) == -1) {
-        snprintf(err, errlen, "listing thread: cannot watch its pipe");
+        snprintf(err, errlen, "%s thread: cannot watch its pipe", what);
         goto fail;
     }
     return self;
@@ -812,7 +835,7 @@ int query_leads_worker_start(query_leads_worker_t *self)
 {
     int rc = pthread_create(&self->thread, NULL, s_worker, self);
     if (rc != 0) {
-        log_err("[query] cannot start the listing thread: %s", strerror(rc));
+        log_err("[query] cannot start the %s thread: %s", self->what, strerror(rc));
         return -1;
     }
     self->started = true;
@@ -849,6 +872,7 @@ void query_leads_worker_destroy(query_leads_worker_t **self_p)
     if (self == NULL)
         return;
     if (self->started) {
+        atomic_store(&self->cancel, 1);
         pthread_mutex_lock(&self->mu);
         self->stop = true;
         pthread_cond_signal(&self->cv);

@@ -13,6 +13,7 @@
 #ifndef FUNNELD_QUERY_LEADS_H
 #define FUNNELD_QUERY_LEADS_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,17 @@ typedef struct query_leads_worker query_leads_worker_t;
  * owns the result: query_leads_worker_destroy(). */
 query_leads_worker_t *query_leads_worker_new(const query_t *q, struct event_base *base,
                                              char *err, size_t errlen);
+
+/* The same worker for other long queries (the definition lab): run
+ * answers one request in the worker's thread (a packed QueryReply, which
+ * the caller frees, *len bytes; never NULL), taking the definition's lock
+ * itself for as long as it needs it, and polling *cancel (set when the
+ * worker is destroyed) if it runs long. what names the thread in the log. */
+typedef uint8_t *query_job_fn(const query_t *q, const Funnel__V1__QueryRequest *req,
+                              const atomic_int *cancel, size_t *len);
+query_leads_worker_t *query_worker_new(const query_t *q, struct event_base *base,
+                                       query_job_fn *run, const char *what, char *err,
+                                       size_t errlen);
 
 /* Start the thread. Returns 0, or -1 (logged). */
 int query_leads_worker_start(query_leads_worker_t *self);

@@ -37,6 +37,21 @@ static Funnel__V1__QualityGroup *s_group(const report_quality_group_t *g,
     return pb;
 }
 
+Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, arena_t *a)
+{
+    Funnel__V1__QualityReply *qr = arena_calloc(a, 1, sizeof *qr);
+    funnel__v1__quality_reply__init(qr);
+    qr->all = s_group(&rep->all, a);
+    qr->by = rep->by;
+    qr->lost_after_ms = rep->lost_after_ms;
+    qr->as_of_ms = rep->as_of_ms;
+    qr->n_groups = rep->n_groups;
+    qr->groups = arena_calloc(a, rep->n_groups ? rep->n_groups : 1, sizeof *qr->groups);
+    for (size_t i = 0; i < rep->n_groups; i++)
+        qr->groups[i] = s_group(&rep->groups[i], a);
+    return qr;
+}
+
 void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
                    bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r)
 {
@@ -44,7 +59,7 @@ void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
     report_quality_t *rep = NULL;
     arena_t *a = arena_new(0);
     const char *err = NULL;
-    Funnel__V1__QualityReply qr;
+    Funnel__V1__QualityReply *qr;
 
     query_reader(q, &rd);
     if (store_read_begin(q->store) != STORE_OK) {
@@ -58,17 +73,10 @@ void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
         r->error = (char *)err;
         goto send;
     }
-    funnel__v1__quality_reply__init(&qr);
-    qr.all = s_group(&rep->all, a);
-    qr.by = rep->by;
-    qr.lost_after_ms = rep->lost_after_ms;
-    qr.as_of_ms = rep->as_of_ms;
-    qr.n_groups = rep->n_groups;
-    qr.groups = arena_calloc(a, rep->n_groups ? rep->n_groups : 1, sizeof *qr.groups);
-    for (size_t i = 0; i < rep->n_groups; i++)
-        qr.groups[i] = s_group(&rep->groups[i], a);
+    qr = query_quality_encode(rep, a);
+    qr->definition = (*q->defn_p)->name;
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_QUALITY;
-    r->quality = &qr;
+    r->quality = qr;
 send:
     query_reply(sock, msg, r);
     r->quality = NULL; /* it pointed into this frame */

@@ -233,6 +233,20 @@ void ctl_clear_progress(void);
 void ctl_mark_progress(void);
 
 
+/* The whole of file path (at most max bytes), NUL-terminated, *len bytes
+ * (may be NULL). NULL with the error printed ("funnelctl: PATH: ...").
+ * Caller frees. */
+char *ctl_read_file(const char *path, size_t max, size_t *len);
+
+/* A draft definition for the lab commands: path loaded and checked here
+ * first (its FILE:LINE:COLUMN error printed and NULL returned when it is
+ * not valid), then its text read for funneld (caller frees). */
+char *ctl_read_draft(const char *path);
+
+/* How long the lab commands (quality --draft, backtest) wait for funneld
+ * when --timeout is not given: they replay the event log. */
+#define CTL_LAB_TIMEOUT_S 600
+
 int64_t ctl_mono_ms(void); /* monotonic clock, for deadlines */
 int64_t ctl_wall_ms(void); /* since the epoch, for event times */
 

@@ -7,9 +7,10 @@
 
 typedef struct {
     const char *by;
+    const char *draft;
 } s_quality_opts_t;
 
-static const s_quality_opts_t s_quality_defaults = { .by = "" };
+static const s_quality_opts_t s_quality_defaults = { .by = "", .draft = NULL };
 
 static const char *const s_quality_by[] = { "persona", "source", "clause", NULL };
 
@@ -18,6 +19,11 @@ static const ctl_opt_t s_quality_opts[] = {
                "the same per group: persona, the persona a lead has now; source, the "
                "source of its first event; clause, the qualification clause of its first "
                "handoff (base rate and recall are then the funnel's)"),
+    CTL_STRING("draft", "FILE", s_quality_opts_t, draft,
+               "score the draft definition FILE instead: funneld replays its event log "
+               "(up to the event current when asked) through the draft into a scratch "
+               "state, in a thread of its own, without changing the live definition or "
+               "state; the draft is checked here first"),
     CTL_END,
 };
 
@@ -115,10 +121,20 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__QualityQuery qq = FUNNEL__V1__QUALITY_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
+    char *draft = NULL;
+    if (o.draft) {
+        if ((draft = ctl_read_draft(o.draft)) == NULL)
+            return CTL_EXIT_USAGE;
+        qq.draft = draft;
+        qq.draft_name = (char *)o.draft;
+        if (g->timeout < 0)
+            g->timeout = CTL_LAB_TIMEOUT_S;
+    }
     qq.by = (char *)o.by;
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY;
     req.quality = &qq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_QUALITY, "quality", &reply);
+    free(draft);
     if (rc != CTL_EXIT_OK)
         return rc;
     const Funnel__V1__QualityReply *q = reply->quality;
@@ -126,6 +142,12 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
         json_t *doc = s_group_json(q->all);
         json_object_set_new(doc, "lost_after_ms", json_integer(q->lost_after_ms));
         json_object_set_new(doc, "as_of_ms", json_integer(q->as_of_ms));
+        json_object_set_new(doc, "definition", json_string(q->definition));
+        json_object_set_new(doc, "draft", json_boolean(o.draft != NULL));
+        if (o.draft) {
+            json_object_set_new(doc, "replayed", json_integer((json_int_t)q->replayed));
+            json_object_set_new(doc, "upto_seq", json_integer((json_int_t)q->upto_seq));
+        }
         if (q->by[0]) {
             json_t *groups = json_array();
             for (size_t i = 0; i < q->n_groups; i++)
@@ -135,6 +157,11 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
         }
         ctl_print_doc(doc);
     } else {
+        if (o.draft)
+            printf("Draft \"%s\" (%s), scored on %llu log entries up to %llu; the live "
+                   "definition is unchanged.\n",
+                   q->definition, o.draft, (unsigned long long)q->replayed,
+                   (unsigned long long)q->upto_seq);
         s_text(stdout, q);
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
@@ -144,7 +171,7 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_quality = {
     .name = "quality",
     .summary = "lead quality: do the leads handed off go on to buy?",
-    .usage = "Usage: funnelctl quality [--by persona|source|clause]\n",
+    .usage = "Usage: funnelctl quality [--by persona|source|clause] [--draft FILE]\n",
     .about =
         "Measure the qualification rule against outcomes. A lead is won once it\n"
         "entered the funnel's last stage, lost once it entered an exit, open otherwise.\n"
@@ -167,7 +194,8 @@ const ctl_cmd_t ctl_cmd_quality = {
         "With --json: {\"handed_off\",\"won\",\"lost\",\"open\",\"outcome_before_handoff\",\n"
         "\"lost_after_timeout\",\"precision\",\"recall\",\"base_rate\",\"lift\",\n"
         "\"median_handoff_to_won_ms\",\"rejection_rate\",\"all_leads\":{\"won\",\"lost\",\"open\"},\n"
-        "\"lost_after_ms\",\"as_of_ms\"} and with --by, \"by\" and \"groups\": [the same per\n"
+        "\"lost_after_ms\",\"as_of_ms\",\"definition\",\"draft\"} (with --draft also\n"
+        "\"replayed\", the log entries replayed, and \"upto_seq\") and with --by, \"by\" and \"groups\": [the same per\n"
         "group, with \"group\"]. A rate with nothing to divide by is null.\n",
     .run = s_run_quality,
 };

@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -11,6 +12,7 @@
 
 #include "ctl.h"
 #include "curvekey.h"
+#include "defn.h"
 
 /* Whether a progress line is on stderr now (cleared before any message). */
 static bool s_progress_shown;
@@ -174,4 +176,66 @@ int ctl_wait_readable(void *sock, long timeout_ms)
     if (r == -1)
         return -1;
     return r > 0 && (item.revents & ZMQ_POLLIN) ? 1 : 0;
+}
+
+char *ctl_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        ctl_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    if (buf == NULL)
+        abort();
+    for (;;) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n > max) {
+            ctl_error("%s: larger than %zu bytes", path, max);
+            goto fail;
+        }
+        if (got == 0)
+            break;
+        if (n == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap + 1);
+            if (buf == NULL)
+                abort();
+        }
+    }
+    if (ferror(f)) {
+        ctl_error("%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    return buf;
+fail:
+    fclose(f);
+    free(buf);
+    return NULL;
+}
+
+char *ctl_read_draft(const char *path)
+{
+    char err[1024];
+    defn_t *d = defn_load_file(path, err, sizeof err);
+    if (d == NULL) {
+        ctl_clear_progress();
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    defn_destroy(&d);
+    size_t len;
+    char *text = ctl_read_file(path, 1 << 20, &len);
+    if (text && strlen(text) != len) {
+        ctl_error("%s: holds a NUL byte", path);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
