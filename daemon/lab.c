@@ -74,6 +74,7 @@ struct lab {
 
     uint64_t events, handoffs;
     int64_t watermark_ms;
+    int64_t first_ms, last_ms;      /* of the events applied */
 
     hnd_effects_t *fx;          /* large: on the heap */
     hnd_lead_t *lead;
@@ -424,6 +425,10 @@ int lab_apply(lab_t *self, const Funnel__V1__Event *pb, uint64_t seq)
         l = s_lead_get(self, self->lead->id, true);
     s_effects(self, l, self->fx, pb->occurred_at_ms);
     s_store_lead(self, l);
+    if (self->events == 0 || pb->occurred_at_ms < self->first_ms)
+        self->first_ms = pb->occurred_at_ms;
+    if (self->events == 0 || pb->occurred_at_ms > self->last_ms)
+        self->last_ms = pb->occurred_at_ms;
     self->events++;
     return 0;
 }
@@ -437,6 +442,16 @@ void lab_finish(lab_t *self, int64_t now_ms)
 uint64_t lab_events(const lab_t *self)
 {
     return self->events;
+}
+
+int64_t lab_first_ms(const lab_t *self)
+{
+    return self->first_ms;
+}
+
+int64_t lab_last_ms(const lab_t *self)
+{
+    return self->last_ms;
 }
 
 size_t lab_leads(const lab_t *self)

@@ -59,8 +59,12 @@ void lab_finish(lab_t *self, int64_t now_ms);
  * applying events). */
 void lab_reader(lab_t *self, report_reader_t *rd);
 
-/* Events applied, leads, handoffs raised, the largest event time seen. */
+/* Events applied, leads, handoffs raised, the largest event time seen
+ * (the lab's clock). */
 uint64_t lab_events(const lab_t *self);
+/* The earliest and the latest time of the events applied (0: none). */
+int64_t lab_first_ms(const lab_t *self);
+int64_t lab_last_ms(const lab_t *self);
 size_t lab_leads(const lab_t *self);
 uint64_t lab_handoffs(const lab_t *self);
 int64_t lab_watermark(const lab_t *self);

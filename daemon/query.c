@@ -217,6 +217,13 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         }
         query_quality(q, req->quality, sock, msg, &r);
         break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST:
+        if (query_leads_submit(lab, sock, msg, &req) == -1) {
+            r.error = (char *)"busy: too many definition lab queries waiting; "
+                              "ask again later";
+            query_reply(sock, msg, &r);
+        }
+        break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS:
         /* Answered by the listing thread (query_leads.h), which takes req. */
         if (query_leads_submit(leads, sock, msg, &req) == -1) {
@@ -235,7 +242,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
     }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
-                          "leads, alerts_since or quality)";
+                          "leads, alerts_since, quality or backtest)";
         query_reply(sock, msg, &r);
         break;
     }

@@ -225,6 +225,16 @@ typedef void defn_diff_fn(const char *section, const char *change,
 size_t defn_diff(const defn_t *a, const defn_t *b, defn_diff_fn *fn,
                  void *arg);
 
+/* Set one threshold of a freshly loaded definition that nothing uses yet
+ * (a backtest's sweep: the one exception to "never mutated in place"):
+ * key "qualification.fit", ".engagement" or ".total" sets that threshold
+ * in every clause that has one (the only clause gains it when it has
+ * not), "qualification.any_of[N].<threshold>" (N from 0) in clause N
+ * alone; the clauses' labels follow. Returns 0, or -1 and a message in
+ * err (an unknown key, a clause out of range, no clause with that
+ * threshold, a value that is not finite). */
+int defn_set_threshold(defn_t *d, const char *key, double v, char *err, size_t errlen);
+
 /* The text of the default definition, NUL-terminated (built-in). */
 extern const char defn_default_yaml[];
 extern const size_t defn_default_yaml_len;

@@ -382,3 +382,77 @@ int defn_build_quality(defn_loader_t *ld, const defn_ytop_t *y, defn_t *d)
     }
     return 0;
 }
+
+/* ---------------------------------------------------------------------- */
+/* Sweeps.                                                                  */
+
+static void s_clause_set(defn_clause_t *c, int which, double v)
+{
+    bool *has[] = { &c->has_fit, &c->has_engagement, &c->has_total };
+    double *val[] = { &c->fit, &c->engagement, &c->total };
+    *has[which] = true;
+    *val[which] = v;
+    free(c->label);
+    s_clause_label(c);
+}
+
+static bool s_clause_has(const defn_clause_t *c, int which)
+{
+    return which == 0 ? c->has_fit : which == 1 ? c->has_engagement : c->has_total;
+}
+
+int defn_set_threshold(defn_t *d, const char *key, double v, char *err, size_t errlen)
+{
+    static const char *const names[] = { "fit", "engagement", "total" };
+    const char *pre = "qualification.";
+    if (!isfinite(v)) {
+        snprintf(err, errlen, "%s: the value is not a finite number", key);
+        return -1;
+    }
+    if (strncmp(key, pre, strlen(pre)) != 0)
+        goto unknown;
+    const char *rest = key + strlen(pre);
+    long clause = -1;
+    if (strncmp(rest, "any_of[", 7) == 0) {
+        char *end;
+        clause = strtol(rest + 7, &end, 10);
+        if (end == rest + 7 || strncmp(end, "].", 2) != 0 || clause < 0)
+            goto unknown;
+        if ((size_t)clause >= d->n_clauses) {
+            snprintf(err, errlen, "%s: the qualification has %zu clause(s), any_of[0] to "
+                     "any_of[%zu]", key, d->n_clauses, d->n_clauses - 1);
+            return -1;
+        }
+        rest = end + 2;
+    }
+    int which = -1;
+    for (int i = 0; i < 3; i++)
+        if (strcmp(rest, names[i]) == 0)
+            which = i;
+    if (which < 0)
+        goto unknown;
+    if (clause >= 0) {
+        s_clause_set(&d->clauses[clause], which, v);
+    } else {
+        size_t n = 0;
+        for (size_t i = 0; i < d->n_clauses; i++)
+            if (s_clause_has(&d->clauses[i], which)) {
+                s_clause_set(&d->clauses[i], which, v);
+                n++;
+            }
+        if (n == 0 && d->n_clauses == 1) {
+            s_clause_set(&d->clauses[0], which, v);
+        } else if (n == 0) {
+            snprintf(err, errlen, "%s: no qualification clause sets %s (name one: "
+                     "qualification.any_of[N].%s)", key, names[which], names[which]);
+            return -1;
+        }
+    }
+    d->qualify_engagement = d->clauses[0].engagement;
+    return 0;
+unknown:
+    snprintf(err, errlen, "%s: not a threshold that can be swept (qualification.fit, "
+             "qualification.engagement, qualification.total, or "
+             "qualification.any_of[N].<one of them>)", key);
+    return -1;
+}

@@ -77,6 +77,30 @@ void render_friction_text(FILE *out, const Funnel__V1__FrictionReply *reply);
 json_t *render_friction_leads_json(const Funnel__V1__FrictionReply *reply);
 void render_friction_leads_text(FILE *out, const Funnel__V1__FrictionReply *reply);
 
+/* Lead quality (render_lab.c): one group {"group" (groups only),
+ * "handed_off","won","lost","open","outcome_before_handoff",
+ * "lost_after_timeout","precision","recall","base_rate","lift",
+ * "median_handoff_to_won_ms","rejection_rate","all_leads":{"won","lost",
+ * "open"}}; the reply, the whole funnel's group plus "lost_after_ms",
+ * "as_of_ms", "definition" and with a breakdown "by" and "groups". A rate
+ * with nothing to divide by is null. Text: a table, a row per group. */
+json_t *render_quality_group_json(const Funnel__V1__QualityGroup *g);
+json_t *render_quality_json(const Funnel__V1__QualityReply *q);
+void render_quality_text(FILE *out, const Funnel__V1__QualityReply *q);
+
+/* A backtest (render_lab.c): {"live","draft": {"definition","handoffs",
+ * "leads","stages":[{"stage","now","entered","conversion"}],"friction":
+ * {"stall","regression","handoff_rejected","handoff_sla","dropped",
+ * "conversion_below_target"},"quality":{render_quality_json}},"both",
+ * "only_live","only_draft": {"count","sample":[ids]},"weeks":[{"week",
+ * "live","draft"}],"replayed","upto_seq","events","since_ms","until_ms",
+ * "as_of_ms","elapsed_ms","cpu_ms"}, and with a sweep "sweep":{"key","rows":
+ * [{"value","handoffs","handoffs_per_week","handed_off","precision",
+ * "recall"}]}. Text: the two sides in columns, the sets, the weeks, the
+ * sweep. */
+json_t *render_backtest_json(const Funnel__V1__BacktestReply *r);
+void render_backtest_text(FILE *out, const Funnel__V1__BacktestReply *r);
+
 /* Every Stats field, plus "uptime" (human). */
 json_t *render_stats_json(const Funnel__V1__Stats *stats);
 void render_stats_text(FILE *out, const Funnel__V1__Stats *stats);

@@ -15,6 +15,7 @@
  *   ctl_keygen.c        keygen (CURVE key pairs; the files: daemon/curvekey.c)
  *   ctl_checkpoint.c    checkpoint
  *   ctl_quality.c       quality (lead quality against outcomes)
+ *   ctl_backtest.c      backtest (a draft replayed on history beside the live one)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -180,6 +181,7 @@ typedef struct {
     X(funnel)           \
     X(friction)         \
     X(quality)          \
+    X(backtest)         \
     X(leads)            \
     X(watch)            \
     X(alerts)           \

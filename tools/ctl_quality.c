@@ -3,7 +3,6 @@
 #include <string.h>
 
 #include "ctl.h"
-#include "timetext.h"
 
 typedef struct {
     const char *by;
@@ -26,85 +25,6 @@ static const ctl_opt_t s_quality_opts[] = {
                "state; the draft is checked here first"),
     CTL_END,
 };
-
-static json_t *s_rate(bool has, double v)
-{
-    return has ? json_real(v) : json_null();
-}
-
-static json_t *s_group_json(const Funnel__V1__QualityGroup *g)
-{
-    json_t *o = json_object();
-    if (g->group[0])
-        json_object_set_new(o, "group", json_string(g->group));
-    json_object_set_new(o, "handed_off", json_integer((json_int_t)g->handed_off));
-    json_object_set_new(o, "won", json_integer((json_int_t)g->won));
-    json_object_set_new(o, "lost", json_integer((json_int_t)g->lost));
-    json_object_set_new(o, "open", json_integer((json_int_t)g->open));
-    json_object_set_new(o, "outcome_before_handoff", json_integer((json_int_t)g->before));
-    json_object_set_new(o, "lost_after_timeout", json_integer((json_int_t)g->lost_timeout));
-    json_object_set_new(o, "precision", s_rate(g->has_precision, g->precision));
-    json_object_set_new(o, "recall", s_rate(g->has_recall, g->recall));
-    json_object_set_new(o, "base_rate", s_rate(g->has_base_rate, g->base_rate));
-    json_object_set_new(o, "lift", s_rate(g->has_lift, g->lift));
-    json_object_set_new(o, "median_handoff_to_won_ms",
-                        g->median_handoff_to_won_ms >= 0
-                            ? json_integer(g->median_handoff_to_won_ms)
-                            : json_null());
-    json_object_set_new(o, "rejection_rate",
-                        s_rate(g->has_rejection_rate, g->rejection_rate));
-    json_t *all = json_object();
-    json_object_set_new(all, "won", json_integer((json_int_t)g->all_won));
-    json_object_set_new(all, "lost", json_integer((json_int_t)g->all_lost));
-    json_object_set_new(all, "open", json_integer((json_int_t)g->all_open));
-    json_object_set_new(o, "all_leads", all);
-    return o;
-}
-
-static void s_cell_rate(FILE *out, bool has, double v, bool pct)
-{
-    if (!has)
-        fprintf(out, " %9s", "-");
-    else if (pct)
-        fprintf(out, " %8.1f%%", 100 * v);
-    else
-        fprintf(out, " %9.2f", v);
-}
-
-static void s_row(FILE *out, const char *name, const Funnel__V1__QualityGroup *g)
-{
-    char med[32] = "-";
-    if (g->median_handoff_to_won_ms >= 0)
-        timetext_duration(g->median_handoff_to_won_ms, TIMETEXT_DUR_SHORT, med, sizeof med);
-    fprintf(out, "%-32.32s %10llu %8llu %8llu %8llu %8llu", name,
-            (unsigned long long)g->handed_off, (unsigned long long)g->won,
-            (unsigned long long)g->lost, (unsigned long long)g->open,
-            (unsigned long long)g->before);
-    s_cell_rate(out, g->has_precision, g->precision, true);
-    s_cell_rate(out, g->has_recall, g->recall, true);
-    s_cell_rate(out, g->has_base_rate, g->base_rate, true);
-    s_cell_rate(out, g->has_lift, g->lift, false);
-    fprintf(out, " %10s", med);
-    s_cell_rate(out, g->has_rejection_rate, g->rejection_rate, true);
-    fputc('\n', out);
-}
-
-static void s_text(FILE *out, const Funnel__V1__QualityReply *q)
-{
-    char t[32];
-    if (q->lost_after_ms > 0)
-        fprintf(out, "Open leads count as lost %s after their handoff (quality.lost_after).\n",
-                timetext_duration(q->lost_after_ms, TIMETEXT_DUR_SHORT, t, sizeof t));
-    else
-        fprintf(out, "Open leads are left out of precision and base rate "
-                     "(no quality.lost_after).\n");
-    fprintf(out, "%-32s %10s %8s %8s %8s %8s %9s %9s %9s %9s %10s %9s\n", "group",
-            "handed_off", "won", "lost", "open", "before", "precision", "recall", "base_rate",
-            "lift", "to_won", "rejected");
-    s_row(out, "(all)", q->all);
-    for (size_t i = 0; i < q->n_groups; i++)
-        s_row(out, q->groups[i]->group, q->groups[i]);
-}
 
 static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
 {
@@ -139,21 +59,11 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
         return rc;
     const Funnel__V1__QualityReply *q = reply->quality;
     if (g->json) {
-        json_t *doc = s_group_json(q->all);
-        json_object_set_new(doc, "lost_after_ms", json_integer(q->lost_after_ms));
-        json_object_set_new(doc, "as_of_ms", json_integer(q->as_of_ms));
-        json_object_set_new(doc, "definition", json_string(q->definition));
+        json_t *doc = render_quality_json(q);
         json_object_set_new(doc, "draft", json_boolean(o.draft != NULL));
         if (o.draft) {
             json_object_set_new(doc, "replayed", json_integer((json_int_t)q->replayed));
             json_object_set_new(doc, "upto_seq", json_integer((json_int_t)q->upto_seq));
-        }
-        if (q->by[0]) {
-            json_t *groups = json_array();
-            for (size_t i = 0; i < q->n_groups; i++)
-                json_array_append_new(groups, s_group_json(q->groups[i]));
-            json_object_set_new(doc, "by", json_string(q->by));
-            json_object_set_new(doc, "groups", groups);
         }
         ctl_print_doc(doc);
     } else {
@@ -162,7 +72,7 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
                    "definition is unchanged.\n",
                    q->definition, o.draft, (unsigned long long)q->replayed,
                    (unsigned long long)q->upto_seq);
-        s_text(stdout, q);
+        render_quality_text(stdout, q);
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return CTL_EXIT_OK;
