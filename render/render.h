@@ -101,6 +101,20 @@ void render_quality_text(FILE *out, const Funnel__V1__QualityReply *q);
 json_t *render_backtest_json(const Funnel__V1__BacktestReply *r);
 void render_backtest_text(FILE *out, const Funnel__V1__BacktestReply *r);
 
+/* friction --suggest (render_lab.c), from the whole funnel's friction and
+ * its --by persona breakdown (may be NULL): per stage with completed
+ * stays, the p90 of its stays rounded up to whole minutes, hours or days
+ * as a max_dwell, and the personas whose p90 (over at least 10 stays)
+ * differs from it by more than half: {"stages":[{"stage","completed",
+ * "p90_ms","max_dwell_ms","suggested_ms","suggested","personas":
+ * [{"persona","completed","p90_ms","suggested_ms","suggested"}]}]}. Text:
+ * a YAML fragment for the definition, the personas as comments (a
+ * definition has one max_dwell per stage). */
+json_t *render_dwell_suggest_json(const Funnel__V1__FrictionReply *all,
+                                  const Funnel__V1__FrictionReply *by_persona);
+void render_dwell_suggest_text(FILE *out, const Funnel__V1__FrictionReply *all,
+                               const Funnel__V1__FrictionReply *by_persona);
+
 /* Every Stats field, plus "uptime" (human). */
 json_t *render_stats_json(const Funnel__V1__Stats *stats);
 void render_stats_text(FILE *out, const Funnel__V1__Stats *stats);

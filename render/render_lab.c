@@ -346,3 +346,111 @@ void render_backtest_text(FILE *out, const Funnel__V1__BacktestReply *r)
         }
     }
 }
+
+/* -- friction --suggest ------------------------------------------------- */
+
+/* A persona's p90 is mentioned when it rests on at least this many
+ * completed stays and differs from the stage's by more than half. */
+#define S_SUGGEST_MIN_STAYS 10
+
+/* p90_ms rounded up to whole minutes, hours or days (the unit the duration
+ * is at least two of), as the definition writes durations. */
+static int64_t s_round_up(int64_t ms)
+{
+    const int64_t min = 60000, hour = 60 * min, day = 24 * hour;
+    int64_t unit = ms >= 2 * day ? day : ms >= 2 * hour ? hour : min;
+    int64_t r = (ms + unit - 1) / unit * unit;
+    return r > 0 ? r : min;
+}
+
+static bool s_differs(int64_t a, int64_t b)
+{
+    int64_t d = a > b ? a - b : b - a;
+    return 2 * d > b;
+}
+
+json_t *render_dwell_suggest_json(const Funnel__V1__FrictionReply *all,
+                                  const Funnel__V1__FrictionReply *by_persona)
+{
+    json_t *o = json_object(), *stages = json_array();
+    char t[32];
+    for (size_t i = 0; i < all->n_stages; i++) {
+        const Funnel__V1__StageFriction *s = all->stages[i];
+        if (s->completed == 0 || s->p90_ms < 0)
+            continue;
+        int64_t sug = s_round_up(s->p90_ms);
+        json_t *e = json_object(), *ps = json_array();
+        s_set(e, "stage", json_string(s->stage));
+        s_set(e, "completed", s_u64(s->completed));
+        s_set(e, "p90_ms", json_integer(s->p90_ms));
+        s_set(e, "max_dwell_ms", s->max_dwell_ms > 0 ? json_integer(s->max_dwell_ms)
+                                                     : json_null());
+        s_set(e, "suggested_ms", json_integer(sug));
+        s_set(e, "suggested", json_string(timetext_duration(sug, TIMETEXT_DUR_EXACT, t,
+                                                             sizeof t)));
+        for (size_t k = 0; by_persona && k < by_persona->n_groups; k++) {
+            const Funnel__V1__FrictionGroup *g = by_persona->groups[k];
+            if (i >= g->n_stages)
+                continue;
+            const Funnel__V1__StageFriction *p = g->stages[i];
+            if (p->completed < S_SUGGEST_MIN_STAYS || p->p90_ms < 0 ||
+                !s_differs(p->p90_ms, s->p90_ms))
+                continue;
+            int64_t psug = s_round_up(p->p90_ms);
+            json_array_append_new(
+                ps, json_pack("{s:s, s:I, s:I, s:I, s:s}", "persona", g->name, "completed",
+                              (json_int_t)p->completed, "p90_ms", (json_int_t)p->p90_ms,
+                              "suggested_ms", (json_int_t)psug, "suggested",
+                              timetext_duration(psug, TIMETEXT_DUR_EXACT, t, sizeof t)));
+        }
+        s_set(e, "personas", ps);
+        json_array_append_new(stages, e);
+    }
+    s_set(o, "stages", stages);
+    return o;
+}
+
+void render_dwell_suggest_text(FILE *out, const Funnel__V1__FrictionReply *all,
+                               const Funnel__V1__FrictionReply *by_persona)
+{
+    json_t *doc = render_dwell_suggest_json(all, by_persona);
+    json_t *stages = json_object_get(doc, "stages");
+    char t[32], now[32];
+    fprintf(out, "# max_dwell per stage: the p90 of the stage's completed stays, rounded up\n"
+                 "# (funnelctl friction --suggest). Set each stage's max_dwell in the\n"
+                 "# definition's stages list to the value below.\n");
+    if (json_array_size(stages) == 0) {
+        fprintf(out, "# No stage has completed stays yet: nothing to suggest.\n");
+        json_decref(doc);
+        return;
+    }
+    fprintf(out, "stages:\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(stages, i, e) {
+        json_t *cur = json_object_get(e, "max_dwell_ms");
+        if (json_is_integer(cur))
+            timetext_duration(json_integer_value(cur), TIMETEXT_DUR_EXACT, now, sizeof now);
+        else
+            snprintf(now, sizeof now, "none");
+        fprintf(out, "  - name: %s\n    max_dwell: %-8s # p90 %s of %" JSON_INTEGER_FORMAT
+                     " completed stays; now %s\n",
+                json_string_value(json_object_get(e, "stage")),
+                json_string_value(json_object_get(e, "suggested")),
+                timetext_duration(json_integer_value(json_object_get(e, "p90_ms")),
+                                  TIMETEXT_DUR_SHORT, t, sizeof t),
+                json_integer_value(json_object_get(e, "completed")), now);
+        size_t k;
+        json_t *p;
+        json_array_foreach(json_object_get(e, "personas"), k, p) {
+            fprintf(out, "    # persona %s: p90 %s of %" JSON_INTEGER_FORMAT
+                         " stays, more than half off the stage's: %s would suit it\n",
+                    json_string_value(json_object_get(p, "persona")),
+                    timetext_duration(json_integer_value(json_object_get(p, "p90_ms")),
+                                      TIMETEXT_DUR_SHORT, t, sizeof t),
+                    json_integer_value(json_object_get(p, "completed")),
+                    json_string_value(json_object_get(p, "suggested")));
+        }
+    }
+    json_decref(doc);
+}

@@ -200,7 +200,7 @@ const ctl_cmd_t ctl_cmd_funnel = {
 
 typedef struct {
     const char *by, *stage;
-    bool leads;
+    bool leads, suggest;
     long limit;
 } s_friction_opts_t;
 
@@ -221,8 +221,41 @@ static const ctl_opt_t s_friction_opts[] = {
                "with --leads: only the leads stalled in STAGE"),
     CTL_COUNT("limit", "N", s_friction_opts_t, limit, 1, 10000000,
               "with --leads: at most N leads (default 1000)"),
+    CTL_FLAG("suggest", s_friction_opts_t, suggest,
+             "propose a max_dwell per stage from the p90 of its completed stays (rounded "
+             "up to whole minutes, hours or days), printed as a YAML fragment to paste "
+             "into the definition; personas whose p90 (over at least 10 stays) differs "
+             "by more than half are named in comments"),
     CTL_END,
 };
+
+/* friction --suggest: the whole funnel's friction and its persona
+ * breakdown, two queries. */
+static int s_friction_suggest(ctl_opts_t *g)
+{
+    Funnel__V1__QueryReply *all = NULL, *by = NULL;
+    for (int i = 0; i < 2; i++) {
+        Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
+        Funnel__V1__FrictionQuery fq = FUNNEL__V1__FRICTION_QUERY__INIT;
+        fq.by = (char *)(i ? "persona" : "");
+        req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION;
+        req.friction = &fq;
+        int rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION, "friction",
+                           i ? &by : &all);
+        if (rc != CTL_EXIT_OK) {
+            if (all)
+                funnel__v1__query_reply__free_unpacked(all, NULL);
+            return rc;
+        }
+    }
+    if (g->json)
+        ctl_print_doc(render_dwell_suggest_json(all->friction, by->friction));
+    else
+        render_dwell_suggest_text(stdout, all->friction, by->friction);
+    funnel__v1__query_reply__free_unpacked(all, NULL);
+    funnel__v1__query_reply__free_unpacked(by, NULL);
+    return CTL_EXIT_OK;
+}
 
 static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
 {
@@ -241,6 +274,12 @@ static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
         ctl_error("friction: --by does not combine with --leads");
         return CTL_EXIT_USAGE;
     }
+    if (o.suggest && (o.leads || o.by[0])) {
+        ctl_error("friction: --suggest does not combine with --leads or --by");
+        return CTL_EXIT_USAGE;
+    }
+    if (o.suggest)
+        return s_friction_suggest(g);
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__FrictionQuery fq = FUNNEL__V1__FRICTION_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
@@ -269,7 +308,8 @@ const ctl_cmd_t ctl_cmd_friction = {
     .name = "friction",
     .summary = "show friction points, worst first; stalled leads",
     .usage = "Usage: funnelctl friction [--by persona|source|cohort]\n"
-             "       funnelctl friction --leads [--stage STAGE] [--limit N]\n",
+             "       funnelctl friction --leads [--stage STAGE] [--limit N]\n"
+             "       funnelctl friction --suggest\n",
     .about =
         "Show the friction points of the funnel, worst first, in this order:\n"
         "  conversion        stages whose conversion to a later stage is below their\n"
@@ -306,7 +346,9 @@ const ctl_cmd_t ctl_cmd_friction = {
         "\"regressions\",\"rejections\"}],\"rejection_reasons\":[{\"reason\",\"count\"}],\"handoffs\":{\n"
         "\"past_sla_now\",\"sla_breaches\"},\"window\":{\"days\",\"min_sample\",\"last_day\"}}, with\n"
         "--by also \"by\" and \"groups\"; with --leads {\"leads\":[{\"lead\",\"set\",\"stage\",\n"
-        "\"since\"}],\"total\"}.\n",
+        "\"since\"}],\"total\"}; with --suggest {\"stages\":[{\"stage\",\"completed\",\"p90_ms\",\n"
+        "\"max_dwell_ms\",\"suggested_ms\",\"suggested\",\"personas\":[{\"persona\",\n"
+        "\"completed\",\"p90_ms\",\"suggested_ms\",\"suggested\"}]}]}.\n",
     .exits = "Exit status: 0 success, 2 usage or connection error.\n",
     .run = s_run_friction,
 };
