@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/ioprio.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,6 +20,7 @@
 #define S_RETRY_MS 30000      /* after a failure, at the latest */
 #define S_POLL_MS 1000        /* the events trigger is looked at this often */
 #define S_HEADROOM_WAIT_MS 1000
+#define S_NICE 10             /* the checkpoint thread's CPU priority */
 
 struct checkpoint {
     store_t *store;
@@ -39,6 +43,7 @@ struct checkpoint {
     uint64_t grow_done;
     uint64_t last_seq;         /* sequence of the newest checkpoint on disk */
     int64_t next_due_ms;       /* monotonic; automatic checkpoints */
+    char replacing[64];        /* the checkpoint the recovery consumed, "" */
     checkpoint_stats_t st;
 };
 
@@ -163,9 +168,28 @@ static void s_take(checkpoint_t *self)
     pthread_mutex_unlock(&self->lock);
 }
 
+/* Give the calling thread the lowest CPU priority (nice S_NICE) and the
+ * idle I/O class, both inherited by the threads it creates (the copy's
+ * writer and LMDB's own): a checkpoint runs on what ingest and queries
+ * leave over. The idle class needs an I/O scheduler that knows classes
+ * (mq-deadline, bfq); without one it changes nothing. Failures are
+ * logged, not fatal. */
+static void s_lower_priority(void)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    if (setpriority(PRIO_PROCESS, (id_t)tid, S_NICE) == -1)
+        log_warn("[checkpoint] cannot lower the checkpoint thread's priority: %s",
+                 strerror(errno));
+    if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid,
+                IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)) == -1)
+        log_warn("[checkpoint] cannot give the checkpoint thread the idle I/O class: %s",
+                 strerror(errno));
+}
+
 static void *s_thread(void *arg)
 {
     checkpoint_t *self = arg;
+    s_lower_priority();
     pthread_mutex_lock(&self->lock);
     while (!self->stop) {
         int64_t now = s_mono_ms();
@@ -228,6 +252,14 @@ checkpoint_t *checkpoint_new(struct event_base *base, store_t *store,
         self->st.last = newest;
         self->next_due_ms = now + (age >= opts->interval_ms ? 0 : opts->interval_ms - age);
     }
+    /* The recovery renamed the newest checkpoint into the state: a new one
+     * replaces it as soon as the thread starts (the log is replayed by
+     * then), automatic checkpoints or not, so that as many are kept. */
+    const char *consumed = store_recovery_consumed(store);
+    if (consumed[0] != '\0') {
+        self->requested = 1;
+        snprintf(self->replacing, sizeof self->replacing, "%s", consumed);
+    }
     return self;
 fail:
     checkpoint_destroy(&self);
@@ -242,6 +274,9 @@ int checkpoint_start(checkpoint_t *self)
         return -1;
     }
     self->started = true;
+    if (self->replacing[0] != '\0')
+        log_info("[checkpoint] taking a checkpoint to replace %s, which the recovery "
+                 "renamed into the state", self->replacing);
     if (self->opts.interval_ms > 0)
         log_info("[checkpoint] every %lld s%s%llu events, keeping %u",
                  (long long)(self->opts.interval_ms / 1000),

@@ -6,8 +6,13 @@
  * is logged and counted, leaves the live state as it was, and is retried
  * after S_RETRY_MS (or the interval, if shorter).
  *
- * Threading: one thread of its own, which only reads the store (the copy
- * runs in LMDB's read snapshot). Before each copy it asks the loop
+ * When the store's recovery renamed the newest checkpoint into the state
+ * (store_recovery_consumed()), the thread takes one at once to replace
+ * it, automatic checkpoints or not.
+ *
+ * Threading: one thread of its own, at nice 10 and in the idle I/O class
+ * (inherited by the threads a copy starts), which only reads the store
+ * (the copy runs in LMDB's read snapshot). Before each copy it asks the loop
  * thread, through an eventfd watched by the loop's event base, to grow
  * the maps ahead (store_grow_ahead(): map growth is the owner's), and
  * waits for that at most a second (a busy loop answers at its next turn;

@@ -476,7 +476,11 @@ void store_set_stalled(store_t *self, bool stalled);
  * with it open, or LMDB cannot open it), store_open restores the newest
  * checkpoint that is intact and whose sequence the log covers, then the
  * log after it is replayed as after any crash; without one the state is
- * rebuilt from the whole log. */
+ * rebuilt from the whole log. Restoring verifies the checkpoint where it
+ * lies (one sequential read) and renames it into the state, copying
+ * nothing, unless it is the only way left to recover (log retention
+ * dropped the log's first events and no older checkpoint the log covers
+ * remains): then it is copied (copy_file_range). */
 
 #define STORE_CKPT_DIR "checkpoints"
 #define STORE_CKPT_MAX 64   /* listed at most */
@@ -510,6 +514,12 @@ int store_checkpoint_prune(const char *state_dir, unsigned keep);
  * ..., replay from ...", "rebuilt from the log: ..."), for stats.
  * Borrowed; set while opening. */
 const char *store_recovery(const store_t *self);
+
+/* The name of the checkpoint this open's recovery renamed into the state
+ * (restoring without copying it, see store_checkpoint.c), which is no
+ * longer on disk and should be replaced by a new one once the log is
+ * replayed; "" when none. Borrowed; set while opening. */
+const char *store_recovery_consumed(const store_t *self);
 
 /* The log as last published: its first and last sequence (0, 0 when
  * empty) and the bytes its entries occupy (LMDB pages in use), and the

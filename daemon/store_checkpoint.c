@@ -22,6 +22,16 @@
  * the copy (store_grow_ahead()), so the state would have to double during
  * one copy before growing it really waited for the copy to end.
  *
+ * Pacing: LMDB writes the copy sequentially into a pipe; a drain thread
+ * reads it, computes the CRC-32 and writes it to the file in slices,
+ * flushing each and pausing after it (s_drain), so that the copy never
+ * floods the disk or the page cache that group commits need, and the
+ * whole copy (LMDB waits on the full pipe) goes at that pace.
+ *
+ * Restoring: the checkpoint is verified where it lies (trailer, CRC-32 in
+ * one sequential read, that it opens), then renamed into the state, or,
+ * when it is the last way to recover, copied (s_restore_one).
+ *
  * The file: the copy's LMDB pages, then a trailer of S_TRAILER bytes
  * ("FNLDCKP1", u64 BE seq, u64 BE length of the LMDB data, u32 BE CRC-32
  * of that data, 4 zero bytes). It is written as checkpoints/ckpt.tmp,
@@ -37,10 +47,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -49,7 +61,10 @@
 
 #define S_TRAILER 32
 #define S_MAGIC "FNLDCKP1"
-#define S_CHUNK (1u << 20)
+#define S_SLICE (8u << 20)   /* written, then flushed, at a time */
+#define S_PIPE (1 << 20)      /* the copy's pipe */
+#define S_PAUSE_PCT 100       /* pause after a slice, % of the time it took */
+#define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 
 static void s_ckpt_dir(const char *state_dir, char *out, size_t cap)
@@ -107,42 +122,115 @@ static void s_trailer_put(unsigned char *t, uint64_t seq, uint64_t len, uint32_t
     t[27] = (unsigned char)crc;
 }
 
-/* Copy len bytes of fd from offset 0 to out (if out != -1), computing their
- * CRC-32 into *crc. Returns 0, or -1 with errno. */
-static int s_copy_crc(int fd, uint64_t len, int out, uint32_t *crc)
-{
-    unsigned char *buf = xmalloc(S_CHUNK);
-    uLong c = crc32(0L, Z_NULL, 0);
-    uint64_t off = 0;
-    int rc = -1;
+/* What the drain thread of one checkpoint works on: the copy comes out of
+ * LMDB into a pipe, and the drain writes it to the checkpoint file in
+ * paced slices, computing the CRC-32 on the way (see store_checkpoint). */
+typedef struct {
+    int in;                /* the pipe's read end */
+    int out;               /* the checkpoint file */
+    uint64_t len;          /* bytes read from the pipe (= the file's data) */
+    uint32_t crc;          /* CRC-32 of them */
+    int err;               /* errno of the first failed write or read, 0 */
+} s_drain_t;
 
-    while (off < len) {
-        size_t want = len - off < S_CHUNK ? (size_t)(len - off) : S_CHUNK;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-        if (n <= 0) {
-            if (n == 0)
-                errno = EIO; /* shorter than it said */
-            goto out;
+static int64_t s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Fill buf with up to cap bytes of the pipe; returns how many (0 at its
+ * end), or -1 with errno. */
+static ssize_t s_read_full(int fd, unsigned char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
         }
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* The drain thread: reads the pipe to its end, always (LMDB's copy must
+ * run to its end, whatever became of the file), and writes what it reads
+ * to the file in slices of S_SLICE. Each slice's writeback is started at
+ * once (sync_file_range), and the previous slice's awaited, so that at
+ * most two slices are dirty or in flight: the checkpoint never fills the
+ * page cache with dirty pages that a group commit's fsync of the log
+ * would queue behind. After each slice it pauses S_PAUSE_PCT percent of
+ * the time the slice took, which paces the whole copy (the pipe fills,
+ * LMDB's copy waits) and leaves the disk and the CPU to ingest in
+ * between. After a failed write it only reads on (and discards). */
+static void *s_drain(void *arg)
+{
+    s_drain_t *d = arg;
+    unsigned char *buf = xmalloc(S_SLICE);
+    uLong c = crc32(0L, Z_NULL, 0);
+    uint64_t prev_off = 0, prev_len = 0;
+
+    for (;;) {
+        ssize_t n = s_read_full(d->in, buf, S_SLICE);
+        if (n < 0) {
+            if (d->err == 0)
+                d->err = errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        /* Time waiting for LMDB (the pipe) is not work of ours to pace. */
+        int64_t t1 = s_now_ns();
         c = crc32(c, buf, (uInt)n);
-        if (out != -1) {
-            for (ssize_t done = 0; done < n;) {
-                ssize_t w = pwrite(out, buf + done, (size_t)(n - done), (off_t)off + done);
-                if (w <= 0) {
-                    if (w == 0)
-                        errno = EIO;
-                    goto out;
-                }
-                done += w;
+        if (d->err == 0) {
+            if (s_write_full(d->out, buf, (size_t)n, d->len) == -1) {
+                d->err = errno;
+            } else {
+                (void)sync_file_range(d->out, (off_t)d->len, n, SYNC_FILE_RANGE_WRITE);
+                if (prev_len)
+                    (void)sync_file_range(d->out, (off_t)prev_off, (off_t)prev_len,
+                                          SYNC_FILE_RANGE_WAIT_BEFORE |
+                                              SYNC_FILE_RANGE_WRITE |
+                                              SYNC_FILE_RANGE_WAIT_AFTER);
+                prev_off = d->len;
+                prev_len = (uint64_t)n;
             }
         }
-        off += (uint64_t)n;
+        d->len += (uint64_t)n;
+        if (d->err == 0) {
+            int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
+            if (pause > 0) {
+                struct timespec ts = {(time_t)(pause / 1000000000), (long)(pause % 1000000000)};
+                while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+                    ;
+            }
+        }
     }
-    *crc = (uint32_t)c;
-    rc = 0;
-out:
+    d->crc = (uint32_t)c;
     free(buf);
-    return rc;
+    return NULL;
 }
 
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
@@ -150,9 +238,10 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     char dir[4096], tmp[4200], final[4200];
     unsigned char trailer[S_TRAILER];
     uint64_t schema = 0, seq = 0;
-    uint32_t crc = 0;
     struct stat st;
-    int fd = -1, rc;
+    int fd = -1, rc, pfd[2] = {-1, -1};
+    s_drain_t drain = {.in = -1, .out = -1};
+    pthread_t drainer;
 
     s_ckpt_dir(self->dir, dir, sizeof dir);
     if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
@@ -165,22 +254,47 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return STORE_ERR;
     }
+    if (pipe2(pfd, O_CLOEXEC) == -1) {
+        snprintf(err, errlen, "cannot create a pipe for the copy: %s", strerror(errno));
+        goto fail;
+    }
+    (void)fcntl(pfd[1], F_SETPIPE_SZ, S_PIPE);
+    drain.in = pfd[0];
+    drain.out = fd;
+    /* Created by this thread, the drain (and LMDB's own writer thread)
+     * inherit its scheduling and I/O priority (see checkpoint.c). */
+    if ((rc = pthread_create(&drainer, NULL, s_drain, &drain)) != 0) {
+        snprintf(err, errlen, "cannot start the checkpoint's writer: %s", strerror(rc));
+        goto fail;
+    }
 
     /* The copy, from LMDB's own read transaction: the state's map must
-     * not be remapped meanwhile. */
+     * not be remapped meanwhile. LMDB writes the compacted file
+     * sequentially, so a pipe takes it. */
     pthread_rwlock_rdlock(&self->state_grow_lock);
     __atomic_store_n(&self->copying, 1, __ATOMIC_RELEASE);
-    rc = mdb_env_copyfd2(self->state_env, fd, MDB_CP_COMPACT);
+    rc = mdb_env_copyfd2(self->state_env, pfd[1], MDB_CP_COMPACT);
     __atomic_store_n(&self->copying, 0, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&self->state_grow_lock);
+    close(pfd[1]);
+    pfd[1] = -1;
+    pthread_join(drainer, NULL);
+    if (drain.err != 0) {
+        snprintf(err, errlen, "writing %s: %s", tmp, strerror(drain.err));
+        goto fail;
+    }
     if (rc != 0) {
-        /* A write that hit a full disk comes back as EIO or ENOSPC. */
         snprintf(err, errlen, "copying the state to %s: %s", tmp,
                  rc == EIO ? "input/output error (is the disk full?)" : mdb_strerror(rc));
         goto fail;
     }
     if (fstat(fd, &st) == -1 || fsync(fd) == -1) {
         snprintf(err, errlen, "flushing %s: %s", tmp, strerror(errno));
+        goto fail;
+    }
+    if ((uint64_t)st.st_size != drain.len) {
+        snprintf(err, errlen, "%s holds %llu bytes, the copy was %llu", tmp,
+                 (unsigned long long)st.st_size, (unsigned long long)drain.len);
         goto fail;
     }
     if ((rc = s_read_meta(tmp, &schema, &seq)) != 0) {
@@ -192,11 +306,8 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
                  (unsigned long long)schema, STORE_SCHEMA);
         goto fail;
     }
-    if (s_copy_crc(fd, (uint64_t)st.st_size, -1, &crc) == -1) {
-        snprintf(err, errlen, "reading back %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    s_trailer_put(trailer, seq, (uint64_t)st.st_size, crc);
+    s_trailer_put(trailer, seq, drain.len, drain.crc);
+    errno = 0;
     if (pwrite(fd, trailer, S_TRAILER, st.st_size) != S_TRAILER || fsync(fd) == -1) {
         snprintf(err, errlen, "writing the trailer of %s: %s", tmp,
                  errno ? strerror(errno) : "short write");
@@ -204,6 +315,8 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     }
     close(fd);
     fd = -1;
+    close(pfd[0]);
+    pfd[0] = -1;
     snprintf(final, sizeof final, "%s/ckpt-%020llu.mdb", dir, (unsigned long long)seq);
     if (rename(tmp, final) == -1 || s_fsync_dir(dir) == -1) {
         snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
@@ -217,6 +330,9 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     return STORE_OK;
 
 fail:
+    for (int i = 0; i < 2; i++)
+        if (pfd[i] != -1)
+            close(pfd[i]);
     if (fd != -1)
         close(fd);
     unlink(tmp);
@@ -286,15 +402,95 @@ int store_checkpoint_prune(const char *state_dir, unsigned keep)
     return deleted;
 }
 
-/* Copy the checkpoint at src into the state directory path as data.mdb,
- * checking its trailer, length and CRC on the way, then that it opens
- * with the sequence its trailer says. Returns 1 restored, 0 when the
- * checkpoint is not intact (why in reason, nothing left behind), -1 on an
- * I/O error of the destination (err). */
-static int s_restore_one(const char *src, const char *path, uint64_t want_seq,
-                         char *reason, size_t reasonlen, char *err, size_t errlen)
+/* CRC-32 of the first len bytes of fd, read in large sequential chunks.
+ * 0, or -1 with errno. */
+static int s_crc_file(int fd, uint64_t len, uint32_t *crc)
 {
-    char tmp[4200], final[4200];
+    unsigned char *buf = xmalloc(S_VERIFY_CHUNK);
+    uLong c = crc32(0L, Z_NULL, 0);
+    uint64_t off = 0;
+    int rc = -1;
+
+    (void)posix_fadvise(fd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
+    while (off < len) {
+        size_t want = len - off < S_VERIFY_CHUNK ? (size_t)(len - off) : S_VERIFY_CHUNK;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0)
+                errno = EIO; /* shorter than it said */
+            goto out;
+        }
+        c = crc32(c, buf, (uInt)n);
+        off += (uint64_t)n;
+    }
+    *crc = (uint32_t)c;
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+/* Copy len bytes of in to out from offset 0: copy_file_range (the kernel
+ * copies, or shares the blocks where the file system can), else read and
+ * write. 0, or -1 with errno. */
+static int s_copy_file(int in, int out, uint64_t len)
+{
+    loff_t ioff = 0, ooff = 0;
+    while ((uint64_t)ioff < len) {
+        ssize_t n = copy_file_range(in, &ioff, out, &ooff, (size_t)(len - (uint64_t)ioff), 0);
+        if (n > 0)
+            continue;
+        if (n == 0) {
+            errno = EIO; /* shorter than it said */
+            return -1;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+            return -1;
+        break; /* not between these files: by hand */
+    }
+    unsigned char *buf = xmalloc(S_VERIFY_CHUNK);
+    int rc = 0;
+    while ((uint64_t)ioff < len) {
+        size_t want = len - (uint64_t)ioff < S_VERIFY_CHUNK ? (size_t)(len - (uint64_t)ioff)
+                                                             : S_VERIFY_CHUNK;
+        ssize_t n = pread(in, buf, want, ioff);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0)
+                errno = EIO;
+            rc = -1;
+            break;
+        }
+        if (s_write_full(out, buf, (size_t)n, (uint64_t)ooff) == -1) {
+            rc = -1;
+            break;
+        }
+        ioff += n;
+        ooff += n;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Bring the checkpoint at src back as the state directory path's
+ * data.mdb. It is verified first, in place: its trailer, its length, the
+ * CRC-32 of its data (one sequential read, which also brings its pages
+ * into the page cache for the replay that follows) and that it opens with
+ * the sequence its trailer says. Then, with consume, it is renamed into
+ * place (its trailer cut off): nothing is copied, whatever the size of the
+ * state, and the checkpoint is gone; otherwise it is copied (kernel copy).
+ * Returns 1 restored (*renamed says how), 0 when the checkpoint is not
+ * intact (why in reason, nothing changed), -1 on an I/O error (err). */
+static int s_restore_one(const char *src, const char *path, uint64_t want_seq, bool consume,
+                         bool *renamed, char *reason, size_t reasonlen, char *err,
+                         size_t errlen)
+{
+    char tmp[4200], final[4200], dir[4400];
     unsigned char t[S_TRAILER];
     struct stat st;
     int in = -1, out = -1, ret = 0;
@@ -319,20 +515,8 @@ static int s_restore_one(const char *src, const char *path, uint64_t want_seq,
         snprintf(reason, reasonlen, "its trailer does not match its name or length");
         goto out;
     }
-    if (mkdir(path, 0750) == -1 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (out == -1) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    if (s_copy_crc(in, len, out, &crc) == -1) {
-        snprintf(err, errlen, "copying %s to %s: %s", src, tmp, strerror(errno));
-        ret = -1;
+    if (s_crc_file(in, len, &crc) == -1) {
+        snprintf(reason, reasonlen, "cannot read it: %s", strerror(errno));
         goto out;
     }
     if (crc != crc_want) {
@@ -340,18 +524,64 @@ static int s_restore_one(const char *src, const char *path, uint64_t want_seq,
                  crc_want);
         goto out;
     }
-    close(out);
-    out = -1;
     uint64_t schema = 0, applied = 0;
-    int rc = s_read_meta(tmp, &schema, &applied);
+    int rc = s_read_meta(src, &schema, &applied);
     if (rc != 0 || schema != STORE_SCHEMA || applied != seq) {
         snprintf(reason, reasonlen, "it does not open as a state of schema %d at %llu (%s)",
                  STORE_SCHEMA, (unsigned long long)seq,
                  rc ? mdb_strerror(rc) : "other meta");
         goto out;
     }
-    /* No fsync: the state is committed without one anyway, and its marker
-     * (written once it opens) says "open in this boot" until a clean close. */
+    if (mkdir(path, 0750) == -1 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        ret = -1;
+        goto out;
+    }
+    if (consume) {
+        /* The state is recovered from the log after a crash anyway, and
+         * its marker (written once it opens) says "open in this boot"
+         * until a clean close: a crash from here on recovers it again,
+         * from an older checkpoint. The directories are flushed all the
+         * same, so that the checkpoint's name never outlives the rename
+         * while LMDB writes to its pages. */
+        if (rename(src, final) == 0) {
+            ret = 1;
+            *renamed = true;
+            if (truncate(final, (off_t)len) == -1 || s_fsync_dir(path) == -1) {
+                snprintf(err, errlen, "cutting the trailer off %s: %s", final,
+                         strerror(errno));
+                ret = -1;
+                goto out;
+            }
+            snprintf(dir, sizeof dir, "%s", src);
+            char *slash = strrchr(dir, '/');
+            if (slash) {
+                *slash = '\0';
+                (void)s_fsync_dir(dir);
+            }
+            goto out;
+        }
+        if (errno != EXDEV) {
+            snprintf(err, errlen, "renaming %s to %s: %s", src, final, strerror(errno));
+            ret = -1;
+            goto out;
+        }
+        /* Another file system (--rebuild-dir): copied. */
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (out == -1) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        ret = -1;
+        goto out;
+    }
+    if (s_copy_file(in, out, len) == -1) {
+        snprintf(err, errlen, "copying %s to %s: %s", src, tmp, strerror(errno));
+        ret = -1;
+        goto out;
+    }
+    close(out);
+    out = -1;
+    /* No fsync: as above. */
     if (rename(tmp, final) == -1) {
         snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
         ret = -1;
@@ -369,12 +599,13 @@ out:
 }
 
 int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool oldest,
-                             uint64_t *seq, char *name, size_t namelen, char *err,
-                             size_t errlen)
+                             bool may_consume, uint64_t *seq, char *name, size_t namelen,
+                             bool *consumed, char *err, size_t errlen)
 {
     store_ckpt_t list[STORE_CKPT_MAX];
     char dir[4096], src[4400], path[4096], reason[256];
 
+    *consumed = false;
     s_ckpt_dir(self->dir, dir, sizeof dir);
     store_state_path(self, path, sizeof path);
     size_t n = store_checkpoint_list(self->dir, list, STORE_CKPT_MAX);
@@ -391,9 +622,19 @@ int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool 
                      (unsigned long long)first);
             continue;
         }
+        /* Renamed into the state only while recovery stays possible
+         * without it: the log still begins at its first event, or an
+         * older checkpoint that the log covers remains. */
+        bool consume = may_consume && !oldest && first <= 1;
+        for (size_t j = k + 1; may_consume && !oldest && !consume && j < n; j++)
+            consume = list[j].seq <= last && list[j].seq + 1 >= first;
         snprintf(src, sizeof src, "%s/%s", dir, c->name);
         reason[0] = '\0';
-        int rc = s_restore_one(src, path, c->seq, reason, sizeof reason, err, errlen);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        bool renamed = false;
+        int rc = s_restore_one(src, path, c->seq, consume, &renamed, reason, sizeof reason,
+                               err, errlen);
         if (rc < 0)
             return -1;
         if (rc == 0) {
@@ -401,7 +642,13 @@ int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool 
                      c->name, reason);
             continue;
         }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        log_info("[store] checkpoint %s (%.1f MiB) verified and %s in %.2f s", c->name,
+                 (double)c->bytes / (1 << 20),
+                 renamed ? "renamed into the state" : "copied into the state",
+                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         *seq = c->seq;
+        *consumed = renamed;
         snprintf(name, namelen, "%s", c->name);
         return 1;
     }

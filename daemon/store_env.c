@@ -367,8 +367,9 @@ static int s_recover(store_t *self, const char *why, char *err, size_t errlen)
     self->applied_seq = 0;
     self->alert_seq = self->alerts_floor = 0;
     memset(&self->stats, 0, sizeof self->stats);
-    int got = store_checkpoint_restore(self, self->first_seq, self->last_seq, false,
-                                       &seq, name, sizeof name, err, errlen);
+    bool consumed = false;
+    int got = store_checkpoint_restore(self, self->first_seq, self->last_seq, false, true,
+                                       &seq, name, sizeof name, &consumed, err, errlen);
     if (got < 0)
         return -1;
     if (got == 1) {
@@ -378,6 +379,8 @@ static int s_recover(store_t *self, const char *why, char *err, size_t errlen)
         snprintf(self->recovery, sizeof self->recovery,
                  "restored checkpoint %s (seq %llu), replayed the log after it",
                  name, (unsigned long long)seq);
+        if (consumed)
+            snprintf(self->consumed, sizeof self->consumed, "%s", name);
         return 0;
     }
     if (self->first_seq > 1) {
@@ -443,9 +446,10 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
         if (self->first_seq > 1) {
             char name[64];
             uint64_t seq;
+            bool consumed;
             int got = store_checkpoint_restore(self, self->first_seq, self->last_seq,
-                                               true, &seq, name, sizeof name, err,
-                                               errlen);
+                                               true, false, &seq, name, sizeof name,
+                                               &consumed, err, errlen);
             if (got < 0)
                 goto fail;
             if (got == 0) {
@@ -553,6 +557,8 @@ void store_destroy(store_t **self_p)
 uint64_t store_last_seq(const store_t *self) { return self->last_seq; }
 uint64_t store_first_seq(const store_t *self) { return self->first_seq; }
 const char *store_recovery(const store_t *self) { return self->recovery; }
+
+const char *store_recovery_consumed(const store_t *self) { return self->consumed; }
 uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
 store_stats_t *store_stats(store_t *self)
 {

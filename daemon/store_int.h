@@ -118,6 +118,8 @@ struct store {
                              once log retention dropped older entries */
     uint64_t log_dropped; /* entries dropped by retention, this process */
     char recovery[256];   /* how this open brought the state back */
+    char consumed[64];    /* the checkpoint the recovery renamed into the
+                             state ("" if none) */
     uint64_t applied_seq; /* last event applied to the state */
     store_stats_t stats;
     uint64_t alert_seq;   /* last alert stored ("alert_seq" in meta) */
@@ -323,15 +325,18 @@ MDB_val store_id_key(unsigned char *buf, const char *lead_id, const char *id);
 int store_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
                      const void **buf, size_t *len, uint64_t *last_seq);
 
-/* Restore the newest good checkpoint (see store_checkpoint.c) into
- * dir/state_name, one whose sequence the log (first..last) covers.
- * Returns 1 and its sequence in *seq (and its name in name) when one was
- * restored, 0 when there is none to use (each rejected one logged), -1 on
- * an I/O error (err filled). Owner thread, while opening, with the state
- * environment closed. */
+/* Restore the newest (oldest: the oldest) good checkpoint (see
+ * store_checkpoint.c) into dir/state_name, one whose sequence the log
+ * (first..last) covers. With may_consume, the newest may be renamed into
+ * the state rather than copied (*consumed then true: the checkpoint is
+ * gone), when recovery stays possible without it. Returns 1 and its
+ * sequence in *seq (and its name in name) when one was restored, 0 when
+ * there is none to use (each rejected one logged), -1 on an I/O error
+ * (err filled). Owner thread, while opening, with the state environment
+ * closed. */
 int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last,
-                             bool oldest, uint64_t *seq, char *name, size_t namelen,
-                             char *err, size_t errlen);
+                             bool oldest, bool may_consume, uint64_t *seq, char *name,
+                             size_t namelen, bool *consumed, char *err, size_t errlen);
 
 /* The state environment's directory: dir/state_name, or state_name when
  * that is absolute. (store_env.c) */

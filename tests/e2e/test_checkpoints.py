@@ -91,12 +91,25 @@ def test_power_loss_recovers_from_the_checkpoint_and_replays_only_after_it(
     # nothing acknowledged is lost
     assert st.applied == st0.applied == n1 + n2
     assert (st.log_first_seq, st.last_seq) == (1, n1 + n2)
-    assert [x.name for x in st.checkpoints] == [ck["name"]]
     assert _leads(q) == before
+    # the checkpoint was renamed into the state (nothing copied): a new one
+    # of the recovered state replaces it, automatic checkpoints off or not
+    assert "checkpoint %s (" % ck["name"] in d.stderr()
+    assert "renamed into the state" in d.stderr()
+    st = _wait_checkpoints(q, [n1 + n2])
+    assert not os.path.exists(os.path.join(d.state_dir, "checkpoints", ck["name"]))
     q.close()
     d.stop_ok()
     rc, out = _rebuild(d)
     assert rc == 0 and "identical" in out, out
+
+
+def _wait_checkpoints(q, seqs):
+    """Stats once the checkpoints on disk are those of seqs, newest first."""
+    return wait_until(
+        lambda: (lambda s: s if [x.seq for x in s.checkpoints] == sorted(seqs, reverse=True)
+                 else None)(q.stats()),
+        30, what="checkpoints at %s" % seqs)
 
 
 def _truncate(path):
@@ -138,16 +151,20 @@ def test_torn_or_truncated_newest_checkpoint_is_skipped(zctx, daemon_factory, mo
     assert st.replayed_at_start == n - newer["seq"], st
     assert "checkpoint %s cannot be used: it is truncated" % newest["name"] in d.stderr()
     assert st.applied == n and _leads(q) == before
+    # newer was renamed into the state; its replacement covers everything
+    _wait_checkpoints(q, [n, newest["seq"], old["seq"]])
+    replacement = "ckpt-%020d.mdb" % n
 
-    # and torn (same length, garbage inside): the oldest serves
-    _tear(os.path.join(d.state_dir, "checkpoints", newer["name"]))
+    # and torn (same length, garbage inside): the replacement is skipped,
+    # the truncated one too, the oldest serves
+    _tear(os.path.join(d.state_dir, "checkpoints", replacement))
     q.close()
     _power_loss(d, monkeypatch, zctx, "boot-c")
     q = QueryClient(zctx, d.query_ep)
     st = q.stats()
     assert st.recovery.startswith("restored checkpoint %s" % old["name"]), st.recovery
     assert st.replayed_at_start == n - old["seq"], st
-    assert "checkpoint %s cannot be used: it is torn" % newer["name"] in d.stderr()
+    assert "checkpoint %s cannot be used: it is torn" % replacement in d.stderr()
     assert st.applied == n and _leads(q) == before
     q.close()
     c.close()
@@ -326,3 +343,36 @@ def test_retention_drops_only_entries_a_kept_checkpoint_covers(zctx, daemon_fact
     rc, out = _rebuild(d)
     assert rc == 0 and "identical" in out, out
     assert "oldest checkpoint" in out and b["name"] in out, out
+
+
+def test_the_only_checkpoint_retention_relies_on_is_copied_not_renamed(
+        zctx, daemon_factory, monkeypatch):
+    """After log_retention dropped the log's first events, the one checkpoint
+    the log covers is the only way to recover: restoring copies it, and it
+    serves the next power loss too."""
+    monkeypatch.setenv("FUNNELD_BOOT_ID", "boot-a")
+    d = daemon_factory(extra_args=["--clock", "event", "--log-retention", "30d",
+                                   "--checkpoint-interval", "0", "--checkpoint-keep", "1"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n_old = _publish(c, "old", 4, n_leads=40, t0=now_ms() - 100 * 86_400_000)
+    a = _checkpoint(d)
+    n = n_old + _publish(c, "new", 3, n_leads=40, t0=now_ms() - 1000)
+    wait_until(lambda: q.stats().log_first_seq == n_old + 1, 15,
+               what="the entries up to %d dropped" % n_old)
+    before = _leads(q, 40)
+    q.close()
+    for boot in ("boot-b", "boot-c"):
+        _power_loss(d, monkeypatch, zctx, boot)
+        q = QueryClient(zctx, d.query_ep)
+        st = q.stats()
+        assert st.recovery.startswith("restored checkpoint %s" % a["name"]), st.recovery
+        assert st.replayed_at_start == st.last_seq - a["seq"] and st.applied == n, st
+        assert st.log_first_seq == n_old + 1
+        assert "checkpoint %s (" % a["name"] in d.stderr()
+        assert "copied into the state" in d.stderr()
+        assert [x.name for x in st.checkpoints] == [a["name"]]
+        assert _leads(q, 40) == before
+        q.close()
+    c.close()
+    d.stop_ok()
