@@ -56,6 +56,12 @@ typedef struct {
     Funnel__V1__LedgerEntry *ledger;        /* the whole ledger (replay) */
     Funnel__V1__LedgerEntry **ledger_ptrs;
     Funnel__V1__LedgerCarry no_carry[2];
+    /* A replay of a lead whose older events log retention dropped starts
+     * from its record in the oldest checkpoint (seeded), replaying only
+     * the events after that checkpoint's sequence (from_seq). */
+    bool seeded;
+    uint64_t from_seq;
+    hnd_carry_t seed_carry[2];   /* the seed's carry-overs (fit, engagement) */
 } s_work_t;
 
 /* Keep ev (owned) as the newest timeline entry; the oldest goes when the
@@ -122,6 +128,14 @@ static void s_on_replay_event(uint64_t seq, const void *raw, size_t len,
                  seq);
         return;
     }
+    if (seq <= w->from_seq) {
+        /* Already in the checkpoint's record the replay started from. */
+        if (ev->type[0] != '$' && ev->occurred_at_ms <= w->as_of)
+            s_keep(w, seq, ev);
+        else
+            funnel__v1__event__free_unpacked(ev, NULL);
+        return;
+    }
     if (strcmp(ev->type, INGEST_DEADLINE_TYPE) == 0) {
         const char *kind = s_attr(ev, "kind"), *due = s_attr(ev, "due_ms");
         if (kind && due) {
@@ -177,7 +191,64 @@ static void s_replayed_pb(s_work_t *w, const hnd_lead_t *lead, int64_t at,
         funnel__v1__ledger_carry__init(&w->no_carry[k]);
     w->pb.older_fit = &w->no_carry[0];
     w->pb.older_engagement = &w->no_carry[1];
-    w->pb.ledger_complete = true;
+    w->pb.ledger_complete = !w->seeded;
+    if (!w->seeded)
+        return;
+    /* From the checkpoint on: what the record then carried over stays
+     * carried over, decayed to `at` as the lead's own would be. */
+    hnd_lead_t *tmp = xmalloc(sizeof *tmp);
+    *tmp = *lead;
+    tmp->older_fit = w->seed_carry[0];
+    tmp->older_engagement = w->seed_carry[1];
+    for (int k = 0; k < 2; k++) {
+        Funnel__V1__LedgerCarry *pc = &w->no_carry[k];
+        pc->entries = w->seed_carry[k].entries;
+        pc->points = w->seed_carry[k].points;
+        pc->value = w->seed_carry[k].value;
+        pc->value_at_ms = w->seed_carry[k].value_at_ms;
+        pc->current = hnd_carry_value_at(w->d, tmp,
+                                         k == 0 ? HND_LEDGER_FIT : HND_LEDGER_ENGAGEMENT, at);
+    }
+    free(tmp);
+}
+
+/* Log retention dropped events before the log's first: start the replay
+ * from the lead's record in the oldest checkpoint, when it holds the lead
+ * (a lead first seen after it has its whole chain in the log). Returns 0,
+ * or -1 with r->error set. Query thread, in a read snapshot. */
+static int s_seed_from_checkpoint(s_work_t *w, const char *lead_id,
+                                  Funnel__V1__QueryReply *r)
+{
+    uint64_t first, last, bytes, dropped;
+    store_log_read(w->q->store, &first, &last, &bytes, &dropped);
+    if (first <= 1)
+        return 0;
+    store_ckpt_lead_t cl;
+    int got = store_checkpoint_lead(store_dir(w->q->store), first, lead_id, &cl);
+    if (got < 0) {
+        r->error = (char *)"storage error reading the lead from the oldest checkpoint";
+        return -1;
+    }
+    if (got == 0)
+        return 0;
+    int rc = codec_lead_decode(cl.buf, cl.len, w->d, &w->lead);
+    free(cl.buf);
+    if (rc != 0) {
+        r->error = (char *)"the lead in the oldest checkpoint is not decodable";
+        return -1;
+    }
+    hnd_deadline_t dl[STORE_LEAD_DEADLINES];
+    memset(dl, 0, sizeof dl);
+    for (size_t i = 0; i < cl.n_deadlines; i++) {
+        snprintf(dl[i].kind, sizeof dl[i].kind, "%s", cl.deadlines[i].kind);
+        dl[i].due_ms = cl.deadlines[i].due_ms;
+    }
+    replay_seed(w->replay, &w->lead, dl, cl.n_deadlines);
+    w->seeded = true;
+    w->from_seq = cl.ckpt.seq;
+    w->seed_carry[0] = w->lead.older_fit;
+    w->seed_carry[1] = w->lead.older_engagement;
+    return 0;
 }
 
 void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
@@ -230,8 +301,10 @@ void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
     } else if (found == 1) {
         w->replay = replay_new();
         w->as_of = lq->as_of_ms ? lq->as_of_ms : INT64_MAX;
-        if (store_read_timeline(q->store, lq->lead_id, SIZE_MAX, s_on_replay_event,
-                                w) < 0) {
+        if (s_seed_from_checkpoint(w, lq->lead_id, r) < 0) {
+            /* r->error says why */
+        } else if (store_read_timeline(q->store, lq->lead_id, SIZE_MAX, s_on_replay_event,
+                                       w) < 0) {
             r->error = (char *)"storage error reading the lead's events";
         } else if (replay_lead(w->replay) != NULL) {
             s_replayed_pb(w, replay_lead(w->replay), lq->as_of_ms ? lq->as_of_ms : now,

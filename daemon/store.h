@@ -501,6 +501,28 @@ typedef struct {
  * the log's can). */
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
 
+/* A lead's record as a checkpoint holds it. */
+#define STORE_LEAD_DEADLINES 8
+typedef struct {
+    store_ckpt_t ckpt;        /* the checkpoint it was read from */
+    void *buf;                /* the Lead bytes (malloc'd: free() it) */
+    size_t len;
+    size_t n_deadlines;       /* the lead's pending deadlines then */
+    struct {
+        char kind[16];
+        int64_t due_ms;
+    } deadlines[STORE_LEAD_DEADLINES];
+} store_ckpt_lead_t;
+
+/* Read lead_id's record from the oldest checkpoint in state_dir whose
+ * sequence the log, which begins at first, covers (the one log retention
+ * keeps the log for), opened read-only where it lies. Returns 1 (out
+ * filled; the caller frees out->buf), 0 when that checkpoint does not
+ * hold the lead or there is none (out->ckpt.seq 0 when none), STORE_ERR
+ * when it cannot be read (logged). Any thread. */
+int store_checkpoint_lead(const char *state_dir, uint64_t first, const char *lead_id,
+                          store_ckpt_lead_t *out);
+
 /* The checkpoints in state_dir, newest (highest sequence) first, at most
  * max; by name only, not verified. Returns how many. Any thread. */
 size_t store_checkpoint_list(const char *state_dir, store_ckpt_t *out, size_t max);

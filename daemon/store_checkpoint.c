@@ -655,6 +655,70 @@ int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool 
     return 0;
 }
 
+int store_checkpoint_lead(const char *state_dir, uint64_t first, const char *lead_id,
+                          store_ckpt_lead_t *out)
+{
+    store_ckpt_t list[STORE_CKPT_MAX];
+    char dir[4096], path[4400];
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi leads;
+    int rc, ret = STORE_ERR;
+
+    memset(out, 0, sizeof *out);
+    size_t n = store_checkpoint_list(state_dir, list, STORE_CKPT_MAX);
+    while (n > 0 && first > 1 && list[n - 1].seq + 1 < first)
+        n--; /* older than the log: not the one retention keeps it for */
+    if (n == 0)
+        return 0;
+    out->ckpt = list[n - 1];
+    s_ckpt_dir(state_dir, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/%s", dir, out->ckpt.name);
+    if ((rc = mdb_env_create(&env)) != 0)
+        goto out;
+    if ((rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS,
+                           0640)) != 0 ||
+        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, "leads", 0, &leads)) != 0)
+        goto out;
+    MDB_val k = {.mv_size = strlen(lead_id), .mv_data = (void *)lead_id}, v;
+    rc = mdb_get(txn, leads, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        ret = 0;
+        goto out;
+    }
+    if (rc != 0)
+        goto out;
+    const void *buf;
+    size_t len;
+    if (!store_lead_split(NULL, lead_id, &v, &buf, &len, NULL)) {
+        rc = MDB_CORRUPTED;
+        goto out;
+    }
+    const unsigned char *p = v.mv_data;
+    out->n_deadlines = p[8] < STORE_LEAD_DEADLINES ? p[8] : STORE_LEAD_DEADLINES;
+    for (size_t i = 0; i < out->n_deadlines; i++) {
+        const unsigned char *d = p + S_LEAD_FIXED + i * S_LEAD_DL;
+        memcpy(out->deadlines[i].kind, d, 16);
+        out->deadlines[i].kind[15] = '\0';
+        out->deadlines[i].due_ms = (int64_t)s_be64_get(d + 16);
+    }
+    out->buf = xmalloc(len ? len : 1);
+    memcpy(out->buf, buf, len);
+    out->len = len;
+    ret = 1;
+out:
+    if (ret == STORE_ERR)
+        log_err("[store] reading lead %s from checkpoint %s: %s", lead_id, out->ckpt.name,
+                mdb_strerror(rc));
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return ret;
+}
+
 /* -- log retention --------------------------------------------------------- */
 
 long store_log_drop(store_t *self, uint64_t upto, size_t max)

@@ -63,6 +63,22 @@ static void s_keep_deadlines(replay_t *self)
     }
 }
 
+void replay_seed(replay_t *self, const hnd_lead_t *lead, const hnd_deadline_t *dl,
+                 size_t n_dl)
+{
+    self->lead = *lead;
+    self->found = true;
+    self->n_deadlines = 0;
+    for (size_t i = 0; i < n_dl && i < HND_DEADLINES_MAX; i++) {
+        self->deadlines[i] = dl[i];
+        self->deadlines[i].clear = false;
+        self->n_deadlines++;
+    }
+    self->n_ledger = 0;
+    for (size_t i = 0; i < lead->n_ledger; i++)
+        s_on_ledger(&lead->ledger[i], self);
+}
+
 int replay_event(replay_t *self, const hnd_t *const *pipe, const defn_t *d,
                  const hnd_event_t *ev)
 {

@@ -27,6 +27,14 @@ typedef struct replay replay_t;
 replay_t *replay_new(void);
 void replay_destroy(replay_t **self_p);
 
+/* Start the replay from a lead as it was stored after some event (a
+ * checkpoint's record, when the log no longer holds the lead's older
+ * events): lead and its n_dl pending deadlines (kind, due_ms) are copied,
+ * and the lead's kept ledger entries become the first of the replay's
+ * ledger (its carry-overs stay the lead's). Before any event. */
+void replay_seed(replay_t *self, const hnd_lead_t *lead, const hnd_deadline_t *dl,
+                 size_t n_dl);
+
 /* Apply one event of the lead (pointers borrowed for the call). Returns 0,
  * or 1 when the handlers refused it (the lead is as before, as ingest
  * leaves it). */

@@ -40,6 +40,42 @@ static const ctl_opt_t s_lead_opts[] = {
     CTL_END,
 };
 
+/* A --ledger whose replay could not start from the lead's first event
+ * (log_retention dropped it; the reply's ledger is not complete) started
+ * from the lead's record in the oldest checkpoint: which one, and from
+ * what the log begins, asked of funneld's stats. 0 (*note filled, or ""
+ * when the stats do not say), or -1. */
+static int s_ledger_start(ctl_opts_t *g, char *note, size_t cap, json_t **doc)
+{
+    Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
+    Funnel__V1__StatsQuery sq = FUNNEL__V1__STATS_QUERY__INIT;
+    Funnel__V1__QueryReply *reply;
+    note[0] = '\0';
+    *doc = NULL;
+    req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_STATS;
+    req.stats = &sq;
+    if (ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_STATS, "stats", &reply) !=
+        CTL_EXIT_OK)
+        return -1;
+    const Funnel__V1__Stats *st = reply->stats;
+    const Funnel__V1__CheckpointInfo *oldest = NULL;
+    for (size_t i = 0; i < st->n_checkpoints; i++)
+        if (st->checkpoints[i]->seq + 1 >= st->log_first_seq)
+            oldest = st->checkpoints[i];
+    if (oldest && st->log_first_seq > 1) {
+        snprintf(note, cap,
+                 "the ledger starts from the oldest checkpoint %s (seq %llu): "
+                 "log_retention dropped the events before %llu",
+                 oldest->name, (unsigned long long)oldest->seq,
+                 (unsigned long long)st->log_first_seq);
+        *doc = json_pack("{s:s, s:I, s:I}", "checkpoint", oldest->name, "seq",
+                         (json_int_t)oldest->seq, "log_first_seq",
+                         (json_int_t)st->log_first_seq);
+    }
+    funnel__v1__query_reply__free_unpacked(reply, NULL);
+    return 0;
+}
+
 static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
 {
     s_lead_opts_t o = s_lead_defaults;
@@ -77,10 +113,22 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
     } else if (!reply->lead->found || !reply->lead->lead) {
         ctl_error("unknown lead %s", id);
         rc = CTL_EXIT_NO;
-    } else if (g->json) {
-        ctl_print_doc(render_lead_json(reply->lead));
     } else {
-        render_lead_text(stdout, reply->lead);
+        char note[512] = "";
+        json_t *from = NULL;
+        if (o.ledger && !reply->lead->lead->ledger_complete &&
+            s_ledger_start(g, note, sizeof note, &from) == -1)
+            rc = CTL_EXIT_NO;
+        if (g->json) {
+            json_t *doc = render_lead_json(reply->lead);
+            if (from)
+                json_object_set_new(doc, "ledger_from", from);
+            ctl_print_doc(doc);
+        } else {
+            if (note[0])
+                printf("%s\n", note);
+            render_lead_text(stdout, reply->lead);
+        }
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
     return rc;
@@ -108,6 +156,10 @@ const ctl_cmd_t ctl_cmd_lead = {
         "shows the lead as it was at TIME (events of event time up to TIME, scores\n"
         "decayed to TIME). After an edit of the definition a replay says what today's\n"
         "rules make of the lead's history, which may differ from the stored record.\n"
+        "Once log_retention dropped a lead's older events, the replay starts from the\n"
+        "lead's record in the oldest checkpoint and says so: \"the ledger starts from\n"
+        "the oldest checkpoint NAME (seq N): log_retention dropped the events before M\"\n"
+        "(the ledger then holds the changes that record kept and every one after it).\n"
         "\n"
         "With --json, one document: {\"lead\",\"stage\",\"stage_entered_at\",\"score\":{\"fit\",\n"
         "\"engagement\",\"total\",\"as_of\",\"ledger\",\"ledger_complete\",\"older\"},\"persona\",\"qualified\",\"handoff\":{\"status\",\"at\"},\"attrs\",\n"
@@ -115,7 +167,9 @@ const ctl_cmd_t ctl_cmd_lead = {
         "\"id\",\"type\",\"source\",\"at\",\"attrs\",\"value\"}]}; times are RFC 3339 UTC with\n"
         "milliseconds, null when unknown. Also \"friction\":{\"stalled\",\"sla_breached\",\"total\",\n"
         "\"history\":[{\"kind\",\"stage\",\"at\",\"duration_ms\",\"detail\"}]}. With --ledger\n"
-        "or --as-of the same document plus \"as_of\", the time the lead is shown as of.\n",
+        "or --as-of the same document plus \"as_of\", the time the lead is shown as of,\n"
+        "and, for a ledger started from a checkpoint, \"ledger_from\":{\"checkpoint\",\"seq\",\n"
+        "\"log_first_seq\"}.\n",
     .opts = s_lead_opts,
     .defaults = &s_lead_defaults,
     .exits = "Exit status: 0 found, 1 unknown lead, 2 usage or connection error.\n",

@@ -376,3 +376,58 @@ def test_the_only_checkpoint_retention_relies_on_is_copied_not_renamed(
         q.close()
     c.close()
     d.stop_ok()
+
+
+def _ledger(d, lead_id):
+    r = d.ctl("lead", lead_id, "--ledger", json_out=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def _entry(e):
+    return (e["kind"], e["rule"], e["event_id"], e["seq"], round(e["points"], 9))
+
+
+def test_ledger_after_retention_starts_from_the_oldest_checkpoint_and_says_so(
+        zctx, daemon_factory):
+    d = daemon_factory(extra_args=["--clock", "event", "--log-retention", "30d",
+                                   "--checkpoint-interval", "0", "--checkpoint-keep", "1"])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n_old = _publish(c, "old", 4, n_leads=20, t0=now_ms() - 100 * 86_400_000)
+    a = _checkpoint(d)
+    _publish(c, "new", 2, n_leads=20, t0=now_ms() - 1000)
+    ids = ["ck-%03d" % i for i in range(20)]
+    full = {i: _ledger(d, i) for i in ids}      # the whole log still there
+    for doc in full.values():
+        assert doc["score"]["ledger_complete"] is True and "ledger_from" not in doc
+    st = wait_until(lambda: (lambda s: s if s.log_first_seq == n_old + 1 else None)(q.stats()),
+                    15, what="the entries up to %d dropped" % n_old)
+    assert a["seq"] == n_old
+    want_note = ("the ledger starts from the oldest checkpoint %s (seq %d): log_retention "
+                 "dropped the events before %d" % (a["name"], a["seq"], st.log_first_seq))
+    cut = 0
+    for i in ids:
+        doc = _ledger(d, i)
+        stored = json.loads(d.ctl("lead", i, json_out=True).stdout)
+        assert doc["score"]["ledger_complete"] is False, doc["score"]
+        assert doc["ledger_from"] == {"checkpoint": a["name"], "seq": a["seq"],
+                                      "log_first_seq": st.log_first_seq}
+        # the replay from the checkpoint's record comes out as the stored lead
+        for k in ("fit", "engagement", "total"):
+            assert round(doc["score"][k], 6) == round(stored["score"][k], 6), (i, k)
+        assert doc["stage"] == stored["stage"]
+        # every change after the checkpoint, as the whole log gave them,
+        # after the newest ones the checkpoint's record kept
+        old = [_entry(e) for e in full[i]["score"]["ledger"] if e["seq"] <= a["seq"]]
+        new = [_entry(e) for e in full[i]["score"]["ledger"] if e["seq"] > a["seq"]]
+        got = [_entry(e) for e in doc["score"]["ledger"]]
+        kept = len(got) - len(new)
+        assert 0 <= kept <= 8 and got[kept:] == new and got[:kept] == old[len(old) - kept:]
+        cut += len(old) > kept
+        text = d.ctl("lead", i, "--ledger")
+        assert text.returncode == 0 and want_note in text.stdout.decode(), text.stdout
+    assert cut > 0   # some leads had more old changes than a record keeps
+    c.close()
+    q.close()
+    d.stop_ok()
