@@ -328,6 +328,7 @@ void checkpoint_destroy(checkpoint_t **self_p)
     if (self == NULL)
         return;
     if (self->started) {
+        store_checkpoint_cancel(self->store);
         pthread_mutex_lock(&self->lock);
         self->stop = true;
         pthread_cond_broadcast(&self->cond);

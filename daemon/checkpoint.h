@@ -78,8 +78,8 @@ checkpoint_state_t checkpoint_status(checkpoint_t *self, uint64_t ticket, store_
 /* A copy of the counters. Any thread. */
 void checkpoint_stats(checkpoint_t *self, checkpoint_stats_t *out);
 
-/* Stop the thread (a copy under way is finished first), free. Accepts
- * NULL; sets *self_p to NULL. Loop thread. */
+/* Stop the thread (a copy under way is dropped: store_checkpoint_cancel),
+ * free. Accepts NULL; sets *self_p to NULL. Loop thread. */
 void checkpoint_destroy(checkpoint_t **self_p);
 
 #endif

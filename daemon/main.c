@@ -427,7 +427,7 @@ out:
     auth_stop(app.auth);
     http_destroy(&app.http);
     query_server_destroy(&app.queries);
-    /* A checkpoint being written is finished first; before the store. */
+    /* A checkpoint being written is dropped (not waited for); before the store. */
     checkpoint_destroy(&app.checkpoint);
     retention_destroy(&app.retention);
     for (size_t i = 0; i < n_evs; i++)

@@ -523,6 +523,11 @@ typedef struct {
 int store_checkpoint_lead(const char *state_dir, uint64_t first, const char *lead_id,
                           store_ckpt_lead_t *out);
 
+/* Make a store_checkpoint() under way (and any later one) give up at its
+ * next slice, writing nothing more: for a stop that must not wait for a
+ * paced copy. Any thread. */
+void store_checkpoint_cancel(store_t *self);
+
 /* The checkpoints in state_dir, newest (highest sequence) first, at most
  * max; by name only, not verified. Returns how many. Any thread. */
 size_t store_checkpoint_list(const char *state_dir, store_ckpt_t *out, size_t max);

@@ -63,7 +63,8 @@
 #define S_MAGIC "FNLDCKP1"
 #define S_SLICE (8u << 20)   /* written, then flushed, at a time */
 #define S_PIPE (1 << 20)      /* the copy's pipe */
-#define S_PAUSE_PCT 100       /* pause after a slice, % of the time it took */
+#define S_PAUSE_PCT 200       /* pause after a slice, % of the time it took */
+#define S_UNPACED (64u << 20) /* the first bytes of a copy are not paced */
 #define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 
@@ -131,6 +132,7 @@ typedef struct {
     uint64_t len;          /* bytes read from the pipe (= the file's data) */
     uint32_t crc;          /* CRC-32 of them */
     int err;               /* errno of the first failed write or read, 0 */
+    const volatile int *cancel; /* set: funneld stops, the copy is dropped */
 } s_drain_t;
 
 static int64_t s_now_ns(void)
@@ -181,10 +183,12 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * once (sync_file_range), and the previous slice's awaited, so that at
  * most two slices are dirty or in flight: the checkpoint never fills the
  * page cache with dirty pages that a group commit's fsync of the log
- * would queue behind. After each slice it pauses S_PAUSE_PCT percent of
- * the time the slice took, which paces the whole copy (the pipe fills,
- * LMDB's copy waits) and leaves the disk and the CPU to ingest in
- * between. After a failed write it only reads on (and discards). */
+ * would queue behind. After each slice beyond the first S_UNPACED bytes
+ * (a small state is copied at once) it pauses S_PAUSE_PCT percent of the
+ * time the slice took, which paces the whole copy (the pipe fills, LMDB's
+ * copy waits) and leaves the disk and the CPU to ingest in between. After
+ * a failed write, or once funneld stops (store_checkpoint_cancel), it only
+ * reads on and discards, unpaced. */
 static void *s_drain(void *arg)
 {
     s_drain_t *d = arg;
@@ -219,7 +223,9 @@ static void *s_drain(void *arg)
             }
         }
         d->len += (uint64_t)n;
-        if (d->err == 0) {
+        if (d->err == 0 && __atomic_load_n(d->cancel, __ATOMIC_ACQUIRE))
+            d->err = ECANCELED; /* read on (fast, nothing written) to LMDB's end */
+        if (d->err == 0 && d->len > S_UNPACED) {
             int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
             if (pause > 0) {
                 struct timespec ts = {(time_t)(pause / 1000000000), (long)(pause % 1000000000)};
@@ -233,6 +239,11 @@ static void *s_drain(void *arg)
     return NULL;
 }
 
+void store_checkpoint_cancel(store_t *self)
+{
+    __atomic_store_n(&self->ckpt_cancel, 1, __ATOMIC_RELEASE);
+}
+
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
 {
     char dir[4096], tmp[4200], final[4200];
@@ -240,7 +251,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     uint64_t schema = 0, seq = 0;
     struct stat st;
     int fd = -1, rc, pfd[2] = {-1, -1};
-    s_drain_t drain = {.in = -1, .out = -1};
+    s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel};
     pthread_t drainer;
 
     s_ckpt_dir(self->dir, dir, sizeof dir);

@@ -354,12 +354,44 @@ const char *store_dir(const store_t *self)
  * environment must be closed. Returns 0 (the state directory holds the
  * checkpoint's copy, or nothing) or -1 with err filled. Owner thread,
  * while opening. */
+static void *s_unlink_thread(void *arg)
+{
+    unlink(arg);
+    free(arg);
+    return NULL;
+}
+
+/* Move the untrusted state's data file out of the way, to be deleted by a
+ * thread of its own: freeing the blocks of a file of gigabytes takes the
+ * file system seconds, which the recovery does not wait for. A leftover
+ * of a crash meanwhile is replaced by the next one. Best effort: the
+ * caller removes whatever is left. */
+static void s_discard_state(const store_t *self, const char *path)
+{
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s/data.mdb", path);
+    snprintf(to, sizeof to, "%s/state.torn.mdb", self->dir);
+    if (rename(from, to) == -1)
+        return;
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    char *arg = xstrdup(to);
+    if (pthread_create(&t, &a, s_unlink_thread, arg) != 0) {
+        unlink(arg);
+        free(arg);
+    }
+    pthread_attr_destroy(&a);
+}
+
 static int s_recover(store_t *self, const char *why, char *err, size_t errlen)
 {
     char path[4096], name[64];
     uint64_t seq = 0;
 
     store_state_path(self, path, sizeof path);
+    s_discard_state(self, path);
     if (store_remove_env_dir(path) == -1) {
         snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
         return -1;

@@ -103,6 +103,8 @@ struct store {
     /* Set while a checkpoint copies the state: growing ahead of need
      * (store_group_begin) does not wait for it then. */
     volatile int copying;
+    /* Set once funneld stops: a checkpoint being copied is dropped. */
+    volatile int ckpt_cancel;
     pthread_t owner;      /* the thread that opened the store: groups */
     /* The counters as last published for other threads. */
     pthread_mutex_t pub_lock;

@@ -395,15 +395,16 @@ def test_ledger_after_retention_starts_from_the_oldest_checkpoint_and_says_so(
     c = IngestClient(zctx, d.ingest_ep)
     q = QueryClient(zctx, d.query_ep)
     n_old = _publish(c, "old", 4, n_leads=20, t0=now_ms() - 100 * 86_400_000)
-    a = _checkpoint(d)
-    _publish(c, "new", 2, n_leads=20, t0=now_ms() - 1000)
+    _publish(c, "new", 1, n_leads=20, t0=now_ms() - 2000)
     ids = ["ck-%03d" % i for i in range(20)]
-    full = {i: _ledger(d, i) for i in ids}      # the whole log still there
+    # no checkpoint yet: nothing may be dropped, the whole log is there
+    full = {i: _ledger(d, i) for i in ids}
     for doc in full.values():
         assert doc["score"]["ledger_complete"] is True and "ledger_from" not in doc
+    a = _checkpoint(d)
     st = wait_until(lambda: (lambda s: s if s.log_first_seq == n_old + 1 else None)(q.stats()),
                     15, what="the entries up to %d dropped" % n_old)
-    assert a["seq"] == n_old
+    _publish(c, "later", 1, n_leads=20, t0=now_ms() - 1000)   # after the checkpoint
     want_note = ("the ledger starts from the oldest checkpoint %s (seq %d): log_retention "
                  "dropped the events before %d" % (a["name"], a["seq"], st.log_first_seq))
     cut = 0
@@ -417,14 +418,18 @@ def test_ledger_after_retention_starts_from_the_oldest_checkpoint_and_says_so(
         for k in ("fit", "engagement", "total"):
             assert round(doc["score"][k], 6) == round(stored["score"][k], 6), (i, k)
         assert doc["stage"] == stored["stage"]
-        # every change after the checkpoint, as the whole log gave them,
-        # after the newest ones the checkpoint's record kept
-        old = [_entry(e) for e in full[i]["score"]["ledger"] if e["seq"] <= a["seq"]]
-        new = [_entry(e) for e in full[i]["score"]["ledger"] if e["seq"] > a["seq"]]
         got = [_entry(e) for e in doc["score"]["ledger"]]
-        kept = len(got) - len(new)
-        assert 0 <= kept <= 8 and got[kept:] == new and got[:kept] == old[len(old) - kept:]
-        cut += len(old) > kept
+        # it begins with the newest changes the checkpoint's record kept,
+        # as the whole log gave them ...
+        whole = [_entry(e) for e in full[i]["score"]["ledger"]]
+        kept = [e for e in got if e[3] <= a["seq"]]
+        assert len(kept) == min(8, len(whole)) and kept == whole[len(whole) - len(kept):]
+        cut += len(whole) > len(kept)
+        # ... and ends with the changes after it, as the stored record has them
+        after = [e for e in got if e[3] > a["seq"]]
+        assert after, i
+        newest = [_entry(e) for e in stored["score"]["ledger"]]
+        assert got[len(got) - len(newest):] == newest
         text = d.ctl("lead", i, "--ledger")
         assert text.returncode == 0 and want_note in text.stdout.decode(), text.stdout
     assert cut > 0   # some leads had more old changes than a record keeps
