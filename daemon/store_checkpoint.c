@@ -65,7 +65,6 @@
 #define S_PIPE (1 << 20)      /* the copy's pipe */
 #define S_PAUSE_PCT 200       /* pause after a slice, % of the time it took */
 #define S_UNPACED (64u << 20) /* the first bytes of a copy are not paced */
-#define S_PAUSE_MAX_NS 250000000 /* at most 250 ms after a slice */
 #define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 
@@ -134,7 +133,6 @@ typedef struct {
     uint32_t crc;          /* CRC-32 of them */
     int err;               /* errno of the first failed write or read, 0 */
     const volatile int *cancel; /* set: funneld stops, the copy is dropped */
-    const volatile int *abort;  /* set: the map must grow, the copy is dropped */
 } s_drain_t;
 
 static int64_t s_now_ns(void)
@@ -187,7 +185,7 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * page cache with dirty pages that a group commit's fsync of the log
  * would queue behind. After each slice beyond the first S_UNPACED bytes
  * (a small state is copied at once) it pauses S_PAUSE_PCT percent of the
- * time the slice took (at most S_PAUSE_MAX_NS), which paces the whole copy (the pipe fills, LMDB's
+ * time the slice took, which paces the whole copy (the pipe fills, LMDB's
  * copy waits) and leaves the disk and the CPU to ingest in between. After
  * a failed write, or once funneld stops (store_checkpoint_cancel), it only
  * reads on and discards, unpaced. */
@@ -225,13 +223,10 @@ static void *s_drain(void *arg)
             }
         }
         d->len += (uint64_t)n;
-        if (d->err == 0 && (__atomic_load_n(d->cancel, __ATOMIC_ACQUIRE) ||
-                            __atomic_load_n(d->abort, __ATOMIC_ACQUIRE)))
+        if (d->err == 0 && __atomic_load_n(d->cancel, __ATOMIC_ACQUIRE))
             d->err = ECANCELED; /* read on (fast, nothing written) to LMDB's end */
         if (d->err == 0 && d->len > S_UNPACED) {
             int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
-            if (pause > S_PAUSE_MAX_NS) /* a starved copy is not slowed further */
-                pause = S_PAUSE_MAX_NS;
             if (pause > 0) {
                 struct timespec ts = {(time_t)(pause / 1000000000), (long)(pause % 1000000000)};
                 while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
@@ -256,8 +251,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     uint64_t schema = 0, seq = 0;
     struct stat st;
     int fd = -1, rc, pfd[2] = {-1, -1};
-    s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel,
-                       .abort = &self->ckpt_abort};
+    s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel};
     pthread_t drainer;
 
     s_ckpt_dir(self->dir, dir, sizeof dir);
@@ -271,7 +265,6 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return STORE_ERR;
     }
-    __atomic_store_n(&self->ckpt_abort, 0, __ATOMIC_RELEASE);
     if (pipe2(pfd, O_CLOEXEC) == -1) {
         snprintf(err, errlen, "cannot create a pipe for the copy: %s", strerror(errno));
         goto fail;
@@ -297,11 +290,6 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     close(pfd[1]);
     pfd[1] = -1;
     pthread_join(drainer, NULL);
-    if (drain.err == ECANCELED) {
-        snprintf(err, errlen, "dropped: funneld stops, or the state's map had to grow "
-                 "during the copy");
-        goto fail;
-    }
     if (drain.err != 0) {
         snprintf(err, errlen, "writing %s: %s", tmp, strerror(drain.err));
         goto fail;

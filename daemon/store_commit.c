@@ -336,14 +336,9 @@ static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
         return true;
     if (ahead)
         return false;
-    if (lock == &self->state_grow_lock && __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE)) {
-        /* A paced copy would hold ingest up for its whole time: it is
-         * dropped (the rest of it runs unpaced, writing nothing) and
-         * retried later. */
-        __atomic_store_n(&self->ckpt_abort, 1, __ATOMIC_RELEASE);
-        log_warn("[store] the state's map is full while a checkpoint copies it: the "
-                 "checkpoint is dropped (and retried), growing it waits for its end");
-    }
+    if (lock == &self->state_grow_lock && __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE))
+        log_warn("[store] the state's map is full while a checkpoint copies it: "
+                 "growing it waits for the checkpoint to finish");
     pthread_rwlock_wrlock(lock);
     return true;
 }

@@ -105,9 +105,6 @@ struct store {
     volatile int copying;
     /* Set once funneld stops: a checkpoint being copied is dropped. */
     volatile int ckpt_cancel;
-    /* Set when the state's map must grow during a copy: that checkpoint is
-     * dropped (store_checkpoint resets it). */
-    volatile int ckpt_abort;
     pthread_t owner;      /* the thread that opened the store: groups */
     /* The counters as last published for other threads. */
     pthread_mutex_t pub_lock;
