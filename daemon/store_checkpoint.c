@@ -65,6 +65,7 @@
 #define S_PIPE (1 << 20)      /* the copy's pipe */
 #define S_PAUSE_PCT 200       /* pause after a slice, % of the time it took */
 #define S_UNPACED (64u << 20) /* the first bytes of a copy are not paced */
+#define S_PAUSE_MAX_NS 250000000 /* at most 250 ms after a slice */
 #define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 
@@ -185,7 +186,7 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * page cache with dirty pages that a group commit's fsync of the log
  * would queue behind. After each slice beyond the first S_UNPACED bytes
  * (a small state is copied at once) it pauses S_PAUSE_PCT percent of the
- * time the slice took, which paces the whole copy (the pipe fills, LMDB's
+ * time the slice took (at most S_PAUSE_MAX_NS), which paces the whole copy (the pipe fills, LMDB's
  * copy waits) and leaves the disk and the CPU to ingest in between. After
  * a failed write, or once funneld stops (store_checkpoint_cancel), it only
  * reads on and discards, unpaced. */
@@ -227,6 +228,8 @@ static void *s_drain(void *arg)
             d->err = ECANCELED; /* read on (fast, nothing written) to LMDB's end */
         if (d->err == 0 && d->len > S_UNPACED) {
             int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
+            if (pause > S_PAUSE_MAX_NS) /* a starved copy is not slowed further */
+                pause = S_PAUSE_MAX_NS;
             if (pause > 0) {
                 struct timespec ts = {(time_t)(pause / 1000000000), (long)(pause % 1000000000)};
                 while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
