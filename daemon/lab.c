@@ -477,7 +477,8 @@ static int s_week_cmp(const void *a, const void *b)
 size_t lab_weeks(const lab_t *self, lab_week_t *out, size_t max)
 {
     /* Sorted in place: the order of first appearance is not kept. */
-    qsort(self->weeks, self->n_weeks, sizeof *self->weeks, s_week_cmp);
+    if (self->n_weeks > 1) /* weeks is NULL until the first handoff */
+        qsort(self->weeks, self->n_weeks, sizeof *self->weeks, s_week_cmp);
     for (size_t i = 0; i < self->n_weeks && i < max; i++)
         out[i] = self->weeks[i];
     return self->n_weeks;
