@@ -128,6 +128,7 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
             if (note[0])
                 printf("%s\n", note);
             render_lead_text(stdout, reply->lead);
+            json_decref(from);
         }
     }
     funnel__v1__query_reply__free_unpacked(reply, NULL);
