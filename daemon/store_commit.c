@@ -88,12 +88,8 @@ static void s_index_event(store_t *self, const char *lead_id, const char *id,
         self->applied_seq = seq;
 }
 
-uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
-                         bool id_claimed,
-                         uint64_t prev_seq, const void *raw, size_t len)
+uint64_t store_log_put(store_t *self, uint64_t prev_seq, const void *raw, size_t len)
 {
-    if (self->ret != STORE_OK)
-        return 0;
     unsigned char key[8];
     uint64_t seq = self->last_seq + 1;
     s_be64_put(key, seq);
@@ -109,6 +105,18 @@ uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
     self->last_seq = seq;
     if (self->first_seq == 0)
         self->first_seq = seq;
+    return seq;
+}
+
+uint64_t store_event_add(store_t *self, const char *lead_id, const char *id,
+                         bool id_claimed,
+                         uint64_t prev_seq, const void *raw, size_t len)
+{
+    if (self->ret != STORE_OK)
+        return 0;
+    uint64_t seq = store_log_put(self, prev_seq, raw, len);
+    if (seq == 0)
+        return 0;
     if (id_claimed) {
         if (seq > self->applied_seq)
             self->applied_seq = seq;

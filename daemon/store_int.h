@@ -296,6 +296,13 @@ static inline MDB_val s_str_val(const char *s)
  * Logs it; later errors of the same group are ignored. Owner thread.
  * (store_env.c) */
 void store_fail(store_t *self, int rc, bool in_log, const char *what);
+/* Append one event to the open log transaction as the next sequence: the
+ * S_LOG_HDR header (prev_seq, the lead's previous event) and raw[len].
+ * Returns the sequence, or 0 after store_fail() ("log append"). Loop
+ * thread (the log's writer). Shared by store_event_add and
+ * store_log_append. */
+uint64_t store_log_put(store_t *self, uint64_t prev_seq, const void *raw, size_t len);
+
 
 /* The size of an environment's map, 0 when LMDB cannot say. (store_env.c) */
 size_t store_env_map_size(MDB_env *env);

@@ -379,21 +379,9 @@ uint64_t store_log_append(store_t *self, const char *lead_id, const char *id,
 {
     if (self->log_ret != STORE_OK)
         return 0;
-    unsigned char key[8];
-    uint64_t seq = self->last_seq + 1;
-    s_be64_put(key, seq);
-    MDB_val k = {.mv_size = 8, .mv_data = key};
-    MDB_val v = {.mv_size = len + S_LOG_HDR, .mv_data = NULL};
-    int rc = mdb_put(self->log_txn, self->events, &k, &v, MDB_APPEND | MDB_RESERVE);
-    if (rc != 0) {
-        store_fail(self, rc, true, "log append");
+    uint64_t seq = store_log_put(self, prev_seq, raw, len);
+    if (seq == 0)
         return 0;
-    }
-    s_be64_put(v.mv_data, prev_seq);
-    memcpy((unsigned char *)v.mv_data + S_LOG_HDR, raw, len);
-    self->last_seq = seq;
-    if (self->first_seq == 0)
-        self->first_seq = seq;
     s_flight_add(self->infl, lead_id, id, seq);
     return seq;
 }
