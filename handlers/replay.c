@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "xalloc.h"
+
 struct replay {
     bool found;
     hnd_lead_t lead;
@@ -16,10 +18,7 @@ struct replay {
 
 replay_t *replay_new(void)
 {
-    replay_t *self = calloc(1, sizeof *self);
-    if (self == NULL)
-        abort();
-    return self;
+    return xcalloc(1, sizeof(replay_t));
 }
 
 void replay_destroy(replay_t **self_p)
@@ -36,9 +35,7 @@ static void s_on_ledger(const hnd_ledger_t *e, void *arg)
     replay_t *self = arg;
     if (self->n_ledger == self->cap_ledger) {
         self->cap_ledger = self->cap_ledger ? 2 * self->cap_ledger : 64;
-        self->ledger = realloc(self->ledger, self->cap_ledger * sizeof *self->ledger);
-        if (self->ledger == NULL)
-            abort();
+        self->ledger = xrealloc(self->ledger, self->cap_ledger * sizeof *self->ledger);
     }
     self->ledger[self->n_ledger++] = *e;
 }

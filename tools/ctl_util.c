@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "xalloc.h"
 #include "curvekey.h"
 #include "defn.h"
 
@@ -186,9 +187,7 @@ char *ctl_read_file(const char *path, size_t max, size_t *len)
         return NULL;
     }
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap + 1);
-    if (buf == NULL)
-        abort();
+    char *buf = xmalloc(cap + 1);
     for (;;) {
         size_t got = fread(buf + n, 1, cap - n, f);
         n += got;
@@ -200,9 +199,7 @@ char *ctl_read_file(const char *path, size_t max, size_t *len)
             break;
         if (n == cap) {
             cap *= 2;
-            buf = realloc(buf, cap + 1);
-            if (buf == NULL)
-                abort();
+            buf = xrealloc(buf, cap + 1);
         }
     }
     if (ferror(f)) {
