@@ -358,6 +358,8 @@ int main(int argc, char **argv)
                  "(partitions apply with the wall clock only)");
     else if (app.cfg.partitions > 0 && ingest_start_partition(app.ingest, 0) != 0)
         goto out;
+    else if (app.cfg.partitions > 0)
+        query_set_partitions(app.queries, app.cfg.partitions);
     ingest_start_deadlines(app.ingest);
 
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);

@@ -130,6 +130,10 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
              strcmp(d->path, "(built-in)") == 0 ? "built-in" : d->path, d->hash);
     s.definition = defn;
     query_checkpoint_stats(q, &s, &ckpt);
+    s.partitions = q->partitions;
+    uint64_t applied[1] = {store_applied_published(q->store)};
+    s.n_partition_applied_seq = 1;
+    s.partition_applied_seq = applied;
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
     query_reply(sock, msg, r);
@@ -362,6 +366,11 @@ void *query_server_context(query_server_t *self)
 void query_set_replayed(query_server_t *self, uint64_t replayed)
 {
     self->q.replayed_at_start = replayed;
+}
+
+void query_set_partitions(query_server_t *self, unsigned partitions)
+{
+    self->q.partitions = partitions;
 }
 
 int query_server_start(query_server_t *self)

@@ -45,6 +45,8 @@ typedef struct {
                                       of a lead's events (query_lead.c) */
     struct checkpoint *checkpoint; /* the checkpoint thread, or NULL */
     uint64_t replayed_at_start;    /* events replayed from the log at start */
+    unsigned partitions;           /* partition threads applying the state
+                                      (0: the loop thread applies it) */
 } query_t;
 
 /* The daemon's time for a reader in a read snapshot: the wall clock, or
@@ -85,6 +87,10 @@ void *query_server_context(query_server_t *self);
 
 /* Set what stats report as replayed_at_start. Before query_server_start(). */
 void query_set_replayed(query_server_t *self, uint64_t replayed);
+
+/* The number of partition threads applying the state (stats), once they
+ * started. Before query_server_start(). */
+void query_set_partitions(query_server_t *self, unsigned partitions);
 
 /* Start answering, in the server's thread. Returns 0, or -1 (logged). */
 int query_server_start(query_server_t *self);

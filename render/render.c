@@ -569,6 +569,11 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "checkpoint_running", json_boolean(st->checkpoint_running));
     s_set(o, "recovery", s_str(st->recovery));
     s_set(o, "replayed_at_start", s_u64(st->replayed_at_start));
+    s_set(o, "partitions", s_u64(st->partitions));
+    json_t *pa = json_array();
+    for (size_t i = 0; i < st->n_partition_applied_seq; i++)
+        json_array_append_new(pa, s_u64(st->partition_applied_seq[i]));
+    s_set(o, "partition_applied_seq", pa);
     return o;
 }
 
@@ -618,6 +623,11 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
             st->log_dropped ? " (older entries dropped by log_retention)" : "");
     fprintf(out, "recovery         %s (%" PRIu64 " events replayed at start)\n",
             st->recovery && *st->recovery ? st->recovery : "-", st->replayed_at_start);
+    fprintf(out, "partitions       %u%s", st->partitions,
+            st->partitions ? ", applied up to seq" : " (the loop applies the state), applied up to seq");
+    for (size_t i = 0; i < st->n_partition_applied_seq; i++)
+        fprintf(out, "%s%" PRIu64, i ? ", " : " ", st->partition_applied_seq[i]);
+    fprintf(out, "\n");
     fprintf(out, "checkpoints      %" PRIu64 " taken, %" PRIu64 " failed since start%s\n",
             st->checkpoints_taken, st->checkpoints_failed,
             st->checkpoint_running ? ", one being written now" : "");
