@@ -1,5 +1,6 @@
 /* cfg.c: see cfg.h. */
 #include "cfg.h"
+#include "nats_cfg.h"
 
 #include "timetext.h"
 
@@ -712,7 +713,7 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                  cfg->alerts_retention);
         return -1;
     }
-    if (s_check_remote(cfg, err, errlen) == -1)
+    if (s_check_remote(cfg, err, errlen) == -1 || nats_cfg_check(cfg, err, errlen) == -1)
         return -1;
     if (cfg->drain_budget == 0 || cfg->group_max_events == 0 ||
         cfg->max_batch_events == 0) {

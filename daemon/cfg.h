@@ -84,7 +84,22 @@
       "covers; empty: keep the whole log")                                     \
     X(STR, rebuild_dir, "",                                                    \
       "--rebuild writes the rebuilt state here and keeps it; empty: "          \
-      "state_dir/state.rebuild, deleted after the comparison")
+      "state_dir/state.rebuild, deleted after the comparison")               \
+    X(STR, nats, "",                                                           \
+      "cluster mode: NATS server URLs, comma-separated (nats://host:4222, "    \
+      "tls://host:4222); events are then also consumed from JetStream")       \
+    X(UINT, cluster_partitions, 32,                                            \
+      "partitions of the cluster (fixed for its life): a lead's is FNV-1a 32 " \
+      "of its id mod this, its subject funnel.in.<partition>")                 \
+    X(STR, stream, "FUNNEL",                                                   \
+      "the JetStream stream of funnel.in.* (created if absent)")              \
+    X(UINT, stream_replicas, 1,                                                \
+      "replicas of the stream when funneld creates it (1..5)")                 \
+    X(STR, nats_credentials, "",                                               \
+      "NATS credentials file (user JWT and nkey seed, as nsc writes it); "     \
+      "empty: none")                                                           \
+    X(STR, owns, "",                                                           \
+      "the cluster partitions this instance consumes, e.g. 0-5,9; empty: all")
 
 #define CFG_STR_MEMBER(name) char *name;
 #define CFG_UINT_MEMBER(name) unsigned name;

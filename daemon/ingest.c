@@ -3,6 +3,7 @@
  * ingest_deadline.c, replay of the log in ingest_replay.c. */
 #include "ingest_int.h"
 
+#include <assert.h>
 #include <event2/event.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -293,6 +294,8 @@ void ingest_intake_pause(ingest_t *self, bool pause)
             bus_pause(self->intake[i]);
         else
             bus_resume(self->intake[i]);
+    for (size_t i = 0; i < self->n_intake_fn; i++)
+        self->intake_fn[i](self->intake_arg[i], pause);
 }
 
 /* Acknowledge the first n pending batches and drop them. */
@@ -359,6 +362,8 @@ static void s_ack_first(ingest_t *self, size_t n)
             }
         }
         self->n_pending_events -= p->batch->n_events;
+        if (p->done)
+            p->done(p->done_arg, true);
         s_pending_free(p);
     }
     if (self->head == NULL)
@@ -540,10 +545,11 @@ static void s_check_gap(ingest_t *self, const Funnel__V1__Event *ev,
 
 /* Decode and validate one EventBatch message and queue it. reply is the
  * ingest socket (with msg's leading frames as the envelope), or NULL for a
- * stream. Returns true when the batch filled the group and it was
- * committed: the caller then yields the loop (bus_yield). */
+ * stream or src's source (ingest_submit; msg is then NULL). Returns true
+ * when the batch filled the group and it was committed: the caller then
+ * yields the loop (bus_yield). */
 static bool s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
-                     zmq_msg_t *payload, const char *origin)
+                     zmq_msg_t *payload, const char *origin, const ingest_source_t *src)
 {
     Funnel__V1__EventBatch *batch = NULL;
     char why[INGEST_REASON_LEN];
@@ -554,7 +560,7 @@ static bool s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
 
     int rej = METRICS_REJ_FRAMES;
     metrics_batch(self->opts.metrics, reply == NULL);
-    if (msg->truncated) {
+    if (msg && msg->truncated) {
         snprintf(why, sizeof why, "message has more than %d frames", BUS_PARTS_MAX);
         goto refuse;
     }
@@ -579,6 +585,10 @@ static bool s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
     p->reply = reply;
     p->recv_ns = self->opts.metrics ? metrics_now_ns() : 0;
     p->verdict = xcalloc(batch->n_events ? batch->n_events : 1, 1);
+    if (src) {
+        p->done = src->done;
+        p->done_arg = src->done_arg;
+    }
     zmq_msg_init(&p->payload);
     if (batch->n_events > 0 && zmq_msg_copy(&p->payload, payload) == 0) {
         p->raw_off = xmalloc(batch->n_events * sizeof *p->raw_off);
@@ -622,7 +632,21 @@ static bool s_submit(ingest_t *self, bus_sock_t *reply, bus_msg_t *msg,
         }
         if (ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = ev->occurred_at_ms;
-        if (reply == NULL)
+        if (src && src->partition >= 0 &&
+            partition_of(ev->lead_id, src->n_partitions) != (unsigned)src->partition) {
+            /* The publisher computed another partition: applying it here
+             * would give the lead two owners. */
+            snprintf(s_reason(p, i), INGEST_REASON_LEN,
+                     "lead %.64s belongs to partition %u of %u, not %d (FNV-1a 32 of "
+                     "the lead id mod the partitions)", ev->lead_id,
+                     partition_of(ev->lead_id, src->n_partitions), src->n_partitions,
+                     src->partition);
+            p->verdict[i] = V_REJECTED;
+            p->n_invalid++;
+            n_rejected++;
+            continue;
+        }
+        if (reply == NULL && src == NULL)
             s_check_gap(self, ev, origin);
     }
 
@@ -676,6 +700,8 @@ refuse:;
         char *reason = why;
         s_notice(self, "rejected", &reason, 1, NULL);
     }
+    if (src && src->done)
+        src->done(src->done_arg, true); /* never applicable: settled */
     return false;
 }
 
@@ -684,7 +710,7 @@ void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     ingest_t *self = arg;
     if (msg->n < 2) /* a ROUTER always prepends the peer's identity */
         return;
-    if (s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest"))
+    if (s_submit(self, sock, msg, &msg->part[msg->n - 1], "ingest", NULL))
         bus_yield(sock);
 }
 
@@ -710,7 +736,7 @@ static void s_on_stream(ingest_t *self, bus_sock_t *sock, bus_msg_t *msg)
         topic[i] = tp[i] >= 0x20 && tp[i] < 0x7f ? (char)tp[i] : '?';
     topic[tn] = '\0';
     snprintf(origin, sizeof origin, "stream %s topic %s", bus_endpoint(sock), topic);
-    if (s_submit(self, NULL, msg, &msg->part[1], origin))
+    if (s_submit(self, NULL, msg, &msg->part[1], origin, NULL))
         bus_yield(sock);
 }
 
@@ -720,6 +746,21 @@ void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     s_on_stream(self, sock, msg);
     /* Stream counters (messages, gaps, refusals) change outside groups. */
     store_stats_publish(self->store);
+}
+
+bool ingest_submit(ingest_t *self, const void *data, size_t len, const ingest_source_t *src)
+{
+    zmq_msg_t payload;
+    if (zmq_msg_init_size(&payload, len) != 0) {
+        log_err("[ingest] %s: cannot allocate %zu bytes", src->origin, len);
+        abort();
+    }
+    if (len)
+        memcpy(zmq_msg_data(&payload), data, len);
+    bool yielded = s_submit(self, NULL, NULL, &payload, src->origin, src);
+    zmq_msg_close(&payload);
+    store_stats_publish(self->store);
+    return yielded;
 }
 
 /* -- lifecycle ------------------------------------------------------------- */
@@ -754,6 +795,13 @@ void ingest_add_intake(ingest_t *self, bus_sock_t *sock)
         self->intake[self->n_intake++] = sock;
 }
 
+void ingest_add_intake_fn(ingest_t *self, ingest_pause_fn *fn, void *arg)
+{
+    assert(self->n_intake_fn < INGEST_INTAKE_MAX);
+    self->intake_fn[self->n_intake_fn] = fn;
+    self->intake_arg[self->n_intake_fn++] = arg;
+}
+
 int ingest_shutdown(ingest_t *self)
 {
     self->stopping = true;
@@ -773,6 +821,8 @@ void ingest_destroy(ingest_t **self_p)
     while (self->head) {
         pending_t *p = self->head;
         self->head = p->next;
+        if (p->done)
+            p->done(p->done_arg, false);
         s_pending_free(p);
     }
     ingest_out_clear(self);

@@ -62,6 +62,38 @@ void ingest_destroy(ingest_t **self_p);
 /* Sockets to pause while the store cannot commit, and on shutdown. */
 void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
 
+/* Another intake (NATS, nats.h): fn(arg, true) when intake pauses (the
+ * store cannot commit, the partition lags, shutdown), fn(arg, false) when
+ * it resumes. At most INGEST_INTAKE_MAX of them. Loop thread. */
+typedef void ingest_pause_fn(void *arg, bool pause);
+void ingest_add_intake_fn(ingest_t *self, ingest_pause_fn *fn, void *arg);
+
+/* Told once when a batch handed over by ingest_submit is settled:
+ * committed true when its group is durable in the log (fsync'd) or the
+ * batch was refused whole (it will never be applied: undecodable, too
+ * large), so that its source may acknowledge it; false when it is
+ * dropped uncommitted (ingest_destroy), so that its source delivers it
+ * again later. */
+typedef void ingest_done_fn(void *arg, bool committed);
+
+/* Where a batch handed over by ingest_submit comes from. */
+typedef struct {
+    const char *origin;        /* for logs and notices, e.g. "nats funnel.in.3" */
+    int partition;             /* >= 0: every event's lead must be of this */
+    unsigned n_partitions;     /* cluster partition among n (partition_of) */
+    ingest_done_fn *done;      /* may be NULL */
+    void *done_arg;
+} ingest_source_t;
+
+/* Decode, validate and queue one EventBatch (len bytes at data, copied)
+ * from an at-least-once source such as a JetStream consumer: as a
+ * stream's batch, with no Ack (refusals are logged and published on
+ * ingest.rejected), plus the partition check of src, which rejects the
+ * events of leads of another partition. src is copied; src->done is
+ * called as described above. Returns true when the batch filled the group
+ * and it was committed (the caller then yields the loop). Loop thread. */
+bool ingest_submit(ingest_t *self, const void *data, size_t len, const ingest_source_t *src);
+
 /* Apply the events the log holds beyond the state (after a crash, or into
  * a state being rebuilt), reporting progress (progress.h: a terminal line,
  * log lines every opts.progress_interval_ms, sd_notify STATUS= and

@@ -37,6 +37,8 @@ typedef struct pending {
     uint64_t recv_ns;               /* arrival (metrics_now_ns) */
     uint32_t n_invalid;             /* events refused by validation */
     bool txn_refused;               /* too large for one transaction */
+    ingest_done_fn *done;           /* ingest_submit's source: told once */
+    void *done_arg;
     struct pending *next;
 } pending_t;
 
@@ -70,6 +72,9 @@ struct ingest {
 
     bus_sock_t *intake[INGEST_INTAKE_MAX];
     size_t n_intake;
+    ingest_pause_fn *intake_fn[INGEST_INTAKE_MAX]; /* other intakes */
+    void *intake_arg[INGEST_INTAKE_MAX];
+    size_t n_intake_fn;
 
     ingest_alert_t *out;            /* alerts of the open group */
     size_t n_out;

@@ -23,6 +23,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "nats.h"
 #include "pipeline.h"
 #include "query.h"
 #include "rebuild.h"
@@ -44,6 +45,7 @@ typedef struct {
     http_t *http;                  /* NULL when `http` is empty */
     checkpoint_t *checkpoint;      /* the checkpoint thread */
     retention_t *retention;        /* log_retention, NULL when off */
+    nats_t *nats;                  /* cluster input, NULL without `nats` */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -289,6 +291,10 @@ int main(int argc, char **argv)
         log_err("[main] %s", err);
         goto out;
     }
+    if (app.cfg.nats[0] && (app.nats = nats_new(app.base, &app.cfg, err, sizeof err)) == NULL) {
+        log_err("[main] %s", err);
+        goto out;
+    }
     app.query = (query_t){
         .store = app.store,
         .defn_p = (const defn_t *const *)&app.defn,
@@ -299,6 +305,7 @@ int main(int argc, char **argv)
         .event_clock = strcmp(app.cfg.clock, "event") == 0,
         .pipeline = pipeline_default,
         .checkpoint = app.checkpoint,
+        .nats = app.nats,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)
@@ -390,6 +397,10 @@ int main(int argc, char **argv)
         log_info("[main] subscribed to %s (topics marketing*, sales*%s)",
                  app.cfg.subscribe[i], app.cfg.subscribe_key[i] ? ", CURVE" : "");
     }
+    if (app.nats && nats_start(app.nats, app.ingest, err, sizeof err) != 0) {
+        log_err("[main] %s", err);
+        goto out;
+    }
     /* Before the first query is answered: a client that saw funneld
      * answer may stop it at once, and SIGTERM must find its handler. */
     evs[n_evs++] = s_on_signal(&app, SIGTERM, s_on_stop);
@@ -435,6 +446,7 @@ out:
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
     ingest_destroy(&app.ingest);
+    nats_destroy(&app.nats); /* after ingest: its batches go back unacknowledged */
     bus_destroy(&app.bus); /* flushes queued acks within linger_ms */
     store_destroy(&app.store);
     if (app.base)

@@ -16,6 +16,7 @@
 #include "query_checkpoint.h"
 #include "ingest.h"
 #include "keys.h"
+#include "nats.h"
 #include "query_encode.h"
 #include "report.h"
 #include "log.h"
@@ -99,6 +100,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     Funnel__V1__Stats s;
     char defn[160];
     query_ckpt_buf_t ckpt;
+    nats_stats_buf_t cluster;
 
     store_stats_read(q->store, &stats, &last_seq);
     funnel__v1__stats__init(&s);
@@ -134,6 +136,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     uint64_t applied[1] = {store_applied_published(q->store)};
     s.n_partition_applied_seq = 1;
     s.partition_applied_seq = applied;
+    nats_stats(q->nats, &s, &cluster);
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
     query_reply(sock, msg, r);

@@ -47,6 +47,7 @@ typedef struct {
     uint64_t replayed_at_start;    /* events replayed from the log at start */
     unsigned partitions;           /* partition threads applying the state
                                       (0: the loop thread applies it) */
+    struct nats *nats;             /* cluster input (nats.h), or NULL */
 } query_t;
 
 /* The daemon's time for a reader in a read snapshot: the wall clock, or

@@ -574,6 +574,17 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     for (size_t i = 0; i < st->n_partition_applied_seq; i++)
         json_array_append_new(pa, s_u64(st->partition_applied_seq[i]));
     s_set(o, "partition_applied_seq", pa);
+    if (st->nats && *st->nats) {
+        json_t *owned = json_array();
+        for (size_t i = 0; i < st->n_owned_partitions; i++)
+            json_array_append_new(owned, json_integer(st->owned_partitions[i]));
+        s_set(o, "nats", s_str(st->nats));
+        s_set(o, "stream", s_str(st->stream));
+        s_set(o, "cluster_partitions", json_integer(st->cluster_partitions));
+        s_set(o, "owned_partitions", owned);
+        s_set(o, "nats_messages", s_u64(st->nats_messages));
+        s_set(o, "nats_acked", s_u64(st->nats_acked));
+    }
     return o;
 }
 
@@ -636,6 +647,26 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     for (size_t i = 0; i < st->n_checkpoints; i++) {
         fprintf(out, "  ");
         render_checkpoint_text(out, st->checkpoints[i]);
+    }
+    if (st->nats && *st->nats) {
+        fprintf(out, "nats             %s\n", st->nats);
+        fprintf(out, "stream           %s, %" PRIu64 " messages received, %" PRIu64
+                     " acknowledged\n", st->stream ? st->stream : "-", st->nats_messages,
+                st->nats_acked);
+        fprintf(out, "partitions       %zu of %u:", st->n_owned_partitions,
+                st->cluster_partitions);
+        /* As ranges: 0-5,9. */
+        for (size_t i = 0; i < st->n_owned_partitions;) {
+            size_t j = i;
+            while (j + 1 < st->n_owned_partitions &&
+                   st->owned_partitions[j + 1] == st->owned_partitions[j] + 1)
+                j++;
+            fprintf(out, "%s%u", i ? "," : " ", st->owned_partitions[i]);
+            if (j > i)
+                fprintf(out, "-%u", st->owned_partitions[j]);
+            i = j + 1;
+        }
+        fputc('\n', out);
     }
 }
 

@@ -396,4 +396,23 @@ int ctl_ingest_pump(ctl_ingest_t *in, long max_wait_ms);
 
 void ctl_ingest_close(ctl_ingest_t *in);
 
+/* -- NATS (ctl_nats.c) ---------------------------------------------------- */
+
+/* publish --nats: the NDJSON lines of fp (named name in messages) as
+ * EventBatch messages on funnel.in.<partition> through JetStream, at most
+ * batch events each, every one acknowledged by the stream (resent up to
+ * retries times). Returns the exit status. */
+typedef struct {
+    const char *urls;       /* comma-separated NATS URLs */
+    long partitions;        /* the cluster's (funneld's cluster_partitions) */
+    long batch, retries;
+    bool strict;
+} ctl_nats_publish_opts_t;
+int ctl_nats_publish(const ctl_opts_t *g, const ctl_nats_publish_opts_t *o, FILE *fp,
+                     const char *name);
+
+/* The cluster partition of a lead among n: FNV-1a 32 of its id mod n
+ * (funneld's partition_of). */
+unsigned ctl_nats_partition(const char *lead_id, unsigned n);
+
 #endif

@@ -22,6 +22,8 @@ typedef struct {
     long batch, window, retries;
     double ack_timeout;
     bool strict;
+    const char *nats;
+    long cluster_partitions;
 } s_publish_opts_t;
 
 static const s_publish_opts_t s_publish_defaults = {
@@ -40,6 +42,14 @@ static const ctl_opt_t s_publish_opts[] = {
               "resends before giving up with exit 2"),
     CTL_FLAG("strict", s_publish_opts_t, strict,
              "exit 1 when any line was bad, not only when funneld rejected an event"),
+    CTL_STRING("nats", "URL", s_publish_opts_t, nats,
+               "publish into NATS JetStream instead (cluster mode; URLs comma-separated): "
+               "one message per batch on funnel.in.<partition>, partition = FNV-1a 32 of "
+               "the lead id mod --cluster-partitions, each stored by the stream before "
+               "the next; FUNNELCTL_NATS_CREDENTIALS names a credentials file"),
+    CTL_COUNT("cluster-partitions", "P", s_publish_opts_t, cluster_partitions, 1, 1024,
+              "with --nats: the cluster's partitions, funneld's cluster_partitions "
+              "(default: its default)"),
     CTL_END,
 };
 
@@ -136,6 +146,25 @@ static int s_run_publish(ctl_opts_t *g, int argc, char **argv)
     in.ack_timeout = o.ack_timeout;
 
     const char *path = first < argc ? argv[first] : "-";
+    if (o.nats) {
+        ctl_nats_publish_opts_t no = {
+            .urls = o.nats,
+            .partitions = o.cluster_partitions ? o.cluster_partitions
+                                               : (long)ctl_global_defaults.cfg.cluster_partitions,
+            .batch = o.batch,
+            .retries = o.retries,
+            .strict = o.strict,
+        };
+        fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+        if (!fp) {
+            ctl_error("cannot open %s: %s", path, strerror(errno));
+            return CTL_EXIT_USAGE;
+        }
+        rc = ctl_nats_publish(g, &no, fp, fp == stdin ? "stdin" : path);
+        if (fp != stdin)
+            fclose(fp);
+        return rc;
+    }
     s_progress_t prog = { .enabled = isatty(STDERR_FILENO) == 1 };
     if (strcmp(path, "-") == 0) {
         fp = stdin;

@@ -19,6 +19,7 @@ packages=(build-essential cmake pkg-config
           libevent-dev libcyaml-dev libyaml-dev libjansson-dev libsystemd-dev
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
           python3-pytest lmdb-utils clang libclang-rt-14-dev
+          libnats-dev nats-server
           scdoc dpkg-dev systemd man-db
           prometheus  # prometheus: promtool, for the /metrics tests
           chromium chromium-driver python3-selenium)  # the dashboard's browser tests

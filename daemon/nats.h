@@ -1,0 +1,72 @@
+/* nats.h: cluster input over NATS JetStream (config `nats`).
+ *
+ * funneld consumes the JetStream stream `stream` (subjects
+ * funnel.in.<partition>, one EventBatch a message: see funnel.proto)
+ * besides its ZeroMQ ingest. It creates the stream when it is absent
+ * (file storage, stream_replicas replicas, subjects funnel.in.*), and
+ * consumes each cluster partition it owns (`owns`, default all of
+ * cluster_partitions) through one durable pull consumer, "funneld-p<N>",
+ * filtered on that partition's subject. Each message goes into the same
+ * decode -> validate -> dedup -> log path as a ZeroMQ stream's batch
+ * (ingest_submit), with the partition of every event's lead checked, and
+ * is acknowledged on JetStream only once its group is durable in the log
+ * (fsync'd); a message delivered again is harmless, its events being
+ * recognised by their ids. All cluster partitions go into the one local
+ * state for now; each consumer is one (cluster partition -> ingest) pair,
+ * so that a cluster partition can map onto a local partition.
+ *
+ * NATS unreachable at start or lost later: funneld logs it, keeps
+ * answering queries and its ZeroMQ ingest, reconnects by itself (every
+ * NATS_RECONNECT_MS), makes sure the stream and its consumers exist again
+ * and resumes.
+ *
+ * Threads: libnats' own; one fetch thread per owned partition, which
+ * pulls batches of messages and queues them; the loop thread, which drains
+ * the queue into ingest (drain_budget a wakeup, paused with ingest's
+ * intake) and acknowledges. nats_stats() from any thread.
+ */
+#ifndef FUNNELD_NATS_H
+#define FUNNELD_NATS_H
+
+#include <stdint.h>
+
+#include "cfg.h"
+#include "funnel.pb-c.h"
+#include "ingest.h"
+#include "nats_cfg.h"
+
+struct event_base;
+
+#define NATS_RECONNECT_MS 250
+
+typedef struct nats nats_t;
+
+/* A cluster input for cfg's cluster settings (cfg->nats set, checked by
+ * cfg_load), on base. Nothing is connected yet. NULL and one line in err
+ * on failure. Borrowed: base must outlive it. Caller owns the result:
+ * nats_destroy(). Loop thread. */
+nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t errlen);
+
+/* Connect (in the background when NATS is unreachable: logged) and start
+ * consuming into ingest, which must outlive the input and be destroyed
+ * before it (its uncommitted batches are then handed back unacknowledged).
+ * Returns 0, or -1 with one line in err (bad credentials file, no
+ * thread). Loop thread, once. */
+int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen);
+
+/* Stop the fetch threads, drop what is queued (unacknowledged: JetStream
+ * delivers it again), get the acknowledgements out (at most 1 s) and
+ * close. Accepts NULL. After ingest_destroy(). Loop thread. */
+void nats_destroy(nats_t **self_p);
+
+/* Fill s's cluster fields (nats, cluster_partitions, owned_partitions,
+ * stream, nats_messages, nats_acked); buf holds what they point to and
+ * must outlive s. self may be NULL (nothing filled). Any thread. */
+typedef struct {
+    char state[320];
+    char stream[72];
+    uint32_t owned[NATS_CFG_PARTITIONS_MAX];
+} nats_stats_buf_t;
+void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf);
+
+#endif

@@ -1,0 +1,187 @@
+"""NATS for the end-to-end tests: a real nats-server with JetStream on a
+loopback port in a temporary directory, and a minimal client of the NATS
+text protocol (CONNECT, SUB, PUB, MSG/HMSG, PING/PONG) on a plain socket:
+enough to publish into JetStream and to call the JetStream API
+($JS.API.*), independent of the C client funneld links.
+
+Synchronisation: a server is ready when it accepts a connection and
+answers PING; a request waits for its reply with a deadline."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+READY_TIMEOUT = 15.0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NatsError(Exception):
+    pass
+
+
+class NatsClient:
+    """One connection; request() is a blocking request-reply."""
+
+    def __init__(self, port, timeout=READY_TIMEOUT):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self._line()  # INFO {...}
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+                          b'"no_responders":true,"name":"funneld-tests"}\r\nPING\r\n')
+        while True:
+            line = self._line()
+            if line == b"PONG":
+                break
+            if line.startswith(b"-ERR"):
+                raise NatsError(line.decode())
+        self.inbox = "_INBOX.t%s" % uuid.uuid4().hex
+        self.sock.sendall(("SUB %s.* 1\r\n" % self.inbox).encode())
+        self.n = 0
+
+    def close(self):
+        self.sock.close()
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise NatsError("connection closed by the server")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _bytes(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def request(self, subject, payload=b"", timeout=10.0):
+        """Publish payload on subject with a reply inbox; return the reply's
+        payload (bytes) and headers (bytes, b"" without)."""
+        self.n += 1
+        reply = "%s.%d" % (self.inbox, self.n)
+        self.sock.settimeout(timeout)
+        self.sock.sendall(b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), reply.encode(),
+                                                       len(payload), payload))
+        while True:
+            parts = self._line().split()
+            if not parts:
+                continue
+            if parts[0] == b"PING":
+                self.sock.sendall(b"PONG\r\n")
+            elif parts[0] == b"MSG":
+                data = self._bytes(int(parts[-1]))
+                if parts[1].decode() == reply:
+                    return data, b""
+            elif parts[0] == b"HMSG":
+                total = self._bytes(int(parts[-1]))
+                hlen = int(parts[-2])
+                if parts[1].decode() == reply:
+                    return total[hlen:], total[:hlen]
+            elif parts[0] == b"-ERR":
+                raise NatsError(b" ".join(parts).decode())
+
+    def js_publish(self, subject, payload):
+        """Publish into JetStream; returns the PubAck ({"stream", "seq"})."""
+        data, headers = self.request(subject, payload)
+        if b"503" in headers:
+            raise NatsError("no stream captures %s" % subject)
+        ack = json.loads(data)
+        if "error" in ack:
+            raise NatsError(ack["error"])
+        return ack
+
+    def js_api(self, what, body=None):
+        data, headers = self.request("$JS.API." + what,
+                                     json.dumps(body).encode() if body else b"")
+        return json.loads(data) if data else {}
+
+
+class NatsServer:
+    """nats-server -js on 127.0.0.1:port, its store in directory."""
+
+    def __init__(self, directory, port=None, name="nats"):
+        self.dir = str(directory)
+        self.port = port or free_port()
+        self.name = name
+        self.proc = None
+        self.logs = []
+
+    @property
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        log = os.path.join(self.dir, "%s.%d.log" % (self.name, len(self.logs)))
+        self.logs.append(log)
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(
+            [NATS_SERVER, "-js", "-sd", os.path.join(self.dir, "store"), "-a", "127.0.0.1",
+             "-p", str(self.port), "-n", self.name],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                pytest.fail("nats-server exited with %d:\n%s" % (self.proc.returncode,
+                                                                 self.log()))
+            try:
+                c = NatsClient(self.port, timeout=1.0)
+                c.close()
+                return self
+            except (OSError, NatsError):
+                if time.monotonic() >= deadline:
+                    pytest.fail("nats-server not ready within %.0fs:\n%s"
+                                % (READY_TIMEOUT, self.log()))
+                time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+        self.proc = None
+
+    def log(self):
+        return "\n".join(open(p, errors="replace").read()[-4000:] for p in self.logs)
+
+    def client(self):
+        return NatsClient(self.port)
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A running nats-server with JetStream (stopped at teardown)."""
+    s = NatsServer(tmp_path / "nats").start()
+    yield s
+    s.stop()
+
+
+def partition_of(lead_id, n):
+    """FNV-1a 32 of the lead id's UTF-8 bytes, mod n: funneld's rule."""
+    h = 2166136261
+    for b in lead_id.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h % n

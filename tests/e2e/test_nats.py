@@ -1,0 +1,233 @@
+"""Cluster input over NATS JetStream against a real nats-server (started
+by each test on a loopback port in its temp dir): funneld creates the
+stream, consumes its partitions through durable pull consumers into the
+usual ingest path, acknowledges after its log commit, survives
+redelivery, checks partitions, and rides out NATS being unreachable or
+lost."""
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from conftest import FUNNELD_BIN, REPLY_TIMEOUT, make_batch, make_event, now_ms, \
+    funnel_dict, uid, wait_until
+from natsutil import NatsServer, nats_server, partition_of  # noqa: F401 (fixture)
+
+P = 4
+WAIT = 30.0
+
+
+def nats_args(server, *more):
+    return ["--nats", server.url, "--cluster-partitions", str(P)] + list(more)
+
+
+def ndjson(n_leads, per_lead, prefix):
+    """n_leads * per_lead events, lines of funnelctl publish."""
+    t = now_ms() - 3600 * 1000
+    types = ["page_view", "form_submit", "demo_request", "meeting_booked"]
+    out = []
+    for i in range(n_leads):
+        for k in range(per_lead):
+            out.append(json.dumps({
+                "id": "%s-%d-%d" % (prefix, i, k), "lead": "%s-L%d" % (prefix, i),
+                "source": "marketing" if k % 2 == 0 else "sales",
+                "type": types[k % len(types)], "at": t + i * 10 + k,
+                "attrs": {"industry": "software"}}))
+    return ("\n".join(out) + "\n").encode()
+
+
+def publish_nats(daemon, server, data, partitions=P):
+    r = daemon.ctl("publish", "--nats", server.url, "--cluster-partitions", str(partitions),
+                   "-", input=data)
+    assert r.returncode == 0, r.stderr.decode()
+    return r
+
+
+def stats_of(query):
+    return query.stats()
+
+
+def settled(query, received):
+    """Stats once `received` events were taken in and every message
+    received was acknowledged."""
+    def check():
+        st = query.stats()
+        return st if (st.received >= received and st.nats_messages > 0 and
+                      st.nats_acked == st.nats_messages) else None
+    return wait_until(check, WAIT, what="%d events received and acknowledged" % received)
+
+
+def test_events_over_jetstream_are_ingested_once_even_when_all_delivered_again(
+        daemon_factory, nats_server, zctx, tmp_path):
+    from conftest import QueryClient
+    d = daemon_factory(extra_args=nats_args(nats_server))
+    q = QueryClient(zctx, d.query_ep)
+    st = q.stats()
+    assert st.cluster_partitions == P and list(st.owned_partitions) == list(range(P))
+    assert st.stream == "FUNNEL"
+    data = ndjson(40, 5, "a")
+    publish_nats(d, nats_server, data)
+    st = settled(q, 200)
+    assert (st.received, st.applied, st.duplicates, st.rejected) == (200, 200, 0, 0), st
+    assert st.leads == 40
+    # The publisher put every lead on its partition's subject.
+    c = nats_server.client()
+    info = c.js_api("STREAM.INFO.FUNNEL", {"subjects_filter": "funnel.in.*"})
+    subjects = info["state"].get("subjects", {})
+    expected = {}
+    for i in range(40):
+        p = partition_of("a-L%d" % i, P)
+        expected["funnel.in.%d" % p] = expected.get("funnel.in.%d" % p, 0) + 1
+    assert set(subjects) == set(expected), (subjects, expected)
+    before = funnel_dict(q.funnel())
+    last_seq = st.last_seq
+
+    # SIGKILL, then every consumer deleted: on restart the consumers are
+    # created again and JetStream delivers every message once more (what
+    # a crash between the log commit and the acknowledgement does to the
+    # messages in flight, here to all of them).
+    d.stop(signal.SIGKILL)
+    for p in range(P):
+        r = c.js_api("CONSUMER.DELETE.FUNNEL.funneld-p%d" % p)
+        assert r.get("success") is True, r
+    d.start(zctx)
+    q.close()
+    q = QueryClient(zctx, d.query_ep)
+    st = settled(q, 400)  # the counters are the state's, kept across starts
+    assert (st.received, st.duplicates, st.applied) == (400, 200, 200), st
+    assert st.nats_messages == 4  # this process's: every message again
+    assert st.last_seq == last_seq and st.leads == 40
+    assert funnel_dict(q.funnel()) == before
+    c.close()
+    q.close()
+
+
+def test_wrong_partition_and_undecodable_messages_are_refused_and_acknowledged(
+        daemon_factory, nats_server, zctx):
+    from conftest import QueryClient
+    d = daemon_factory(extra_args=nats_args(nats_server, "--owns", "0-%d" % (P - 1)))
+    q = QueryClient(zctx, d.query_ep)
+    wait_until(lambda: "connected" in q.stats().nats, WAIT, what="connected")
+    c = nats_server.client()
+    # The stream exists once funneld made it (or publishing would fail).
+    wait_until(lambda: c.js_api("STREAM.INFO.FUNNEL").get("config"), WAIT, what="stream")
+    lead_ok = next("p-%d" % i for i in range(100) if partition_of("p-%d" % i, P) == 1)
+    lead_bad = next("p-%d" % i for i in range(100) if partition_of("p-%d" % i, P) == 2)
+    batch = make_batch([make_event(lead_ok, "page_view"), make_event(lead_bad, "page_view")])
+    c.js_publish("funnel.in.1", batch.SerializeToString())
+    c.js_publish("funnel.in.1", b"\xff\xfe not protobuf")
+    def done():
+        st = q.stats()
+        return st if st.nats_messages == 2 and st.nats_acked == 2 and st.received == 3 \
+            else None
+    st = wait_until(done, WAIT, what="both messages settled")
+    assert (st.applied, st.rejected) == (1, 2), st
+    assert q.lead(lead_ok) is not None and q.lead(lead_bad) is None
+    log = d.stderr()
+    assert "belongs to partition 2 of 4, not 1" in log, log
+    assert "undecodable EventBatch" in log
+    c.close()
+    q.close()
+
+
+def test_owns_limits_the_partitions_consumed(daemon_factory, nats_server, zctx):
+    from conftest import QueryClient
+    d = daemon_factory(extra_args=nats_args(nats_server, "--owns", "0, 2"))
+    q = QueryClient(zctx, d.query_ep)
+    assert list(q.stats().owned_partitions) == [0, 2]
+    data = ndjson(30, 2, "o")
+    publish_nats(d, nats_server, data)
+    mine = [i for i in range(30) if partition_of("o-L%d" % i, P) in (0, 2)]
+    assert 0 < len(mine) < 30
+    st = settled(q, 2 * len(mine))
+    # The other partitions stay in the stream for their owners.
+    assert st.received == 2 * len(mine) and st.leads == len(mine), st
+    r = d.ctl("stats")
+    assert "partitions       2 of 4: 0,2" in r.stdout.decode(), r.stdout
+    q.close()
+
+
+def test_nats_unreachable_at_start_then_lost_funneld_answers_and_resumes(
+        daemon_factory, zctx, tmp_path):
+    from conftest import QueryClient, IngestClient
+    server = NatsServer(tmp_path / "nats")  # not started yet
+    d = daemon_factory(extra_args=nats_args(server))
+    q = QueryClient(zctx, d.query_ep)
+    assert q.stats().nats.startswith("connecting to "), q.stats().nats
+    assert "cannot reach %s" % server.url in d.stderr()
+    # The ZeroMQ ingest and queries work without NATS.
+    ing = IngestClient(zctx, d.ingest_ep)
+    ack = ing.publish([make_event("z-1", "page_view")])
+    assert ack.accepted == 1
+    assert q.lead("z-1") is not None
+
+    server.start()
+    wait_until(lambda: q.stats().nats.startswith("connected to"), WAIT, what="connected")
+    publish_nats(d, server, ndjson(5, 2, "u"))
+    settled(q, 11)
+
+    server.stop()
+    wait_until(lambda: q.stats().nats.startswith("disconnected"), WAIT, what="disconnected")
+    assert q.lead("u-L1") is not None  # still answering
+    assert "lost the connection to" in d.stderr()
+
+    server.start()  # same port, same store: the stream and consumers are there
+    wait_until(lambda: q.stats().nats.startswith("connected to"), WAIT, what="reconnected")
+    publish_nats(d, server, ndjson(5, 2, "v"))
+    st = settled(q, 21)
+    assert (st.received, st.applied, st.duplicates) == (21, 21, 0), st
+    assert q.lead("v-L4") is not None
+    ing.close()
+    q.close()
+    server.stop()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nats", "nats://127.0.0.1:4222", "--owns", "0-40"],
+     "owns: partition 40 is out of range: cluster_partitions is 32"),
+    (["--nats", "nats://127.0.0.1:4222", "--owns", "3-1"], "owns: the range 3-1 is reversed"),
+    (["--nats", "nats://127.0.0.1:4222", "--owns", "1,x"], "owns must be a list"),
+    (["--nats", "nats://127.0.0.1:4222", "--owns", "1,1"], "partition 1 is listed twice"),
+    (["--nats", "nats://127.0.0.1:4222", "--cluster-partitions", "0"],
+     "cluster_partitions must be 1..1024"),
+    (["--nats", "nats://127.0.0.1:4222", "--stream-replicas", "7"],
+     "stream_replicas must be 1..5"),
+    (["--nats", "nats://127.0.0.1:4222", "--stream", "a.b"], "stream must be 1..64 letters"),
+    (["--nats", "http://127.0.0.1:4222"], "nats must be NATS server URLs"),
+    (["--owns", "1"], "owns is set but nats is not"),
+    (["--nats", "nats://127.0.0.1:4222", "--nats-credentials", "/nonexistent/x.creds"],
+     "nats_credentials /nonexistent/x.creds: No such file"),
+])
+def test_bad_cluster_settings_are_refused_clearly(tmp_path, args, message):
+    r = subprocess.run([FUNNELD_BIN, "--state-dir", str(tmp_path / "s")] + args,
+                       capture_output=True, text=True, timeout=REPLY_TIMEOUT)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not (tmp_path / "s").exists()  # nothing touched
+
+
+def test_python_example_publishes_on_the_partitions_funneld_checks(
+        daemon_factory, nats_server, zctx, tmp_path):
+    import os
+    import sys
+    from conftest import QueryClient
+    d = daemon_factory(extra_args=nats_args(nats_server))
+    q = QueryClient(zctx, d.query_ep)
+    wait_until(lambda: "connected" in q.stats().nats, WAIT, what="connected")
+    c = nats_server.client()
+    wait_until(lambda: c.js_api("STREAM.INFO.FUNNEL").get("config"), WAIT, what="stream")
+    src = os.environ.get("FUNNELD_SOURCE_DIR", os.path.join(os.path.dirname(__file__),
+                                                            "..", ".."))
+    prog = os.path.join(src, "examples", "python", "nats_publish.py")
+    r = subprocess.run([sys.executable, prog, "--nats", nats_server.url,
+                        "--cluster-partitions", str(P), "-"], input=ndjson(12, 2, "py"),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert sum(x["events"] for x in lines) == 24
+    st = settled(q, 24)
+    # Not one event on a wrong subject: the C and the Python rule agree.
+    assert (st.applied, st.rejected, st.leads) == (24, 0, 12), st
+    c.close()
+    q.close()
