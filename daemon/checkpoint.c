@@ -21,6 +21,7 @@
 #define S_POLL_MS 1000        /* the events trigger is looked at this often */
 #define S_HEADROOM_WAIT_MS 1000
 #define S_NICE 10             /* the checkpoint thread's CPU priority */
+#define S_YIELDS_MAX 8        /* a checkpoint gives way at most this often in a row */
 
 struct checkpoint {
     store_t *store;
@@ -123,15 +124,36 @@ static void s_headroom(checkpoint_t *self)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* Write one checkpoint and account for it (see checkpoint.h). Checkpoint
+/* Write one checkpoint and account for it (see checkpoint.h). A copy
+ * that gave way to the state's map growing (STORE_EAGAIN) is begun again
+ * at once, after growing ahead, at most S_YIELDS_MAX times in a row (the
+ * maps double each time, and the pages freed meanwhile are reused, so it
+ * seldom gives way twice); beyond that it counts as failed. Checkpoint
  * thread, without lock. */
 static void s_take(checkpoint_t *self)
 {
     store_ckpt_t c;
     char err[512];
-    s_headroom(self);
+    int rc;
     int64_t t0 = s_mono_ms();
-    int rc = store_checkpoint(self->store, &c, err, sizeof err);
+    for (unsigned yields = 0;; yields++) {
+        s_headroom(self);
+        rc = store_checkpoint(self->store, &c, err, sizeof err);
+        if (rc != STORE_EAGAIN)
+            break;
+        pthread_mutex_lock(&self->lock);
+        self->st.yielded++;
+        bool stop = self->stop;
+        pthread_mutex_unlock(&self->lock);
+        if (stop || yields + 1 >= S_YIELDS_MAX) {
+            snprintf(err, sizeof err, "gave way to the state's map growing %u times in a row",
+                     yields + 1);
+            rc = STORE_ERR;
+            break;
+        }
+        log_info("[checkpoint] gave way to the state's map growing after %.2f s; "
+                 "taking it again", (double)(s_mono_ms() - t0) / 1000);
+    }
     int64_t took = s_mono_ms() - t0;
     if (rc == STORE_OK) {
         int pruned = store_checkpoint_prune(store_dir(self->store), self->opts.keep);

@@ -16,7 +16,8 @@
  * thread, through an eventfd watched by the loop's event base, to grow
  * the maps ahead (store_grow_ahead(): map growth is the owner's), and
  * waits for that at most a second (a busy loop answers at its next turn;
- * the copy does not wait longer). checkpoint_request(), _status() and
+ * the copy does not wait longer). A copy during which the state's map
+ * must grow anyway gives way (STORE_EAGAIN) and is begun again at once. checkpoint_request(), _status() and
  * _stats() may be called from any thread (the query thread answers
  * funnelctl with them); everything else from the loop thread.
  */
@@ -48,6 +49,7 @@ typedef enum {
 typedef struct {
     uint64_t taken;          /* since this process started */
     uint64_t failed;
+    uint64_t yielded;        /* copies that gave way to the map growing */
     bool running;            /* one is being written now */
     uint64_t last_ms;        /* how long the last successful one took */
     store_ckpt_t last;       /* the last successful one (seq 0, "" if none) */

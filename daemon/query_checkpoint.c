@@ -64,6 +64,7 @@ void query_checkpoint_stats(query_t *q, Funnel__V1__Stats *s, query_ckpt_buf_t *
         checkpoint_stats(q->checkpoint, &cs);
         s->checkpoints_taken = cs.taken;
         s->checkpoints_failed = cs.failed;
+        s->checkpoints_yielded = cs.yielded;
         s->checkpoint_running = cs.running;
         snprintf(buf->error, sizeof buf->error, "%s", cs.error);
     }

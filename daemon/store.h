@@ -57,6 +57,8 @@ enum {
                            the log from store_applied_seq() */
     STORE_ETXNFULL = -4, /* the group dirtied more pages than one LMDB
                             transaction may: redo it in smaller groups */
+    STORE_EAGAIN = -5,  /* a checkpoint gave way to the state's map
+                           growing: grow ahead and take it again */
 };
 
 /* Counters persisted with the state (the daemon's "stats"). */
@@ -496,9 +498,11 @@ typedef struct {
  * <state_dir>/checkpoints (a temporary file, fsync, rename, fsync of the
  * directory); *out describes it. A failure (disk full, I/O error) leaves
  * the live state untouched and no partial file behind: STORE_ERR and the
- * reason in err. Any thread but the owner's (it holds a read snapshot of
- * the state for the whole copy; the state's map cannot grow meanwhile,
- * the log's can). */
+ * reason in err. STORE_EAGAIN (nothing left behind either) when the
+ * state's map had to grow during the copy: the copy holds a read snapshot
+ * of the state, which LMDB's remapping must wait for, so it gives way at
+ * once; grow ahead (store_grow_ahead) and call again. Any thread but the
+ * owner's. */
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
 
 /* A lead's record as a checkpoint holds it. */

@@ -14,19 +14,32 @@
  *
  * Map growth: LMDB remaps an environment only with none of its
  * transactions open in the process, and the copy's transaction lives for
- * the whole copy (seconds for a large state). So the copy holds
- * state_grow_lock shared, as every read snapshot does; the log has a lock
- * of its own and grows meanwhile. Growing the state's map ahead of need
- * (3/4 full) never waits for the lock (store_group_begin); the checkpoint
- * thread asks the loop thread to grow every map that is half full before
- * the copy (store_grow_ahead()), so the state would have to double during
- * one copy before growing it really waited for the copy to end.
+ * the whole copy (seconds for a large state, minutes when paced on a
+ * loaded machine). So the copy holds state_grow_lock shared, as every
+ * read snapshot does; the log has a lock of its own and grows meanwhile.
+ * Growing the state's map ahead of need (3/4 full) never waits for the
+ * lock (store_group_begin); the checkpoint thread asks the loop thread to
+ * grow every map that is half full before the copy (store_grow_ahead()).
+ * While the snapshot is held no page freed after it is reused, so a busy
+ * state can still fill its map during one copy (every group commit writes
+ * fresh pages): then the copy gives way. The grower sets ckpt_yield and
+ * wakes the drain thread (ckpt_wake), which closes the pipe's read end:
+ * LMDB's copy fails with EPIPE at its next buffer, ends its transaction,
+ * and the grower, waiting for the lock, remaps; store_checkpoint returns
+ * STORE_EAGAIN and the checkpoint thread takes the checkpoint again after
+ * growing ahead (see checkpoint.c). Growth waits for a copy for about one
+ * slice of it, never for the whole copy.
  *
  * Pacing: LMDB writes the copy sequentially into a pipe; a drain thread
  * reads it, computes the CRC-32 and writes it to the file in slices,
  * flushing each and pausing after it (s_drain), so that the copy never
  * floods the disk or the page cache that group commits need, and the
  * whole copy (LMDB waits on the full pipe) goes at that pace.
+ *
+ * FUNNELD_CHECKPOINT_HOLD=1 in the environment (for tests) makes the
+ * first copy of each store wait, its snapshot held, before its drain
+ * reads anything, until it must give way or funneld stops: a checkpoint
+ * slower than any paced one, deterministically.
  *
  * Restoring: the checkpoint is verified where it lies (trailer, CRC-32 in
  * one sequential read, that it opens), then renamed into the state, or,
@@ -47,7 +60,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +149,10 @@ typedef struct {
     uint32_t crc;          /* CRC-32 of them */
     int err;               /* errno of the first failed write or read, 0 */
     const volatile int *cancel; /* set: funneld stops, the copy is dropped */
+    const volatile int *yield;  /* set: the state's map must grow */
+    int wake;              /* eventfd: one of the two above was set */
+    bool hold;             /* FUNNELD_CHECKPOINT_HOLD: wait before reading */
+    bool stopped;          /* it closed the pipe for one of the two */
 } s_drain_t;
 
 static int64_t s_now_ns(void)
@@ -143,12 +162,52 @@ static int64_t s_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Fill buf with up to cap bytes of the pipe; returns how many (0 at its
- * end), or -1 with errno. */
-static ssize_t s_read_full(int fd, unsigned char *buf, size_t cap)
+/* Whether the copy must stop now (funneld stops, or the state's map must
+ * grow). */
+static bool s_must_stop(const s_drain_t *d)
 {
+    return __atomic_load_n(d->cancel, __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(d->yield, __ATOMIC_ACQUIRE);
+}
+
+/* Wait until the pipe has data (with_pipe), the copy must stop, or
+ * timeout_ms pass (-1: no limit). Returns true when the copy must stop. A
+ * wake-up for a copy that need not stop (left over from an earlier one)
+ * is consumed. */
+static bool s_wait(s_drain_t *d, bool with_pipe, int timeout_ms)
+{
+    int64_t until = timeout_ms < 0 ? INT64_MAX : s_now_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        if (s_must_stop(d))
+            return true;
+        struct pollfd p[2] = {{.fd = d->wake, .events = POLLIN},
+                              {.fd = d->in, .events = POLLIN}};
+        int64_t left = until == INT64_MAX ? -1 : (until - s_now_ns()) / 1000000;
+        if (until != INT64_MAX && left <= 0)
+            return false;
+        int n = poll(p, with_pipe ? 2 : 1, (int)(left > 60000 ? 60000 : left));
+        if (n < 0 && errno != EINTR)
+            return s_must_stop(d);
+        if (n > 0 && (p[0].revents & POLLIN)) {
+            uint64_t v;
+            if (read(d->wake, &v, sizeof v) < 0 && errno != EAGAIN)
+                return s_must_stop(d);
+            continue;
+        }
+        if (n > 0 && with_pipe && p[1].revents)
+            return false;
+    }
+}
+
+/* Fill buf with up to cap bytes of the pipe; returns how many (0 at its
+ * end), -1 with errno, or -2 when the copy must stop (s_wait). */
+static ssize_t s_read_full(s_drain_t *d, unsigned char *buf, size_t cap)
+{
+    int fd = d->in;
     size_t got = 0;
     while (got < cap) {
+        if (s_wait(d, true, -1))
+            return -2;
         ssize_t n = read(fd, buf + got, cap - got);
         if (n == 0)
             break;
@@ -178,8 +237,7 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
     return 0;
 }
 
-/* The drain thread: reads the pipe to its end, always (LMDB's copy must
- * run to its end, whatever became of the file), and writes what it reads
+/* The drain thread: reads the pipe to its end, and writes what it reads
  * to the file in slices of S_SLICE. Each slice's writeback is started at
  * once (sync_file_range), and the previous slice's awaited, so that at
  * most two slices are dirty or in flight: the checkpoint never fills the
@@ -188,8 +246,13 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * (a small state is copied at once) it pauses S_PAUSE_PCT percent of the
  * time the slice took (at most S_PAUSE_MAX_NS), which paces the whole copy (the pipe fills, LMDB's
  * copy waits) and leaves the disk and the CPU to ingest in between. After
- * a failed write, or once funneld stops (store_checkpoint_cancel), it only
- * reads on and discards, unpaced. */
+ * a failed write it only reads on (LMDB's copy must run to its end) and
+ * discards, unpaced. Once funneld stops (store_checkpoint_cancel) or the
+ * state's map must grow (ckpt_yield), woken by ckpt_wake whether it
+ * waits for the pipe or pauses, it closes the pipe's read end (stopped):
+ * LMDB's copy then fails with EPIPE at its next write and ends its
+ * snapshot. The drain owns the pipe's read end and closes it in any
+ * case. */
 static void *s_drain(void *arg)
 {
     s_drain_t *d = arg;
@@ -197,8 +260,14 @@ static void *s_drain(void *arg)
     uLong c = crc32(0L, Z_NULL, 0);
     uint64_t prev_off = 0, prev_len = 0;
 
+    if (d->hold)
+        (void)s_wait(d, false, -1);
     for (;;) {
-        ssize_t n = s_read_full(d->in, buf, S_SLICE);
+        ssize_t n = s_read_full(d, buf, S_SLICE);
+        if (n == -2) {
+            d->stopped = true;
+            break;
+        }
         if (n < 0) {
             if (d->err == 0)
                 d->err = errno;
@@ -224,19 +293,18 @@ static void *s_drain(void *arg)
             }
         }
         d->len += (uint64_t)n;
-        if (d->err == 0 && __atomic_load_n(d->cancel, __ATOMIC_ACQUIRE))
-            d->err = ECANCELED; /* read on (fast, nothing written) to LMDB's end */
         if (d->err == 0 && d->len > S_UNPACED) {
             int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
             if (pause > S_PAUSE_MAX_NS) /* a starved copy is not slowed further */
                 pause = S_PAUSE_MAX_NS;
-            if (pause > 0) {
-                struct timespec ts = {(time_t)(pause / 1000000000), (long)(pause % 1000000000)};
-                while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-                    ;
+            if (pause >= 1000000 && s_wait(d, false, (int)(pause / 1000000))) {
+                d->stopped = true;
+                break;
             }
         }
     }
+    close(d->in);
+    d->in = -1;
     d->crc = (uint32_t)c;
     free(buf);
     return NULL;
@@ -245,6 +313,15 @@ static void *s_drain(void *arg)
 void store_checkpoint_cancel(store_t *self)
 {
     __atomic_store_n(&self->ckpt_cancel, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    (void)!write(self->ckpt_wake, &one, sizeof one);
+}
+
+void store_checkpoint_yield(store_t *self)
+{
+    __atomic_store_n(&self->ckpt_yield, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    (void)!write(self->ckpt_wake, &one, sizeof one);
 }
 
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
@@ -254,7 +331,8 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     uint64_t schema = 0, seq = 0;
     struct stat st;
     int fd = -1, rc, pfd[2] = {-1, -1};
-    s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel};
+    s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel,
+                       .yield = &self->ckpt_yield, .wake = self->ckpt_wake};
     pthread_t drainer;
 
     s_ckpt_dir(self->dir, dir, sizeof dir);
@@ -272,15 +350,26 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "cannot create a pipe for the copy: %s", strerror(errno));
         goto fail;
     }
-    (void)fcntl(pfd[1], F_SETPIPE_SZ, S_PIPE);
+    if (!self->ckpt_held) {
+        const char *hold = getenv("FUNNELD_CHECKPOINT_HOLD");
+        drain.hold = hold != NULL && strcmp(hold, "1") == 0;
+        self->ckpt_held = drain.hold;
+    }
+    /* Held, the smallest pipe: LMDB then blocks holding its snapshot
+     * however small the state is. */
+    (void)fcntl(pfd[1], F_SETPIPE_SZ, drain.hold ? 4096 : S_PIPE);
     drain.in = pfd[0];
     drain.out = fd;
+    /* A yield asked for before this copy began served a copy that ended:
+     * forgotten (a grower still waiting asks again, see store_commit.c). */
+    __atomic_store_n(&self->ckpt_yield, 0, __ATOMIC_RELEASE);
     /* Created by this thread, the drain (and LMDB's own writer thread)
      * inherit its scheduling and I/O priority (see checkpoint.c). */
     if ((rc = pthread_create(&drainer, NULL, s_drain, &drain)) != 0) {
         snprintf(err, errlen, "cannot start the checkpoint's writer: %s", strerror(rc));
         goto fail;
     }
+    pfd[0] = -1; /* the drain's now */
 
     /* The copy, from LMDB's own read transaction: the state's map must
      * not be remapped meanwhile. LMDB writes the compacted file
@@ -293,6 +382,14 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     close(pfd[1]);
     pfd[1] = -1;
     pthread_join(drainer, NULL);
+    if (drain.stopped) {
+        bool cancelled = __atomic_load_n(&self->ckpt_cancel, __ATOMIC_ACQUIRE);
+        snprintf(err, errlen, "%s", cancelled ? "dropped: funneld stops"
+                                              : "gave way to the state's map growing");
+        unlink(tmp);
+        close(fd);
+        return cancelled ? STORE_ERR : STORE_EAGAIN;
+    }
     if (drain.err != 0) {
         snprintf(err, errlen, "writing %s: %s", tmp, strerror(drain.err));
         goto fail;
@@ -329,8 +426,6 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     }
     close(fd);
     fd = -1;
-    close(pfd[0]);
-    pfd[0] = -1;
     snprintf(final, sizeof final, "%s/ckpt-%020llu.mdb", dir, (unsigned long long)seq);
     if (rename(tmp, final) == -1 || s_fsync_dir(dir) == -1) {
         snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));

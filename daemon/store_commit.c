@@ -4,8 +4,10 @@
  * write them once per group. Owner thread only. */
 #include "store_int.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fnv.h"
 #include "log.h"
@@ -336,19 +338,43 @@ static int s_grow_env(MDB_env *env, size_t *map, const char *name)
 
 /* Take an environment's map lock exclusively: at once or not at all when
  * ahead (growing ahead of need), else waiting for the snapshots of other
- * threads to end (a running checkpoint's too: said in the log). Returns
+ * threads to end. A checkpoint copying the state is not waited for: it is
+ * made to give way (store_checkpoint_yield), and asked again every
+ * S_YIELD_ASK_MS while the lock is not free and a copy runs (one that
+ * began after the first ask, or missed it, gives way too). Returns
  * whether it is held. */
+#define S_YIELD_ASK_MS 50
 static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
 {
     if (pthread_rwlock_trywrlock(lock) == 0)
         return true;
     if (ahead)
         return false;
-    if (lock == &self->state_grow_lock && __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE))
-        log_warn("[store] the state's map is full while a checkpoint copies it: "
-                 "growing it waits for the checkpoint to finish");
-    pthread_rwlock_wrlock(lock);
-    return true;
+    bool said = false;
+    for (;;) {
+        if (lock == &self->state_grow_lock &&
+            __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE)) {
+            if (!said)
+                log_warn("[store] the state's map is full while a checkpoint copies it: "
+                         "the checkpoint gives way (taken again after the map grew)");
+            said = true;
+            store_checkpoint_yield(self);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += S_YIELD_ASK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = pthread_rwlock_timedwrlock(lock, &until);
+        if (rc == 0)
+            return true;
+        if (rc != ETIMEDOUT) {
+            pthread_rwlock_wrlock(lock);
+            return true;
+        }
+    }
 }
 
 /* Grow the maps marked full (see store_grow); ahead: only those whose

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -443,6 +444,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     store_t *self = xcalloc(1, sizeof *self);
     char path[4096], why[5400] = "";
     self->lock_fd = -1;
+    self->ckpt_wake = -1;
     self->dir = xstrdup(dir);
     self->state_name = xstrdup(state_name);
     self->owner = pthread_self();
@@ -456,6 +458,11 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
     pthread_cond_init(&self->pub_cond, NULL);
+    self->ckpt_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (self->ckpt_wake == -1) {
+        snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
+        goto fail;
+    }
 
     if (s_mkdir_p(dir) == -1) {
         snprintf(err, errlen, "cannot create state directory %s: %s", dir,
@@ -570,6 +577,8 @@ void store_destroy(store_t **self_p)
         mdb_env_close(self->log_env);
     if (self->lock_fd != -1)
         close(self->lock_fd);
+    if (self->ckpt_wake != -1)
+        close(self->ckpt_wake);
     for (size_t i = 0; i < self->n_ctr; i++)
         free(self->ctr[i].key);
     free(self->ctr);

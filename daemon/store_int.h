@@ -105,6 +105,15 @@ struct store {
     volatile int copying;
     /* Set once funneld stops: a checkpoint being copied is dropped. */
     volatile int ckpt_cancel;
+    /* Set when the state's map must grow while a checkpoint copies it:
+     * that copy gives way at once (STORE_EAGAIN) instead of holding the
+     * growth, and so ingest, for the rest of its paced copy. ckpt_wake
+     * (an eventfd, for the store's life) wakes the copy's drain thread
+     * for this and for ckpt_cancel. ckpt_held: FUNNELD_CHECKPOINT_HOLD
+     * already held one copy (see store_checkpoint.c). */
+    volatile int ckpt_yield;
+    int ckpt_wake;
+    bool ckpt_held;
     pthread_t owner;      /* the thread that opened the store: groups */
     /* The counters as last published for other threads. */
     pthread_mutex_t pub_lock;
@@ -194,6 +203,11 @@ void store_counters_flush(store_t *self);
 void store_counters_clear(store_t *self);
 bool store_env_nearly_full(MDB_env *env);
 int store_grow_marked(store_t *self, bool ahead);
+
+/* Make a checkpoint copying the state now give way (store_checkpoint
+ * returns STORE_EAGAIN), waking its drain thread: the state's map must
+ * grow. Any thread (the grower's). */
+void store_checkpoint_yield(store_t *self);
 
 /* a += b, field by field. (store_split.c) */
 void store_stats_sum(store_stats_t *a, const store_stats_t *b);

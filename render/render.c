@@ -565,6 +565,7 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "checkpoints", cks);
     s_set(o, "checkpoints_taken", s_u64(st->checkpoints_taken));
     s_set(o, "checkpoints_failed", s_u64(st->checkpoints_failed));
+    s_set(o, "checkpoints_yielded", s_u64(st->checkpoints_yielded));
     s_set(o, "checkpoint_error", s_str(st->checkpoint_error));
     s_set(o, "checkpoint_running", json_boolean(st->checkpoint_running));
     s_set(o, "recovery", s_str(st->recovery));
@@ -642,6 +643,9 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "checkpoints      %" PRIu64 " taken, %" PRIu64 " failed since start%s\n",
             st->checkpoints_taken, st->checkpoints_failed,
             st->checkpoint_running ? ", one being written now" : "");
+    if (st->checkpoints_yielded)
+        fprintf(out, "  gave way       %" PRIu64 " times to the state's map growing\n",
+                st->checkpoints_yielded);
     if (st->checkpoint_error && *st->checkpoint_error)
         fprintf(out, "  last failure   %s\n", st->checkpoint_error);
     for (size_t i = 0; i < st->n_checkpoints; i++) {

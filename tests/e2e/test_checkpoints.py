@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 
-from conftest import (FUNNELD_BIN, IngestClient, QueryClient, at_rest, make_event, now_ms,
+from conftest import (FUNNELD_BIN, IngestClient, QueryClient, at_rest, make_event, now_ms, pb,
                       wait_until)
 
 TYPES = ["page_view", "email_open", "form_submit", "content_download",
@@ -436,3 +436,47 @@ def test_ledger_after_retention_starts_from_the_oldest_checkpoint_and_says_so(
     c.close()
     q.close()
     d.stop_ok()
+
+
+def _ask_checkpoint(q, ticket=0):
+    req = pb.QueryRequest()
+    req.checkpoint.ticket = ticket
+    rep = q.request(req)
+    assert rep.error == "", rep.error
+    return rep.checkpoint
+
+
+def test_a_map_filling_during_a_checkpoint_does_not_stall_ingest(zctx, daemon_factory,
+                                                                 tmp_path, monkeypatch):
+    # The first copy holds its snapshot until it must give way
+    # (FUNNELD_CHECKPOINT_HOLD): slower than any paced checkpoint. While it
+    # holds it no freed page is reused, so every group commit takes fresh
+    # pages and the 1 MiB map fills: growing it must not wait for the copy.
+    monkeypatch.setenv("FUNNELD_CHECKPOINT_HOLD", "1")
+    cfg = tmp_path / "funneld.yaml"
+    cfg.write_text("map_size_mb: 1\ncheckpoint_interval: 0\n")
+    d = daemon_factory(extra_args=["--config", str(cfg)])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n = _publish(c, "a", 3, n_leads=2000)
+    ticket = _ask_checkpoint(q).ticket
+    wait_until(lambda: q.stats().checkpoint_running, 15, what="the checkpoint copying")
+    assert _ask_checkpoint(q, ticket).pending
+    # every batch is acknowledged within the usual bound (the copy gave way)
+    n += _publish(c, "b", 30, n_leads=2000)
+    assert "state map grown" in d.stderr() and "the checkpoint gives way" in d.stderr()
+    # the checkpoint asked for was begun again and written
+    cr = wait_until(lambda: (lambda r: r if not r.pending else None)(_ask_checkpoint(q, ticket)),
+                    30, what="the checkpoint begun again")
+    assert cr.done and not cr.failed, cr
+    st = q.stats()
+    assert st.checkpoints_yielded >= 1 and st.checkpoints_taken == 1, st
+    assert 3 * 100 <= cr.checkpoint.seq <= n, cr
+    assert st.applied == n
+    r = d.ctl("stats")
+    assert b"gave way" in r.stdout, r.stdout
+    c.close()
+    q.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out, out
