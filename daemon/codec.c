@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,13 +228,51 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
     out->quality = lq;
 }
 
+/* The buffers codec_lead_pack, codec_lead_pack_at and codec_lead_unpack
+ * reuse from one call to the next: one set per thread that applies
+ * events (the loop, the live partition, each shadow draft's), made at its
+ * first call and freed when it ends. */
+typedef struct {
+    uint8_t pack[CODEC_LEAD_MAX];
+    uint8_t pack_at[CODEC_LEAD_MAX];
+    arena_t *arena;
+} s_scratch_t;
+
+static pthread_key_t s_scratch_key;
+static pthread_once_t s_scratch_once = PTHREAD_ONCE_INIT;
+
+static void s_scratch_free(void *p)
+{
+    s_scratch_t *t = p;
+    arena_destroy(&t->arena);
+    free(t);
+}
+
+static void s_scratch_init(void)
+{
+    if (pthread_key_create(&s_scratch_key, s_scratch_free) != 0)
+        abort();
+}
+
+static s_scratch_t *s_scratch(void)
+{
+    pthread_once(&s_scratch_once, s_scratch_init);
+    s_scratch_t *t = pthread_getspecific(s_scratch_key);
+    if (t == NULL) {
+        t = xcalloc(1, sizeof *t);
+        t->arena = arena_new(256 * 1024);
+        pthread_setspecific(s_scratch_key, t);
+    }
+    return t;
+}
+
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf)
 {
     /* Every string of a Lead comes from the lead's fixed-size fields or the
      * definition's names, so its encoding has a bound (CODEC_LEAD_MAX,
      * checked by test_codec on a lead filled to every limit): one pass of
      * packing, without measuring first, into a buffer reused per event. */
-    static uint8_t out[CODEC_LEAD_MAX];
+    uint8_t *out = s_scratch()->pack;
     Funnel__V1__Lead pb;
     codec_lead_scratch_t scratch;
     codec_lead_to_pb(lead, d, &pb, &scratch);
@@ -253,7 +292,7 @@ size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of
                           const uint8_t **buf)
 {
     /* A buffer of its own: the caller holds codec_lead_pack()'s. */
-    static uint8_t out[CODEC_LEAD_MAX];
+    uint8_t *out = s_scratch()->pack_at;
     Funnel__V1__Lead pb;
     codec_lead_scratch_t scratch;
     codec_lead_to_pb_at(lead, d, as_of_ms, &pb, &scratch);
@@ -271,23 +310,18 @@ static void s_copy(char *dst, size_t cap, const char *src)
 }
 
 /* Decoding a lead happens once per event: its allocations come from an
- * arena that the next decode resets, instead of malloc and free (a lead
- * larger than the first block grows it for the one decode). The loop
- * thread is the only caller; other threads decode on the heap
- * (codec_lead_decode). */
-static arena_t *s_lead_arena;
-
+ * arena of the thread's (s_scratch) that the next decode resets, instead
+ * of malloc and free (a lead larger than the first block grows it for the
+ * one decode). */
 static void s_lead_from_pb(const Funnel__V1__Lead *pb, const defn_t *d,
                            hnd_lead_t *lead);
 
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead)
 {
-    if (s_lead_arena == NULL)
-        s_lead_arena = arena_new(256 * 1024);
-    else
-        arena_reset(s_lead_arena);
-    ProtobufCAllocator alloc = arena_pb_allocator(s_lead_arena);
+    arena_t *arena = s_scratch()->arena;
+    arena_reset(arena);
+    ProtobufCAllocator alloc = arena_pb_allocator(arena);
     Funnel__V1__Lead *pb = funnel__v1__lead__unpack(&alloc, len, buf);
     if (pb == NULL)
         return -1;

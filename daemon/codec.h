@@ -60,7 +60,7 @@ void codec_lead_to_pb_at(const hnd_lead_t *lead, const defn_t *d,
                         HND_TALLY_MAX * (DEFN_NAME_MAX + 32) + 16384)
 
 /* Encode lead. *buf is borrowed: a buffer of CODEC_LEAD_MAX bytes, valid
- * until the next call (the loop thread is the only caller). */
+ * until the next call in the same thread (each thread has its own). */
 size_t codec_lead_pack(const hnd_lead_t *lead, const defn_t *d, const uint8_t **buf);
 
 /* Like codec_lead_pack, into out (CODEC_LEAD_MAX bytes, the caller's):
@@ -77,7 +77,8 @@ size_t codec_lead_pack_at(const hnd_lead_t *lead, const defn_t *d, int64_t as_of
 /* Decode a stored lead. A stage the definition no longer has becomes the
  * first stage (and is logged once by the caller). What the record does not
  * store is derived under d (hnd_lead_loaded). Returns 0, or -1 when the
- * bytes are not a Lead. Loop thread (it decodes in an arena of its own). */
+ * bytes are not a Lead. Any thread (each decodes in an arena of its own,
+ * reset at its next call). */
 int codec_lead_unpack(const void *buf, size_t len, const defn_t *d,
                       hnd_lead_t *lead);
 
