@@ -73,6 +73,9 @@ void cfg_free(cfg_t *cfg)
     }
     free(cfg->subscribe);
     free(cfg->subscribe_key);
+    cfg_shadow_free(&cfg->shadow, &cfg->shadow_count);
+    free(cfg->config_file);
+    cfg->config_file = NULL;
     cfg->subscribe = NULL;
     cfg->subscribe_key = NULL;
     cfg->subscribe_count = 0;
@@ -125,6 +128,7 @@ static const size_t s_file_offsets[] = {CFG_FIELDS(S_FILE_OFFSET)};
 static const cyaml_schema_field_t s_file_fields[] = {
     CFG_FIELDS(S_SCHEMA)
     CYAML_FIELD_IGNORE("subscribe", CYAML_FLAG_OPTIONAL),
+    CYAML_FIELD_IGNORE("shadow", CYAML_FLAG_OPTIONAL), /* cfg_shadow.c */
     CYAML_FIELD_END,
 };
 
@@ -418,7 +422,8 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen)
     }
     if (file == NULL) /* an empty document sets nothing */
         return 0;
-    if (s_load_subscribe(cfg, path, err, errlen) == -1) {
+    if (s_load_subscribe(cfg, path, err, errlen) == -1 ||
+        cfg_shadow_load(path, &cfg->shadow, &cfg->shadow_count, err, errlen) == -1) {
         cyaml_free(&config, &s_file_schema, file, 0);
         return -1;
     }
@@ -783,6 +788,8 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
         return action;
     if (config && cfg_load_file(cfg, config, err, errlen) == -1)
         return CFG_ERROR;
+    if (config)
+        cfg->config_file = xstrdup(config);
 
     /* Second pass: every other option. --subscribe on the command line
      * replaces the file's list. */
@@ -884,6 +891,7 @@ void cfg_dump(const cfg_t *cfg, FILE *out)
         fputs("    ", out);
         s_dump_string(out, "curve_server_key", cfg->subscribe_key[i]);
     }
+    cfg_shadow_dump(cfg, out);
 }
 
 void cfg_usage(const char *argv0)

@@ -105,12 +105,24 @@
 #define CFG_UINT_MEMBER(name) unsigned name;
 #define CFG_MEMBER(type, name, def, help) CFG_##type##_MEMBER(name)
 
+/* A shadow draft (config key `shadow`, a list of {name, definition}): a
+ * draft definition file applied to every live event beside the live
+ * definition (daemon/shadow.h). */
+#define CFG_SHADOW_NAME_MAX 24
+typedef struct {
+    char *name;                 /* CFG_SHADOW_NAME_MAX of [A-Za-z0-9_-] */
+    char *definition;           /* its definition file */
+} cfg_shadow_t;
+
 typedef struct {
     CFG_FIELDS(CFG_MEMBER)
     char **subscribe;           /* upstream PUB endpoints to SUB to */
     char **subscribe_key;       /* per entry: the publisher's CURVE public
                                    key file, or NULL (plain) */
     unsigned subscribe_count;
+    cfg_shadow_t *shadow;       /* the shadow drafts (cfg_shadow.c) */
+    unsigned shadow_count;
+    char *config_file;          /* --config, re-read for `shadow` on SIGHUP */
 } cfg_t;
 
 /* What the command line asked for besides settings. */
@@ -170,6 +182,18 @@ int cfg_checkpoint_interval_ms(const cfg_t *cfg, int64_t *ms);
  * log (*bytes > 0, *ms 0), or off (both 0). Returns 0, or -1 with err. */
 int cfg_log_retention(const cfg_t *cfg, int64_t *ms, uint64_t *bytes, char *err,
                       size_t errlen);
+
+/* The `shadow` list of the config file at path into *list and *n
+ * (replacing what they held; an absent key is an empty list). Returns 0,
+ * or -1 with "file:line:col: what" in err (*list untouched). Free with
+ * cfg_shadow_free(). (cfg_shadow.c) */
+int cfg_shadow_load(const char *path, cfg_shadow_t **list, unsigned *n, char *err,
+                    size_t errlen);
+void cfg_shadow_free(cfg_shadow_t **list, unsigned *n);
+/* Whether name is a valid shadow name. */
+bool cfg_shadow_name_ok(const char *name);
+/* The list as YAML, for --dump-config. */
+void cfg_shadow_dump(const cfg_t *cfg, FILE *out);
 
 /* Print usage and every option with its default. */
 void cfg_usage(const char *argv0);

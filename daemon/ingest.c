@@ -475,6 +475,7 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
             ingest_intake_pause(self, false);
     }
     s_ack_first(self, n_batches);
+    ingest_committed(self);
     if (self->split) {
         ingest_part_committed(self);
         return 0;
@@ -482,6 +483,18 @@ static int s_committed(ingest_t *self, int rc, size_t n_batches)
     ingest_out_publish(self);
     ingest_arm_deadlines(self);
     return 0;
+}
+
+void ingest_on_committed(ingest_t *self, void (*fn)(void *arg), void *arg)
+{
+    self->committed_fn = fn;
+    self->committed_arg = arg;
+}
+
+void ingest_committed(ingest_t *self)
+{
+    if (self->committed_fn)
+        self->committed_fn(self->committed_arg);
 }
 
 static void s_on_commit(evutil_socket_t fd, short what, void *arg)
@@ -830,9 +843,12 @@ void ingest_destroy(ingest_t **self_p)
     for (size_t i = 0; i < self->n_publishers; i++)
         free(self->publishers[i].name);
     free(self->publishers);
-    event_free(self->ev_commit);
-    event_free(self->ev_retry);
-    event_free(self->ev_deadline);
+    if (self->ev_commit) /* an applier has no timers */
+        event_free(self->ev_commit);
+    if (self->ev_retry)
+        event_free(self->ev_retry);
+    if (self->ev_deadline)
+        event_free(self->ev_deadline);
     free(self);
     *self_p = NULL;
 }

@@ -29,6 +29,7 @@
 #include "bus.h"
 #include "hnd.h"
 #include "metrics.h"
+#include "partition.h"
 #include "store.h"
 #include "validate.h"
 
@@ -146,5 +147,48 @@ int64_t ingest_now_ms(const ingest_t *self);
 
 /* Milliseconds of wall-clock time since the Unix epoch. */
 int64_t ingest_wall_ms(void);
+
+/* Call fn(arg) on the loop thread after every commit of the log (events,
+ * fired deadlines), e.g. to wake the threads that follow the log. */
+void ingest_on_committed(ingest_t *self, void (*fn)(void *arg), void *arg);
+
+/* -- appliers: the state side alone, for shadow drafts (ingest_apply.c) --
+ * An applier applies logged entries to a store of its own (a shadow
+ * store) under a definition of its own, through the same handlers and
+ * the same code as the live state (ingest_apply), from a partition thread
+ * (partition.h). It runs on event time, as the definition lab does
+ * (lab.h): the log's "$deadline" entries (the live definition's
+ * deadlines) are passed over; the applier's own deadlines fall due when
+ * the events' time passes them (before the event that passes it is
+ * applied), and, once it has applied everything the log holds, at the
+ * daemon's time (as the live state's do after each commit). Every alert
+ * is kept for the caller, who publishes it (ingest_applier_take). */
+
+/* One alert raised by an applied group, for publication: its topic and
+ * its Alert encoding (buf, len bytes, malloc'd). */
+typedef struct {
+    char topic[48];
+    uint8_t *buf;
+    size_t len;
+} ingest_alert_t;
+
+/* An applier over store (a shadow store) under *defn_p with pipeline;
+ * opts' clock, retention and limits apply, its groups' do not. Borrowed:
+ * everything must outlive it. Free with ingest_destroy(). */
+ingest_t *ingest_applier_new(store_t *store, const defn_t *const *defn_p,
+                             const hnd_t *const *pipeline, const ingest_opts_t *opts);
+
+/* partition_ops_t.apply for an applier (arg): apply n entries inside the
+ * open state group; caught_up says whether e[n-1] is the last entry the
+ * log had committed (the daemon's time applies then). Returns 0, or -1
+ * on a store error. */
+int ingest_applier_apply(ingest_t *self, const partition_entry_t *e, size_t n,
+                         bool caught_up);
+
+/* Append the alerts of the last committed group to *list (n entries, cap
+ * slots: grown as needed; the caller owns each buf and the array) and
+ * forget them; or drop them (an aborted group). */
+void ingest_applier_take(ingest_t *self, ingest_alert_t **list, size_t *n, size_t *cap);
+void ingest_applier_drop(ingest_t *self);
 
 #endif

@@ -147,8 +147,11 @@ uint64_t ingest_log_event(ingest_t *self, const Funnel__V1__Event *pb, const voi
  * runs pipeline_deadline() instead of the event handlers. Returns 0 and
  * the event's sequence in *seq_out, 1 when the event was not applied
  * (a handler refused it, or the deadline is gone), -1 on a store error. */
-int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
-                 size_t raw_len, uint64_t replay_seq, uint64_t *seq_out)
+/* ingest_apply, or with unlogged a "$deadline" entry that is not in the
+ * log (an applier's own deadline): the lead keeps its last sequence and
+ * no event id is indexed. */
+static int s_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                   size_t raw_len, uint64_t replay_seq, bool unlogged, uint64_t *seq_out)
 {
     const defn_t *d = *self->defn_p;
     hnd_kv_t kv[HND_ATTRS_MAX];
@@ -190,7 +193,7 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
     }
     if (refused) {
         /* A logged event stays indexed, so replay moves past it. */
-        if (replay_seq)
+        if (replay_seq && !unlogged)
             store_event_replayed(self->store, pb->lead_id, pb->id, replay_seq);
         return 1;
     }
@@ -198,7 +201,9 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
     /* The event first: the lead record keeps its sequence, the head of the
      * lead's timeline chain. */
     uint64_t seq = replay_seq;
-    if (replay_seq) {
+    if (unlogged) {
+        seq = prev_seq;
+    } else if (replay_seq) {
         store_event_replayed(self->store, pb->lead_id, pb->id, replay_seq);
     } else {
         /* As received when it can be: the same bytes decode to the same
@@ -240,6 +245,12 @@ int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
     return 0;
 }
 
+int ingest_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
+                 size_t raw_len, uint64_t replay_seq, uint64_t *seq_out)
+{
+    return s_apply(self, pb, raw, raw_len, replay_seq, false, seq_out);
+}
+
 /* Funnel-wide checks at the end of a group, inside it. */
 static int64_t s_counter_get(const char *key, void *arg)
 {
@@ -274,4 +285,102 @@ void ingest_group_end(ingest_t *self, uint64_t alert_seq_begin)
 {
     s_funnel_check(self);
     s_retention(self, alert_seq_begin);
+}
+
+/* -- appliers (ingest.h) --------------------------------------------------- */
+
+ingest_t *ingest_applier_new(store_t *store, const defn_t *const *defn_p,
+                             const hnd_t *const *pipeline, const ingest_opts_t *opts)
+{
+    ingest_t *self = xcalloc(1, sizeof *self);
+    self->store = store;
+    self->defn_p = defn_p;
+    self->pipeline = pipeline;
+    self->opts = *opts;
+    self->opts.metrics = NULL; /* the live state's figures are not its */
+    self->split = true;        /* every alert is kept for the caller */
+    self->hand_fd = -1;
+    return self;
+}
+
+#define S_DUE_MAX 256
+
+/* Fire the applier's deadlines due at or before now_ms, at now_ms (as the
+ * lab does), earliest first, until none is due. Returns 0 or -1. */
+static int s_fire_own(ingest_t *self, int64_t now_ms)
+{
+    store_due_t due[S_DUE_MAX];
+    for (int round = 0; round < 1024; round++) {
+        size_t n = store_deadlines_due(self->store, now_ms, S_DUE_MAX, due);
+        if (n == 0)
+            return 0;
+        for (size_t i = 0; i < n; i++) {
+            const store_due_t *d = &due[i];
+            Funnel__V1__Event ev;
+            Funnel__V1__Event__AttrsEntry a[2], *ap[2] = {&a[0], &a[1]};
+            char due_s[24];
+            snprintf(due_s, sizeof due_s, "%lld", (long long)d->due_ms);
+            funnel__v1__event__init(&ev);
+            funnel__v1__event__attrs_entry__init(&a[0]);
+            funnel__v1__event__attrs_entry__init(&a[1]);
+            a[0].key = (char *)"kind";
+            a[0].value = (char *)d->kind;
+            a[1].key = (char *)"due_ms";
+            a[1].value = due_s;
+            ev.id = (char *)INGEST_DEADLINE_TYPE;
+            ev.lead_id = (char *)d->lead_id;
+            ev.type = (char *)INGEST_DEADLINE_TYPE;
+            ev.occurred_at_ms = now_ms > d->due_ms ? now_ms : d->due_ms;
+            ev.attrs = ap;
+            ev.n_attrs = 2;
+            uint64_t seq;
+            int r = s_apply(self, &ev, NULL, 0, 0, true, &seq);
+            if (r < 0)
+                return -1;
+            if (r > 0) /* it cannot be applied (its lead is gone): drop it */
+                store_deadline_drop(self->store, d);
+        }
+    }
+    return 0;
+}
+
+int ingest_applier_apply(ingest_t *self, const partition_entry_t *e, size_t n,
+                         bool caught_up)
+{
+    ingest_out_clear(self);
+    uint64_t alert_seq = store_alert_seq(self->store);
+    for (size_t i = 0; i < n; i++) {
+        const Funnel__V1__Event *ev = e[i].ev;
+        if (strcmp(ev->type, INGEST_DEADLINE_TYPE) == 0) {
+            store_state_skip(self->store, e[i].seq);
+            continue;
+        }
+        uint64_t seq;
+        if (s_fire_own(self, ev->occurred_at_ms - 1) != 0 ||
+            ingest_apply(self, ev, NULL, 0, e[i].seq, &seq) < 0)
+            return -1;
+        store_state_skip(self->store, e[i].seq); /* refused ones too */
+    }
+    if (caught_up && s_fire_own(self, ingest_now_ms(self)) != 0)
+        return -1;
+    ingest_group_end(self, alert_seq);
+    return 0;
+}
+
+void ingest_applier_take(ingest_t *self, ingest_alert_t **list, size_t *n, size_t *cap)
+{
+    if (*n + self->n_out > *cap) {
+        while (*n + self->n_out > *cap)
+            *cap = *cap ? 2 * *cap : 64;
+        *list = xrealloc(*list, *cap * sizeof **list);
+    }
+    if (self->n_out > 0)
+        memcpy(*list + *n, self->out, self->n_out * sizeof *self->out);
+    *n += self->n_out;
+    self->n_out = 0; /* the buffers went with them */
+}
+
+void ingest_applier_drop(ingest_t *self)
+{
+    ingest_out_clear(self);
 }

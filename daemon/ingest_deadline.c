@@ -106,6 +106,7 @@ static void s_fire_due(ingest_t *self)
             self->firing = false;
             goto out;
         }
+        ingest_committed(self);
         if (self->split) {
             /* Applied, published and armed again by the partition. */
             partition_notify(self->part);

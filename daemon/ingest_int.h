@@ -42,12 +42,6 @@ typedef struct pending {
     struct pending *next;
 } pending_t;
 
-typedef struct {
-    char topic[48];
-    uint8_t *buf;
-    size_t len;
-} ingest_alert_t;
-
 /* The last seq seen from one sequenced stream publisher. */
 typedef struct {
     char *name;
@@ -103,7 +97,14 @@ struct ingest {
     size_t cap_hand;
     int hand_fd;                   /* eventfd: something was handed over */
     struct event *ev_hand;
+
+    /* Called after every commit of the log (shadow drafts follow it). */
+    void (*committed_fn)(void *arg);
+    void *committed_arg;
 };
+
+/* After a commit of the log: call the committed hook, if any. (ingest.c) */
+void ingest_committed(ingest_t *self);
 
 /* A group's work between begin and commit. Returns INGEST_FILLED, or
  * INGEST_NOTHING when there was nothing to do (the group is dropped); a

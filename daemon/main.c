@@ -28,6 +28,7 @@
 #include "query.h"
 #include "rebuild.h"
 #include "retention.h"
+#include "shadow.h"
 #include "store.h"
 #include "xalloc.h"
 
@@ -46,6 +47,7 @@ typedef struct {
     checkpoint_t *checkpoint;      /* the checkpoint thread */
     retention_t *retention;        /* log_retention, NULL when off */
     nats_t *nats;                  /* cluster input, NULL without `nats` */
+    shadows_t *shadows;            /* the shadow drafts (config shadow) */
     pthread_rwlock_t defn_lock;    /* app.defn: replaced exclusively */
     int exit_code;
     uint64_t watchdog_usec;
@@ -116,6 +118,20 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
         s_note_definition(app);
         ingest_release(app->ingest);
     }
+    /* The shadow drafts of the config file as it is now. */
+    if (app->cfg.config_file) {
+        cfg_shadow_t *list = NULL;
+        unsigned n = 0;
+        if (cfg_shadow_load(app->cfg.config_file, &list, &n, err, sizeof err) == -1) {
+            log_err("[main] SIGHUP: keeping the shadow drafts: %s", err);
+        } else {
+            cfg_shadow_free(&app->cfg.shadow, &app->cfg.shadow_count);
+            app->cfg.shadow = list;
+            app->cfg.shadow_count = n;
+        }
+    }
+    shadows_configure(app->shadows, app->cfg.shadow, app->cfg.shadow_count,
+                      &app->defn_lock);
     if (app->auth)
         auth_reload(app->auth);
     sd_notify(0, "READY=1");
@@ -295,6 +311,22 @@ int main(int argc, char **argv)
         log_err("[main] %s", err);
         goto out;
     }
+    ingest_opts_t iopts = {
+        .group_max_events = app.cfg.group_max_events,
+        .group_delay_ms = (int)app.cfg.group_delay_ms,
+        .max_batch_events = app.cfg.max_batch_events,
+        .event_clock = strcmp(app.cfg.clock, "event") == 0,
+        .progress_interval_ms = app.cfg.progress_interval_ms,
+        .limits = validate_defaults,
+        .metrics = app.metrics,
+    };
+    long long retention = 0;
+    (void)cfg_duration_ms(app.cfg.alerts_retention, &retention); /* checked by cfg_load */
+    iopts.alerts_retention_ms = retention;
+    app.shadows = shadows_new(app.base, app.store, alerts, pipeline_default, &iopts,
+                              (size_t)app.cfg.map_size_mb << 20);
+    if (app.shadows == NULL)
+        goto out;
     app.query = (query_t){
         .store = app.store,
         .defn_p = (const defn_t *const *)&app.defn,
@@ -306,6 +338,7 @@ int main(int argc, char **argv)
         .pipeline = pipeline_default,
         .checkpoint = app.checkpoint,
         .nats = app.nats,
+        .shadows = app.shadows,
     };
     app.queries = ingest_sock ? query_server_new(&app.query, app.cfg.query, &query_opts,
                                                  (int)app.cfg.drain_budget, err, sizeof err)
@@ -335,18 +368,6 @@ int main(int argc, char **argv)
             goto out;
     }
 
-    ingest_opts_t iopts = {
-        .group_max_events = app.cfg.group_max_events,
-        .group_delay_ms = (int)app.cfg.group_delay_ms,
-        .max_batch_events = app.cfg.max_batch_events,
-        .event_clock = strcmp(app.cfg.clock, "event") == 0,
-        .progress_interval_ms = app.cfg.progress_interval_ms,
-        .limits = validate_defaults,
-        .metrics = app.metrics,
-    };
-    long long retention = 0;
-    (void)cfg_duration_ms(app.cfg.alerts_retention, &retention); /* checked by cfg_load */
-    iopts.alerts_retention_ms = retention;
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
                             pipeline_default, alerts, &iopts);
     long replayed = ingest_recover(app.ingest);
@@ -368,6 +389,10 @@ int main(int argc, char **argv)
     else if (app.cfg.partitions > 0)
         query_set_partitions(app.queries, app.cfg.partitions);
     ingest_start_deadlines(app.ingest);
+    /* The drafts follow the log in threads of their own, woken after
+     * each commit; one being added is rebuilt from the log meanwhile. */
+    shadows_configure(app.shadows, app.cfg.shadow, app.cfg.shadow_count, &app.defn_lock);
+    ingest_on_committed(app.ingest, shadows_notify, app.shadows);
 
     bus_on_recv(ingest_sock, ingest_on_ingest, app.ingest, (int)app.cfg.drain_budget);
     ingest_add_intake(app.ingest, ingest_sock);
@@ -414,6 +439,8 @@ int main(int argc, char **argv)
     if ((keep_ms || keep_bytes) &&
         (app.retention = retention_new(app.base, app.store, keep_ms, keep_bytes)) == NULL)
         goto out;
+    if (app.retention)
+        retention_hold(app.retention, shadows_applied_floor, app.shadows);
 
     evs[n_evs++] = s_every(&app, s_on_heartbeat, 1000000);
     if (sd_watchdog_enabled(0, &app.watchdog_usec) > 0 && app.watchdog_usec > 0)
@@ -445,6 +472,11 @@ out:
     retention_destroy(&app.retention);
     for (size_t i = 0; i < n_evs; i++)
         event_free(evs[i]);
+    /* After the queries (which read them), before the store (whose log
+     * they read); what they applied is kept. */
+    if (app.ingest)
+        ingest_on_committed(app.ingest, NULL, NULL);
+    shadows_destroy(&app.shadows);
     ingest_destroy(&app.ingest);
     nats_destroy(&app.nats); /* after ingest: its batches go back unacknowledged */
     bus_destroy(&app.bus); /* flushes queued acks within linger_ms */

@@ -181,6 +181,23 @@ send:
     report_friction_free(&rep);
 }
 
+/* The definition a query names (LeadQuery etc.: definition), or NULL. */
+static const char *s_definition_name(const Funnel__V1__QueryRequest *req)
+{
+    switch (req->query_case) {
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD:
+        return req->lead ? req->lead->definition : NULL;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL:
+        return req->funnel ? req->funnel->definition : NULL;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION:
+        return req->friction ? req->friction->definition : NULL;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY:
+        return req->quality ? req->quality->definition : NULL;
+    default:
+        return NULL;
+    }
+}
+
 static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worker_t *lab,
                       bus_sock_t *sock,
                       bus_msg_t *msg)
@@ -199,18 +216,39 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         return;
     }
     r.request_id = req->request_id;
+    /* --definition NAME: a shadow draft's state and definition. */
+    const char *dname = s_definition_name(req);
+    query_t sub;
+    const defn_t *sub_defn;
+    char derr[512];
+    if (query_definition(q, dname, &sub, &sub_defn, derr, sizeof derr) != 0) {
+        r.error = derr;
+        query_reply(sock, msg, &r);
+        funnel__v1__query_request__free_unpacked(req, NULL);
+        return;
+    }
+    if (dname && dname[0] && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY &&
+        req->quality->draft[0]) {
+        r.error = (char *)"quality takes a definition or a draft, not both";
+        query_reply(sock, msg, &r);
+        funnel__v1__query_request__free_unpacked(req, NULL);
+        return;
+    }
     switch (req->query_case) {
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD:
-        query_lead(q, req->lead, sock, msg, &r);
+        query_lead(&sub, req->lead, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL:
-        s_funnel(q, req->funnel, sock, msg, &r);
+        s_funnel(&sub, req->funnel, sock, msg, &r);
+        break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_SHADOW:
+        query_shadow(q, req->shadow, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_STATS:
         s_stats(q, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION:
-        s_friction(q, req->friction, sock, msg, &r);
+        s_friction(&sub, req->friction, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY:
         if (req->quality && req->quality->draft[0]) {
@@ -222,7 +260,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
             }
             break;
         }
-        query_quality(q, req->quality, sock, msg, &r);
+        query_quality(&sub, req->quality, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST:
         if (query_leads_submit(lab, sock, msg, &req) == -1) {
@@ -249,7 +287,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
     }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
-                          "leads, alerts_since, quality or backtest)";
+                          "leads, alerts_since, quality, backtest or shadow)";
         query_reply(sock, msg, &r);
         break;
     }

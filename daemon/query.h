@@ -48,6 +48,8 @@ typedef struct {
     unsigned partitions;           /* partition threads applying the state
                                       (0: the loop thread applies it) */
     struct nats *nats;             /* cluster input (nats.h), or NULL */
+    struct shadows *shadows;       /* the shadow drafts (shadow.h), or NULL;
+                                      changed with defn_lock held exclusively */
 } query_t;
 
 /* The daemon's time for a reader in a read snapshot: the wall clock, or

@@ -40,4 +40,16 @@ Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, aren
 uint8_t *query_lab(const query_t *q, const Funnel__V1__QueryRequest *req,
                    const atomic_int *cancel, size_t *len);
 
+/* The query to answer for the definition named (query_shadow.c): *q
+ * itself when name is empty, else *q with the shadow draft's store and
+ * definition (held in *defn_slot), once the draft applied what the log
+ * had committed (waiting as query_sync does). Returns 0, or -1 with the
+ * reason in err (no such draft; still being rebuilt). */
+int query_definition(const query_t *q, const char *name, query_t *sub,
+                     const defn_t **defn_slot, char *err, size_t errlen);
+
+/* Answer a ShadowQuery. Sends the reply; r's oneof is left unset. */
+void query_shadow(query_t *q, const Funnel__V1__ShadowQuery *sq, bus_sock_t *sock,
+                  bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
 #endif

@@ -18,6 +18,8 @@ struct retention {
     uint64_t max_bytes;
     struct event *ev;
     uint64_t dropped;
+    uint64_t (*hold_fn)(void *arg); /* retention_hold */
+    void *hold_arg;
 };
 
 typedef struct {
@@ -80,6 +82,12 @@ static void s_on_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (upto > covered)
         upto = covered;
+    if (self->hold_fn) {
+        /* Nor what a follower of the log (a shadow draft) has not read. */
+        uint64_t hold = self->hold_fn(self->hold_arg);
+        if (upto > hold)
+            upto = hold;
+    }
     long dropped = upto >= first ? store_log_drop(self->store, upto, S_STEP) : 0;
     if (dropped > 0) {
         if (self->dropped == 0)
@@ -91,6 +99,12 @@ static void s_on_timer(evutil_socket_t fd, short what, void *arg)
                   (unsigned long long)(first + (uint64_t)dropped - 1));
     }
     s_arm(self, dropped == S_STEP ? S_BUSY_MS : S_IDLE_MS);
+}
+
+void retention_hold(retention_t *self, uint64_t (*fn)(void *arg), void *arg)
+{
+    self->hold_fn = fn;
+    self->hold_arg = arg;
 }
 
 retention_t *retention_new(struct event_base *base, store_t *store, int64_t max_age_ms,

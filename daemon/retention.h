@@ -25,6 +25,10 @@ typedef struct retention retention_t;
 retention_t *retention_new(struct event_base *base, store_t *store, int64_t max_age_ms,
                            uint64_t max_bytes);
 
+/* Never drop entries beyond fn(arg), the last entry every follower of
+ * the log has applied (the shadow drafts: shadows_applied_floor). */
+void retention_hold(retention_t *self, uint64_t (*fn)(void *arg), void *arg);
+
 /* Accepts NULL; sets *self_p to NULL. */
 void retention_destroy(retention_t **self_p);
 

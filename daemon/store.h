@@ -89,6 +89,33 @@ store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen);
 store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                           size_t map_size, char *err, size_t errlen);
 
+/* A shadow store: a state environment of its own, dir/state_name of
+ * live's directory, over live's event log (borrowed: live must outlive
+ * it). It is written like a split store's state side (store_split_begin,
+ * store_state_*, from a partition thread) and read like any store; its
+ * log is live's: store_read_log, store_read_timeline and
+ * store_committed_seq are live's. Opened fresh (an existing state
+ * removed first) when fresh, or when its marker says it may be torn, or
+ * when it cannot be opened or does not fit the log; a fresh one starts
+ * from nothing, which needs the whole log (NULL and err when log
+ * retention dropped its first events). Caller owns the result:
+ * store_destroy(), before live. Owner thread (live's). */
+store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
+                           size_t map_size, char *err, size_t errlen);
+
+/* Delete the state environment dir/state_name and its marker (a shadow
+ * store's, once dropped). Not while it is open. Returns 0, or -1 with
+ * errno. */
+int store_remove_state(const char *dir, const char *state_name);
+
+/* Whether the store was opened fresh (or found torn and started afresh):
+ * a shadow store being rebuilt from the log. */
+bool store_fresh(const store_t *self);
+
+/* Mark the log entry seq as applied without writing anything for it (an
+ * entry a shadow passes over), inside a state group. */
+void store_state_skip(store_t *self, uint64_t seq);
+
 /* Differences between this store's state and the state environment in
  * dir/other_name, per database (leads, event ids, counters, and the
  * applied sequence). */

@@ -551,6 +551,98 @@ fail:
     return NULL;
 }
 
+/* Open a shadow store (see store.h): live's log, a state of its own at
+ * dir/state_name, recovered by starting afresh (s_recover's checkpoints
+ * are the live state's). */
+store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
+                           size_t map_size, char *err, size_t errlen)
+{
+    store_t *self = xcalloc(1, sizeof *self);
+    char path[4096];
+    self->lock_fd = -1;
+    self->dir = xstrdup(live->dir);
+    self->state_name = xstrdup(state_name);
+    self->owner = pthread_self();
+    self->log_of = live;
+    self->log_env = live->log_env;
+    self->events = live->events;
+    self->first_seq = live->first_seq;
+    self->last_seq = live->last_seq;
+    snprintf(self->recovery, sizeof self->recovery, "clean");
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&self->grow_lock, &attr);
+    pthread_rwlock_init(&self->state_grow_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&self->pub_lock, NULL);
+    pthread_cond_init(&self->pub_cond, NULL);
+    store_state_path(self, path, sizeof path);
+    if (!fresh && store_marker_torn(self)) {
+        log_warn("[store] %s may be torn (the machine went down with it open): "
+                 "rebuilding it from the log", path);
+        fresh = true;
+    }
+    for (int attempt = 0;; attempt++) {
+        if (fresh) {
+            if (self->first_seq > 1) {
+                snprintf(err, errlen,
+                         "log_retention dropped the events before %llu: %s cannot be "
+                         "built from the log", (unsigned long long)self->first_seq, path);
+                goto fail;
+            }
+            if (store_remove_env_dir(path) == -1) {
+                snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
+                goto fail;
+            }
+            self->applied_seq = 0;
+            self->watermark_ms = 0;
+            self->alert_seq = self->alerts_floor = 0;
+            memset(&self->stats, 0, sizeof self->stats);
+            self->fresh = true;
+        }
+        if (s_env_open(&self->state_env, path, map_size, MDB_NOSYNC | MDB_NOMETASYNC, err,
+                       errlen) == 0 &&
+            s_open_state_dbs(self, err, errlen) == 0)
+            break;
+        if (self->state_env) {
+            mdb_env_close(self->state_env);
+            self->state_env = NULL;
+        }
+        if (attempt > 0 || fresh)
+            goto fail;
+        log_warn("[store] %s: rebuilding it from the log", err);
+        fresh = true;
+    }
+    int rc = store_marker_write(self, true);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot write the marker of %s: %s", path, strerror(rc));
+        goto fail;
+    }
+    self->marked_open = true;
+    self->state_map = store_env_map_size(self->state_env);
+    store_stats_publish(self);
+    return self;
+
+fail:
+    store_destroy(&self);
+    return NULL;
+}
+
+bool store_fresh(const store_t *self) { return self->fresh; }
+
+int store_remove_state(const char *dir, const char *state_name)
+{
+    char path[4096], mark[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, state_name);
+    snprintf(mark, sizeof mark, "%s.mark", path);
+    if (store_remove_env_dir(path) == -1)
+        return -1;
+    if (unlink(mark) == -1 && errno != ENOENT)
+        return -1;
+    return 0;
+}
+
 /* Close the store (see store.h): end this thread's snapshot and the
  * group, flush the state and only then mark it clean, close both
  * environments and the lock, free everything. Errors are logged (the
@@ -573,7 +665,7 @@ void store_destroy(store_t **self_p)
         if (rc == 0 && self->marked_open && (rc = store_marker_write(self, false)) != 0)
             log_err("[store] marking the state clean: %s", strerror(rc));
     }
-    if (self->log_env)
+    if (self->log_env && self->log_of == NULL)
         mdb_env_close(self->log_env);
     if (self->lock_fd != -1)
         close(self->lock_fd);

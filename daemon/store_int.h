@@ -52,6 +52,11 @@ struct store {
     char *dir;
     char *state_name;
     int lock_fd;
+    /* A shadow store (store_open_shadow): the live store whose log it
+     * reads (log_env and events are that store's, borrowed); NULL for a
+     * store of its own. */
+    struct store *log_of;
+    bool fresh;           /* opened from nothing (store_fresh) */
     bool marked_open;     /* meta says "in use": clear it on a clean close */
 
     MDB_env *log_env;
@@ -180,6 +185,10 @@ struct store {
     bool pub_stalled;       /* the state cannot commit: nobody waits for it */
     pthread_cond_t pub_cond;
 };
+
+/* The lock that guards the log's map for readers: the live store's for a
+ * shadow store, which reads the live store's log. */
+#define S_LOG_LOCK(self) ((self)->log_of ? &(self)->log_of->grow_lock : &(self)->grow_lock)
 
 /* Whether the store is split (any thread). */
 static inline bool store_split_on(const store_t *self)

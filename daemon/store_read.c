@@ -35,12 +35,12 @@ int store_read_begin(store_t *self)
         return STORE_ERR;
     /* Always the state's lock first, then the log's (as store_grow). */
     pthread_rwlock_rdlock(&self->state_grow_lock);
-    pthread_rwlock_rdlock(&self->grow_lock);
+    pthread_rwlock_rdlock(S_LOG_LOCK(self));
     if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &rstate)) != 0 ||
         (rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &rlog)) != 0) {
         if (rstate)
             mdb_txn_abort(rstate);
-        pthread_rwlock_unlock(&self->grow_lock);
+        pthread_rwlock_unlock(S_LOG_LOCK(self));
         pthread_rwlock_unlock(&self->state_grow_lock);
         log_err("[store] begin read: %s", mdb_strerror(rc));
         return STORE_ERR;
@@ -59,7 +59,7 @@ void store_read_end(store_t *self)
     mdb_txn_abort(store_snapshot.rlog);
     store_snapshot.store = NULL;
     store_snapshot.rlog = store_snapshot.rstate = NULL;
-    pthread_rwlock_unlock(&self->grow_lock);
+    pthread_rwlock_unlock(S_LOG_LOCK(self));
     pthread_rwlock_unlock(&self->state_grow_lock);
 }
 
@@ -89,6 +89,10 @@ void store_stats_publish(store_t *self)
 void store_log_read(store_t *self, uint64_t *first, uint64_t *last, uint64_t *bytes,
                     uint64_t *dropped)
 {
+    if (self->log_of) {
+        store_log_read(self->log_of, first, last, bytes, dropped);
+        return;
+    }
     pthread_mutex_lock(&self->pub_lock);
     *first = self->pub_first_seq;
     *last = self->pub_last_seq;
@@ -99,14 +103,14 @@ void store_log_read(store_t *self, uint64_t *first, uint64_t *last, uint64_t *by
     *bytes = 0;
     MDB_txn *txn;
     MDB_stat st;
-    pthread_rwlock_rdlock(&self->grow_lock);
+    pthread_rwlock_rdlock(S_LOG_LOCK(self));
     if (mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &txn) == 0) {
         if (mdb_stat(txn, self->events, &st) == 0)
             *bytes = (uint64_t)st.ms_psize *
                      (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages);
         mdb_txn_abort(txn);
     }
-    pthread_rwlock_unlock(&self->grow_lock);
+    pthread_rwlock_unlock(S_LOG_LOCK(self));
 }
 
 void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
@@ -343,9 +347,9 @@ static void s_env_usage(MDB_env *env, const char *dir, const char *sub,
 void store_usage(store_t *self, store_usage_t *log, store_usage_t *state)
 {
     /* The maps do not grow meanwhile (each has its own lock). */
-    pthread_rwlock_rdlock(&self->grow_lock);
+    pthread_rwlock_rdlock(S_LOG_LOCK(self));
     s_env_usage(self->log_env, self->dir, "log", log);
-    pthread_rwlock_unlock(&self->grow_lock);
+    pthread_rwlock_unlock(S_LOG_LOCK(self));
     pthread_rwlock_rdlock(&self->state_grow_lock);
     s_env_usage(self->state_env, self->dir, self->state_name, state);
     pthread_rwlock_unlock(&self->state_grow_lock);

@@ -536,12 +536,20 @@ int store_state_commit(store_t *self)
     return STORE_OK;
 }
 
+void store_state_skip(store_t *self, uint64_t seq)
+{
+    if (self->ret == STORE_OK && seq > self->applied_seq)
+        self->applied_seq = seq;
+}
+
 /* -- any thread ----------------------------------------------------------- */
 
 #define S_STALLED_WAIT_MS 2000
 
 uint64_t store_committed_seq(store_t *self)
 {
+    if (self->log_of) /* a shadow follows the live store's log */
+        return store_committed_seq(self->log_of);
     pthread_mutex_lock(&self->pub_lock);
     uint64_t seq = self->pub_last_seq;
     pthread_mutex_unlock(&self->pub_lock);

@@ -101,6 +101,14 @@ void render_quality_text(FILE *out, const Funnel__V1__QualityReply *q);
 json_t *render_backtest_json(const Funnel__V1__BacktestReply *r);
 void render_backtest_text(FILE *out, const Funnel__V1__BacktestReply *r);
 
+/* The shadow drafts (render_shadow.c): {"drafts":[{"name","path",
+ * "definition","hash","state" ("rebuilding" or "following"),"applied_seq",
+ * "log_seq","handoffs","live_handoffs","both","only_live","only_draft",
+ * "weeks":[{"week","both","only_live","only_draft"}]}]}. Text: one block
+ * per draft. */
+json_t *render_shadow_json(const Funnel__V1__ShadowReply *r);
+void render_shadow_text(FILE *out, const Funnel__V1__ShadowReply *r);
+
 /* friction --suggest (render_lab.c), from the whole funnel's friction and
  * its --by persona breakdown (may be NULL): per stage with completed
  * stays, the p90 of its stays rounded up to whole minutes, hours or days

@@ -16,6 +16,7 @@
  *   ctl_checkpoint.c    checkpoint
  *   ctl_quality.c       quality (lead quality against outcomes)
  *   ctl_backtest.c      backtest (a draft replayed on history beside the live one)
+ *   ctl_shadow.c        shadow (the shadow drafts beside the live definition)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -182,6 +183,7 @@ typedef struct {
     X(friction)         \
     X(quality)          \
     X(backtest)         \
+    X(shadow)           \
     X(leads)            \
     X(watch)            \
     X(alerts)           \

@@ -7,6 +7,7 @@
 typedef struct {
     const char *by;
     const char *draft;
+    const char *definition;
 } s_quality_opts_t;
 
 static const s_quality_opts_t s_quality_defaults = { .by = "", .draft = NULL };
@@ -23,6 +24,9 @@ static const ctl_opt_t s_quality_opts[] = {
                "(up to the event current when asked) through the draft into a scratch "
                "state, in a thread of its own, without changing the live definition or "
                "state; the draft is checked here first"),
+    CTL_STRING("definition", "NAME", s_quality_opts_t, definition,
+               "measure the shadow draft NAME instead (config key shadow; funnelctl "
+               "shadow lists them): its state, kept as live events arrive"),
     CTL_END,
 };
 
@@ -50,7 +54,12 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
         if (g->timeout < 0)
             g->timeout = CTL_LAB_TIMEOUT_S;
     }
+    if (o.draft && o.definition) {
+        ctl_error("quality: --draft and --definition do not combine");
+        return CTL_EXIT_USAGE;
+    }
     qq.by = (char *)o.by;
+    qq.definition = (char *)(o.definition ? o.definition : "");
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY;
     req.quality = &qq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_QUALITY, "quality", &reply);
@@ -81,7 +90,7 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_quality = {
     .name = "quality",
     .summary = "lead quality: do the leads handed off go on to buy?",
-    .usage = "Usage: funnelctl quality [--by persona|source|clause] [--draft FILE]\n",
+    .usage = "Usage: funnelctl quality [--by persona|source|clause] [--draft FILE|--definition NAME]\n",
     .about =
         "Measure the qualification rule against outcomes. A lead is won once it\n"
         "entered the funnel's last stage, lost once it entered an exit, open otherwise.\n"

@@ -23,6 +23,7 @@ typedef struct {
     long limit;
     bool ledger;
     const char *as_of;
+    const char *definition;
 } s_lead_opts_t;
 
 static const s_lead_opts_t s_lead_defaults = { 0 };
@@ -37,6 +38,9 @@ static const ctl_opt_t s_lead_opts[] = {
                "the lead as it was at TIME (RFC 3339 or epoch ms), replayed from the "
                "event log through the definition in use: stage, scores decayed to "
                "TIME, persona, handoff status, friction so far"),
+    CTL_STRING("definition", "NAME", s_lead_opts_t, definition,
+               "answer from the shadow draft NAME (config key shadow; funnelctl shadow lists "
+               "them): its state and its definition instead of the live ones"),
     CTL_END,
 };
 
@@ -102,6 +106,7 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
     lq.timeline_limit = (uint32_t)o.limit;
     lq.ledger = o.ledger;
     lq.as_of_ms = as_of;
+    lq.definition = (char *)(o.definition ? o.definition : "");
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD;
     req.lead = &lq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_LEAD, "lead", &reply);
@@ -138,7 +143,7 @@ static int s_run_lead(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_lead = {
     .name = "lead",
     .summary = "show one lead: stage, scores, persona, handoff, timeline",
-    .usage = "Usage: funnelctl lead [--limit N] [--ledger] [--as-of TIME] ID\n",
+    .usage = "Usage: funnelctl lead [--limit N] [--ledger] [--as-of TIME] [--definition NAME] ID\n",
     .about =
         "Show one lead: its stage and since when, scores (fit, engagement, total),\n"
         "persona, whether it qualified, its handoff status, attributes, skipped stages,\n"
@@ -180,7 +185,7 @@ const ctl_cmd_t ctl_cmd_lead = {
 /* -- funnel -------------------------------------------------------------- */
 
 typedef struct {
-    const char *by, *persona;
+    const char *by, *persona, *definition;
 } s_funnel_opts_t;
 
 static const s_funnel_opts_t s_funnel_defaults = { .by = "", .persona = "" };
@@ -194,6 +199,9 @@ static const ctl_opt_t s_funnel_opts[] = {
                "sales); cohort, the ISO week of the lead's first event (e.g. 2026-W48)"),
     CTL_STRING("persona", "P", s_funnel_opts_t, persona,
                "only the leads of persona P (combines with --by persona only)"),
+    CTL_STRING("definition", "NAME", s_funnel_opts_t, definition,
+               "answer from the shadow draft NAME (config key shadow; funnelctl shadow lists "
+               "them): its state and its definition instead of the live ones"),
     CTL_END,
 };
 
@@ -215,6 +223,7 @@ static int s_run_funnel(ctl_opts_t *g, int argc, char **argv)
     Funnel__V1__QueryReply *reply;
     fq.by = (char *)o.by;
     fq.persona = (char *)o.persona;
+    fq.definition = (char *)(o.definition ? o.definition : "");
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FUNNEL;
     req.funnel = &fq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL, "funnel", &reply);
@@ -231,7 +240,7 @@ static int s_run_funnel(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_funnel = {
     .name = "funnel",
     .summary = "show leads per stage and conversion",
-    .usage = "Usage: funnelctl funnel [--by persona|source|cohort] [--persona P]\n",
+    .usage = "Usage: funnelctl funnel [--by persona|source|cohort] [--persona P] [--definition NAME]\n",
     .about =
         "Show the funnel: for each stage (funnel order, then the terminal stages) the\n"
         "leads in it now, the leads that ever entered it, those that went on to a later\n"
@@ -254,7 +263,7 @@ const ctl_cmd_t ctl_cmd_funnel = {
 /* -- friction ------------------------------------------------------------ */
 
 typedef struct {
-    const char *by, *stage;
+    const char *by, *stage, *definition;
     bool leads, suggest;
     long limit;
 } s_friction_opts_t;
@@ -281,18 +290,22 @@ static const ctl_opt_t s_friction_opts[] = {
              "up to whole minutes, hours or days), printed as a YAML fragment to paste "
              "into the definition; personas whose p90 (over at least 10 stays) differs "
              "by more than half are named in comments"),
+    CTL_STRING("definition", "NAME", s_friction_opts_t, definition,
+               "answer from the shadow draft NAME (config key shadow; funnelctl shadow lists "
+               "them): its state and its definition instead of the live ones"),
     CTL_END,
 };
 
 /* friction --suggest: the whole funnel's friction and its persona
  * breakdown, two queries. */
-static int s_friction_suggest(ctl_opts_t *g)
+static int s_friction_suggest(ctl_opts_t *g, const char *definition)
 {
     Funnel__V1__QueryReply *all = NULL, *by = NULL;
     for (int i = 0; i < 2; i++) {
         Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
         Funnel__V1__FrictionQuery fq = FUNNEL__V1__FRICTION_QUERY__INIT;
         fq.by = (char *)(i ? "persona" : "");
+        fq.definition = (char *)(definition ? definition : "");
         req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION;
         req.friction = &fq;
         int rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION, "friction",
@@ -334,7 +347,7 @@ static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     if (o.suggest)
-        return s_friction_suggest(g);
+        return s_friction_suggest(g, o.definition);
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__FrictionQuery fq = FUNNEL__V1__FRICTION_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
@@ -342,6 +355,7 @@ static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
     fq.stage = (char *)o.stage;
     fq.leads = o.leads;
     fq.limit = (uint32_t)o.limit;
+    fq.definition = (char *)(o.definition ? o.definition : "");
     req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_FRICTION;
     req.friction = &fq;
     rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_FRICTION, "friction", &reply);
@@ -362,7 +376,7 @@ static int s_run_friction(ctl_opts_t *g, int argc, char **argv)
 const ctl_cmd_t ctl_cmd_friction = {
     .name = "friction",
     .summary = "show friction points, worst first; stalled leads",
-    .usage = "Usage: funnelctl friction [--by persona|source|cohort]\n"
+    .usage = "Usage: funnelctl friction [--by persona|source|cohort] [--definition NAME]\n"
              "       funnelctl friction --leads [--stage STAGE] [--limit N]\n"
              "       funnelctl friction --suggest\n",
     .about =
