@@ -15,7 +15,7 @@ mode=${1:-run}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config
-          libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev zlib1g-dev
+          libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev zlib1g-dev libxxhash-dev
           libevent-dev libcyaml-dev libyaml-dev libjansson-dev libsystemd-dev
           libcmocka-dev protobuf-compiler python3 python3-zmq python3-protobuf
           python3-pytest lmdb-utils clang libclang-rt-14-dev

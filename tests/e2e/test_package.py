@@ -61,7 +61,7 @@ def test_the_package_is_named_and_described_as_debian_expects(deb):
     # Computed by dpkg-shlibdeps from the libraries the binaries link.
     depends = re.search(r"^Depends: (.*)$", fields, re.M).group(1)
     for lib in ("libc6", "libzmq5", "liblmdb0", "libevent-2.1-7", "libcyaml1",
-                "libprotobuf-c1", "libjansson4", "libsystemd0"):
+                "libprotobuf-c1", "libjansson4", "libsystemd0", "libxxhash0"):
         assert re.search(r"(^|, )%s( |,|$)" % re.escape(lib), depends), depends
     ctrl = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"],
                           capture_output=True, text=True)
