@@ -65,9 +65,22 @@ void ingest_out_clear(ingest_t *self)
     self->n_out = 0;
 }
 
+bool ingest_wanted(const ingest_t *self, const char *topic)
+{
+    return self->alert_sink || (self->alerts && bus_wanted(self->alerts, topic));
+}
+
+void ingest_set_alert_sink(ingest_t *self, ingest_alert_fn *fn, void *arg)
+{
+    self->alert_sink = fn;
+    self->alert_sink_arg = arg;
+}
+
 void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf,
                     size_t len)
 {
+    if (self->alert_sink)
+        self->alert_sink(self->alert_sink_arg, topic, buf, len);
     if (self->alerts == NULL)
         return;
     const void *parts[2] = {topic, buf};
@@ -93,7 +106,7 @@ static void s_notice(ingest_t *self, const char *kind, char **reasons,
     snprintf(topic, sizeof topic, "ingest.%s", kind);
     store_stats(self->store)->alerts++;
     store_stats_publish(self->store); /* notices come outside groups */
-    if (self->alerts == NULL || !bus_wanted(self->alerts, topic)) {
+    if (!ingest_wanted(self, topic)) {
         metrics_alert_unwanted(self->opts.metrics);
         return;
     }

@@ -69,6 +69,13 @@ void ingest_add_intake(ingest_t *self, bus_sock_t *sock);
 typedef void ingest_pause_fn(void *arg, bool pause);
 void ingest_add_intake_fn(ingest_t *self, ingest_pause_fn *fn, void *arg);
 
+/* Also hand every alert published to fn (the NATS subjects, nats.h), on
+ * the loop thread, after its commit as on the alerts socket; buf (len
+ * bytes, the Alert) is borrowed for the call. Alerts are then built for
+ * every topic, wanted on the alerts socket or not. Loop thread. */
+typedef void ingest_alert_fn(void *arg, const char *topic, const uint8_t *buf, size_t len);
+void ingest_set_alert_sink(ingest_t *self, ingest_alert_fn *fn, void *arg);
+
 /* Told once when a batch handed over by ingest_submit is settled:
  * committed true when its group is durable in the log (fsync'd) or the
  * batch was refused whole (it will never be applied: undecodable, too

@@ -34,7 +34,7 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         store_stats(self->store)->alerts++;
         /* On a partition thread every alert is kept: the loop, which
          * follows the subscriptions, decides when it publishes them. */
-        bool wanted = self->split || (self->alerts && bus_wanted(self->alerts, a->topic));
+        bool wanted = self->split || ingest_wanted(self, a->topic);
         if (!wanted)
             metrics_alert_unwanted(self->opts.metrics);
         if (!stored && !wanted)

@@ -69,6 +69,8 @@ struct ingest {
     ingest_pause_fn *intake_fn[INGEST_INTAKE_MAX]; /* other intakes */
     void *intake_arg[INGEST_INTAKE_MAX];
     size_t n_intake_fn;
+    ingest_alert_fn *alert_sink;   /* another alert output, or NULL */
+    void *alert_sink_arg;
 
     ingest_alert_t *out;            /* alerts of the open group */
     size_t n_out;
@@ -153,6 +155,11 @@ void ingest_group_end(ingest_t *self, uint64_t alert_seq_begin);
 
 /* Intake pause (bus_pause) on every intake socket, or resume. (ingest.c) */
 void ingest_intake_pause(ingest_t *self, bool pause);
+
+/* Whether an alert of topic is to be built for publication: a subscriber
+ * of the alerts socket wants it, or an alert sink takes everything.
+ * (ingest.c) */
+bool ingest_wanted(const ingest_t *self, const char *topic);
 
 /* Publish one alert on the alerts socket (counted in the metrics). (ingest.c) */
 void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf, size_t len);

@@ -76,7 +76,7 @@ void ingest_part_publish(ingest_t *self)
     if (n > 0 && self->alerts)
         bus_refresh(self->alerts);
     for (size_t i = 0; i < n; i++) {
-        if (self->alerts && bus_wanted(self->alerts, hand[i].topic))
+        if (ingest_wanted(self, hand[i].topic))
             ingest_publish(self, hand[i].topic, hand[i].buf, hand[i].len);
         else
             metrics_alert_unwanted(self->opts.metrics);

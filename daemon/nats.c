@@ -89,6 +89,8 @@ struct nats {
     atomic_int state;       /* S_* */
     atomic_uint_fast64_t messages;
     atomic_uint_fast64_t acked;
+    atomic_uint_fast64_t alerts;        /* published on funnel.alerts.* */
+    atomic_uint_fast64_t alerts_failed; /* not even buffered */
 
     bool paused;            /* loop thread: ingest's intake is paused */
     int wake_fd;
@@ -491,6 +493,25 @@ static void s_on_drain(evutil_socket_t fd, short what, void *arg)
     s_drain(arg);
 }
 
+/* ingest_alert_fn: the alert on funnel.alerts.<topic>, core NATS (at most
+ * once, live; libnats buffers what is published while it reconnects). */
+static void s_on_alert(void *arg, const char *topic, const uint8_t *buf, size_t len)
+{
+    nats_t *self = arg;
+    char subject[128];
+    int n = snprintf(subject, sizeof subject, NATS_SUBJECT_ALERTS "%s", topic);
+    if (n < 0 || (size_t)n >= sizeof subject)
+        return;
+    /* A token is never empty nor a wildcard, and subjects hold no blanks. */
+    for (char *c = subject + strlen(NATS_SUBJECT_ALERTS); *c; c++)
+        if (*c == ' ' || *c == '\t' || *c == '*' || *c == '>')
+            *c = '_';
+    if (natsConnection_Publish(self->nc, subject, buf, (int)len) == NATS_OK)
+        atomic_fetch_add(&self->alerts, 1);
+    else
+        atomic_fetch_add(&self->alerts_failed, 1);
+}
+
 /* ingest_pause_fn. */
 static void s_on_pause(void *arg, bool pause)
 {
@@ -521,6 +542,8 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
     atomic_init(&self->state, S_CONNECTING);
     atomic_init(&self->messages, 0);
     atomic_init(&self->acked, 0);
+    atomic_init(&self->alerts, 0);
+    atomic_init(&self->alerts_failed, 0);
     snprintf(self->url, sizeof self->url, "%s", self->urls);
 
     self->owned = xcalloc(self->n_partitions, sizeof *self->owned);
@@ -631,6 +654,7 @@ int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen)
                  nats_GetLastError(NULL));
         return -1;
     }
+    ingest_set_alert_sink(ingest, s_on_alert, self);
     jsOptions jo;
     jsOptions_Init(&jo);
     if (natsConnection_JetStream(&self->js, self->nc, &jo) != NATS_OK) {
@@ -737,4 +761,6 @@ void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
     s->owned_partitions = buf->owned;
     s->nats_messages = (uint64_t)atomic_load(&self->messages);
     s->nats_acked = (uint64_t)atomic_load(&self->acked);
+    s->nats_alerts = (uint64_t)atomic_load(&self->alerts);
+    s->nats_alerts_failed = (uint64_t)atomic_load(&self->alerts_failed);
 }

@@ -20,6 +20,9 @@
  * NATS_SUBJECT_IN "<p>"; the stream holds NATS_SUBJECT_IN "*". */
 #define NATS_SUBJECT_IN "funnel.in."
 
+/* Alerts go out on NATS_SUBJECT_ALERTS "<topic>" as well (core NATS). */
+#define NATS_SUBJECT_ALERTS "funnel.alerts."
+
 /* Check the cluster settings (only when `nats` is set, except that a bad
  * value is always refused). Returns 0, or -1 with one line in err naming
  * the setting and what is wrong. */

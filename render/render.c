@@ -585,6 +585,8 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
         s_set(o, "owned_partitions", owned);
         s_set(o, "nats_messages", s_u64(st->nats_messages));
         s_set(o, "nats_acked", s_u64(st->nats_acked));
+        s_set(o, "nats_alerts", s_u64(st->nats_alerts));
+        s_set(o, "nats_alerts_failed", s_u64(st->nats_alerts_failed));
     }
     return o;
 }
@@ -657,6 +659,8 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
         fprintf(out, "stream           %s, %" PRIu64 " messages received, %" PRIu64
                      " acknowledged\n", st->stream ? st->stream : "-", st->nats_messages,
                 st->nats_acked);
+        fprintf(out, "nats alerts      %" PRIu64 " published on funnel.alerts.*%s\n",
+                st->nats_alerts, st->nats_alerts_failed ? " (some not: NATS lost)" : "");
         fprintf(out, "partitions       %zu of %u:", st->n_owned_partitions,
                 st->cluster_partitions);
         /* As ranges: 0-5,9. */

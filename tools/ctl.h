@@ -413,6 +413,14 @@ typedef struct {
 int ctl_nats_publish(const ctl_opts_t *g, const ctl_nats_publish_opts_t *o, FILE *fp,
                      const char *name);
 
+/* watch --nats: print the alerts on funnel.alerts.<topic> of every topic
+ * (or dotted prefix) of topics, all when none, until SIGINT/SIGTERM (0),
+ * count alerts (0: no limit; then 0) or timeout seconds without one
+ * (0 when some came and count, if given, was reached, else 1). Returns
+ * the exit status (2 when NATS cannot be reached). */
+int ctl_nats_watch(const ctl_opts_t *g, const ctl_topics_t *topics, long count,
+                   double timeout, const char *urls);
+
 /* The cluster partition of a lead among n: FNV-1a 32 of its id mod n
  * (funneld's partition_of). */
 unsigned ctl_nats_partition(const char *lead_id, unsigned n);

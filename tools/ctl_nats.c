@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <nats/nats.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -211,5 +212,117 @@ done:
     free(buckets);
     free(line);
     s_close(&nc, &pub.js);
+    return rc;
+}
+
+/* -- watch --nats ------------------------------------------------------------ */
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+/* Subscribe sub to the subjects of topic t (NULL: every alert). */
+static int s_watch_subscribe(natsConnection *nc, const char *t, natsSubscription **subs,
+                             size_t *n)
+{
+    char subject[320];
+    size_t tl = t ? strlen(t) : 0;
+    if (t == NULL || tl == 0)
+        snprintf(subject, sizeof subject, "funnel.alerts.>");
+    else if (t[tl - 1] == '.')
+        snprintf(subject, sizeof subject, "funnel.alerts.%s>", t);
+    else
+        snprintf(subject, sizeof subject, "funnel.alerts.%s", t);
+    for (int k = 0; k < 2; k++) {
+        if (natsConnection_SubscribeSync(&subs[*n], nc, subject) != NATS_OK) {
+            ctl_error("watch: cannot subscribe to %s: %s", subject, nats_GetLastError(NULL));
+            return -1;
+        }
+        (*n)++;
+        /* A whole topic also takes its dotted subtopics. */
+        if (t == NULL || tl == 0 || t[tl - 1] == '.')
+            break;
+        snprintf(subject, sizeof subject, "funnel.alerts.%s.>", t);
+    }
+    return 0;
+}
+
+int ctl_nats_watch(const ctl_opts_t *g, const ctl_topics_t *topics, long count,
+                   double timeout, const char *urls)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsSubscription *subs[2 * CTL_TOPICS_MAX + 1] = {NULL};
+    size_t n_subs = 0;
+    long printed = 0;
+    int rc = CTL_EXIT_USAGE;
+
+    /* --timeout is the idle time here: connect within the default. */
+    if (s_connect(urls, CTL_TIMEOUT_S, &nc, &js) == -1)
+        goto done;
+    if (topics->n == 0 && s_watch_subscribe(nc, NULL, subs, &n_subs) == -1)
+        goto done;
+    for (size_t i = 0; i < topics->n; i++)
+        if (s_watch_subscribe(nc, topics->names[i], subs, &n_subs) == -1)
+            goto done;
+    /* Subscriptions are active once the server answered a round trip. */
+    if (natsConnection_FlushTimeout(nc, CTL_TIMEOUT_S * 1000) != NATS_OK) {
+        ctl_error("watch: NATS at %s does not answer: %s", urls, nats_GetLastError(NULL));
+        goto done;
+    }
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int64_t deadline = timeout > 0 ? ctl_mono_ms() + (int64_t)(timeout * 1000) : -1;
+    rc = CTL_EXIT_OK;
+    while (!s_stop && (count == 0 || printed < count)) {
+        if (deadline >= 0 && ctl_mono_ms() >= deadline) {
+            if (printed == 0)
+                ctl_error("no alert on NATS at %s within %g s", urls, timeout);
+            else if (count > 0)
+                ctl_error("%ld of %ld alerts on NATS at %s within %g s", printed, count, urls,
+                          timeout);
+            rc = printed > 0 && count == 0 ? CTL_EXIT_OK : CTL_EXIT_NO;
+            break;
+        }
+        bool got = false;
+        for (size_t i = 0; i < n_subs && !s_stop && (count == 0 || printed < count); i++) {
+            natsMsg *m = NULL;
+            /* Short waits, each subscription in turn: a signal stops it soon. */
+            natsStatus s = natsSubscription_NextMsg(&m, subs[i], n_subs > 1 ? 20 : 200);
+            if (s == NATS_TIMEOUT)
+                continue;
+            if (s != NATS_OK) {
+                ctl_error("watch: %s", nats_GetLastError(NULL));
+                rc = CTL_EXIT_USAGE;
+                goto done;
+            }
+            got = true;
+            const char *subject = natsMsg_GetSubject(m);
+            const char *topic = subject + strlen("funnel.alerts.");
+            Funnel__V1__Alert *a = funnel__v1__alert__unpack(
+                NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+            if (a == NULL) {
+                ctl_error("undecodable alert on %s (ignored)", subject);
+            } else {
+                ctl_print_alert(g, a, topic);
+                funnel__v1__alert__free_unpacked(a, NULL);
+                printed++;
+            }
+            natsMsg_Destroy(m);
+        }
+        if (got && timeout > 0)
+            deadline = ctl_mono_ms() + (int64_t)(timeout * 1000);
+    }
+
+done:
+    for (size_t i = 0; i < n_subs; i++)
+        natsSubscription_Destroy(subs[i]);
+    s_close(&nc, &js);
     return rc;
 }

@@ -26,9 +26,11 @@ typedef struct {
     long count;
     long since;           /* -1: not given */
     const char *resume;   /* NULL: not given */
+    const char *nats;     /* NULL: funneld's alerts socket */
 } s_watch_opts_t;
 
-static const s_watch_opts_t s_watch_defaults = { .count = 0, .since = -1, .resume = NULL };
+static const s_watch_opts_t s_watch_defaults = { .count = 0, .since = -1, .resume = NULL,
+                                                 .nats = NULL };
 
 static const ctl_opt_t s_watch_opts[] = {
     CTL_COUNT("count", "N", s_watch_opts_t, count, 1, LONG_MAX, "exit after N alerts"),
@@ -38,6 +40,10 @@ static const ctl_opt_t s_watch_opts[] = {
                "start after the alert_seq kept in FILE (when there is one; else from the "
                "alerts stored now on, or from --since), and keep there the last one "
                "printed (replaced atomically)"),
+    CTL_STRING("nats", "URL", s_watch_opts_t, nats,
+               "follow the alerts of every funneld of a cluster on NATS subjects "
+               "funnel.alerts.<topic> instead (live only: not with --since or --resume; a "
+               "TOPIC is then a whole topic or a dotted prefix such as friction.)"),
     CTL_END,
 };
 
@@ -255,6 +261,15 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
     w.count = o.count;
     w.resume = o.resume;
     double timeout = ctl_timeout(g, 0);
+    if (o.nats) {
+        if (o.since >= 0 || o.resume) {
+            ctl_error("watch: --nats follows the live alerts only: not with --since or "
+                      "--resume (those read one funneld's store)");
+            goto done;
+        }
+        rc = ctl_nats_watch(g, &w.topics, o.count, timeout, o.nats);
+        goto done;
+    }
 
     /* Where to start: the resume file, else --since, else (with --resume)
      * the alerts stored from now on; without either, live only. */
@@ -402,7 +417,8 @@ done:
 const ctl_cmd_t ctl_cmd_watch = {
     .name = "watch",
     .summary = "print live alerts; resumable by alert sequence number",
-    .usage = "Usage: funnelctl watch [--count N] [--since SEQ | --resume FILE] [TOPIC...]\n",
+    .usage = "Usage: funnelctl watch [--count N] [--since SEQ | --resume FILE | --nats URL]\n"
+             "                      [TOPIC...]\n",
     .about =
         "Print funneld's alerts as they are published: a line each, starting with its\n"
         "alert_seq (\"-\" for alerts that are not stored), with its first reason, and its\n"

@@ -98,6 +98,58 @@ class NatsClient:
             elif parts[0] == b"-ERR":
                 raise NatsError(b" ".join(parts).decode())
 
+    def subscribe(self, subject):
+        """Subscribe (sid 2+); active once sync() returned."""
+        self.sids = getattr(self, "sids", 1) + 1
+        self.sock.sendall(("SUB %s %d\r\n" % (subject, self.sids)).encode())
+
+    def sync(self, timeout=10.0):
+        self.sock.settimeout(timeout)
+        self.sock.sendall(b"PING\r\n")
+        self.queued = getattr(self, "queued", [])
+        while True:
+            m = self._next()
+            if m == "PONG":
+                return
+            if m:
+                self.queued.append(m)
+
+    def _next(self):
+        """One protocol item: "PONG", a (subject, payload) message, or None."""
+        parts = self._line().split()
+        if not parts:
+            return None
+        if parts[0] == b"PING":
+            self.sock.sendall(b"PONG\r\n")
+        elif parts[0] == b"PONG":
+            return "PONG"
+        elif parts[0] == b"MSG":
+            return parts[1].decode(), self._bytes(int(parts[-1]))
+        elif parts[0] == b"HMSG":
+            total = self._bytes(int(parts[-1]))
+            return parts[1].decode(), total[int(parts[-2]):]
+        elif parts[0] == b"-ERR":
+            raise NatsError(b" ".join(parts).decode())
+        return None
+
+    def next_msg(self, timeout):
+        """The next (subject, payload) on a subscription, or None on timeout."""
+        self.queued = getattr(self, "queued", [])
+        if self.queued:
+            return self.queued.pop(0)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                m = self._next()
+            except socket.timeout:
+                return None
+            if m and m != "PONG":
+                return m
+
     def js_publish(self, subject, payload):
         """Publish into JetStream; returns the PubAck ({"stream", "seq"})."""
         data, headers = self.request(subject, payload)

@@ -231,3 +231,60 @@ def test_python_example_publishes_on_the_partitions_funneld_checks(
     assert (st.applied, st.rejected, st.leads) == (24, 0, 12), st
     c.close()
     q.close()
+
+
+def test_alerts_go_out_on_nats_subjects_too(daemon_factory, nats_server, zctx):
+    from conftest import QueryClient, pb
+    d = daemon_factory(extra_args=nats_args(nats_server))
+    q = QueryClient(zctx, d.query_ep)
+    wait_until(lambda: "connected" in q.stats().nats, WAIT, what="connected")
+    sub = nats_server.client()
+    sub.subscribe("funnel.alerts.>")
+    sub.sync()
+    publish_nats(d, nats_server, ndjson(1, 4, "al"))  # one lead, handed off
+    seen = {}
+    while "funnel.alerts.handoff" not in seen:
+        m = sub.next_msg(WAIT)
+        assert m is not None, "no handoff alert on NATS; got %s" % sorted(seen)
+        a = pb.Alert()
+        a.ParseFromString(m[1])
+        seen[m[0]] = a
+    assert seen["funnel.alerts.handoff"].lead_id == "al-L0"
+    assert seen["funnel.alerts.handoff"].alert_seq > 0
+    assert "funnel.alerts.stage" in seen
+    st = wait_until(lambda: (lambda s: s if s.nats_alerts >= len(seen) else None)(q.stats()),
+                    WAIT, what="nats_alerts counted")
+    assert st.nats_alerts_failed == 0
+    sub.close()
+    q.close()
+
+
+def test_funnelctl_watch_nats_prints_cluster_alerts(daemon_factory, nats_server, zctx):
+    from conftest import QueryClient, FUNNELCTL_BIN
+    import time
+    d = daemon_factory(extra_args=nats_args(nats_server))
+    q = QueryClient(zctx, d.query_ep)
+    wait_until(lambda: "connected" in q.stats().nats, WAIT, what="connected")
+    watch = subprocess.Popen([FUNNELCTL_BIN, "--json", "watch", "--nats", nats_server.url,
+                              "--count", "1", "handoff"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    # Beat the subscription's start: a fresh qualifying lead each round
+    # until watch has printed one handoff and exited.
+    deadline = time.monotonic() + WAIT
+    n = 0
+    while watch.poll() is None:
+        assert time.monotonic() < deadline, "watch --nats printed no handoff"
+        publish_nats(d, nats_server, ndjson(1, 4, "w%d" % n))
+        n += 1
+        try:
+            watch.wait(0.5)
+        except subprocess.TimeoutExpired:
+            pass
+    out, err = watch.communicate()
+    assert watch.returncode == 0, err.decode()
+    doc = json.loads(out.decode().splitlines()[0])
+    assert doc["topic"] == "handoff" and doc["kind"] == "handoff", doc
+    assert doc["lead"].startswith("w") and doc["lead"].endswith("-L0"), doc
+    r = d.ctl("watch", "--nats", nats_server.url, "--since", "3")
+    assert r.returncode == 2 and b"not with --since" in r.stderr, r.stderr
+    q.close()
