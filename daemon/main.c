@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <time.h>
+#include <fcntl.h>
 #include <systemd/sd-daemon.h>
 
 #include "auth.h"
@@ -135,6 +138,165 @@ static void s_on_reload(evutil_socket_t sig, short what, void *arg)
     if (app->auth)
         auth_reload(app->auth);
     sd_notify(0, "READY=1");
+}
+
+/* Write text (len bytes) to path durably: a temporary file beside it,
+ * fsync; the caller renames it into place (s_install). Returns 0, or -1
+ * with err. */
+static int s_write_temp(const char *tmp, const char *text, size_t len, char *err,
+                        size_t errlen)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1 || write(fd, text, len) != (ssize_t)len || fsync(fd) == -1) {
+        snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* rename tmp over path, then fsync path's directory. */
+static int s_install(const char *tmp, const char *path, char *err, size_t errlen)
+{
+    if (rename(tmp, path) == -1) {
+        snprintf(err, errlen, "cannot rename %.300s to %.300s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1 || fsync(fd) == -1) {
+        snprintf(err, errlen, "cannot flush the directory %.300s: %s", dir, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* funnelctl definition promote NAME (shadows_promote_fn): the shadow
+ * draft's state becomes the live state as it is, the old one is kept as
+ * state.old-<time>, and the definition file in use is replaced by the
+ * draft's (a temporary file, fsync, rename, fsync of the directory).
+ * Ingest waits meanwhile: the live partition is held, and the draft
+ * first applies what the log holds. Loop thread. */
+static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *err,
+                     size_t errlen)
+{
+    app_t *app = arg;
+    shadow_view_t v;
+    char tmp[4200], old[64], from[64];
+    size_t len = 0;
+    char *text = NULL;
+    defn_t *loaded = NULL, *next = NULL;
+    int rc = -1;
+    const char *path = app->cfg.definition;
+
+    if (shadows_find(app->shadows, name, &v) != 1) {
+        snprintf(err, errlen, "no shadow draft named \"%s\"", name);
+        return -1;
+    }
+    if (v.rebuilding) {
+        snprintf(err, errlen, "shadow draft \"%s\" is still being rebuilt from the log",
+                 name);
+        return -1;
+    }
+    if (path == NULL || path[0] == '\0') {
+        snprintf(err, errlen, "the live definition is the built-in one: set `definition` "
+                 "to a file, which promotion replaces");
+        return -1;
+    }
+    /* The draft's file as the draft was loaded from it. */
+    FILE *f = fopen(v.path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", v.path, strerror(errno));
+        return -1;
+    }
+    text = xmalloc(1 << 20);
+    len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    loaded = defn_load_buffer(text, len, v.path, err, errlen);
+    if (loaded == NULL)
+        goto out;
+    if (strcmp(loaded->hash, v.defn->hash) != 0) {
+        snprintf(err, errlen, "%s changed since the draft was loaded from it: reload "
+                 "funneld (SIGHUP) first, which rebuilds the draft", v.path);
+        goto out;
+    }
+    snprintf(tmp, sizeof tmp, "%s.promote-%d.tmp", path, (int)getpid());
+    if (s_write_temp(tmp, text, len, err, errlen) == -1)
+        goto out;
+    /* The live partition stops between groups; the draft applies what the
+     * log holds: then both states stand at the same sequence. */
+    ingest_hold(app->ingest);
+    uint64_t committed = store_committed_seq(app->store);
+    if (store_wait_applied(v.store, committed, 30000) != 1 ||
+        store_applied_published(app->store) != committed) {
+        snprintf(err, errlen, "the draft or the live state did not catch up with the log "
+                 "(%llu) within 30 s", (unsigned long long)committed);
+        unlink(tmp);
+        goto release;
+    }
+    defn_t *draft = NULL;
+    shadows_detach(app->shadows, name, &app->defn_lock, &draft);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(old, sizeof old, "state.old-%Y%m%dT%H%M%SZ", &tm);
+    snprintf(from, sizeof from, "state.shadow-%s", name);
+    pthread_rwlock_wrlock(&app->defn_lock);
+    if (store_adopt_state(app->store, from, old, err, errlen) != 0) {
+        pthread_rwlock_unlock(&app->defn_lock);
+        defn_destroy(&draft);
+        unlink(tmp);
+        goto release;
+    }
+    char ierr[1024];
+    if (s_install(tmp, path, ierr, sizeof ierr) == 0) {
+        /* The definition now comes from the file in use. */
+        char lerr[256];
+        next = defn_load_file(path, lerr, sizeof lerr);
+    } else {
+        snprintf(err, errlen, "the draft's state is the live state now, but the "
+                 "definition file was not replaced: %s", ierr);
+    }
+    if (next == NULL) {
+        next = draft;
+        draft = NULL;
+    }
+    defn_destroy(&draft);
+    defn_destroy(&app->defn);
+    app->defn = next;
+    pthread_rwlock_unlock(&app->defn_lock);
+    s_note_definition(app);
+    ingest_start_deadlines(app->ingest);
+    snprintf(out->definition, sizeof out->definition, "%s (%s)", next->name, next->hash);
+    snprintf(out->path, sizeof out->path, "%s", path);
+    snprintf(out->old_state, sizeof out->old_state, "%s", old);
+    out->applied_seq = committed;
+    /* err is set when the file could not be replaced after the swap. */
+    rc = err[0] && strcmp(next->path, path) != 0 ? -1 : 0;
+    if (rc == 0)
+        log_warn("[main] shadow draft %s is the live definition now; remove it from "
+                 "`shadow` in the config, or the next reload runs it again as a draft", name);
+release:
+    ingest_release(app->ingest);
+out:
+    defn_destroy(&loaded);
+    free(text);
+    return rc;
 }
 
 static void s_on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -327,6 +489,7 @@ int main(int argc, char **argv)
                               (size_t)app.cfg.map_size_mb << 20);
     if (app.shadows == NULL)
         goto out;
+    shadows_set_promoter(app.shadows, s_promote, &app);
     app.query = (query_t){
         .store = app.store,
         .defn_p = (const defn_t *const *)&app.defn,

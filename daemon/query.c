@@ -244,6 +244,9 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
     case FUNNEL__V1__QUERY_REQUEST__QUERY_SHADOW:
         query_shadow(q, req->shadow, sock, msg, &r);
         break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_PROMOTE:
+        query_promote(q, req->promote, sock, msg, &r);
+        break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_STATS:
         s_stats(q, sock, msg, &r);
         break;

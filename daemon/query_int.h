@@ -48,6 +48,14 @@ uint8_t *query_lab(const query_t *q, const Funnel__V1__QueryRequest *req,
 int query_definition(const query_t *q, const char *name, query_t *sub,
                      const defn_t **defn_slot, char *err, size_t errlen);
 
+/* Answer a PromoteQuery: the loop thread promotes the draft
+ * (shadows_promote) while this thread waits, with q->defn_lock released
+ * meanwhile (the promotion replaces the definition) and held shared again
+ * when it returns. Sends the reply; r's oneof is left unset. */
+#define QUERY_PROMOTE_WAIT_MS 60000
+void query_promote(query_t *q, const Funnel__V1__PromoteQuery *pq, bus_sock_t *sock,
+                   bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
 /* Answer a ShadowQuery. Sends the reply; r's oneof is left unset. */
 void query_shadow(query_t *q, const Funnel__V1__ShadowQuery *sq, bus_sock_t *sock,
                   bus_msg_t *msg, Funnel__V1__QueryReply *r);

@@ -233,3 +233,34 @@ send:
     free(lead);
     arena_destroy(&a);
 }
+
+void query_promote(query_t *q, const Funnel__V1__PromoteQuery *pq, bus_sock_t *sock,
+                   bus_msg_t *msg, Funnel__V1__QueryReply *r)
+{
+    char err[512];
+    shadow_promoted_t out;
+    Funnel__V1__PromoteReply pr;
+    funnel__v1__promote_reply__init(&pr);
+    if (q->shadows == NULL || pq == NULL || pq->name[0] == '\0') {
+        r->error = (char *)"promote: name a shadow draft";
+        goto send;
+    }
+    pthread_rwlock_unlock(q->defn_lock);
+    int rc = shadows_promote(q->shadows, pq->name, QUERY_PROMOTE_WAIT_MS, &out, err,
+                             sizeof err);
+    pthread_rwlock_rdlock(q->defn_lock);
+    if (rc != 0) {
+        r->error = err;
+        goto send;
+    }
+    pr.definition = out.definition;
+    pr.path = out.path;
+    pr.old_state = out.old_state;
+    pr.applied_seq = out.applied_seq;
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_PROMOTE;
+    r->promote = &pr;
+send:
+    query_reply(sock, msg, r);
+    r->promote = NULL;
+    r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY__NOT_SET;
+}

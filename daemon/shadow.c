@@ -52,6 +52,20 @@ struct shadows {
     unsigned next_index;
     int hand_fd;
     struct event *ev_hand;
+
+    /* A promotion asked for by a query thread (shadows_promote). */
+    shadows_promote_fn *promote_fn;
+    void *promote_arg;
+    pthread_mutex_t p_lock;
+    pthread_cond_t p_cond;
+    int p_fd;
+    struct event *ev_promote;
+    enum { S_P_IDLE, S_P_ASKED, S_P_DONE } p_state;
+    bool p_waited;             /* someone waits for the outcome */
+    char p_name[CFG_SHADOW_NAME_MAX + 1];
+    int p_rc;
+    char p_err[512];
+    shadow_promoted_t p_out;
 };
 
 static int64_t s_mono_ms(void)
@@ -229,6 +243,112 @@ fail:
     return NULL;
 }
 
+static void s_on_promote(evutil_socket_t fd, short what, void *arg)
+{
+    shadows_t *self = arg;
+    uint64_t n;
+    (void)what;
+    if (read(fd, &n, sizeof n) != sizeof n && errno != EAGAIN)
+        log_err("[shadow] promotion eventfd: %s", strerror(errno));
+    pthread_mutex_lock(&self->p_lock);
+    bool asked = self->p_state == S_P_ASKED;
+    char name[sizeof self->p_name];
+    snprintf(name, sizeof name, "%s", self->p_name);
+    pthread_mutex_unlock(&self->p_lock);
+    if (!asked)
+        return;
+    shadow_promoted_t out;
+    char err[512] = "";
+    memset(&out, 0, sizeof out);
+    int rc = self->promote_fn
+                 ? self->promote_fn(self->promote_arg, name, &out, err, sizeof err)
+                 : -1;
+    if (self->promote_fn == NULL)
+        snprintf(err, sizeof err, "promotion is not available");
+    if (rc == 0)
+        log_info("[shadow %s] promoted: definition %s is live (%s); the old state is %s",
+                 name, out.definition, out.path, out.old_state);
+    else
+        log_err("[shadow %s] not promoted: %s", name, err);
+    pthread_mutex_lock(&self->p_lock);
+    self->p_rc = rc;
+    snprintf(self->p_err, sizeof self->p_err, "%s", err);
+    self->p_out = out;
+    self->p_state = self->p_waited ? S_P_DONE : S_P_IDLE;
+    pthread_cond_broadcast(&self->p_cond);
+    pthread_mutex_unlock(&self->p_lock);
+}
+
+void shadows_set_promoter(shadows_t *self, shadows_promote_fn *fn, void *arg)
+{
+    self->promote_fn = fn;
+    self->promote_arg = arg;
+}
+
+int shadows_promote(shadows_t *self, const char *name, int wait_ms, shadow_promoted_t *out,
+                    char *err, size_t errlen)
+{
+    if (!cfg_shadow_name_ok(name)) {
+        snprintf(err, errlen, "\"%s\" is not a shadow draft's name", name);
+        return -1;
+    }
+    pthread_mutex_lock(&self->p_lock);
+    if (self->p_state != S_P_IDLE) {
+        pthread_mutex_unlock(&self->p_lock);
+        snprintf(err, errlen, "another promotion is under way");
+        return -1;
+    }
+    self->p_state = S_P_ASKED;
+    self->p_waited = true;
+    snprintf(self->p_name, sizeof self->p_name, "%s", name);
+    uint64_t one = 1;
+    if (write(self->p_fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
+        log_err("[shadow] cannot wake the loop: %s", strerror(errno));
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    while (self->p_state == S_P_ASKED &&
+           pthread_cond_timedwait(&self->p_cond, &self->p_lock, &until) != ETIMEDOUT) {
+    }
+    int rc = -1;
+    if (self->p_state == S_P_DONE) {
+        rc = self->p_rc;
+        *out = self->p_out;
+        snprintf(err, errlen, "%s", self->p_err);
+        self->p_state = S_P_IDLE;
+    } else {
+        self->p_waited = false; /* the loop logs the outcome */
+        snprintf(err, errlen, "the promotion did not end within %d s; funneld's log "
+                 "says how it ends", wait_ms / 1000);
+    }
+    pthread_mutex_unlock(&self->p_lock);
+    return rc;
+}
+
+int shadows_detach(shadows_t *self, const char *name, pthread_rwlock_t *lock, defn_t **defn)
+{
+    for (size_t k = 0; k < self->n; k++) {
+        s_shadow_t *sh = self->v[k];
+        if (strcmp(sh->name, name) != 0)
+            continue;
+        pthread_rwlock_wrlock(lock);
+        memmove(self->v + k, self->v + k + 1, (self->n - k - 1) * sizeof *self->v);
+        self->n--;
+        pthread_rwlock_unlock(lock);
+        s_publish(self, sh);
+        *defn = sh->defn;
+        sh->defn = NULL;
+        s_free(&sh, false);
+        return 0;
+    }
+    return -1;
+}
+
 shadows_t *shadows_new(struct event_base *base, store_t *live, bus_sock_t *alerts,
                        const hnd_t *const *pipeline, const ingest_opts_t *opts,
                        size_t map_size)
@@ -241,10 +361,19 @@ shadows_t *shadows_new(struct event_base *base, store_t *live, bus_sock_t *alert
     self->opts = *opts;
     self->map_size = map_size;
     self->next_index = S_INDEX_BASE;
+    pthread_mutex_init(&self->p_lock, NULL);
+    pthread_cond_init(&self->p_cond, NULL);
+    self->p_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     self->hand_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (self->hand_fd == -1) {
+    if (self->hand_fd == -1 || self->p_fd == -1) {
         log_err("[shadow] eventfd: %s", strerror(errno));
-        free(self);
+        shadows_destroy(&self);
+        return NULL;
+    }
+    self->ev_promote = event_new(base, self->p_fd, EV_READ | EV_PERSIST, s_on_promote, self);
+    if (self->ev_promote == NULL || event_add(self->ev_promote, NULL) != 0) {
+        log_err("[shadow] cannot watch the promotion eventfd");
+        shadows_destroy(&self);
         return NULL;
     }
     self->ev_hand = event_new(base, self->hand_fd, EV_READ | EV_PERSIST, s_on_hand, self);
@@ -421,8 +550,14 @@ void shadows_destroy(shadows_t **self_p)
     free(self->v);
     if (self->ev_hand)
         event_free(self->ev_hand);
+    if (self->ev_promote)
+        event_free(self->ev_promote);
     if (self->hand_fd != -1)
         close(self->hand_fd);
+    if (self->p_fd != -1)
+        close(self->p_fd);
+    pthread_mutex_destroy(&self->p_lock);
+    pthread_cond_destroy(&self->p_cond);
     free(self);
     *self_p = NULL;
 }

@@ -87,6 +87,36 @@ size_t shadows_count(const shadows_t *self);
 void shadows_get(const shadows_t *self, size_t i, shadow_view_t *out);
 int shadows_find(const shadows_t *self, const char *name, shadow_view_t *out);
 
+/* -- promotion (funnelctl definition promote) ------------------------------ */
+
+/* What a promotion did. */
+typedef struct {
+    char definition[160];      /* "name (hash)" of the definition now live */
+    char path[1024];           /* the definition file it replaced */
+    char old_state[64];        /* where the old live state was kept */
+    uint64_t applied_seq;      /* where both states stood */
+} shadow_promoted_t;
+
+/* The promotion itself (main.c's), run on the loop thread for
+ * shadows_promote: 0 and *out, or -1 with err. */
+typedef int shadows_promote_fn(void *arg, const char *name, shadow_promoted_t *out,
+                               char *err, size_t errlen);
+void shadows_set_promoter(shadows_t *self, shadows_promote_fn *fn, void *arg);
+
+/* Ask the loop thread to promote the draft name and wait for it (at most
+ * wait_ms; it goes on if the wait ends first, and its outcome is logged).
+ * Any thread but the loop, without the definition lock. Returns 0 and
+ * *out, or -1 with err (another promotion under way, the promoter's
+ * reason, the wait over). */
+int shadows_promote(shadows_t *self, const char *name, int wait_ms, shadow_promoted_t *out,
+                    char *err, size_t errlen);
+
+/* Take the draft name out of the set (lock held exclusively meanwhile),
+ * its thread stopped and its store closed, its state directory kept; its
+ * definition is handed over in *defn (caller owns it). Returns 0, or -1
+ * when there is no such draft. Loop thread. */
+int shadows_detach(shadows_t *self, const char *name, pthread_rwlock_t *lock, defn_t **defn);
+
 /* Stop every draft's thread (what it applied is kept: the next start goes
  * on from there) and free. Accepts NULL; sets *self_p to NULL. */
 void shadows_destroy(shadows_t **self_p);

@@ -103,6 +103,20 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
 store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
                            size_t map_size, char *err, size_t errlen);
 
+/* Make the state environment dir/from (a shadow store's, closed) this
+ * store's state, as it is: the current state is closed and renamed to
+ * dir/old_name (its marker and its checkpoints go with it, into
+ * old_name.mark and old_name/checkpoints), from is renamed to the state
+ * and opened in its place. The daemon counters (store_stats) stay this
+ * store's; the applied sequence, watermark and stored alerts are from's.
+ * Readers in other threads are waited for (the state's map lock); none
+ * may begin meanwhile. Owner thread, no group (nor, split, any state
+ * group: the partition held) open, and from applied exactly what this
+ * state applied. Returns 0, or -1 with err (the state as before when the
+ * first rename failed). */
+int store_adopt_state(store_t *self, const char *from, const char *old_name, char *err,
+                      size_t errlen);
+
 /* Delete the state environment dir/state_name and its marker (a shadow
  * store's, once dropped). Not while it is open. Returns 0, or -1 with
  * errno. */

@@ -631,6 +631,89 @@ fail:
 
 bool store_fresh(const store_t *self) { return self->fresh; }
 
+/* rename(a, b) of dir/a to dir/b; ENOENT is fine when optional. */
+static int s_rename_in(const char *dir, const char *a, const char *b, bool optional)
+{
+    char pa[4200], pb[4200];
+    snprintf(pa, sizeof pa, "%s/%s", dir, a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, b);
+    if (rename(pa, pb) == 0 || (optional && errno == ENOENT))
+        return 0;
+    return -1;
+}
+
+int store_adopt_state(store_t *self, const char *from, const char *old_name, char *err,
+                      size_t errlen)
+{
+    char path[4096], a[300], b[300];
+    int rc = -1;
+    if (self->state_name[0] == '/' || self->log_txn || self->state_txn || self->look_txn) {
+        snprintf(err, errlen, "the state cannot be replaced now");
+        return -1;
+    }
+    pthread_rwlock_wrlock(&self->state_grow_lock);
+    uint64_t applied = self->applied_seq;
+    store_stats_t stats = self->stats;
+    int sync = mdb_env_sync(self->state_env, 1);
+    mdb_env_close(self->state_env);
+    self->state_env = NULL;
+    if (sync == 0 && self->marked_open)
+        store_marker_write(self, false);
+    if (s_rename_in(self->dir, self->state_name, old_name, false) == -1) {
+        snprintf(err, errlen, "cannot rename %s/%s to %s: %s", self->dir, self->state_name,
+                 old_name, strerror(errno));
+        goto reopen;
+    }
+    snprintf(a, sizeof a, "%s.mark", self->state_name);
+    snprintf(b, sizeof b, "%s.mark", old_name);
+    s_rename_in(self->dir, a, b, true);
+    snprintf(b, sizeof b, "%s/" STORE_CKPT_DIR, old_name);
+    if (s_rename_in(self->dir, STORE_CKPT_DIR, b, true) == -1)
+        log_warn("[store] cannot move %s/%s into %s: %s (they hold the old state)",
+                 self->dir, STORE_CKPT_DIR, old_name, strerror(errno));
+    if (s_rename_in(self->dir, from, self->state_name, false) == -1) {
+        snprintf(err, errlen, "cannot rename %s/%s to %s: %s", self->dir, from,
+                 self->state_name, strerror(errno));
+        /* Put the old one back. */
+        s_rename_in(self->dir, old_name, self->state_name, false);
+        snprintf(a, sizeof a, "%s.mark", old_name);
+        snprintf(b, sizeof b, "%s.mark", self->state_name);
+        s_rename_in(self->dir, a, b, true);
+        goto reopen;
+    }
+    snprintf(a, sizeof a, "%s.mark", from);
+    snprintf(b, sizeof b, "%s.mark", self->state_name);
+    s_rename_in(self->dir, a, b, true);
+    rc = 0;
+reopen:
+    store_state_path(self, path, sizeof path);
+    char oerr[1024];
+    if (s_env_open(&self->state_env, path, self->state_map ? self->state_map : (256u << 20),
+                   MDB_NOSYNC | MDB_NOMETASYNC, oerr, sizeof oerr) != 0 ||
+        s_open_state_dbs(self, oerr, sizeof oerr) != 0) {
+        /* Nothing sensible can go on without a state. */
+        log_err("[store] cannot open the state %s again: %s", path, oerr);
+        abort();
+    }
+    if (rc == 0 && self->applied_seq != applied)
+        log_warn("[store] the adopted state applied %llu, the old one %llu",
+                 (unsigned long long)self->applied_seq, (unsigned long long)applied);
+    self->stats = stats;
+    self->ablk_valid = self->ablk_dirty = false;
+    self->cur_valid = self->cur_dirty = false;
+    self->state_map = store_env_map_size(self->state_env);
+    store_marker_write(self, true);
+    self->marked_open = true;
+    pthread_mutex_lock(&self->pub_lock);
+    self->pub_applied_seq = self->applied_seq;
+    self->pub_alert_seq = self->alert_seq;
+    self->pub_alerts_floor = self->alerts_floor;
+    pthread_cond_broadcast(&self->pub_cond);
+    pthread_mutex_unlock(&self->pub_lock);
+    pthread_rwlock_unlock(&self->state_grow_lock);
+    return rc;
+}
+
 int store_remove_state(const char *dir, const char *state_name)
 {
     char path[4096], mark[4200];

@@ -109,6 +109,11 @@ void render_backtest_text(FILE *out, const Funnel__V1__BacktestReply *r);
 json_t *render_shadow_json(const Funnel__V1__ShadowReply *r);
 void render_shadow_text(FILE *out, const Funnel__V1__ShadowReply *r);
 
+/* A promotion (render_shadow.c): {"definition","path","old_state",
+ * "applied_seq"}; text: one paragraph, name being the draft promoted. */
+json_t *render_promote_json(const Funnel__V1__PromoteReply *r);
+void render_promote_text(FILE *out, const char *name, const Funnel__V1__PromoteReply *r);
+
 /* friction --suggest (render_lab.c), from the whole funnel's friction and
  * its --by persona breakdown (may be NULL): per stage with completed
  * stays, the p90 of its stays rounded up to whole minutes, hours or days

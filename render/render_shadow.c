@@ -63,3 +63,17 @@ void render_shadow_text(FILE *out, const Funnel__V1__ShadowReply *r)
                     d->weeks[k]->only_draft);
     }
 }
+
+json_t *render_promote_json(const Funnel__V1__PromoteReply *r)
+{
+    return json_pack("{s:s, s:s, s:s, s:o}", "definition", r->definition, "path", r->path,
+                     "old_state", r->old_state, "applied_seq", s_u64(r->applied_seq));
+}
+
+void render_promote_text(FILE *out, const char *name, const Funnel__V1__PromoteReply *r)
+{
+    fprintf(out, "Shadow draft %s is live: definition %s, written to %s.\n"
+                 "Its state (at log entry %" PRIu64 ") is the live state; the old one is kept "
+                 "as %s.\nTake %s out of the config's shadow list.\n",
+            name, r->definition, r->path, r->applied_seq, r->old_state, name);
+}

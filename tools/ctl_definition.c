@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "render.h"
 #include "defn.h"
 
 typedef struct {
@@ -99,6 +100,29 @@ static int s_diff(const ctl_opts_t *g, const char *fa, const char *fb)
     return n == 0 ? CTL_EXIT_OK : CTL_EXIT_NO;
 }
 
+/* promote NAME: the shadow draft NAME becomes the live definition in the
+ * running funneld (one PromoteQuery). */
+static int s_promote(ctl_opts_t *g, const char *name)
+{
+    Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
+    Funnel__V1__PromoteQuery pq = FUNNEL__V1__PROMOTE_QUERY__INIT;
+    Funnel__V1__QueryReply *reply;
+    pq.name = (char *)name;
+    req.query_case = FUNNEL__V1__QUERY_REQUEST__QUERY_PROMOTE;
+    req.promote = &pq;
+    if (g->timeout < 0)
+        g->timeout = 90; /* funneld waits up to 60 s for it */
+    int rc = ctl_query(g, &req, FUNNEL__V1__QUERY_REPLY__REPLY_PROMOTE, "promote", &reply);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (g->json)
+        ctl_print_doc(render_promote_json(reply->promote));
+    else
+        render_promote_text(stdout, name, reply->promote);
+    funnel__v1__query_reply__free_unpacked(reply, NULL);
+    return CTL_EXIT_OK;
+}
+
 static int s_run_definition(ctl_opts_t *g, int argc, char **argv)
 {
     int rc;
@@ -111,17 +135,22 @@ static int s_run_definition(ctl_opts_t *g, int argc, char **argv)
         return s_check(g, argv[first + 1]);
     if (sub && strcmp(sub, "diff") == 0 && nargs == 2)
         return s_diff(g, argv[first + 1], argv[first + 2]);
-    ctl_error("definition: want \"check FILE\" or \"diff A B\" (see funnelctl definition --help)");
+    if (sub && strcmp(sub, "promote") == 0 && nargs == 1)
+        return s_promote(g, argv[first + 1]);
+    ctl_error("definition: want \"check FILE\", \"diff A B\" or \"promote NAME\" (see "
+              "funnelctl definition --help)");
     return CTL_EXIT_USAGE;
 }
 
 const ctl_cmd_t ctl_cmd_definition = {
     .name = "definition",
-    .summary = "check a funnel definition, or diff two",
+    .summary = "check a funnel definition, diff two, promote a shadow draft",
     .usage = "Usage: funnelctl definition check FILE\n"
-             "       funnelctl definition diff A B\n",
+             "       funnelctl definition diff A B\n"
+             "       funnelctl definition promote NAME\n",
     .about =
-        "Work with funnel definitions (YAML) without a running funneld.\n"
+        "Work with funnel definitions (YAML): check and diff without a running\n"
+        "funneld; promote in the running one.\n"
         "\n"
         "check FILE   validate FILE as funneld would load it: its syntax, every key and\n"
         "             value, and what they mean together (unknown stages, duplicates,\n"
@@ -131,11 +160,17 @@ const ctl_cmd_t ctl_cmd_definition = {
         "             difference: stages added, removed, changed or reordered;\n"
         "             transitions, regressions, points, fit rules, the qualification rule,\n"
         "             handoff settings and personas added, removed or changed.\n"
+        "promote NAME the shadow draft NAME (funnelctl shadow) becomes the live\n"
+        "             definition: its state becomes the live state as it is (nothing is\n"
+        "             replayed), the old live state is kept as state_dir/state.old-TIME,\n"
+        "             and the definition file funneld runs with is replaced by the\n"
+        "             draft's file atomically. Ingest waits while it happens. Then take\n"
+        "             NAME out of the config's shadow list.\n"
         "\n"
         "With --json: check prints {\"file\",\"valid\",\"error\",\"name\",\"hash\"}; diff\n"
         "prints {\"a\",\"b\",\"equal\",\"differences\":[{\"section\",\"change\",\"what\",\"a\",\n"
-        "\"b\"}]}.\n",
+        "\"b\"}]}; promote prints {\"definition\",\"path\",\"old_state\",\"applied_seq\"}.\n",
     .exits = "Exit status: check: 0 valid, 1 invalid; diff: 0 equal, 1 different (or a file\n"
-             "is invalid); 2 usage error.\n",
+             "is invalid); promote: 0 promoted; 2 usage error, or not promoted (why on stderr).\n",
     .run = s_run_definition,
 };

@@ -163,3 +163,48 @@ def test_shadow_alerts_on_their_own_topic(daemon_factory, tmp_path, zctx):
     finally:
         sub.close()
         ing.close()
+
+
+def test_promote_makes_the_draft_live(daemon_factory, tmp_path, zctx):
+    live = tmp_path / "live.yaml"
+    live.write_text(_default_text())
+    draft = _draft(tmp_path)
+    d, cfg = _daemon(daemon_factory, tmp_path, [("low", draft)], live, clock="wall")
+    r = d.ctl("publish", str(_events(tmp_path, n=1500)), json_out=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: _following(d, "low"), 60, what="low following")
+    r = d.ctl("definition", "promote", "nope")
+    assert r.returncode == 2 and b"no shadow draft named" in r.stderr
+    want = _json(d, "funnel", "--definition", "low")
+    want_q = _json(d, "quality", "--definition", "low")
+    old_live = _json(d, "funnel")
+    assert want != old_live
+
+    p = _json(d, "definition", "promote", "low", timeout=120)
+    assert p["path"] == str(live) and p["old_state"].startswith("state.old-")
+    # The draft's state is the live state as it was (nothing replayed), the
+    # file in use is the draft's, the old state is kept.
+    assert _json(d, "funnel") == want
+    assert {k: v for k, v in _json(d, "quality").items() if k != "as_of_ms"} == \
+           {k: v for k, v in want_q.items() if k != "as_of_ms"}
+    assert live.read_bytes() == draft.read_bytes()
+    assert not [f for f in os.listdir(tmp_path) if ".promote-" in f]
+    old = os.path.join(d.state_dir, p["old_state"])
+    assert os.path.isfile(os.path.join(old, "data.mdb"))
+    assert not os.path.exists(os.path.join(d.state_dir, "state.shadow-low"))
+    assert _json(d, "shadow")["drafts"] == []
+    stats = _json(d, "stats")
+    assert p["definition"].split("(")[1].rstrip(")") in stats["definition"]
+    assert "promoted" in d.stderr()
+
+    # Ingest goes on under it; a restart replays nothing and keeps it.
+    lead = uid("after")
+    r = d.ctl("send", "--lead", lead, "--type", "demo_request", "--source", "marketing")
+    assert r.returncode == 0, r.stderr
+    assert _json(d, "lead", lead)["lead"] == lead
+    before = _json(d, "funnel")
+    d.stop_ok()
+    _config(tmp_path, [], live)
+    d.start(zctx)
+    assert _json(d, "funnel") == before
+
