@@ -154,7 +154,7 @@ def test_completion_of_commands_and_options(installed):
     assert _complete(c, ["funnelctl", "send", "--source", ""]) == ["marketing", "sales"]
     assert _complete(c, ["funnelctl", "funnel", "--by", "c"]) == ["cohort"]
     assert _complete(c, ["funnelctl", "friction", "--by", ""]) == ["persona", "source", "cohort"]
-    assert _complete(c, ["funnelctl", "definition", ""]) == ["check", "diff"]
+    assert _complete(c, ["funnelctl", "definition", ""]) == ["check", "diff", "promote"]
     assert "friction.stall" in _complete(c, ["funnelctl", "watch", "friction."])
 
 
