@@ -45,6 +45,10 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
     Funnel__V1__QueryRequest req = FUNNEL__V1__QUERY_REQUEST__INIT;
     Funnel__V1__QualityQuery qq = FUNNEL__V1__QUALITY_QUERY__INIT;
     Funnel__V1__QueryReply *reply;
+    if (o.draft && o.definition) {
+        ctl_error("quality: --draft and --definition do not combine");
+        return CTL_EXIT_USAGE;
+    }
     char *draft = NULL;
     if (o.draft) {
         if ((draft = ctl_read_draft(o.draft)) == NULL)
@@ -53,10 +57,6 @@ static int s_run_quality(ctl_opts_t *g, int argc, char **argv)
         qq.draft_name = (char *)o.draft;
         if (g->timeout < 0)
             g->timeout = CTL_LAB_TIMEOUT_S;
-    }
-    if (o.draft && o.definition) {
-        ctl_error("quality: --draft and --definition do not combine");
-        return CTL_EXIT_USAGE;
     }
     qq.by = (char *)o.by;
     qq.definition = (char *)(o.definition ? o.definition : "");
