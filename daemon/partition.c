@@ -44,6 +44,7 @@ typedef struct {
     partition_t *p;
     size_t n;
     size_t max;
+    uint64_t last;             /* the last log sequence read */
 } s_chunk_t;
 
 static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
@@ -51,11 +52,15 @@ static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
     s_chunk_t *c = arg;
     ProtobufCAllocator alloc = arena_pb_allocator(c->p->arena);
     Funnel__V1__Event *ev = funnel__v1__event__unpack(&alloc, len, raw);
+    c->last = seq;
     if (ev == NULL) {
         log_err("[partition %u] log event %llu is not decodable; skipped", c->p->opts.index,
                 (unsigned long long)seq);
         return;
     }
+    /* Another partition's lead: stepped over. */
+    if (c->p->opts.count > 1 && partition_of(ev->lead_id, c->p->opts.count) != c->p->opts.index)
+        return;
     c->p->entries[c->n].seq = seq;
     c->p->entries[c->n].ev = ev;
     c->n++;
@@ -70,6 +75,7 @@ static long s_read(partition_t *self, size_t max, s_chunk_t *c)
     c->p = self;
     c->n = 0;
     c->max = max;
+    c->last = self->applied;
     if (store_read_begin(self->store) != STORE_OK)
         return -1;
     long n = store_read_log(self->store, self->applied + 1, max, s_on_log_event, c);
@@ -87,6 +93,8 @@ static int s_group(partition_t *self, const s_chunk_t *c)
         if (self->ops.apply(self->arg, self->entries, c->n) != 0) {
             /* The sticky error comes out of the commit. */
         }
+        if (self->opts.count > 1)
+            store_state_skip(self->store, c->last);
         rc = store_state_commit(self->store);
         if (rc == STORE_OK)
             return rc;

@@ -57,12 +57,19 @@ typedef struct {
 
 typedef struct {
     size_t chunk_events;      /* at most this many entries per state group */
-    unsigned index;           /* this partition's number, for its logs */
+    unsigned index;           /* this partition's number (its logs, its leads) */
+    unsigned count;           /* partitions in all: with more than one, this
+                                 one applies only the entries of its leads
+                                 (partition_of(lead, count) == index) and
+                                 steps over the others' (its applied
+                                 sequence covers them); 0 or 1: every entry */
 } partition_opts_t;
 
 /* A partition over store (borrowed; it must outlive the partition),
- * applying through ops with arg. Not started yet. Caller owns the result:
- * partition_destroy(). */
+ * applying through ops with arg. With P > 1 partitions, store is the
+ * partition's own (store_open_part(), or the primary for partition 0),
+ * whose log is the primary's. Not started yet.
+ * Caller owns the result: partition_destroy(). */
 partition_t *partition_new(store_t *store, const partition_ops_t *ops, void *arg,
                            const partition_opts_t *opts);
 

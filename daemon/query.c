@@ -317,7 +317,7 @@ struct query_server {
 void query_sync(const query_t *q)
 {
     uint64_t want = store_committed_seq(q->store);
-    if (store_wait_applied(q->store, want, QUERY_APPLIED_WAIT_MS) != 1)
+    if (store_wait_parts_applied(q->store, want, QUERY_APPLIED_WAIT_MS) != 1)
         log_warn("[query] the state has not applied the log up to %llu (it cannot "
                  "commit, or took longer than %d ms); answering from the state as it is",
                  (unsigned long long)want, QUERY_APPLIED_WAIT_MS);

@@ -130,6 +130,40 @@ bool store_fresh(const store_t *self);
  * entry a shadow passes over), inside a state group. */
 void store_state_skip(store_t *self, uint64_t seq);
 
+/* -- partitions ----------------------------------------------------------
+ * With P > 1 partitions the state is P environments, one per partition,
+ * each holding the leads whose id hashes to it (FNV-1a 32 of the id mod
+ * P, as partition_of()) and the counters, deadlines, marks and alerts
+ * their events raised; the log stays one. The store opened with
+ * store_open_state() is the primary (its state is partition 0's); each
+ * other partition's is a store opened with store_open_part(), which
+ * shares the primary's log. A partition thread applies to its own store
+ * (store_split_begin on it); the primary's owner logs (store_log_*: a
+ * claim looks in the lead's partition), and reads begun on the primary
+ * see every partition: a lead is read in its own, counters are added up,
+ * the next deadline is the earliest, the watermark the largest;
+ * store_wait_parts_applied() waits for every partition. */
+#define STORE_PARTS_MAX 64
+
+/* Open the primary's next partition's state (partition 1, 2, ... in
+ * the order of the calls) in dir/state_name: a shadow store of primary
+ * (store_open_shadow: its log is primary's; rebuilt from the log when
+ * fresh or torn) that the primary lists among its partitions. Returns
+ * the store (the caller destroys it before the primary), or NULL and
+ * err. Owner thread of the primary, before anything is logged split. */
+store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
+                         size_t map_size, char *err, size_t errlen);
+
+/* The partitions of the primary (1 when it has none), partition i's
+ * store (0: the primary itself), and the partition holding lead_id. */
+unsigned store_parts(const store_t *primary);
+store_t *store_part(store_t *primary, unsigned i);
+unsigned store_part_index(const store_t *primary, const char *lead_id);
+
+/* The store whose log this one reads and writes (itself, or the store
+ * a shadow or partition follows). */
+store_t *store_log_store(store_t *self);
+
 /* Differences between this store's state and the state environment in
  * dir/other_name, per database (leads, event ids, counters, and the
  * applied sequence). */
@@ -502,6 +536,10 @@ uint64_t store_applied_published(store_t *self);
  * while the state is stalled). Returns 1 when it has, 0 on the timeout.
  * Any thread but the state owner. */
 int store_wait_applied(store_t *self, uint64_t seq, int timeout_ms);
+
+/* The same for every partition of the primary self (one bound for them
+ * all): what a query waits for (read-your-writes). */
+int store_wait_parts_applied(store_t *self, uint64_t seq, int timeout_ms);
 
 /* Say that the state cannot commit (a store error being retried), or
  * that it commits again: while stalled, store_wait_applied() waits 2 s at

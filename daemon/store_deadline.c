@@ -4,9 +4,11 @@
 #include "store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 static MDB_val s_due_key(unsigned char *buf, size_t cap, int64_t due,
                          const char *lead_id, const char *kind)
@@ -92,8 +94,37 @@ int store_deadline_clear(store_t *self, const char *lead_id, const char *kind,
  * logged and, in a group, deleted, so that it is not due forever. An
  * LMDB error returns 0: in a group it becomes the sticky error, else it
  * is logged. Owner thread. */
+static size_t s_due_one(store_t *self, int64_t now_ms, size_t max, store_due_t *out);
+
+static int s_due_cmp(const void *a, const void *b)
+{
+    const store_due_t *x = a, *y = b;
+    if (x->due_ms != y->due_ms)
+        return x->due_ms < y->due_ms ? -1 : 1;
+    int c = strcmp(x->lead_id, y->lead_id);
+    return c ? c : strcmp(x->kind, y->kind);
+}
+
 size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
                            store_due_t *out)
+{
+    /* A partition's own state (its writer), or one store alone. */
+    if (self->n_parts <= 1 || (store_state_writer(self) && self->state_txn))
+        return s_due_one(self, now_ms, max, out);
+    /* Every partition's, the earliest max of them all. */
+    store_due_t *all = xcalloc((size_t)self->n_parts * (max ? max : 1), sizeof *all);
+    size_t n = 0;
+    for (unsigned i = 0; i < self->n_parts; i++)
+        n += s_due_one(self->parts[i], now_ms, max, all + n);
+    qsort(all, n, sizeof *all, s_due_cmp);
+    if (n > max)
+        n = max;
+    memcpy(out, all, n * sizeof *out);
+    free(all);
+    return n;
+}
+
+static size_t s_due_one(store_t *self, int64_t now_ms, size_t max, store_due_t *out)
 {
     MDB_cursor *cur = NULL;
     size_t n = 0;

@@ -15,6 +15,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -448,6 +449,8 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     self->dir = xstrdup(dir);
     self->state_name = xstrdup(state_name);
     self->owner = pthread_self();
+    self->n_parts = 1;
+    self->parts[0] = self;
     snprintf(self->recovery, sizeof self->recovery, "clean");
     /* Writers first: a stream of queries must not keep a map from growing. */
     pthread_rwlockattr_t attr;
@@ -563,6 +566,8 @@ store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
     self->dir = xstrdup(live->dir);
     self->state_name = xstrdup(state_name);
     self->owner = pthread_self();
+    self->n_parts = 1;
+    self->parts[0] = self;
     self->log_of = live;
     self->log_env = live->log_env;
     self->events = live->events;
@@ -630,6 +635,50 @@ fail:
 }
 
 bool store_fresh(const store_t *self) { return self->fresh; }
+
+store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
+                         size_t map_size, char *err, size_t errlen)
+{
+    if (primary->log_of != NULL || primary->n_parts >= STORE_PARTS_MAX) {
+        snprintf(err, errlen, "at most %d partitions, each of a store with its own log",
+                 STORE_PARTS_MAX);
+        return NULL;
+    }
+    store_t *self = store_open_shadow(primary, state_name, fresh, map_size, err, errlen);
+    if (self == NULL)
+        return NULL;
+    self->primary = primary;
+    self->part_index = primary->n_parts;
+    primary->parts[primary->n_parts++] = self;
+    log_info("[store] opened partition %u's state %s: %llu applied, map %zu MiB",
+             self->part_index, state_name, (unsigned long long)self->applied_seq,
+             self->state_map >> 20);
+    return self;
+}
+
+unsigned store_parts(const store_t *primary) { return primary->n_parts; }
+
+store_t *store_part(store_t *primary, unsigned i)
+{
+    return i < primary->n_parts ? primary->parts[i] : NULL;
+}
+
+unsigned store_part_index(const store_t *primary, const char *lead_id)
+{
+    if (primary->n_parts <= 1)
+        return 0;
+    return fnv1a32(lead_id, strlen(lead_id)) % primary->n_parts;
+}
+
+store_t *store_part_of_lead(const store_t *self, const char *lead_id)
+{
+    return self->parts[store_part_index(self, lead_id)];
+}
+
+store_t *store_log_store(store_t *self)
+{
+    return self->log_of ? self->log_of : self;
+}
 
 /* rename(a, b) of dir/a to dir/b; ENOENT is fine when optional. */
 static int s_rename_in(const char *dir, const char *a, const char *b, bool optional)
@@ -750,6 +799,17 @@ void store_destroy(store_t **self_p)
     }
     if (self->log_env && self->log_of == NULL)
         mdb_env_close(self->log_env);
+    if (self->primary) {
+        /* Out of the primary's list (parts are destroyed before it). */
+        store_t *p = self->primary;
+        for (unsigned i = 1; i < p->n_parts; i++)
+            if (p->parts[i] == self) {
+                memmove(p->parts + i, p->parts + i + 1,
+                        (p->n_parts - i - 1) * sizeof *p->parts);
+                p->n_parts--;
+                break;
+            }
+    }
     if (self->lock_fd != -1)
         close(self->lock_fd);
     if (self->ckpt_wake != -1)

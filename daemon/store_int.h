@@ -184,11 +184,27 @@ struct store {
     uint64_t pub_applied_seq;
     bool pub_stalled;       /* the state cannot commit: nobody waits for it */
     pthread_cond_t pub_cond;
+
+    /* Partitions (store_open_part): a partition's state is a store of its
+     * own whose log is its primary's (log_env borrowed, never written nor
+     * read through it: reads of the log go through the primary); the
+     * primary lists them all, itself first, and routes each lead to
+     * parts[FNV-1a 32 of its id % n_parts] (claims, deadlines due and
+     * reads of the state merge or route across them). n_parts is 1 (the
+     * primary alone) unless parts were opened. */
+    store_t *primary;       /* NULL: this store's log is its own */
+    unsigned part_index;    /* in the primary's parts */
+    store_t *parts[STORE_PARTS_MAX];
+    unsigned n_parts;
 };
 
 /* The lock that guards the log's map for readers: the live store's for a
  * shadow store, which reads the live store's log. */
 #define S_LOG_LOCK(self) ((self)->log_of ? &(self)->log_of->grow_lock : &(self)->grow_lock)
+
+/* The store holding lead_id's state among self's partitions (self when
+ * it has none). */
+store_t *store_part_of_lead(const store_t *self, const char *lead_id);
 
 /* Whether the store is split (any thread). */
 static inline bool store_split_on(const store_t *self)
@@ -231,12 +247,23 @@ struct store_snapshot {
     const store_t *store;
     MDB_txn *rlog;
     MDB_txn *rstate;
+    /* A primary with partitions: each partition's state, rpart[0] being
+     * rstate. */
+    MDB_txn *rpart[STORE_PARTS_MAX];
 };
 extern __thread struct store_snapshot store_snapshot;
 
 /* This thread's snapshot of self, or NULL. */
 #define S_RLOG(self) (store_snapshot.store == (self) ? store_snapshot.rlog : NULL)
-#define S_RSTATE(self) (store_snapshot.store == (self) ? store_snapshot.rstate : NULL)
+static inline MDB_txn *store_rstate_of(const store_t *self)
+{
+    if (store_snapshot.store == self)
+        return store_snapshot.rstate;
+    if (self->primary && store_snapshot.store == self->primary)
+        return store_snapshot.rpart[self->part_index];
+    return NULL;
+}
+#define S_RSTATE(self) store_rstate_of(self)
 
 /* The state transaction this thread reads the state in: its group's
  * (the thread writing the state), its log group's snapshot (the owner,

@@ -17,6 +17,18 @@ __thread struct store_snapshot store_snapshot;
 /* -- reads ----------------------------------------------------------------- */
 
 
+/* End the snapshots of partitions 1 .. n-1 of this thread's snapshot,
+ * in the reverse order of their locks. */
+static void s_parts_end(store_t *self, unsigned n)
+{
+    for (unsigned i = n; i-- > 1;) {
+        mdb_txn_abort(store_snapshot.rpart[i]);
+        store_snapshot.rpart[i] = NULL;
+        pthread_rwlock_unlock(&self->parts[i]->state_grow_lock);
+    }
+    store_snapshot.rpart[0] = NULL;
+}
+
 int store_read_begin(store_t *self)
 {
     MDB_txn *rlog = NULL, *rstate = NULL;
@@ -33,14 +45,32 @@ int store_read_begin(store_t *self)
         return STORE_ERR;
     if (owner && (self->log_txn || self->look_txn))
         return STORE_ERR;
-    /* Always the state's lock first, then the log's (as store_grow). */
+    /* Always the state's lock first, then the log's (as store_grow); the
+     * partitions' in their order (a primary's snapshot holds them all). */
     pthread_rwlock_rdlock(&self->state_grow_lock);
-    pthread_rwlock_rdlock(S_LOG_LOCK(self));
-    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &rstate)) != 0 ||
-        (rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &rlog)) != 0) {
-        if (rstate)
+    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &rstate)) != 0) {
+        pthread_rwlock_unlock(&self->state_grow_lock);
+        log_err("[store] begin read: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    store_snapshot.rpart[0] = rstate;
+    for (unsigned i = 1; i < self->n_parts; i++) {
+        store_t *p = self->parts[i];
+        pthread_rwlock_rdlock(&p->state_grow_lock);
+        if ((rc = mdb_txn_begin(p->state_env, NULL, MDB_RDONLY, &store_snapshot.rpart[i])) != 0) {
+            pthread_rwlock_unlock(&p->state_grow_lock);
+            s_parts_end(self, i);
             mdb_txn_abort(rstate);
+            pthread_rwlock_unlock(&self->state_grow_lock);
+            log_err("[store] begin read of partition %u: %s", i, mdb_strerror(rc));
+            return STORE_ERR;
+        }
+    }
+    pthread_rwlock_rdlock(S_LOG_LOCK(self));
+    if ((rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &rlog)) != 0) {
         pthread_rwlock_unlock(S_LOG_LOCK(self));
+        s_parts_end(self, self->n_parts);
+        mdb_txn_abort(rstate);
         pthread_rwlock_unlock(&self->state_grow_lock);
         log_err("[store] begin read: %s", mdb_strerror(rc));
         return STORE_ERR;
@@ -55,11 +85,12 @@ void store_read_end(store_t *self)
 {
     if (store_snapshot.store != self)
         return;
-    mdb_txn_abort(store_snapshot.rstate);
     mdb_txn_abort(store_snapshot.rlog);
+    pthread_rwlock_unlock(S_LOG_LOCK(self));
+    s_parts_end(self, self->n_parts);
+    mdb_txn_abort(store_snapshot.rstate);
     store_snapshot.store = NULL;
     store_snapshot.rlog = store_snapshot.rstate = NULL;
-    pthread_rwlock_unlock(S_LOG_LOCK(self));
     pthread_rwlock_unlock(&self->state_grow_lock);
 }
 
@@ -121,11 +152,20 @@ void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
         store_stats_sum(out, &self->pub_lstats);
     *last_seq = self->pub_last_seq;
     pthread_mutex_unlock(&self->pub_lock);
+    /* And what the other partitions applied. */
+    for (unsigned i = 1; i < self->n_parts; i++) {
+        store_stats_t ps;
+        uint64_t ignored;
+        store_stats_read(self->parts[i], &ps, &ignored);
+        store_stats_sum(out, &ps);
+    }
 }
 
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,
                     size_t *len)
 {
+    /* In the lead's partition. */
+    self = store_part_of_lead(self, lead_id);
     MDB_val k = s_str_val(lead_id), v;
     int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
     if (rc == MDB_NOTFOUND)
@@ -143,96 +183,190 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
  * past the rest of them (a seek costs a descent of the tree). */
 #define S_SCAN_IDS_STEPPED 8
 
-long store_read_leads(store_t *self, const char *after, size_t after_len, bool desc,
-                      store_lead_fn *fn, void *arg)
+/* Bytewise order of two keys (LMDB's default). */
+static int s_val_cmp(const MDB_val *a, const MDB_val *b)
 {
-    MDB_cursor *cur = NULL;
-    char id[S_SCAN_ID_MAX + 2];
-    long n = 0;
-    int ids = 0;     /* consecutive event-id keys stepped over */
-    int rc;
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, n);
+    return c ? c : (a->mv_size > b->mv_size) - (a->mv_size < b->mv_size);
+}
 
-    if ((rc = mdb_cursor_open(S_RSTATE(self), self->leads, &cur)) != 0)
-        goto fail;
-    MDB_val k = {.mv_size = after_len, .mv_data = (void *)after}, v;
-    if (after_len == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, desc ? MDB_LAST : MDB_FIRST);
+/* One partition's walk through its leads in id order, from after: at
+ * the next lead record (id, its Lead bytes) once s_lead_next returned 1. */
+typedef struct {
+    MDB_cursor *cur;
+    const char *after;
+    size_t after_len;
+    bool desc;
+    bool started;
+    int ids;                 /* consecutive event-id keys stepped over */
+    MDB_val k, v;
+    char id[S_SCAN_ID_MAX + 2];
+    size_t id_len;
+    const void *buf;
+    size_t len;
+    int rc;
+} s_lead_walk_t;
+
+/* Move w to its next lead: 1 there, 0 at the end, -1 on an LMDB error
+ * (in w->rc). */
+static int s_lead_next(s_lead_walk_t *w)
+{
+    int rc;
+    MDB_val *k = &w->k, *v = &w->v;
+    if (!w->started) {
+        w->started = true;
+        *k = (MDB_val){.mv_size = w->after_len, .mv_data = (void *)w->after};
+        if (w->after_len == 0) {
+            rc = mdb_cursor_get(w->cur, k, v, w->desc ? MDB_LAST : MDB_FIRST);
+        } else {
+            rc = mdb_cursor_get(w->cur, k, v, MDB_SET_RANGE);
+            if (w->desc)
+                rc = rc == MDB_NOTFOUND ? mdb_cursor_get(w->cur, k, v, MDB_LAST)
+                                        : rc == 0 ? mdb_cursor_get(w->cur, k, v, MDB_PREV)
+                                                  : rc;
+        }
     } else {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (desc)
-            rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &k, &v, MDB_LAST)
-                                    : rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV)
-                                              : rc;
+        rc = mdb_cursor_get(w->cur, k, v, w->desc ? MDB_PREV : MDB_NEXT);
     }
     /* Ascending, the first key may be `after` itself (exclusive); either
      * way its event ids follow it and are stepped over below. Descending
      * from SET_RANGE's key (>= after), MDB_PREV gave the last key < after,
      * unless SET_RANGE found nothing, when MDB_LAST is that key. */
-    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, desc ? MDB_PREV : MDB_NEXT)) {
-        const char *nul = memchr(k.mv_data, '\0', k.mv_size);
+    for (; rc == 0; rc = mdb_cursor_get(w->cur, k, v, w->desc ? MDB_PREV : MDB_NEXT)) {
+        const char *nul = memchr(k->mv_data, '\0', k->mv_size);
         if (nul) {
             /* An event id "lead id, NUL, event id": ascending, after a
              * few, jump to the first key past the lead's ids ("lead id"
              * then \x01; no lead id holds a NUL). */
-            size_t plen = (size_t)(nul - (const char *)k.mv_data);
-            if (!desc && ++ids > S_SCAN_IDS_STEPPED && plen <= S_SCAN_ID_MAX) {
-                memcpy(id, k.mv_data, plen);
-                id[plen] = '\x01';
-                MDB_val seek = {.mv_size = plen + 1, .mv_data = id};
-                ids = 0;
-                rc = mdb_cursor_get(cur, &seek, &v, MDB_SET_RANGE);
+            size_t plen = (size_t)(nul - (const char *)k->mv_data);
+            if (!w->desc && ++w->ids > S_SCAN_IDS_STEPPED && plen <= S_SCAN_ID_MAX) {
+                memcpy(w->id, k->mv_data, plen);
+                w->id[plen] = '\x01';
+                MDB_val seek = {.mv_size = plen + 1, .mv_data = w->id};
+                w->ids = 0;
+                rc = mdb_cursor_get(w->cur, &seek, v, MDB_SET_RANGE);
                 if (rc != 0)
                     break;
-                k = seek;
+                *k = seek;
                 /* Process the key landed on as the loop would. */
-                if (memchr(k.mv_data, '\0', k.mv_size))
+                if (memchr(k->mv_data, '\0', k->mv_size))
                     continue;
             } else {
                 continue;
             }
         }
-        ids = 0;
-        if (k.mv_size == after_len && after_len > 0 &&
-            memcmp(k.mv_data, after, after_len) == 0)
+        w->ids = 0;
+        if (k->mv_size == w->after_len && w->after_len > 0 &&
+            memcmp(k->mv_data, w->after, w->after_len) == 0)
             continue;
-        if (k.mv_size > S_SCAN_ID_MAX)
+        if (k->mv_size > S_SCAN_ID_MAX)
             continue;
-        const void *buf;
-        size_t len;
-        if (!store_lead_split(NULL, NULL, &v, &buf, &len, NULL))
+        if (!store_lead_split(NULL, NULL, v, &w->buf, &w->len, NULL))
             continue;
-        memcpy(id, k.mv_data, k.mv_size);
-        id[k.mv_size] = '\0';
-        n++;
-        if (fn(id, k.mv_size, buf, len, arg) != 0)
-            break;
+        memcpy(w->id, k->mv_data, k->mv_size);
+        w->id[k->mv_size] = '\0';
+        w->id_len = k->mv_size;
+        return 1;
     }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto fail;
-    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    w->rc = rc;
+    return -1;
+}
+
+long store_read_leads(store_t *self, const char *after, size_t after_len, bool desc,
+                      store_lead_fn *fn, void *arg)
+{
+    /* Every partition's walk, merged in id order (a lead is in one). */
+    s_lead_walk_t *w = xcalloc(self->n_parts, sizeof *w);
+    bool *at = xcalloc(self->n_parts, sizeof *at);
+    unsigned np = self->n_parts;
+    long n = 0;
+    int rc = 0;
+
+    for (unsigned i = 0; i < np; i++) {
+        store_t *p = self->parts[i];
+        w[i].after = after;
+        w[i].after_len = after_len;
+        w[i].desc = desc;
+        if ((rc = mdb_cursor_open(S_RSTATE(p), p->leads, &w[i].cur)) != 0)
+            goto fail;
+        int got = s_lead_next(&w[i]);
+        if (got < 0) {
+            rc = w[i].rc;
+            goto fail;
+        }
+        at[i] = got == 1;
+    }
+    for (;;) {
+        int best = -1;
+        for (unsigned i = 0; i < np; i++) {
+            if (!at[i])
+                continue;
+            if (best < 0) {
+                best = (int)i;
+                continue;
+            }
+            MDB_val a = {.mv_size = w[i].id_len, .mv_data = w[i].id};
+            MDB_val b = {.mv_size = w[best].id_len, .mv_data = w[best].id};
+            int c = s_val_cmp(&a, &b);
+            if (desc ? c > 0 : c < 0)
+                best = (int)i;
+        }
+        if (best < 0)
+            break;
+        n++;
+        if (fn(w[best].id, w[best].id_len, w[best].buf, w[best].len, arg) != 0)
+            break;
+        int got = s_lead_next(&w[best]);
+        if (got < 0) {
+            rc = w[best].rc;
+            goto fail;
+        }
+        at[best] = got == 1;
+    }
+    for (unsigned i = 0; i < np; i++)
+        mdb_cursor_close(w[i].cur);
+    free(w);
+    free(at);
     return n;
 
 fail:
-    if (cur)
-        mdb_cursor_close(cur);
+    for (unsigned i = 0; i < np; i++)
+        if (w[i].cur)
+            mdb_cursor_close(w[i].cur);
+    free(w);
+    free(at);
     log_err("[store] read leads: %s", mdb_strerror(rc));
     return STORE_ERR;
 }
 
 int64_t store_read_watermark(store_t *self)
 {
-    uint64_t ms = 0;
-    if (store_meta_u64(S_RSTATE(self), self->meta, "watermark_ms", &ms) != 0)
-        return 0;
-    return (int64_t)ms;
+    /* The largest of the partitions'. */
+    int64_t best = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        store_t *p = self->parts[i];
+        uint64_t ms = 0;
+        if (store_meta_u64(S_RSTATE(p), p->meta, "watermark_ms", &ms) == 0 &&
+            (int64_t)ms > best)
+            best = (int64_t)ms;
+    }
+    return best;
 }
 
 int64_t store_read_counter(store_t *self, const char *key)
 {
-    MDB_val k = s_str_val(key), v;
-    if (mdb_get(S_RSTATE(self), self->aggregates, &k, &v) != 0 || v.mv_size != 8)
-        return 0;
-    return (int64_t)s_be64_get(v.mv_data);
+    /* Added up over the partitions. */
+    int64_t sum = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        store_t *p = self->parts[i];
+        MDB_val k = s_str_val(key), v;
+        if (mdb_get(S_RSTATE(p), p->aggregates, &k, &v) == 0 && v.mv_size == 8)
+            sum += (int64_t)s_be64_get(v.mv_data);
+    }
+    return sum;
 }
 
 /* Call fn(key as a C string, its u64 value, arg) for every record of dbi
@@ -242,37 +376,86 @@ int64_t store_read_counter(store_t *self, const char *key)
  * or STORE_ERR (logged with `what`). Any thread, in its read snapshot. */
 typedef void s_u64_fn(const char *key, size_t key_len, uint64_t value, void *arg);
 
-static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
-                          const char *what, s_u64_fn *fn, void *arg)
+/* One partition's cursor in a merged scan, at its current record. */
+typedef struct {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    bool at;            /* on a record within the prefix */
+} s_scan_cur_t;
+
+/* Step c to its next record within the prefix (first: its first). */
+static int s_scan_step(s_scan_cur_t *c, const char *prefix, size_t plen, bool first)
 {
-    MDB_cursor *cur = NULL;
+    int rc;
+    if (first) {
+        c->k = s_str_val(prefix);
+        rc = mdb_cursor_get(c->cur, &c->k, &c->v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    } else {
+        rc = mdb_cursor_get(c->cur, &c->k, &c->v, MDB_NEXT);
+    }
+    c->at = rc == 0 && c->k.mv_size >= plen && memcmp(c->k.mv_data, prefix, plen) == 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+
+/* The scan below over every partition of self (one when it has none),
+ * merged in key order: a key held by several partitions is passed once,
+ * with their values added up when sum (counters), else the first's. */
+static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
+                          const char *what, s_u64_fn *fn, void *arg, bool sum)
+{
+    s_scan_cur_t cs[STORE_PARTS_MAX];
+    unsigned np = self->n_parts;
     size_t plen = strlen(prefix);
     char key[512];
     long n = 0;
-    int rc;
+    int rc = 0;
 
-    if ((rc = mdb_cursor_open(S_RSTATE(self), dbi, &cur)) != 0)
-        goto fail;
-    MDB_val k = s_str_val(prefix), v;
-    for (rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
-         rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+    memset(cs, 0, sizeof cs);
+    for (unsigned i = 0; i < np; i++) {
+        store_t *p = self->parts[i];
+        /* The databases have the same handles in every partition (opened
+         * in the same order), but each partition's own is used. */
+        MDB_dbi d = dbi == self->aggregates ? p->aggregates : dbi == self->marks ? p->marks : dbi;
+        if ((rc = mdb_cursor_open(S_RSTATE(p), d, &cs[i].cur)) != 0 ||
+            (rc = s_scan_step(&cs[i], prefix, plen, true)) != 0)
+            goto fail;
+    }
+    for (;;) {
+        int lo = -1;
+        for (unsigned i = 0; i < np; i++)
+            if (cs[i].at && (lo < 0 || s_val_cmp(&cs[i].k, &cs[lo].k) < 0))
+                lo = (int)i;
+        if (lo < 0)
             break;
-        if (k.mv_size >= sizeof key || v.mv_size != 8)
+        MDB_val k = cs[lo].k;
+        bool ok = k.mv_size < sizeof key && cs[lo].v.mv_size == 8;
+        uint64_t value = ok ? s_be64_get(cs[lo].v.mv_data) : 0;
+        if (ok)
+            memcpy(key, k.mv_data, k.mv_size);
+        /* Every partition at this key moves on (values added up). */
+        for (unsigned i = 0; i < np; i++) {
+            if (!cs[i].at || ((int)i != lo && s_val_cmp(&cs[i].k, &k) != 0))
+                continue;
+            if ((int)i != lo && sum && cs[i].v.mv_size == 8)
+                value += s_be64_get(cs[i].v.mv_data);
+            if ((rc = s_scan_step(&cs[i], prefix, plen, false)) != 0)
+                goto fail;
+        }
+        if (!ok)
             continue;
-        memcpy(key, k.mv_data, k.mv_size);
         key[k.mv_size] = '\0';
-        fn(key, k.mv_size, s_be64_get(v.mv_data), arg);
+        fn(key, k.mv_size, value, arg);
         n++;
     }
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto fail;
-    mdb_cursor_close(cur);
+    for (unsigned i = 0; i < np; i++)
+        mdb_cursor_close(cs[i].cur);
     return n;
 
 fail:
-    if (cur)
-        mdb_cursor_close(cur);
+    for (unsigned i = 0; i < np; i++)
+        if (cs[i].cur)
+            mdb_cursor_close(cs[i].cur);
     log_err("[store] read %s %s: %s", what, prefix, mdb_strerror(rc));
     return STORE_ERR;
 }
@@ -294,10 +477,29 @@ long store_read_marks(store_t *self, const char *prefix, store_mark_fn *fn,
                       void *arg)
 {
     s_marks_arg_t m = {fn, arg};
-    return s_scan_prefix(self, self->marks, prefix, "marks", s_on_mark, &m);
+    return s_scan_prefix(self, self->marks, prefix, "marks", s_on_mark, &m, false);
 }
 
+static int s_next_deadline(store_t *self, int64_t *due_ms);
+
 int store_read_next_deadline(store_t *self, int64_t *due_ms)
+{
+    /* The earliest of the partitions'. */
+    int found = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        int64_t due;
+        int rc = s_next_deadline(self->parts[i], &due);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && (!found || due < *due_ms)) {
+            *due_ms = due;
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int s_next_deadline(store_t *self, int64_t *due_ms)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
@@ -318,13 +520,17 @@ int store_read_next_deadline(store_t *self, int64_t *due_ms)
 
 long store_read_deadlines_pending(store_t *self)
 {
-    MDB_stat st;
-    int rc = mdb_stat(S_RSTATE(self), self->deadlines, &st);
-    if (rc != 0) {
-        log_err("[store] read deadlines: %s", mdb_strerror(rc));
-        return STORE_ERR;
+    long n = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        MDB_stat st;
+        int rc = mdb_stat(S_RSTATE(self->parts[i]), self->parts[i]->deadlines, &st);
+        if (rc != 0) {
+            log_err("[store] read deadlines: %s", mdb_strerror(rc));
+            return STORE_ERR;
+        }
+        n += (long)st.ms_entries;
     }
-    return (long)st.ms_entries;
+    return n;
 }
 
 static void s_env_usage(MDB_env *env, const char *dir, const char *sub,
@@ -370,7 +576,7 @@ long store_read_counters(store_t *self, const char *prefix,
                          store_counter_fn *fn, void *arg)
 {
     s_counters_arg_t c = {fn, arg};
-    return s_scan_prefix(self, self->aggregates, prefix, "counters", s_on_counter, &c);
+    return s_scan_prefix(self, self->aggregates, prefix, "counters", s_on_counter, &c, true);
 }
 
 /* Walk lead_id's chain back through the log from its record's head, at

@@ -282,11 +282,34 @@ void store_split_free(store_t *self)
 
 static void s_look_end(store_t *self)
 {
-    if (self->look_txn == NULL)
-        return;
-    mdb_txn_abort(self->look_txn);
-    self->look_txn = NULL;
-    pthread_rwlock_unlock(&self->state_grow_lock);
+    /* Every partition's snapshot, in the reverse order of their locks. */
+    for (unsigned i = self->n_parts; i-- > 0;) {
+        store_t *p = self->parts[i];
+        if (p->look_txn == NULL)
+            continue;
+        mdb_txn_abort(p->look_txn);
+        p->look_txn = NULL;
+        pthread_rwlock_unlock(&p->state_grow_lock);
+    }
+}
+
+/* Begin the owner's snapshot of p's state and read its applied sequence.
+ * Returns 0 or STORE_ERR (logged). */
+static int s_look_begin(store_t *p)
+{
+    int rc;
+    pthread_rwlock_rdlock(&p->state_grow_lock);
+    if ((rc = mdb_txn_begin(p->state_env, NULL, MDB_RDONLY, &p->look_txn)) != 0) {
+        p->look_txn = NULL;
+        pthread_rwlock_unlock(&p->state_grow_lock);
+        log_err("[store] begin state snapshot: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    if ((rc = store_meta_u64(p->look_txn, p->meta, "applied_seq", &p->look_applied)) != 0) {
+        log_err("[store] read the applied sequence: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    return STORE_OK;
 }
 
 int store_log_begin(store_t *self)
@@ -306,22 +329,20 @@ int store_log_begin(store_t *self)
     self->log_first_begin = self->first_seq;
     self->lstats_begin = self->lstats;
 
-    /* The state as applied so far, and what was logged beyond it. */
-    pthread_rwlock_rdlock(&self->state_grow_lock);
-    if ((rc = mdb_txn_begin(self->state_env, NULL, MDB_RDONLY, &self->look_txn)) != 0) {
-        self->look_txn = NULL;
-        pthread_rwlock_unlock(&self->state_grow_lock);
-        log_err("[store] begin state snapshot: %s", mdb_strerror(rc));
-        return STORE_ERR;
-    }
-    if ((rc = store_meta_u64(self->look_txn, self->meta, "applied_seq",
-                             &self->look_applied)) != 0) {
-        s_look_end(self);
-        log_err("[store] read the applied sequence: %s", mdb_strerror(rc));
-        return STORE_ERR;
+    /* The state as applied so far (every partition's), and what was
+     * logged beyond it: an entry leaves the index once every partition
+     * applied it. */
+    uint64_t applied = UINT64_MAX;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        if (s_look_begin(self->parts[i]) != STORE_OK) {
+            s_look_end(self);
+            return STORE_ERR;
+        }
+        if (self->parts[i]->look_applied < applied)
+            applied = self->parts[i]->look_applied;
     }
     struct store_inflight *f = self->infl;
-    s_flight_prune(f, self->look_applied);
+    s_flight_prune(f, applied);
     f->n_begin = f->n;
     f->len_begin = f->len;
     if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
@@ -344,9 +365,11 @@ int store_log_claim(store_t *self, const char *lead_id, const char *id, bool log
     unsigned char kbuf[S_ID_KEY];
     MDB_val k, v;
     int rc;
+    /* The lead's partition's state. */
+    const store_t *p = store_part_of_lead(self, lead_id);
     if (!logged_only) {
         k = store_id_key(kbuf, lead_id, id);
-        rc = mdb_get(self->look_txn, self->leads, &k, &v);
+        rc = mdb_get(p->look_txn, p->leads, &k, &v);
         if (rc == 0)
             return 0;
         if (rc != MDB_NOTFOUND) {
@@ -361,7 +384,7 @@ int store_log_claim(store_t *self, const char *lead_id, const char *id, bool log
         return 1;
     }
     k = s_str_val(lead_id);
-    rc = mdb_get(self->look_txn, self->leads, &k, &v);
+    rc = mdb_get(p->look_txn, p->leads, &k, &v);
     if (rc == 0) {
         const void *buf;
         size_t len;
@@ -548,8 +571,7 @@ void store_state_skip(store_t *self, uint64_t seq)
 
 uint64_t store_committed_seq(store_t *self)
 {
-    if (self->log_of) /* a shadow follows the live store's log */
-        return store_committed_seq(self->log_of);
+    self = store_log_store(self);
     pthread_mutex_lock(&self->pub_lock);
     uint64_t seq = self->pub_last_seq;
     pthread_mutex_unlock(&self->pub_lock);
@@ -564,10 +586,28 @@ uint64_t store_applied_published(store_t *self)
     return seq;
 }
 
+/* Wait until self applied seq, or until (absolute, CLOCK_REALTIME). */
+static int s_wait_one(store_t *self, uint64_t seq, struct timespec until);
+
+static struct timespec s_until(int timeout_ms);
+
 int store_wait_applied(store_t *self, uint64_t seq, int timeout_ms)
 {
-    if (!__atomic_load_n(&self->split, __ATOMIC_ACQUIRE))
-        return 1;
+    return s_wait_one(self, seq, s_until(timeout_ms));
+}
+
+int store_wait_parts_applied(store_t *self, uint64_t seq, int timeout_ms)
+{
+    /* Every partition, within the one bound. */
+    struct timespec until = s_until(timeout_ms);
+    int reached = 1;
+    for (unsigned i = 0; i < self->n_parts && reached; i++)
+        reached = s_wait_one(self->parts[i], seq, until);
+    return reached;
+}
+
+static struct timespec s_until(int timeout_ms)
+{
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -576,6 +616,13 @@ int store_wait_applied(store_t *self, uint64_t seq, int timeout_ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000;
     }
+    return until;
+}
+
+static int s_wait_one(store_t *self, uint64_t seq, struct timespec until)
+{
+    if (!__atomic_load_n(&self->split, __ATOMIC_ACQUIRE))
+        return 1;
     int reached = 1;
     pthread_mutex_lock(&self->pub_lock);
     bool capped = false;

@@ -3,7 +3,12 @@
  * read-your-writes through store_wait_applied, duplicates recognised while
  * logged and not applied, each lead's previous event, a stop behind the
  * log that the next open finds to replay, map growth inside the
- * partition's groups, and the lead-to-partition assignment. */
+ * partition's groups, and the lead-to-partition assignment; and four
+ * partitions, each over a state of its own (store_open_part) sharing the
+ * log: each applies only its leads, reads on the primary merge them
+ * (counters, leads listing, deadlines), duplicates and each lead's
+ * previous event come from the lead's partition, and one stopped behind
+ * the log alone replays. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -315,6 +321,304 @@ static void test_partition_of(void **state)
         assert_in_range(count[k], 800, 1200);
 }
 
+/* -- P partitions, each over a state of its own -------------------------- */
+
+#define NP 4
+
+typedef struct {
+    store_t *st;
+    unsigned index;
+    uint64_t prev;          /* the last sequence applied */
+    uint64_t order_errors;  /* not increasing */
+    uint64_t foreign;       /* entries of another partition's leads */
+    uint64_t applied;
+} part_ctx_t;
+
+static int part_apply(void *arg, const partition_entry_t *e, size_t n)
+{
+    part_ctx_t *c = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].seq <= c->prev)
+            c->order_errors++;
+        c->prev = e[i].seq;
+        if (partition_of(e[i].ev->lead_id, NP) != c->index)
+            c->foreign++;
+        char key[200];
+        snprintf(key, sizeof key, "n/%s", e[i].ev->lead_id);
+        const void *buf;
+        size_t len;
+        uint64_t last;
+        if (store_lead_get(c->st, e[i].ev->lead_id, &buf, &len, &last) < 0)
+            return -1;
+        store_event_replayed(c->st, e[i].ev->lead_id, e[i].ev->id, e[i].seq);
+        store_counter_add(c->st, key, 1);
+        store_counter_add(c->st, "all", 1);
+        /* A deadline per lead, due at its last sequence (in ms). */
+        store_deadline_set(c->st, e[i].ev->lead_id, "stall", (int64_t)e[i].seq);
+        store_lead_put(c->st, e[i].ev->lead_id, e[i].seq, "lead", 4);
+        store_stats(c->st)->applied++;
+    }
+    return 0;
+}
+
+static void part_aborted(void *arg)
+{
+    part_ctx_t *c = arg;
+    c->prev = store_applied_seq(c->st);
+}
+
+typedef struct {
+    store_t *primary;
+    store_t *st[NP];
+    part_ctx_t ctx[NP];
+    partition_t *p[NP];
+} parts_t;
+
+static void parts_open(const fixture_t *f, parts_t *ps)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->primary = open_store(f, 4 << 20);
+    ps->st[0] = ps->primary;
+    for (unsigned i = 1; i < NP; i++) {
+        char name[32], err[256] = "";
+        snprintf(name, sizeof name, "state-p%d.%u", NP, i);
+        ps->st[i] = store_open_part(ps->primary, name, false, 4 << 20, err, sizeof err);
+        if (ps->st[i] == NULL)
+            fail_msg("store_open_part: %s", err);
+        assert_ptr_equal(store_part(ps->primary, i), ps->st[i]);
+    }
+    assert_int_equal(store_parts(ps->primary), NP);
+}
+
+static void parts_start(parts_t *ps)
+{
+    partition_ops_t ops = {.apply = part_apply, .aborted = part_aborted};
+    for (unsigned i = 0; i < NP; i++) {
+        ps->ctx[i].st = ps->st[i];
+        ps->ctx[i].index = i;
+        ps->ctx[i].prev = store_applied_seq(ps->st[i]);
+        partition_opts_t opts = {.chunk_events = 50, .index = i, .count = NP};
+        ps->p[i] = partition_new(ps->st[i], &ops, &ps->ctx[i], &opts);
+        assert_int_equal(partition_start(ps->p[i]), 0);
+    }
+}
+
+static void parts_notify(parts_t *ps)
+{
+    for (unsigned i = 0; i < NP; i++)
+        partition_notify(ps->p[i]);
+}
+
+static void parts_close(parts_t *ps, bool wait)
+{
+    for (unsigned i = 0; i < NP; i++) {
+        if (wait)
+            assert_true(partition_stop(ps->p[i], 30000));
+        partition_destroy(&ps->p[i]);
+    }
+    for (unsigned i = NP; i-- > 1;)
+        store_destroy(&ps->st[i]);
+    assert_int_equal(store_parts(ps->primary), 1);
+    store_destroy(&ps->primary);
+}
+
+typedef struct {
+    char prev[64];
+    int n;
+    int64_t sum;
+    int out_of_order;
+} counters_seen_t;
+
+static void on_counter(const char *key, int64_t value, void *arg)
+{
+    counters_seen_t *c = arg;
+    if (c->n > 0 && strcmp(c->prev, key) >= 0)
+        c->out_of_order++;
+    snprintf(c->prev, sizeof c->prev, "%s", key);
+    c->n++;
+    c->sum += value;
+}
+
+typedef struct {
+    char prev[64];
+    int n;
+    int out_of_order;
+    bool desc;
+} leads_seen_t;
+
+static int on_lead(const char *lead_id, size_t id_len, const void *buf, size_t len, void *arg)
+{
+    leads_seen_t *l = arg;
+    (void)id_len;
+    (void)buf;
+    (void)len;
+    int c = l->n > 0 ? strcmp(lead_id, l->prev) : (l->desc ? -1 : 1);
+    if (l->desc ? c >= 0 : c <= 0)
+        l->out_of_order++;
+    snprintf(l->prev, sizeof l->prev, "%s", lead_id);
+    l->n++;
+    return 0;
+}
+
+static void test_partitions_apply_their_own_leads(void **state)
+{
+    fixture_t *f = *state;
+    parts_t ps;
+    parts_open(f, &ps);
+    parts_start(&ps);
+    uint64_t seq = 0;
+    for (int i = 0; i < 1000; i += 20) {
+        seq = log_group(ps.primary, "L%d", 37, i, 20);
+        parts_notify(&ps);
+    }
+    /* Read-your-writes: the primary waits for every partition. */
+    assert_int_equal(store_wait_parts_applied(ps.primary, store_committed_seq(ps.primary), 30000), 1);
+    for (unsigned i = 0; i < NP; i++)
+        assert_true(store_applied_published(ps.st[i]) >= seq);
+    /* Counters add up over the partitions, once each key, in key order;
+     * each lead's live in its own partition only; a lead is read in its
+     * own. */
+    assert_int_equal(read_counter(ps.primary, "all"), 1000);
+    assert_int_equal(store_read_begin(ps.primary), STORE_OK);
+    counters_seen_t seen = {.n = 0};
+    assert_int_equal(store_read_counters(ps.primary, "n/", on_counter, &seen), 37);
+    assert_int_equal(seen.n, 37);
+    assert_int_equal(seen.sum, 1000);
+    assert_int_equal(seen.out_of_order, 0);
+    for (int l = 0; l < 37; l++) {
+        char lead[16];
+        snprintf(lead, sizeof lead, "L%d", l);
+        const void *buf;
+        size_t len;
+        assert_int_equal(store_read_lead(ps.primary, lead, &buf, &len), 1);
+        assert_int_equal(store_part_index(ps.primary, lead), partition_of(lead, NP));
+    }
+    /* The leads listing, merged in id order both ways, from a point. */
+    leads_seen_t ls = {.n = 0};
+    assert_int_equal(store_read_leads(ps.primary, "", 0, false, on_lead, &ls), 37);
+    assert_int_equal(ls.out_of_order, 0);
+    leads_seen_t ld = {.desc = true};
+    assert_int_equal(store_read_leads(ps.primary, "L5", 2, true, on_lead, &ld), 32);
+    assert_int_equal(ld.out_of_order, 0); /* L0..L4, L10..L36 sort before L5 */
+    leads_seen_t la = {.n = 0};
+    assert_int_equal(store_read_leads(ps.primary, "L5", 2, false, on_lead, &la), 4);
+    /* Deadlines: the earliest of them all, merged across partitions. */
+    store_due_t due[64], few[5];
+    size_t nd = store_deadlines_due(ps.primary, INT64_MAX, 64, due);
+    assert_int_equal(nd, 37);
+    for (size_t i = 1; i < nd; i++)
+        assert_true(due[i - 1].due_ms <= due[i].due_ms);
+    assert_int_equal(due[nd - 1].due_ms, (int64_t)seq);
+    assert_int_equal(store_deadlines_due(ps.primary, INT64_MAX, 5, few), 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(few[i].lead_id, due[i].lead_id);
+    int64_t next = 0;
+    assert_int_equal(store_read_next_deadline(ps.primary, &next), 1);
+    assert_int_equal(next, due[0].due_ms);
+    assert_int_equal(store_read_deadlines_pending(ps.primary), 37);
+    store_read_end(ps.primary);
+    /* Partitions 1.. read alone (the primary's reads are merged). */
+    unsigned used = 0;
+    for (unsigned i = 1; i < NP; i++) {
+        int64_t n = read_counter(ps.st[i], "all");
+        used += n > 0;
+        for (int l = 0; l < 37; l++) {
+            char key[16], lead[16];
+            snprintf(lead, sizeof lead, "L%d", l);
+            snprintf(key, sizeof key, "n/L%d", l);
+            int64_t v = read_counter(ps.st[i], key);
+            if (partition_of(lead, NP) == i)
+                assert_true(v > 0);
+            else
+                assert_int_equal(v, 0);
+        }
+    }
+    assert_true(used > 1);
+
+    /* Duplicates: applied (in the lead's partition), and logged while
+     * that partition is held; the lead's previous event from either. */
+    uint64_t s1 = 0, s2 = 0, prev = 0;
+    assert_int_equal(log_one(ps.primary, "L5", "e5", &s1, &prev), 0);
+    unsigned k = partition_of("L5", NP);
+    assert_true(partition_pause(ps.p[k], 1000));
+    assert_int_equal(log_one(ps.primary, "L5", "new-1", &s1, &prev), 1);
+    assert_true(prev > 0 && prev < s1);
+    parts_notify(&ps);
+    assert_int_equal(log_one(ps.primary, "L5", "new-1", &s2, &prev), 0);
+    assert_int_equal(log_one(ps.primary, "L5", "new-2", &s2, &prev), 1);
+    assert_int_equal(prev, s1);
+    parts_notify(&ps);
+    /* The query's wait covers the held partition: not reached. */
+    assert_int_equal(store_wait_parts_applied(ps.primary, s2, 50), 0);
+    partition_resume(ps.p[k]);
+    assert_int_equal(store_wait_parts_applied(ps.primary, s2, 30000), 1);
+    assert_int_equal(log_one(ps.primary, "L5", "new-2", &s2, &prev), 0);
+
+    for (unsigned i = 0; i < NP; i++) {
+        assert_true(partition_stop(ps.p[i], 30000));
+        assert_int_equal(ps.ctx[i].order_errors, 0);
+        assert_int_equal(ps.ctx[i].foreign, 0);
+    }
+    store_stats_t st;
+    uint64_t last;
+    store_stats_read(ps.primary, &st, &last);
+    assert_int_equal(st.applied, 1002);
+    parts_close(&ps, false);
+}
+
+static void test_partition_stopped_behind_replays_alone(void **state)
+{
+    fixture_t *f = *state;
+    parts_t ps;
+    parts_open(f, &ps);
+    parts_start(&ps);
+    uint64_t seq = log_group(ps.primary, "M%d", 20, 0, 200);
+    parts_notify(&ps);
+    assert_int_equal(store_wait_parts_applied(ps.primary, seq, 30000), 1);
+    /* One partition held (not the primary's); more logged for every
+     * lead. */
+    char held[16] = "";
+    for (int l = 0; l < 20 && !held[0]; l++) {
+        snprintf(held, sizeof held, "M%d", l);
+        if (partition_of(held, NP) == 0)
+            held[0] = '\0';
+    }
+    unsigned k = partition_of(held, NP);
+    assert_true(k > 0);
+    assert_true(partition_pause(ps.p[k], 1000));
+    seq = log_group(ps.primary, "M%d", 20, 200, 100);
+    parts_notify(&ps);
+    for (unsigned i = 1; i < NP; i++)
+        if (i != k)
+            assert_int_equal(store_wait_applied(ps.st[i], seq, 30000), 1);
+    /* Partition 0 alone (the primary's wait covers them all). */
+    for (int t = 0; t < 3000 && store_applied_published(ps.primary) < seq; t++)
+        usleep(10000);
+    assert_int_equal(store_applied_published(ps.primary), seq);
+    for (unsigned i = 0; i < NP; i++) {
+        assert_int_equal(partition_stop(ps.p[i], i == k ? 0 : 30000), i != k);
+        partition_destroy(&ps.p[i]);
+    }
+    assert_true(store_applied_seq(ps.st[k]) < seq);
+    parts_close(&ps, false);
+
+    /* Reopened: the held partition alone is behind, and catches up. */
+    parts_open(f, &ps);
+    for (unsigned i = 0; i < NP; i++)
+        assert_int_equal(store_applied_seq(ps.st[i]) == seq, i != k);
+    parts_start(&ps);
+    parts_notify(&ps);
+    assert_int_equal(store_wait_parts_applied(ps.primary, seq, 30000), 1);
+    for (unsigned i = 0; i < NP; i++)
+        assert_int_equal(ps.ctx[i].foreign, 0);
+    assert_int_equal(read_counter(ps.primary, "all"), 300);
+    assert_int_equal(read_counter(ps.primary, "n/M3"), 15);
+    char key[32];
+    snprintf(key, sizeof key, "n/%s", held);
+    assert_int_equal(read_counter(ps.primary, key), 15);
+    parts_close(&ps, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +627,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_behind_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows_in_partition, setup, teardown),
         cmocka_unit_test(test_partition_of),
+        cmocka_unit_test_setup_teardown(test_partitions_apply_their_own_leads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partition_stopped_behind_replays_alone, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
