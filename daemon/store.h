@@ -551,7 +551,7 @@ void store_set_stalled(store_t *self, bool stalled);
  * environment, <state_dir>/checkpoints/ckpt-<seq>.mdb, where seq is the
  * applied sequence recorded in the copy's own meta (read from the same
  * snapshot): the state after every logged event up to seq. After the
- * LMDB data it carries a trailer (magic, seq, data length, CRC-32 of the
+ * LMDB data it carries a trailer (magic, seq, data length, XXH3-64 of the
  * data), so that a torn or truncated file is recognised before LMDB maps
  * it. When the state cannot be trusted at open (the machine went down
  * with it open, or LMDB cannot open it), store_open restores the newest
@@ -646,7 +646,7 @@ uint64_t store_first_seq(const store_t *self);
  * how many were dropped, or STORE_ERR. Owner thread, no group open. */
 long store_log_drop(store_t *self, uint64_t upto, size_t max);
 
-/* Grow each map that is more than half full, ahead of a checkpoint (so
+/* Grow each map that is more than a quarter full, ahead of a checkpoint (so
  * that it is unlikely to fill while the checkpoint holds the state's
  * snapshot). Returns 0 or STORE_ERR. Owner thread, no group open. */
 int store_grow_ahead(store_t *self);

@@ -19,7 +19,7 @@
  * read snapshot does; the log has a lock of its own and grows meanwhile.
  * Growing the state's map ahead of need (3/4 full) never waits for the
  * lock (store_group_begin); the checkpoint thread asks the loop thread to
- * grow every map that is half full before the copy (store_grow_ahead()).
+ * grow every map that is a quarter full before the copy (store_grow_ahead()).
  * While the snapshot is held no page freed after it is reused, so a busy
  * state can still fill its map during one copy (every group commit writes
  * fresh pages): then the copy gives way. The grower sets ckpt_yield and
