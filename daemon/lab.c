@@ -562,8 +562,6 @@ void lab_reader(lab_t *self, report_reader_t *rd)
 
 /* -- replaying the log -------------------------------------------------- */
 
-#define S_CHUNK 4096
-
 typedef struct {
     Funnel__V1__Event **ev;
     uint64_t *seq;
@@ -590,8 +588,8 @@ long lab_replay_log(store_t *store, uint64_t upto, int64_t since_ms, int64_t unt
                     lab_progress_fn *progress, void *progress_arg)
 {
     s_chunk_t c = {
-        .ev = xcalloc(S_CHUNK, sizeof *c.ev),
-        .seq = xcalloc(S_CHUNK, sizeof *c.seq),
+        .ev = xcalloc(LAB_CHUNK, sizeof *c.ev),
+        .seq = xcalloc(LAB_CHUNK, sizeof *c.seq),
     };
     long total = 0, rc = -1;
     uint64_t first, last, bytes, dropped;
@@ -599,7 +597,11 @@ long lab_replay_log(store_t *store, uint64_t upto, int64_t since_ms, int64_t unt
     if (upto == 0 || upto > last)
         upto = last;
     uint64_t from = first ? first : 1;
-    uint64_t span = upto >= from ? upto - from + 1 : 0;
+    uint64_t span = upto >= from && upto > 0 ? upto - from + 1 : 0;
+    if (progress && progress(0, span, progress_arg) != 0) {
+        rc = -2;
+        goto out;
+    }
 
     while (from <= upto && upto > 0) {
         if (cancel && atomic_load(cancel)) {
@@ -608,7 +610,7 @@ long lab_replay_log(store_t *store, uint64_t upto, int64_t since_ms, int64_t unt
         }
         c.n = 0;
         c.last = 0;
-        size_t max = upto - from + 1 < S_CHUNK ? (size_t)(upto - from + 1) : S_CHUNK;
+        size_t max = upto - from + 1 < LAB_CHUNK ? (size_t)(upto - from + 1) : LAB_CHUNK;
         if (store_read_begin(store) != STORE_OK)
             goto out;
         long got = store_read_log(store, from, max, s_on_log, &c);
@@ -630,8 +632,10 @@ long lab_replay_log(store_t *store, uint64_t upto, int64_t since_ms, int64_t unt
         c.n = 0;
         total += got;
         from = c.last + 1;
-        if (progress)
-            progress((uint64_t)total, span, progress_arg);
+        if (progress && progress((uint64_t)total, span, progress_arg) != 0) {
+            rc = -2;
+            goto out;
+        }
     }
     rc = total;
 out:

@@ -89,11 +89,14 @@ int lab_lead_handed_off(const lab_t *self, const char *lead_id, bool *handed_off
 
 /* Replay the log of store up to and including sequence upto (0: the last
  * one now) through each of the n labs: every event whose time lies in
- * [since_ms, until_ms) (0: unbounded), decoded once. *cancel (may be NULL)
- * is polled between chunks; progress (may be NULL) is called after each
- * with the entries read and the total. Returns the number of log entries
+ * [since_ms, until_ms) (0: unbounded), decoded once, LAB_CHUNK entries at
+ * a time. *cancel (may be NULL) is polled between chunks; progress (may be
+ * NULL) is called once before the first with 0 and the total, and after
+ * each with the entries read and the total: it returns 0 to go on, else
+ * the replay stops there as cancelled. Returns the number of log entries
  * read, -1 on a storage error, -2 when cancelled. Any thread. */
-typedef void lab_progress_fn(uint64_t done, uint64_t total, void *arg);
+#define LAB_CHUNK 4096
+typedef int lab_progress_fn(uint64_t done, uint64_t total, void *arg);
 long lab_replay_log(store_t *store, uint64_t upto, int64_t since_ms, int64_t until_ms,
                     lab_t *const *labs, size_t n, const atomic_int *cancel,
                     lab_progress_fn *progress, void *progress_arg);

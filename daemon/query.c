@@ -137,6 +137,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.n_partition_applied_seq = 1;
     s.partition_applied_seq = applied;
     nats_stats(q->nats, &s, &cluster);
+    query_lab_stats(q, &s);
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_STATS;
     r->stats = &s;
     query_reply(sock, msg, r);
@@ -265,12 +266,27 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         }
         query_quality(&sub, req->quality, sock, msg, &r);
         break;
-    case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST:
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST: {
+        char id[80];
+        if (query_lab_register(q->lab_runs, req->backtest, derr, sizeof derr) == -1) {
+            r.error = derr;
+            query_reply(sock, msg, &r);
+            break;
+        }
+        snprintf(id, sizeof id, "%s", req->backtest->id);
         if (query_leads_submit(lab, sock, msg, &req) == -1) {
+            query_lab_unregister(q->lab_runs, id);
             r.error = (char *)"busy: too many definition lab queries waiting; "
                               "ask again later";
             query_reply(sock, msg, &r);
         }
+        break;
+    }
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST_STATUS:
+        query_lab_status(q, req->backtest_status, sock, msg, &r);
+        break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_BACKTEST_CANCEL:
+        query_lab_cancel(q, req->backtest_cancel, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_LEADS:
         /* Answered by the listing thread (query_leads.h), which takes req. */
@@ -290,7 +306,8 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
     }
     default:
         r.error = (char *)"QueryRequest names no query (lead, funnel, stats, friction, "
-                          "leads, alerts_since, quality, backtest or shadow)";
+                          "leads, alerts_since, quality, backtest, backtest_status, "
+                          "backtest_cancel or shadow)";
         query_reply(sock, msg, &r);
         break;
     }
@@ -348,6 +365,7 @@ query_server_t *query_server_new(const query_t *q, const char *endpoint,
 {
     query_server_t *self = xcalloc(1, sizeof *self);
     self->q = *q;
+    self->q.lab_runs = query_lab_runs_new();
     self->stop_fd[0] = self->stop_fd[1] = -1;
     if (pipe2(self->stop_fd, O_CLOEXEC | O_NONBLOCK) == -1) {
         snprintf(err, errlen, "query thread: pipe: %s", strerror(errno));
@@ -444,6 +462,7 @@ void query_server_destroy(query_server_t **self_p)
      * (the sockets its answers name). */
     query_leads_worker_destroy(&self->leads);
     query_leads_worker_destroy(&self->lab);
+    query_lab_runs_destroy(&self->q.lab_runs);
     bus_destroy(&self->bus);
     if (self->ev_stop)
         event_free(self->ev_stop);

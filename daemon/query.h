@@ -50,7 +50,10 @@ typedef struct {
     struct nats *nats;             /* cluster input (nats.h), or NULL */
     struct shadows *shadows;       /* the shadow drafts (shadow.h), or NULL;
                                       changed with defn_lock held exclusively */
+    struct query_lab_runs *lab_runs; /* the backtests (query_int.h), made by
+                                        the query server */
 } query_t;
+typedef struct query_lab_runs query_lab_runs_t;
 
 /* The daemon's time for a reader in a read snapshot: the wall clock, or
  * the snapshot's event-time watermark with --clock event. The time a

@@ -40,6 +40,36 @@ Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, aren
 uint8_t *query_lab(const query_t *q, const Funnel__V1__QueryRequest *req,
                    const atomic_int *cancel, size_t *len);
 
+/* The backtests funneld remembers (query_lab.c): those waiting for the
+ * lab thread or running, with their progress, and the last 16 that ended.
+ * Registered by the query thread when it queues a BacktestQuery, moved on
+ * by the lab thread, read and cancelled by the query thread (under a mutex
+ * of their own). FUNNELD_BACKTEST_LOCKSTEP=1 in the environment (for
+ * tests) makes every backtest wait after each chunk of the log until a
+ * BacktestStatusQuery has seen its progress (at most 10 s), so that a test
+ * sees each step of a short backtest, and cancels one surely running. */
+query_lab_runs_t *query_lab_runs_new(void);
+void query_lab_runs_destroy(query_lab_runs_t **self_p);
+
+/* Remember the backtest bq (waiting), before it is queued: an empty id is
+ * given one ("bt-N", set in bq->id, a protobuf-c string of the request).
+ * Returns 0, or -1 with the reason in err (a bad id, one known already,
+ * too many backtests). Query thread. */
+int query_lab_register(query_lab_runs_t *self, Funnel__V1__BacktestQuery *bq, char *err,
+                       size_t errlen);
+/* Forget backtest id (it could not be queued). */
+void query_lab_unregister(query_lab_runs_t *self, const char *id);
+
+/* Answer a BacktestStatusQuery / a BacktestCancel (a BacktestStatusReply).
+ * Sends the reply; r's oneof is left unset. Query thread. */
+void query_lab_status(query_t *q, const Funnel__V1__BacktestStatusQuery *sq,
+                      bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r);
+void query_lab_cancel(query_t *q, const Funnel__V1__BacktestCancel *bc, bus_sock_t *sock,
+                      bus_msg_t *msg, Funnel__V1__QueryReply *r);
+
+/* The backtest counters of stats (Stats.backtests_*). */
+void query_lab_stats(const query_t *q, Funnel__V1__Stats *s);
+
 /* The query to answer for the definition named (query_shadow.c): *q
  * itself when name is empty, else *q with the shadow draft's store and
  * definition (held in *defn_slot), once the draft applied what the log

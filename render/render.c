@@ -566,6 +566,10 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "checkpoints_taken", s_u64(st->checkpoints_taken));
     s_set(o, "checkpoints_failed", s_u64(st->checkpoints_failed));
     s_set(o, "checkpoints_yielded", s_u64(st->checkpoints_yielded));
+    s_set(o, "backtests_done", s_u64(st->backtests_done));
+    s_set(o, "backtests_cancelled", s_u64(st->backtests_cancelled));
+    s_set(o, "backtests_failed", s_u64(st->backtests_failed));
+    s_set(o, "backtests_running", s_u64(st->backtests_running));
     s_set(o, "checkpoint_error", s_str(st->checkpoint_error));
     s_set(o, "checkpoint_running", json_boolean(st->checkpoint_running));
     s_set(o, "recovery", s_str(st->recovery));
@@ -650,6 +654,11 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
                 st->checkpoints_yielded);
     if (st->checkpoint_error && *st->checkpoint_error)
         fprintf(out, "  last failure   %s\n", st->checkpoint_error);
+    if (st->backtests_done || st->backtests_cancelled || st->backtests_failed ||
+        st->backtests_running)
+        fprintf(out, "backtests        %" PRIu64 " done, %" PRIu64 " cancelled, %" PRIu64
+                " failed since start, %u waiting or running\n", st->backtests_done,
+                st->backtests_cancelled, st->backtests_failed, st->backtests_running);
     for (size_t i = 0; i < st->n_checkpoints; i++) {
         fprintf(out, "  ");
         render_checkpoint_text(out, st->checkpoints[i]);
