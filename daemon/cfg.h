@@ -99,7 +99,13 @@
       "NATS credentials file (user JWT and nkey seed, as nsc writes it); "     \
       "empty: none")                                                           \
     X(STR, owns, "",                                                           \
-      "the cluster partitions this instance consumes, e.g. 0-5,9; empty: all")
+      "the cluster partitions this instance consumes, e.g. 0-5,9 (static); "   \
+      "empty: its share, claimed by leases")                                   \
+    X(STR, instance, "",                                                       \
+      "this instance's name in the cluster (letters, digits, '_', '-'); "      \
+      "empty: the host name and a hash of state_dir")                          \
+    X(UINT, lease_ms, 10000,                                                   \
+      "how long a partition lease lasts unless refreshed (1000..600000)")
 
 #define CFG_STR_MEMBER(name) char *name;
 #define CFG_UINT_MEMBER(name) unsigned name;

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fnv.h"
 #include "log.h"
+#include "nats_lease.h"
 #include "xalloc.h"
 
 /* Messages pulled in one request, and the most queued for the loop
@@ -44,7 +46,7 @@ struct s_part {
     nats_t *owner;
     unsigned partition;
     char subject[40];
-    char durable[32];
+    char durable[128];
     char origin[64];
     pthread_t thread;
     bool started;
@@ -55,7 +57,9 @@ struct s_part {
     natsSubscription **old;
     size_t n_old;
     atomic_bool check;      /* after a reconnect: does the consumer exist? */
+    atomic_bool active;     /* owned now: consume it (leases change it) */
     bool failing;           /* a failure was logged; recovery is logged too */
+    bool idle;              /* fetch thread: was not held */
 };
 
 struct nats {
@@ -68,6 +72,11 @@ struct nats {
     unsigned replicas;
     unsigned budget;
     bool *owned;
+    bool leased;            /* owns empty: ownership by leases */
+    char instance[96];
+    int64_t lease_ms;
+    nats_lease_t *lease;
+    jsCtx *lease_js;        /* requests wait lease_ms / 8 at most */
 
     natsOptions *nopts;
     natsConnection *nc;
@@ -268,6 +277,22 @@ static int s_ensure_stream_locked(nats_t *self)
     return 0;
 }
 
+/* A partition taken (a lease): say how much of its subject this
+ * instance's consumer has still to deliver, which is what the state lacks
+ * of it. */
+static void s_log_pending(s_part_t *part)
+{
+    nats_t *self = part->owner;
+    jsConsumerInfo *ci = NULL;
+    if (js_GetConsumerInfo(&ci, self->js, self->stream, part->durable, NULL, NULL) != NATS_OK)
+        return;
+    if (ci->NumPending > 0)
+        log_info("[nats] %s: replaying %llu message(s) of the partition into this "
+                 "instance's state (its other partitions go on meanwhile)", part->subject,
+                 (unsigned long long)ci->NumPending);
+    jsConsumerInfo_Destroy(ci);
+}
+
 /* Subscribe part to its durable consumer (created when absent, delivering
  * the partition's subject from its first message). The subscription it
  * replaces, if any, is kept (see s_part_t.old). Returns 0, or -1. */
@@ -309,6 +334,8 @@ static int s_subscribe(s_part_t *part)
     else
         log_info("[nats] %s: consuming (durable consumer %s of stream %s)", part->subject,
                  part->durable, self->stream);
+    if (self->leased)
+        s_log_pending(part);
     part->failing = false;
     return 0;
 }
@@ -378,7 +405,21 @@ static void *s_fetch_main(void *arg)
         pthread_mutex_unlock(&self->lock);
         if (stop)
             break;
+        if (!atomic_load(&part->active)) {
+            /* Not held (leases): the stream exists all the same, for the
+             * publishers; then wait to be given the partition. */
+            part->idle = true;
+            s_ensure_stream(self);
+            pthread_mutex_lock(&self->lock);
+            if (!atomic_load(&part->active))
+                s_wait_locked(self, 1000);
+            pthread_mutex_unlock(&self->lock);
+            continue;
+        }
 
+        if (part->idle && part->sub)
+            s_log_pending(part); /* taken again */
+        part->idle = false;
         if (part->sub == NULL || atomic_exchange(&part->check, false)) {
             int rc = s_ensure_stream(self);
             if (rc == 0)
@@ -436,6 +477,8 @@ static void s_done(void *arg, bool committed)
             log_debug("[nats] %s: acknowledgement not sent (%s); the message comes again "
                       "and its events are recognised as duplicates", it->part->subject,
                       natsStatus_GetText(s));
+    } else {
+        natsMsg_Nak(it->msg, NULL);
     }
     natsMsg_Destroy(it->msg);
     free(it);
@@ -460,6 +503,15 @@ static void s_drain(nats_t *self)
         if (it == NULL)
             break;
         it->next = NULL;
+        if (!atomic_load(&it->part->active)) {
+            /* Given up meanwhile (fencing): not applied here; refused
+             * (Nak), so that this instance's consumer has it again as
+             * soon as the partition comes back, not after the ack wait. */
+            natsMsg_Nak(it->msg, NULL);
+            natsMsg_Destroy(it->msg);
+            free(it);
+            continue;
+        }
         ingest_source_t src = {
             .origin = it->part->origin,
             .partition = (int)it->part->partition,
@@ -525,6 +577,38 @@ static void s_on_pause(void *arg, bool pause)
 
 /* -- lifecycle ------------------------------------------------------------- */
 
+/* `instance`, or the host name (what a consumer name may hold) and a hash
+ * of the absolute state_dir: stable across restarts of one installation. */
+static void s_instance_name(const cfg_t *cfg, char *out, size_t cap)
+{
+    if (cfg->instance[0]) {
+        snprintf(out, cap, "%s", cfg->instance);
+        return;
+    }
+    char host[64] = "funneld";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (!(*c >= 'a' && *c <= 'z') && !(*c >= 'A' && *c <= 'Z') && !(*c >= '0' && *c <= '9') &&
+            *c != '-')
+            *c = '_';
+    char *abs = realpath(cfg->state_dir, NULL);
+    const char *dir = abs ? abs : cfg->state_dir;
+    snprintf(out, cap, "%s-%08x", host, fnv1a32(dir, strlen(dir)));
+    free(abs);
+}
+
+/* nats_lease_fn (the lease thread): start or stop consuming partition p. */
+static void s_on_lease(void *arg, unsigned p, bool own)
+{
+    nats_t *self = arg;
+    s_part_t *part = &self->parts[p];
+    atomic_store(&part->active, own);
+    pthread_mutex_lock(&self->lock);
+    pthread_cond_broadcast(&self->cond);
+    pthread_mutex_unlock(&self->lock);
+}
+
 nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t errlen)
 {
     nats_t *self = xcalloc(1, sizeof *self);
@@ -549,6 +633,11 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
     self->owned = xcalloc(self->n_partitions, sizeof *self->owned);
     if (nats_cfg_owns(cfg->owns, self->n_partitions, self->owned, err, errlen) < 0)
         goto fail;
+    /* Without `owns`, every partition may come to this instance by a
+     * lease: each has its consumer and fetch thread, idle while not held. */
+    self->leased = cfg->owns[0] == '\0';
+    self->lease_ms = cfg->lease_ms;
+    s_instance_name(cfg, self->instance, sizeof self->instance);
     for (unsigned p = 0; p < self->n_partitions; p++)
         self->n_parts += self->owned[p];
     self->parts = xcalloc(self->n_parts ? self->n_parts : 1, sizeof *self->parts);
@@ -561,7 +650,14 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
         part->partition = p;
         atomic_init(&part->check, false);
         snprintf(part->subject, sizeof part->subject, NATS_SUBJECT_IN "%u", p);
-        snprintf(part->durable, sizeof part->durable, "funneld-p%u", p);
+        /* Leased, each instance has its own consumer of a partition: one
+         * taking it over replays the subject from its first message into
+         * its state; static, the partition's consumer is the cluster's. */
+        if (self->leased)
+            snprintf(part->durable, sizeof part->durable, "funneld-%s-p%u", self->instance, p);
+        else
+            snprintf(part->durable, sizeof part->durable, "funneld-p%u", p);
+        atomic_init(&part->active, !self->leased);
         snprintf(part->origin, sizeof part->origin, "nats %s", part->subject);
     }
     self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -668,9 +764,29 @@ int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen)
         }
         self->parts[i].started = true;
     }
-    log_info("[nats] cluster of %u partitions, stream %s: consuming %zu of them (owns %s)",
-             self->n_partitions, self->stream, self->n_parts,
-             self->n_parts == self->n_partitions ? "all" : "a part");
+    if (self->leased) {
+        char bucket[96];
+        snprintf(bucket, sizeof bucket, "%s-owners", self->stream);
+        jsOptions lo;
+        jsOptions_Init(&lo);
+        lo.Wait = self->lease_ms / 8;
+        if (natsConnection_JetStream(&self->lease_js, self->nc, &lo) != NATS_OK) {
+            snprintf(err, errlen, "nats: JetStream: %s", nats_GetLastError(NULL));
+            return -1;
+        }
+        self->lease = nats_lease_new(self->nc, self->lease_js, bucket, self->instance, self->n_partitions,
+                                     self->replicas, self->lease_ms, s_on_lease, self);
+        if (self->lease == NULL) {
+            snprintf(err, errlen, "nats: cannot start the lease thread");
+            return -1;
+        }
+        log_info("[nats] cluster of %u partitions, stream %s: instance %s claims its share "
+                 "by leases of %lld ms in bucket %s", self->n_partitions, self->stream,
+                 self->instance, (long long)self->lease_ms, bucket);
+    } else {
+        log_info("[nats] cluster of %u partitions, stream %s: consuming %zu of them (owns)",
+                 self->n_partitions, self->stream, self->n_parts);
+    }
     return 0;
 }
 
@@ -679,6 +795,8 @@ void nats_destroy(nats_t **self_p)
     nats_t *self = *self_p;
     if (self == NULL)
         return;
+    /* First the leases (released: the others take over at once). */
+    nats_lease_destroy(&self->lease);
     pthread_mutex_lock(&self->lock);
     self->stopping = true;
     pthread_cond_broadcast(&self->cond);
@@ -690,6 +808,7 @@ void nats_destroy(nats_t **self_p)
     while (self->head) {
         s_item_t *it = self->head;
         self->head = it->next;
+        natsMsg_Nak(it->msg, NULL);
         natsMsg_Destroy(it->msg);
         free(it);
     }
@@ -703,6 +822,7 @@ void nats_destroy(nats_t **self_p)
         free(part->old);
     }
     jsCtx_Destroy(self->js);
+    jsCtx_Destroy(self->lease_js);
     if (self->nc) {
         atomic_store(&self->state, S_CLOSED);
         natsConnection_Close(self->nc);
@@ -753,7 +873,8 @@ void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
     snprintf(buf->stream, sizeof buf->stream, "%s", self->stream);
     size_t k = 0;
     for (size_t i = 0; i < self->n_parts && k < NATS_CFG_PARTITIONS_MAX; i++)
-        buf->owned[k++] = self->parts[i].partition;
+        if (atomic_load(&self->parts[i].active))
+            buf->owned[k++] = self->parts[i].partition;
     s->nats = buf->state;
     s->stream = buf->stream;
     s->cluster_partitions = self->n_partitions;

@@ -4,8 +4,10 @@
  * funnel.in.<partition>, one EventBatch a message: see funnel.proto)
  * besides its ZeroMQ ingest. It creates the stream when it is absent
  * (file storage, stream_replicas replicas, subjects funnel.in.*), and
- * consumes each cluster partition it owns (`owns`, default all of
- * cluster_partitions) through one durable pull consumer, "funneld-p<N>",
+ * consumes each cluster partition it owns (pinned by `owns`, else its
+ * share claimed by leases: nats_lease.h) through one durable pull
+ * consumer ("funneld-p<N>" pinned, "funneld-<instance>-p<N>" leased: a
+ * takeover then replays what this instance's state lacks of the subject),
  * filtered on that partition's subject. Each message goes into the same
  * decode -> validate -> dedup -> log path as a ZeroMQ stream's batch
  * (ingest_submit), with the partition of every event's lead checked, and

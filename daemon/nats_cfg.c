@@ -127,6 +127,18 @@ int nats_cfg_check(const cfg_t *cfg, char *err, size_t errlen)
                  cfg->stream);
         return -1;
     }
+    if (cfg->lease_ms < 1000 || cfg->lease_ms > 600000) {
+        snprintf(err, errlen, "lease_ms must be 1000..600000, not %u", cfg->lease_ms);
+        return -1;
+    }
+    bool inst_ok = strlen(cfg->instance) <= 64;
+    for (const char *c = cfg->instance; *c; c++)
+        inst_ok &= isalnum((unsigned char)*c) || *c == '_' || *c == '-';
+    if (!inst_ok) {
+        snprintf(err, errlen, "instance must be at most 64 letters, digits, '_' or '-', "
+                              "not \"%s\"", cfg->instance);
+        return -1;
+    }
     bool *owned = xcalloc(cfg->cluster_partitions, sizeof *owned);
     int n = nats_cfg_owns(cfg->owns, cfg->cluster_partitions, owned, err, errlen);
     free(owned);

@@ -38,7 +38,17 @@ def ndjson(n_leads, per_lead, prefix):
     return ("\n".join(out) + "\n").encode()
 
 
+def wait_stream(server):
+    """Until funneld made the stream (publishing before would fail)."""
+    c = server.client()
+    try:
+        wait_until(lambda: c.js_api("STREAM.INFO.FUNNEL").get("config"), WAIT, what="stream")
+    finally:
+        c.close()
+
+
 def publish_nats(daemon, server, data, partitions=P):
+    wait_stream(server)
     r = daemon.ctl("publish", "--nats", server.url, "--cluster-partitions", str(partitions),
                    "-", input=data)
     assert r.returncode == 0, r.stderr.decode()
@@ -67,7 +77,8 @@ def settled(query, received):
 def test_events_over_jetstream_are_ingested_once_even_when_all_delivered_again(
         daemon_factory, nats_server, zctx, tmp_path):
     from conftest import QueryClient
-    d = daemon_factory(extra_args=nats_args(nats_server))
+    # Static ownership: the partitions' consumers are funneld-p<N>.
+    d = daemon_factory(extra_args=nats_args(nats_server, "--owns", "0-%d" % (P - 1)))
     q = QueryClient(zctx, d.query_ep)
     st = q.stats()
     assert st.cluster_partitions == P and list(st.owned_partitions) == list(range(P))
@@ -171,6 +182,7 @@ def test_nats_unreachable_at_start_then_lost_funneld_answers_and_resumes(
 
     server.start()
     wait_until(lambda: q.stats().nats.startswith("connected to"), WAIT, what="connected")
+    wait_stream(server)
     publish_nats(d, server, ndjson(5, 2, "u"))
     settled(q, 11)
 
@@ -182,8 +194,11 @@ def test_nats_unreachable_at_start_then_lost_funneld_answers_and_resumes(
     server.start()  # same port, same store: the stream and consumers are there
     wait_until(lambda: q.stats().nats.startswith("connected to"), WAIT, what="reconnected")
     publish_nats(d, server, ndjson(5, 2, "v"))
-    st = settled(q, 21)
-    assert (st.received, st.applied, st.duplicates) == (21, 21, 0), st
+    st = wait_until(lambda: (lambda s: s if s.applied == 21 and s.nats_acked == s.nats_messages
+                             else None)(q.stats()), WAIT, what="21 events applied")
+    # Acknowledgements still buffered when the server went away bring their
+    # messages again: counted as duplicates, never applied twice.
+    assert st.received == st.applied + st.duplicates and st.leads == 11, st
     assert q.lead("v-L4") is not None
     ing.close()
     q.close()
@@ -294,3 +309,46 @@ def test_funnelctl_watch_nats_prints_cluster_alerts(daemon_factory, nats_server,
     r = d.ctl("watch", "--nats", nats_server.url, "--since", "3")
     assert r.returncode == 2 and b"not with --since" in r.stderr, r.stderr
     q.close()
+
+
+def test_leases_spread_partitions_and_a_survivor_takes_over_with_a_replay(
+        daemon_factory, nats_server, zctx, tmp_path):
+    from conftest import QueryClient
+    lease = ["--lease-ms", "3000"]
+    a = daemon_factory(extra_args=nats_args(nats_server, "--instance", "a", *lease),
+                       state_dir=tmp_path / "a")
+    qa = QueryClient(zctx, a.query_ep)
+    wait_until(lambda: list(qa.stats().owned_partitions) == list(range(P)), WAIT,
+               what="a alone claims every partition")
+    b = daemon_factory(extra_args=nats_args(nats_server, "--instance", "b", *lease),
+                       state_dir=tmp_path / "b")
+    qb = QueryClient(zctx, b.query_ep)
+
+    def spread():
+        oa, ob = set(qa.stats().owned_partitions), set(qb.stats().owned_partitions)
+        return (oa, ob) if len(oa) == 2 and len(ob) == 2 and not oa & ob else None
+    oa, ob = wait_until(spread, WAIT, what="two partitions each")
+    assert oa | ob == set(range(P))
+
+    publish_nats(a, nats_server, ndjson(40, 5, "k"))
+    def both():
+        sa, sb = qa.stats(), qb.stats()
+        return (sa, sb) if sa.applied + sb.applied == 200 else None
+    sa, sb = wait_until(both, WAIT, what="200 events applied between a and b")
+    # Each lead lives where its partition is owned, and only there.
+    for i in range(40):
+        lead = "k-L%d" % i
+        on_a, on_b = qa.lead(lead) is not None, qb.lead(lead) is not None
+        assert on_a != on_b and on_a == (partition_of(lead, P) in oa), lead
+    assert sa.leads + sb.leads == 40
+
+    b.stop(signal.SIGKILL)  # its leases lapse; a claims and replays them
+    wait_until(lambda: list(qa.stats().owned_partitions) == list(range(P)), WAIT,
+               what="a takes over b's partitions")
+    st = wait_until(lambda: (lambda s: s if s.leads == 40 and s.nats_acked == s.nats_messages
+                             else None)(qa.stats()), WAIT, what="b's leads replayed into a")
+    assert st.applied == 200, st
+    log = a.stderr()
+    assert "replaying" in log and "claimed (lease" in log, log
+    qa.close()
+    qb.close()
