@@ -286,10 +286,13 @@ static void s_log_pending(s_part_t *part)
     jsConsumerInfo *ci = NULL;
     if (js_GetConsumerInfo(&ci, self->js, self->stream, part->durable, NULL, NULL) != NATS_OK)
         return;
-    if (ci->NumPending > 0)
+    /* Not yet delivered, and delivered but never acknowledged (refused
+     * by the fencing, or out when the partition was given up). */
+    unsigned long long n = (unsigned long long)ci->NumPending +
+                           (unsigned long long)(ci->NumAckPending > 0 ? ci->NumAckPending : 0);
+    if (n > 0)
         log_info("[nats] %s: replaying %llu message(s) of the partition into this "
-                 "instance's state (its other partitions go on meanwhile)", part->subject,
-                 (unsigned long long)ci->NumPending);
+                 "instance's state (its other partitions go on meanwhile)", part->subject, n);
     jsConsumerInfo_Destroy(ci);
 }
 
