@@ -192,6 +192,42 @@ static int s_install(const char *tmp, const char *path, char *err, size_t errlen
  * draft's (a temporary file, fsync, rename, fsync of the directory).
  * Ingest waits meanwhile: the live partition is held, and the draft
  * first applies what the log holds. Loop thread. */
+static int64_t s_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* After promoting name: whether the config file still lists it under
+ * `shadow` (read again: it may have been edited since the last reload);
+ * if so the warning, logged and into warning, else "". */
+static void s_promote_listed(app_t *app, const char *name, char *warning, size_t cap)
+{
+    cfg_shadow_t *list = NULL;
+    unsigned n = 0;
+    char err[512];
+    bool listed = false;
+    warning[0] = '\0';
+    const char *file = app->cfg.config_file;
+    if (file == NULL)
+        return;
+    if (cfg_shadow_load(file, &list, &n, err, sizeof err) == -1) {
+        log_warn("[main] promote: cannot read %s again to see whether it still lists %s: "
+                 "%s", file, name, err);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        listed = listed || strcmp(list[i].name, name) == 0;
+    cfg_shadow_free(&list, &n);
+    if (!listed)
+        return;
+    snprintf(warning, cap, "shadow draft %s is the live definition now but %s still lists "
+             "it under `shadow`: remove it from there (a reload does not run it again as a "
+             "draft; a restart would rebuild it from the whole log)", name, file);
+    log_warn("[main] %s", warning);
+}
+
 static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *err,
                      size_t errlen)
 {
@@ -240,6 +276,7 @@ static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *
         goto out;
     /* The live partition stops between groups; the draft applies what the
      * log holds: then both states stand at the same sequence. */
+    int64_t held_ms = s_mono_ms(), caught_ms = 0;
     ingest_hold(app->ingest);
     uint64_t committed = store_committed_seq(app->store);
     if (store_wait_applied(v.store, committed, 30000) != 1 ||
@@ -249,6 +286,7 @@ static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *
         unlink(tmp);
         goto release;
     }
+    caught_ms = s_mono_ms();
     defn_t *draft = NULL;
     shadows_detach(app->shadows, name, &app->defn_lock, &draft);
     time_t now = time(NULL);
@@ -288,11 +326,19 @@ static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *
     out->applied_seq = committed;
     /* err is set when the file could not be replaced after the swap. */
     rc = err[0] && strcmp(next->path, path) != 0 ? -1 : 0;
-    if (rc == 0)
-        log_warn("[main] shadow draft %s is the live definition now; remove it from "
-                 "`shadow` in the config, or the next reload runs it again as a draft", name);
+    shadows_note_promoted(app->shadows, name, loaded->hash);
 release:
     ingest_release(app->ingest);
+    out->paused_ms = (uint64_t)(s_mono_ms() - held_ms);
+    if (caught_ms)
+        log_info("[main] promote: ingest paused %llu ms (%lld ms of them for the states to "
+                 "apply the log, %lld ms for the swap and the file)",
+                 (unsigned long long)out->paused_ms, (long long)(caught_ms - held_ms),
+                 (long long)(s_mono_ms() - caught_ms));
+    else
+        log_info("[main] promote: ingest paused %llu ms", (unsigned long long)out->paused_ms);
+    if (rc == 0)
+        s_promote_listed(app, name, out->warning, sizeof out->warning);
 out:
     defn_destroy(&loaded);
     free(text);

@@ -257,6 +257,8 @@ void query_promote(query_t *q, const Funnel__V1__PromoteQuery *pq, bus_sock_t *s
     pr.path = out.path;
     pr.old_state = out.old_state;
     pr.applied_seq = out.applied_seq;
+    pr.ingest_paused_ms = out.paused_ms;
+    pr.warning = out.warning;
     r->reply_case = FUNNEL__V1__QUERY_REPLY__REPLY_PROMOTE;
     r->promote = &pr;
 send:

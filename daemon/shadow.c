@@ -66,6 +66,13 @@ struct shadows {
     int p_rc;
     char p_err[512];
     shadow_promoted_t p_out;
+
+    /* The drafts promoted since the start (shadows_note_promoted). */
+    struct s_promoted {
+        char name[CFG_SHADOW_NAME_MAX + 1];
+        char hash[sizeof(((defn_t *)0)->hash)];
+    } *promoted;
+    size_t n_promoted;
 };
 
 static int64_t s_mono_ms(void)
@@ -434,6 +441,25 @@ static s_shadow_t *s_keep(shadows_t *self, bool *kept, s_shadow_t *old)
     return old;
 }
 
+static bool s_was_promoted(const shadows_t *self, const char *name, const char *hash)
+{
+    for (size_t i = 0; i < self->n_promoted; i++)
+        if (strcmp(self->promoted[i].name, name) == 0 &&
+            strcmp(self->promoted[i].hash, hash) == 0)
+            return true;
+    return false;
+}
+
+void shadows_note_promoted(shadows_t *self, const char *name, const char *hash)
+{
+    if (s_was_promoted(self, name, hash))
+        return;
+    self->promoted = xrealloc(self->promoted, (self->n_promoted + 1) * sizeof *self->promoted);
+    struct s_promoted *p = &self->promoted[self->n_promoted++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->hash, sizeof p->hash, "%s", hash);
+}
+
 size_t shadows_configure(shadows_t *self, const cfg_shadow_t *list, unsigned n,
                          pthread_rwlock_t *lock)
 {
@@ -449,6 +475,14 @@ size_t shadows_configure(shadows_t *self, const cfg_shadow_t *list, unsigned n,
                     old ? "; it goes on with the one it had" : "; not started");
             if (old)
                 next[n_next++] = s_keep(self, kept, old);
+            continue;
+        }
+        if (old == NULL && s_was_promoted(self, list[i].name, d->hash)) {
+            log_warn("[shadow %s] was promoted: its definition %s is the live one; not run "
+                     "again as a draft. Take it out of `shadow` in the config (a restart "
+                     "would rebuild it from the whole log)", list[i].name,
+                     list[i].definition);
+            defn_destroy(&d);
             continue;
         }
         if (old && strcmp(old->defn->hash, d->hash) == 0 &&
@@ -558,6 +592,7 @@ void shadows_destroy(shadows_t **self_p)
         close(self->p_fd);
     pthread_mutex_destroy(&self->p_lock);
     pthread_cond_destroy(&self->p_cond);
+    free(self->promoted);
     free(self);
     *self_p = NULL;
 }

@@ -95,6 +95,8 @@ typedef struct {
     char path[1024];           /* the definition file it replaced */
     char old_state[64];        /* where the old live state was kept */
     uint64_t applied_seq;      /* where both states stood */
+    uint64_t paused_ms;        /* how long ingest waited */
+    char warning[512];         /* the draft still in the config's list, or "" */
 } shadow_promoted_t;
 
 /* The promotion itself (main.c's), run on the loop thread for
@@ -116,6 +118,12 @@ int shadows_promote(shadows_t *self, const char *name, int wait_ms, shadow_promo
  * definition is handed over in *defn (caller owns it). Returns 0, or -1
  * when there is no such draft. Loop thread. */
 int shadows_detach(shadows_t *self, const char *name, pthread_rwlock_t *lock, defn_t **defn);
+
+/* Remember that the draft name, of definition hash, was promoted: a
+ * configuration that still lists it with a file of that hash does not run
+ * it again as a draft (shadows_configure warns instead), until funneld
+ * restarts. Loop thread. */
+void shadows_note_promoted(shadows_t *self, const char *name, const char *hash);
 
 /* Stop every draft's thread (what it applied is kept: the next start goes
  * on from there) and free. Accepts NULL; sets *self_p to NULL. */

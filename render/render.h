@@ -110,7 +110,8 @@ json_t *render_shadow_json(const Funnel__V1__ShadowReply *r);
 void render_shadow_text(FILE *out, const Funnel__V1__ShadowReply *r);
 
 /* A promotion (render_shadow.c): {"definition","path","old_state",
- * "applied_seq"}; text: one paragraph, name being the draft promoted. */
+ * "applied_seq","ingest_paused_ms","warning"}; text: one paragraph, name
+ * being the draft promoted, and the warning if there is one. */
 json_t *render_promote_json(const Funnel__V1__PromoteReply *r);
 void render_promote_text(FILE *out, const char *name, const Funnel__V1__PromoteReply *r);
 

@@ -66,14 +66,17 @@ void render_shadow_text(FILE *out, const Funnel__V1__ShadowReply *r)
 
 json_t *render_promote_json(const Funnel__V1__PromoteReply *r)
 {
-    return json_pack("{s:s, s:s, s:s, s:o}", "definition", r->definition, "path", r->path,
-                     "old_state", r->old_state, "applied_seq", s_u64(r->applied_seq));
+    return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s}", "definition", r->definition, "path",
+                     r->path, "old_state", r->old_state, "applied_seq", s_u64(r->applied_seq),
+                     "ingest_paused_ms", s_u64(r->ingest_paused_ms), "warning", r->warning);
 }
 
 void render_promote_text(FILE *out, const char *name, const Funnel__V1__PromoteReply *r)
 {
     fprintf(out, "Shadow draft %s is live: definition %s, written to %s.\n"
                  "Its state (at log entry %" PRIu64 ") is the live state; the old one is kept "
-                 "as %s.\nTake %s out of the config's shadow list.\n",
-            name, r->definition, r->path, r->applied_seq, r->old_state, name);
+                 "as %s.\nIngest waited %" PRIu64 " ms.\n",
+            name, r->definition, r->path, r->applied_seq, r->old_state, r->ingest_paused_ms);
+    if (r->warning[0])
+        fprintf(out, "Warning: %s.\n", r->warning);
 }

@@ -164,12 +164,16 @@ const ctl_cmd_t ctl_cmd_definition = {
         "             definition: its state becomes the live state as it is (nothing is\n"
         "             replayed), the old live state is kept as state_dir/state.old-TIME,\n"
         "             and the definition file funneld runs with is replaced by the\n"
-        "             draft's file atomically. Ingest waits while it happens. Then take\n"
-        "             NAME out of the config's shadow list.\n"
+        "             draft's file atomically. Ingest waits while it happens (how long\n"
+        "             is printed and logged: \"promote: ingest paused N ms\"). Then take\n"
+        "             NAME out of the config's shadow list: a warning says so while the\n"
+        "             config file lists it (a reload does not run it again; a restart\n"
+        "             would rebuild it as a draft).\n"
         "\n"
         "With --json: check prints {\"file\",\"valid\",\"error\",\"name\",\"hash\"}; diff\n"
         "prints {\"a\",\"b\",\"equal\",\"differences\":[{\"section\",\"change\",\"what\",\"a\",\n"
-        "\"b\"}]}; promote prints {\"definition\",\"path\",\"old_state\",\"applied_seq\"}.\n",
+        "\"b\"}]}; promote prints {\"definition\",\"path\",\"old_state\",\"applied_seq\",\n"
+        "\"ingest_paused_ms\",\"warning\"} (warning \"\" when the config lists it no more).\n",
     .exits = "Exit status: check: 0 valid, 1 invalid; diff: 0 equal, 1 different (or a file\n"
              "is invalid); promote: 0 promoted; 2 usage error, or not promoted (why on stderr).\n",
     .run = s_run_definition,

@@ -196,6 +196,21 @@ def test_promote_makes_the_draft_live(daemon_factory, tmp_path, zctx):
     stats = _json(d, "stats")
     assert p["definition"].split("(")[1].rstrip(")") in stats["definition"]
     assert "promoted" in d.stderr()
+    # How long ingest waited, in the reply and the log; the config still
+    # lists the draft: the reply and the log say to take it out.
+    assert isinstance(p["ingest_paused_ms"], int) and p["ingest_paused_ms"] >= 0
+    assert "promote: ingest paused %d ms" % p["ingest_paused_ms"] in d.stderr()
+    assert "still lists it under `shadow`: remove it" in p["warning"], p
+    assert str(cfg) in p["warning"] and p["warning"] in d.stderr()
+    r = d.ctl("definition", "promote", "low")  # no longer a draft
+    assert r.returncode == 2 and b"no shadow draft named" in r.stderr
+
+    # A reload with the config unchanged does not run it again as a draft.
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "[shadow low] was promoted" in d.stderr(), 10, what="reload")
+    assert _json(d, "shadow")["drafts"] == []
+    assert not os.path.exists(os.path.join(d.state_dir, "state.shadow-low"))
+    assert _json(d, "funnel") == want
 
     # Ingest goes on under it; a restart replays nothing and keeps it.
     lead = uid("after")
