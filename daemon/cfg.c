@@ -665,8 +665,13 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
                               "of at most a year, not \"%s\"", cfg->checkpoint_interval);
         return -1;
     }
-    if (cfg->partitions > 1) {
-        snprintf(err, errlen, "partitions must be 0 or 1, not %u", cfg->partitions);
+    if (cfg->partitions > 64) {
+        snprintf(err, errlen, "partitions must be 0..64, not %u", cfg->partitions);
+        return -1;
+    }
+    if (cfg->partitions > 1 && strcmp(cfg->clock, "event") == 0) {
+        snprintf(err, errlen, "partitions %u needs clock wall: with clock event the loop "
+                 "thread applies the state itself (partitions 0 or 1)", cfg->partitions);
         return -1;
     }
     if (cfg->checkpoint_keep == 0 || cfg->checkpoint_keep > 32) {

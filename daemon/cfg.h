@@ -38,8 +38,9 @@
     X(UINT, group_delay_ms, 0,                                                 \
       "wait at most this long for more events before committing a group")     \
     X(UINT, partitions, 1,                                                     \
-      "threads applying the state off the Ack path (1); 0: the loop thread "    \
-      "applies it before each Ack")                                             \
+      "state partitions, each one LMDB state and one thread applying it off "   \
+      "the Ack path (1..64; a change rebuilds the state from the log); 0: "     \
+      "the loop thread applies one state before each Ack")                      \
     X(UINT, max_batch_events, 10000,                                           \
       "larger EventBatch messages are refused whole")                          \
     X(UINT, max_message_kb, 16384,                                             \

@@ -47,6 +47,8 @@ typedef struct {
                                     time) are removed; 0: kept for ever */
     validate_limits_t limits;
     metrics_t *metrics;        /* what to record into, or NULL */
+    bool log_read_only;        /* the log is only read (a rebuild): no
+                                  deadline falling due is logged */
 } ingest_opts_t;
 
 /* A dispatcher over store, applying pipeline under *defn_p (read at each
@@ -124,14 +126,21 @@ void ingest_start_deadlines(ingest_t *self);
 void ingest_on_ingest(bus_sock_t *sock, bus_msg_t *msg, void *arg);
 void ingest_on_stream(bus_sock_t *sock, bus_msg_t *msg, void *arg);
 
-/* From now on apply the state off the Ack path, in a partition thread
- * (partition.h): the loop thread decodes, validates, deduplicates,
- * appends to the log, fsyncs and acknowledges; the partition applies the
- * logged events in log order and the alerts are published once the state
- * change that raised them is stored. Intake pauses while more than
- * lag_max events (0: twice group_max_events) are logged and not applied.
- * Call after ingest_recover(). Returns 0, or -1 (logged). */
-int ingest_start_partition(ingest_t *self, size_t lag_max);
+/* From now on apply the state off the Ack path, in partition threads
+ * (partition.h), one per partition of the store (store_parts(): the
+ * primary and those opened with store_open_part, each applying its leads'
+ * entries): the loop thread decodes, validates, deduplicates, appends to
+ * the log, fsyncs and acknowledges; the partitions apply the logged
+ * events in log order and the alerts are published once the state change
+ * that raised them is stored (with several partitions, merged in log
+ * order). Intake pauses while more than lag_max events (0: twice
+ * group_max_events) are logged and not applied by some partition. Call
+ * after ingest_recover(), which with several partitions leaves the
+ * replay to them: each applies the log from its own applied sequence,
+ * and this waits for all of them (with progress) before it returns, the
+ * number of entries they replayed in *replayed (may be NULL). Returns 0,
+ * or -1 (logged). */
+int ingest_start_partition(ingest_t *self, size_t lag_max, long *replayed);
 
 /* Let the partition apply what is logged (at most 30 s), stop it and
  * publish its last alerts; the loop applies again. Idempotent; done by
@@ -177,6 +186,8 @@ typedef struct {
     char topic[48];
     uint8_t *buf;
     size_t len;
+    uint64_t log_seq;          /* the log entry that raised it (the funnel-wide
+                                  ones: the last of their group) */
 } ingest_alert_t;
 
 /* An applier over store (a shadow store) under *defn_p with pipeline;

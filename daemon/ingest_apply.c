@@ -49,7 +49,7 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
             uint64_t alert_seq;
             codec_alert_prepare(&w, a, d, lead, a->no_lead ? NULL : lead_pb,
                                 a->no_lead ? 0 : lead_len, ev, seq,
-                                store_alert_seq(self->store) + 1, at_ms);
+                                store_alert_next(self->store, seq), at_ms);
             uint8_t *at = store_alert_reserve(self->store, a->topic,
                                               store_watermark(self->store), w.size,
                                               &alert_seq);
@@ -72,6 +72,7 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
         snprintf(o->topic, sizeof o->topic, "%s", a->topic);
         o->buf = buf;
         o->len = len;
+        o->log_seq = seq;
     }
 }
 
@@ -257,11 +258,29 @@ static int64_t s_counter_get(const char *key, void *arg)
     return store_counter_get(arg, key);
 }
 
+static int64_t s_counter_get_all(const char *key, void *arg)
+{
+    return store_counter_get_all(arg, key);
+}
+
+/* The funnel-wide check, judged once per group on the funnel's counters:
+ * with partitions, by partition 0 only, on its own counters (its open
+ * group's view) added to the others' as last committed; what it counts
+ * is partition 0's, so the merged reads see it once. */
 static void s_funnel_check(ingest_t *self)
 {
     hnd_effects_t fx;
     int64_t now = ingest_now_ms(self);
-    pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
+    if (self->owner != NULL && self->owner != self)
+        return; /* another partition's context than partition 0's */
+    if (store_parts(self->store) > 1) {
+        if (store_peers_begin(self->store) != STORE_OK)
+            return; /* judged again at the next group */
+        pipeline_funnel_check(*self->defn_p, now, s_counter_get_all, self->store, &fx);
+        store_peers_end(self->store);
+    } else {
+        pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
+    }
     s_apply_effects(self, NULL, &fx);
     s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, NULL, 0, now, false);
 }

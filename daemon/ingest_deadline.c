@@ -109,7 +109,7 @@ static void s_fire_due(ingest_t *self)
         ingest_committed(self);
         if (self->split) {
             /* Applied, published and armed again by the partition. */
-            partition_notify(self->part);
+            ingest_part_notify(self);
             log_debug("[ingest] %zu deadline(s) logged at %lld", f.logged, (long long)now);
             more = f.logged == S_FIRE_MAX;
             continue;

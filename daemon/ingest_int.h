@@ -99,6 +99,18 @@ struct ingest {
     size_t cap_hand;
     int hand_fd;                   /* eventfd: something was handed over */
     struct event *ev_hand;
+    uint64_t hand_applied;         /* the sequence handed over up to (hand_lock) */
+    /* With more than one partition: each one's applying context
+     * (pctx[0] is this one; the others' owner is this one, whose hand-over
+     * eventfd they share) and thread (parts[0] is part); on the loop
+     * thread, each context's alerts taken over and waiting until every
+     * partition handed over up to their sequence (wait, from at_wait). */
+    ingest_t *owner;               /* the loop's ingest_t (NULL: none) */
+    ingest_t *pctx[STORE_PARTS_MAX];
+    partition_t *parts[STORE_PARTS_MAX];
+    unsigned n_parts;
+    ingest_alert_t *wait;
+    size_t n_wait, cap_wait, at_wait;
 
     /* Called after every commit of the log (shadow drafts follow it). */
     void (*committed_fn)(void *arg);
@@ -168,6 +180,8 @@ void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf, size_
  * too far behind. Publish what the partition handed over, arm the
  * deadlines, resume intake when it caught up. (ingest_partition.c) */
 void ingest_part_committed(ingest_t *self);
+/* Wake every partition (something was logged). (ingest_partition.c) */
+void ingest_part_notify(ingest_t *self);
 void ingest_part_publish(ingest_t *self);
 
 /* Apply the logged events the state lacks. Returns how many, or -1.

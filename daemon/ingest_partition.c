@@ -1,11 +1,16 @@
-/* ingest_partition.c: the dispatcher with a partition applying the state
+/* ingest_partition.c: the dispatcher with partitions applying the state
  * off the Ack path (see ingest.h, partition.h). The loop thread logs and
- * acknowledges (ingest.c, ingest_deadline.c); the partition thread runs
- * ingest_apply over what was logged, in log order, and the group's
- * funnel-wide checks; it hands the alerts of each committed state group
- * over to the loop thread (a list under a mutex and an eventfd), which
- * publishes them in that order: after the state change that raised them
- * is stored. */
+ * acknowledges (ingest.c, ingest_deadline.c); each partition thread runs
+ * ingest_apply over the logged entries of its leads, in log order, in a
+ * context of its own (an ingest_t: its pipeline scratch, its alerts, its
+ * hand-over list), and partition 0 also the group's funnel-wide check,
+ * on the counters of every partition. Each hands the alerts of its
+ * committed state groups over to the loop thread (its list under a mutex,
+ * and the loop's eventfd), which publishes them after the state change
+ * that raised them is stored: with one partition as they come; with more,
+ * merged in log order up to the lowest sequence every partition has
+ * handed over (so that alert numbers, derived from the log sequence, only
+ * grow on the alerts socket, and a lead's come in its log order). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +19,27 @@
 
 #include "ingest_int.h"
 #include "log.h"
+#include "progress.h"
 #include "xalloc.h"
 
-/* How long stopping waits for the partition to apply what is logged. */
+/* How long stopping waits for the partitions to apply what is logged. */
 #define S_STOP_WAIT_MS 30000
 /* How long a definition reload waits for it. */
 #define S_HOLD_WAIT_MS 10000
 
-/* -- on the partition thread ---------------------------------------------- */
+/* -- on a partition thread ------------------------------------------------ */
 
 static int s_apply(void *arg, const partition_entry_t *e, size_t n)
 {
-    ingest_t *self = arg;
-    ingest_out_clear(self);
-    uint64_t alert_seq = store_alert_seq(self->store);
+    ingest_t *ctx = arg;
+    ingest_out_clear(ctx);
+    uint64_t alert_seq = store_alert_seq(ctx->store);
     for (size_t i = 0; i < n; i++) {
         uint64_t seq;
-        if (ingest_apply(self, e[i].ev, NULL, 0, e[i].seq, &seq) < 0)
+        if (ingest_apply(ctx, e[i].ev, NULL, 0, e[i].seq, &seq) < 0)
             return -1;
     }
-    ingest_group_end(self, alert_seq);
+    ingest_group_end(ctx, alert_seq);
     return 0;
 }
 
@@ -44,54 +50,126 @@ static void s_aborted(void *arg)
 
 static void s_applied(void *arg, uint64_t applied_seq)
 {
-    ingest_t *self = arg;
-    (void)applied_seq;
-    pthread_mutex_lock(&self->hand_lock);
-    if (self->n_hand + self->n_out > self->cap_hand) {
-        while (self->n_hand + self->n_out > self->cap_hand)
-            self->cap_hand = self->cap_hand ? 2 * self->cap_hand : 256;
-        self->hand = xrealloc(self->hand, self->cap_hand * sizeof *self->hand);
+    ingest_t *ctx = arg;
+    pthread_mutex_lock(&ctx->hand_lock);
+    if (ctx->n_hand + ctx->n_out > ctx->cap_hand) {
+        while (ctx->n_hand + ctx->n_out > ctx->cap_hand)
+            ctx->cap_hand = ctx->cap_hand ? 2 * ctx->cap_hand : 256;
+        ctx->hand = xrealloc(ctx->hand, ctx->cap_hand * sizeof *ctx->hand);
     }
-    if (self->n_out > 0) {
-        memcpy(self->hand + self->n_hand, self->out, self->n_out * sizeof *self->out);
-        self->n_hand += self->n_out;
+    for (size_t i = 0; i < ctx->n_out; i++) {
+        /* The funnel-wide ones go out with the group that raised them. */
+        if (ctx->out[i].log_seq == 0)
+            ctx->out[i].log_seq = applied_seq;
+        ctx->hand[ctx->n_hand++] = ctx->out[i];
     }
-    pthread_mutex_unlock(&self->hand_lock);
-    self->n_out = 0; /* the buffers went with them */
+    ctx->hand_applied = applied_seq;
+    pthread_mutex_unlock(&ctx->hand_lock);
+    ctx->n_out = 0; /* the buffers went with them */
     uint64_t one = 1;
-    if (write(self->hand_fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
+    if (write(ctx->hand_fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
         log_err("[ingest] cannot wake the loop: %s", strerror(errno));
 }
 
 /* -- on the loop thread ---------------------------------------------------- */
 
-void ingest_part_publish(ingest_t *self)
+static void s_publish_one(ingest_t *self, ingest_alert_t *a)
 {
-    pthread_mutex_lock(&self->hand_lock);
-    ingest_alert_t *hand = self->hand;
-    size_t n = self->n_hand;
-    self->hand = NULL;
-    self->n_hand = self->cap_hand = 0;
-    pthread_mutex_unlock(&self->hand_lock);
-    if (n > 0 && self->alerts)
-        bus_refresh(self->alerts);
-    for (size_t i = 0; i < n; i++) {
-        if (ingest_wanted(self, hand[i].topic))
-            ingest_publish(self, hand[i].topic, hand[i].buf, hand[i].len);
-        else
-            metrics_alert_unwanted(self->opts.metrics);
-        free(hand[i].buf);
+    if (ingest_wanted(self, a->topic))
+        ingest_publish(self, a->topic, a->buf, a->len);
+    else
+        metrics_alert_unwanted(self->opts.metrics);
+    free(a->buf);
+}
+
+/* Move what ctx handed over to the end of its waiting list; returns the
+ * sequence it handed over up to. */
+static uint64_t s_take(ingest_t *ctx)
+{
+    pthread_mutex_lock(&ctx->hand_lock);
+    if (ctx->n_wait + ctx->n_hand > ctx->cap_wait) {
+        while (ctx->n_wait + ctx->n_hand > ctx->cap_wait)
+            ctx->cap_wait = ctx->cap_wait ? 2 * ctx->cap_wait : 256;
+        ctx->wait = xrealloc(ctx->wait, ctx->cap_wait * sizeof *ctx->wait);
     }
-    free(hand);
+    if (ctx->n_hand > 0)
+        memcpy(ctx->wait + ctx->n_wait, ctx->hand, ctx->n_hand * sizeof *ctx->hand);
+    ctx->n_wait += ctx->n_hand;
+    ctx->n_hand = 0;
+    uint64_t upto = ctx->hand_applied;
+    pthread_mutex_unlock(&ctx->hand_lock);
+    return upto;
+}
+
+/* Publish the waiting alerts of every partition up to the lowest
+ * sequence they all handed over (all of them with everything), merged in
+ * log order. */
+static void s_publish_merged(ingest_t *self, bool everything)
+{
+    uint64_t floor = UINT64_MAX;
+    size_t any = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        uint64_t upto = s_take(self->pctx[i]);
+        if (upto < floor)
+            floor = upto;
+        self->pctx[i]->at_wait = 0;
+        any += self->pctx[i]->n_wait;
+    }
+    if (everything)
+        floor = UINT64_MAX;
+    if (any > 0 && self->alerts)
+        bus_refresh(self->alerts);
+    for (;;) {
+        ingest_t *best = NULL;
+        for (unsigned i = 0; i < self->n_parts; i++) {
+            ingest_t *c = self->pctx[i];
+            if (c->at_wait < c->n_wait && c->wait[c->at_wait].log_seq <= floor &&
+                (best == NULL || c->wait[c->at_wait].log_seq < best->wait[best->at_wait].log_seq))
+                best = c;
+        }
+        if (best == NULL)
+            break;
+        s_publish_one(self, &best->wait[best->at_wait++]);
+    }
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        ingest_t *c = self->pctx[i];
+        memmove(c->wait, c->wait + c->at_wait, (c->n_wait - c->at_wait) * sizeof *c->wait);
+        c->n_wait -= c->at_wait;
+        c->at_wait = 0;
+    }
+}
+
+static void s_publish(ingest_t *self, bool everything)
+{
+    if (self->n_parts > 1) {
+        s_publish_merged(self, everything);
+    } else {
+        pthread_mutex_lock(&self->hand_lock);
+        ingest_alert_t *hand = self->hand;
+        size_t n = self->n_hand;
+        self->hand = NULL;
+        self->n_hand = self->cap_hand = 0;
+        pthread_mutex_unlock(&self->hand_lock);
+        if (n > 0 && self->alerts)
+            bus_refresh(self->alerts);
+        for (size_t i = 0; i < n; i++)
+            s_publish_one(self, &hand[i]);
+        free(hand);
+    }
     /* The state moved: deadlines it set or cleared, and intake held back
-     * while the partition lagged. */
+     * while the partitions lagged. */
     ingest_arm_deadlines(self);
     if (self->lagging &&
-        store_last_seq(self->store) - store_applied_published(self->store) <= self->lag_max / 2) {
+        store_last_seq(self->store) - store_parts_applied_min(self->store) <= self->lag_max / 2) {
         self->lagging = false;
         if (!self->failing && !self->stopping)
             ingest_intake_pause(self, false);
     }
+}
+
+void ingest_part_publish(ingest_t *self)
+{
+    s_publish(self, false);
 }
 
 static void s_on_hand(evutil_socket_t fd, short what, void *arg)
@@ -103,22 +181,99 @@ static void s_on_hand(evutil_socket_t fd, short what, void *arg)
     ingest_part_publish(arg);
 }
 
+static void s_notify_all(ingest_t *self)
+{
+    for (unsigned i = 0; i < self->n_parts; i++)
+        partition_notify(self->parts[i]);
+}
+
+void ingest_part_notify(ingest_t *self)
+{
+    s_notify_all(self);
+}
+
 void ingest_part_committed(ingest_t *self)
 {
-    partition_notify(self->part);
+    s_notify_all(self);
     /* As after any commit: deadlines the state holds that fell due fire
      * now, logged after what was just logged (those the events in flight
      * set are armed once the partition applied them). */
     ingest_arm_deadlines(self);
     if (!self->lagging &&
-        store_last_seq(self->store) - store_applied_published(self->store) > self->lag_max) {
+        store_last_seq(self->store) - store_parts_applied_min(self->store) > self->lag_max) {
         self->lagging = true;
         ingest_intake_pause(self, true);
     }
 }
 
-int ingest_start_partition(ingest_t *self, size_t lag_max)
+/* Partition i's applying context: the loop's own for partition 0, else
+ * one over partition i's store sharing the loop's definition, pipeline,
+ * options and hand-over eventfd. */
+static ingest_t *s_ctx_new(ingest_t *self, store_t *store)
 {
+    ingest_t *c = xcalloc(1, sizeof *c);
+    c->base = self->base;
+    c->store = store;
+    c->defn_p = self->defn_p;
+    c->pipeline = self->pipeline;
+    c->opts = self->opts;
+    c->split = true;
+    c->owner = self;
+    c->hand_fd = self->hand_fd;
+    pthread_mutex_init(&c->hand_lock, NULL);
+    return c;
+}
+
+static void s_ctx_free(ingest_t *c)
+{
+    bool sub = c->owner != NULL && c != c->owner;
+    if (sub) {
+        ingest_out_clear(c);
+        free(c->out);
+    }
+    for (size_t i = 0; i < c->n_hand; i++)
+        free(c->hand[i].buf);
+    free(c->hand);
+    for (size_t i = 0; i < c->n_wait; i++)
+        free(c->wait[i].buf);
+    free(c->wait);
+    c->hand = c->wait = NULL;
+    c->n_hand = c->cap_hand = c->n_wait = c->cap_wait = 0;
+    pthread_mutex_destroy(&c->hand_lock);
+    if (sub)
+        free(c);
+}
+
+/* Wait until every partition applied what the log held when they started
+ * (each from its own applied sequence), with progress. Returns the
+ * entries they had to apply (the most any of them had), or -1 when one
+ * could not within what it keeps retrying. */
+static long s_catch_up(ingest_t *self)
+{
+    uint64_t last = store_committed_seq(self->store);
+    uint64_t min = store_parts_applied_min(self->store);
+    if (min >= last)
+        return 0;
+    log_info("[ingest] %u partitions applying the log from %llu to %llu",
+             self->n_parts, (unsigned long long)min + 1, (unsigned long long)last);
+    progress_t *progress = progress_new("ingest", "replaying", "replayed", "events",
+                                        last - min, self->opts.progress_interval_ms);
+    for (;;) {
+        if (store_wait_parts_applied(self->store, last, 250) == 1)
+            break;
+        progress_update(progress, store_parts_applied_min(self->store) - min);
+        s_publish(self, false); /* what they handed over meanwhile */
+    }
+    progress_update(progress, last - min);
+    progress_done(progress);
+    progress_destroy(&progress);
+    return (long)(last - min);
+}
+
+int ingest_start_partition(ingest_t *self, size_t lag_max, long *replayed)
+{
+    if (replayed)
+        *replayed = 0;
     if (self->part)
         return 0;
     self->hand_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -132,15 +287,37 @@ int ingest_start_partition(ingest_t *self, size_t lag_max)
         return -1;
     }
     pthread_mutex_init(&self->hand_lock, NULL);
+    self->owner = self;
     self->lag_max = lag_max ? lag_max : 2 * self->opts.group_max_events;
+    unsigned np = store_parts(self->store);
     partition_ops_t ops = {.apply = s_apply, .aborted = s_aborted, .applied = s_applied};
-    partition_opts_t popts = {.chunk_events = self->opts.group_max_events, .index = 0};
-    self->part = partition_new(self->store, &ops, self, &popts);
+    self->n_parts = 0;
+    for (unsigned i = 0; i < np; i++) {
+        ingest_t *c = i == 0 ? self : s_ctx_new(self, store_part(self->store, i));
+        partition_opts_t popts = {
+            .chunk_events = self->opts.group_max_events, .index = i, .count = np};
+        self->pctx[i] = c;
+        self->parts[i] = partition_new(c->store, &ops, c, &popts);
+        self->n_parts = i + 1;
+    }
+    self->part = self->parts[0];
     self->split = true;
-    if (partition_start(self->part) != 0) {
-        partition_destroy(&self->part);
-        self->split = false;
-        return -1;
+    for (unsigned i = 0; i < np; i++) {
+        if (partition_start(self->parts[i]) != 0) {
+            for (unsigned j = i; j-- > 0;)
+                partition_stop(self->parts[j], 0);
+            self->split = false;
+            return -1;
+        }
+    }
+    if (np > 1) {
+        /* Each from its own applied sequence (ingest_recover left it to
+         * them), before anything is logged: claims see what they apply. */
+        s_notify_all(self);
+        long n = s_catch_up(self);
+        if (replayed)
+            *replayed = n;
+        s_publish(self, false);
     }
     return 0;
 }
@@ -149,41 +326,51 @@ void ingest_stop_partition(ingest_t *self)
 {
     if (self->part == NULL || !self->split)
         return;
-    partition_stop(self->part, S_STOP_WAIT_MS);
+    for (unsigned i = 0; i < self->n_parts; i++)
+        partition_notify(self->parts[i]);
+    for (unsigned i = 0; i < self->n_parts; i++)
+        partition_stop(self->parts[i], S_STOP_WAIT_MS);
     self->split = false;
-    /* What it handed over last; then the deadlines that what it applied
-     * last made due fire, as they would have after the commit that made
-     * them due. */
-    ingest_part_publish(self);
-    ingest_on_deadline(-1, 0, self);
+    /* What they handed over last; then the deadlines that what they
+     * applied last made due fire, as they would have after the commit
+     * that made them due. */
+    s_publish(self, true);
+    if (!self->opts.log_read_only)
+        ingest_on_deadline(-1, 0, self);
 }
 
 void ingest_hold(ingest_t *self)
 {
-    if (self->split && !partition_pause(self->part, S_HOLD_WAIT_MS))
+    if (!self->split)
+        return;
+    bool caught_up = true;
+    for (unsigned i = 0; i < self->n_parts; i++)
+        caught_up = partition_pause(self->parts[i], S_HOLD_WAIT_MS) && caught_up;
+    if (!caught_up)
         log_warn("[ingest] the state is behind the log: events logged before this "
                  "point are applied under what follows");
 }
 
 void ingest_release(ingest_t *self)
 {
-    if (self->split)
-        partition_resume(self->part);
+    if (!self->split)
+        return;
+    for (unsigned i = 0; i < self->n_parts; i++)
+        partition_resume(self->parts[i]);
 }
 
 void ingest_part_free(ingest_t *self)
 {
     if (self->part == NULL)
         return;
-    partition_destroy(&self->part);
-    for (size_t i = 0; i < self->n_hand; i++)
-        free(self->hand[i].buf);
-    free(self->hand);
-    self->hand = NULL;
-    self->n_hand = self->cap_hand = 0;
+    for (unsigned i = 0; i < self->n_parts; i++)
+        partition_destroy(&self->parts[i]);
+    self->part = NULL;
+    for (unsigned i = self->n_parts; i-- > 0;)
+        s_ctx_free(self->pctx[i]);
+    self->n_parts = 0;
     if (self->ev_hand)
         event_free(self->ev_hand);
     self->ev_hand = NULL;
     close(self->hand_fd);
-    pthread_mutex_destroy(&self->hand_lock);
 }

@@ -99,6 +99,10 @@ long ingest_replay(ingest_t *self)
 
 long ingest_recover(ingest_t *self)
 {
+    /* With several partitions each applies the log from its own applied
+     * sequence when started (ingest_start_partition). */
+    if (store_parts(self->store) > 1)
+        return 0;
     uint64_t applied = store_applied_seq(self->store);
     uint64_t last = store_last_seq(self->store);
     if (applied >= last)

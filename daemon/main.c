@@ -56,6 +56,62 @@ typedef struct {
     uint64_t watchdog_usec;
 } app_t;
 
+/* Open the state's partitions beyond the primary's (state/):
+ * state.p1/ .. state.p<P-1>/ of the data directory. When the state was
+ * built with another partition count (store_parts_recorded), it is
+ * rebuilt from the log (every partition opened fresh, the partitions of
+ * the old count that are no longer used removed); the partitions then
+ * apply the log at start-up, with progress (ingest_start_partition).
+ * Returns 0, or -1 with err. */
+static int s_open_partitions(app_t *app, char *err, size_t errlen)
+{
+    unsigned want = app->cfg.partitions > 1 ? app->cfg.partitions : 1;
+    unsigned had = 1;
+    size_t map = (size_t)app->cfg.map_size_mb << 20;
+    if (store_parts_recorded(app->store, &had) != STORE_OK) {
+        snprintf(err, errlen, "cannot read the partition count of the state");
+        return -1;
+    }
+    bool rebuild = had != want;
+    if (rebuild) {
+        uint64_t first, last, bytes, dropped;
+        store_log_read(app->store, &first, &last, &bytes, &dropped);
+        if (first > 1) {
+            snprintf(err, errlen,
+                     "the state was built with %u partition(s), partitions is %u: that "
+                     "rebuilds the state from the log, but log retention dropped the "
+                     "log's events before %llu; set partitions: %u again",
+                     had, want, (unsigned long long)first, had);
+            return -1;
+        }
+        log_info("[main] the state was built with %u partition(s), partitions is %u: "
+                 "rebuilding it from the log (%llu events)", had, want,
+                 (unsigned long long)last);
+        store_destroy(&app->store);
+        app->store = store_open_state(app->cfg.state_dir, "state", true, map, err, errlen);
+        if (app->store == NULL)
+            return -1;
+    }
+    for (unsigned i = want; i < STORE_PARTS_MAX; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "state.p%u", i);
+        if (store_remove_state(app->cfg.state_dir, name) != 0 && errno != ENOENT)
+            log_warn("[main] cannot remove the unused partition %s: %s", name,
+                     strerror(errno));
+    }
+    for (unsigned i = 1; i < want; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "state.p%u", i);
+        if (store_open_part(app->store, name, rebuild, map, err, errlen) == NULL)
+            return -1;
+    }
+    if (rebuild && store_set_parts_recorded(app->store, want) != STORE_OK) {
+        snprintf(err, errlen, "cannot record the partition count of the state");
+        return -1;
+    }
+    return 0;
+}
+
 static defn_t *s_load_definition(const char *path, char *err, size_t errlen)
 {
     if (path == NULL || path[0] == '\0')
@@ -240,6 +296,11 @@ static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *
     int rc = -1;
     const char *path = app->cfg.definition;
 
+    if (store_parts(app->store) > 1) {
+        snprintf(err, errlen, "a draft cannot be promoted while the state has %u partitions "
+                 "(partitions: 1 first)", store_parts(app->store));
+        return -1;
+    }
     if (shadows_find(app->shadows, name, &v) != 1) {
         snprintf(err, errlen, "no shadow draft named \"%s\"", name);
         return -1;
@@ -438,7 +499,8 @@ int main(int argc, char **argv)
         rc = rebuild_run(app.cfg.state_dir, app.cfg.rebuild_dir,
                          (size_t)app.cfg.map_size_mb << 20,
                          (const defn_t *const *)&app.defn, pipeline_default,
-                         action == CFG_REBUILD_REPLACE, app.cfg.progress_interval_ms);
+                         action == CFG_REBUILD_REPLACE, app.cfg.progress_interval_ms,
+                         strcmp(app.cfg.clock, "event") == 0 ? 1 : app.cfg.partitions);
         goto out;
     }
     log_info("[main] funneld %s: definition \"%s\" from %s, hash %s", FUNNELD_VERSION,
@@ -453,6 +515,10 @@ int main(int argc, char **argv)
     app.store = store_open(app.cfg.state_dir, (size_t)app.cfg.map_size_mb << 20,
                            err, sizeof err);
     if (app.store == NULL) {
+        log_err("[main] store: %s", err);
+        goto out;
+    }
+    if (s_open_partitions(&app, err, sizeof err) != 0) {
         log_err("[main] store: %s", err);
         goto out;
     }
@@ -593,10 +659,12 @@ int main(int argc, char **argv)
     if (app.cfg.partitions > 0 && strcmp(app.cfg.clock, "event") == 0)
         log_info("[main] clock event: the state is applied before each Ack "
                  "(partitions apply with the wall clock only)");
-    else if (app.cfg.partitions > 0 && ingest_start_partition(app.ingest, 0) != 0)
+    else if (app.cfg.partitions > 0 && ingest_start_partition(app.ingest, 0, &replayed) != 0)
         goto out;
     else if (app.cfg.partitions > 0)
         query_set_partitions(app.queries, app.cfg.partitions);
+    if (store_parts(app.store) > 1)
+        query_set_replayed(app.queries, (uint64_t)replayed);
     ingest_start_deadlines(app.ingest);
     /* The drafts follow the log in threads of their own, woken after
      * each commit; one being added is rebuilt from the log meanwhile. */

@@ -133,8 +133,10 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     s.definition = defn;
     query_checkpoint_stats(q, &s, &ckpt);
     s.partitions = q->partitions;
-    uint64_t applied[1] = {store_applied_published(q->store)};
-    s.n_partition_applied_seq = 1;
+    uint64_t applied[STORE_PARTS_MAX];
+    s.n_partition_applied_seq = store_parts(q->store);
+    for (unsigned i = 0; i < store_parts(q->store); i++)
+        applied[i] = store_applied_published(store_part(q->store, i));
     s.partition_applied_seq = applied;
     nats_stats(q->nats, &s, &cluster);
     query_lab_stats(q, &s);

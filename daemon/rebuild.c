@@ -40,9 +40,43 @@ static void s_remove_scratch(const char *state_dir)
     unlink(f);
 }
 
+static void s_diff_add(store_diff_t *a, const store_diff_t *b)
+{
+    a->compared += b->compared;
+    a->differ += b->differ;
+    a->missing += b->missing;
+    a->extra += b->extra;
+}
+
+/* Compare the rebuilt state's partitions with the live ones (state/,
+ * state.p1/, ...), adding up their differences into *out. */
+static int s_compare_parts(store_t *store, store_compare_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < store_parts(store); i++) {
+        char name[32];
+        store_compare_t c;
+        snprintf(name, sizeof name, i ? "state.p%u" : "state", i);
+        if (store_compare_state(store_part(store, i), name, &c) != STORE_OK)
+            return STORE_ERR;
+        s_diff_add(&out->leads, &c.leads);
+        s_diff_add(&out->event_ids, &c.event_ids);
+        s_diff_add(&out->counters, &c.counters);
+        s_diff_add(&out->deadlines, &c.deadlines);
+        s_diff_add(&out->marks, &c.marks);
+        s_diff_add(&out->alerts, &c.alerts);
+        out->applied_seq_differs |= c.applied_seq_differs;
+        out->alert_seq_differs |= c.alert_seq_differs;
+        if (out->first_difference[0] == '\0' && c.first_difference[0])
+            snprintf(out->first_difference, sizeof out->first_difference, "%s%s%.200s",
+                     i ? name : "", i ? ": " : "", c.first_difference);
+    }
+    return STORE_OK;
+}
+
 int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
                 const defn_t *const *defn_p, const hnd_t *const *pipeline, bool replace,
-                unsigned progress_interval_ms)
+                unsigned progress_interval_ms, unsigned partitions)
 {
     char err[1024];
     struct event_base *base = NULL;
@@ -56,21 +90,43 @@ int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
         goto out;
     }
     bool scratch = rebuild_dir == NULL || rebuild_dir[0] == '\0';
+    unsigned np = partitions > 1 ? partitions : 1;
+    if (np > 1 && (replace || !scratch)) {
+        fprintf(stderr, "funneld: rebuild: with partitions %u the rebuild is compared "
+                "with the live state only (no --rebuild-dir, no replacing); a change of "
+                "partitions rebuilds the live state at start-up\n", np);
+        goto out;
+    }
     store = store_open_state(state_dir, scratch ? "state.rebuild" : rebuild_dir, true,
                              map_size, err, sizeof err);
     if (store == NULL) {
         fprintf(stderr, "funneld: rebuild: %s\n", err);
         goto out;
     }
+    /* With partitions, as funneld applies them: each partition's state
+     * beside the scratch one, applied by partition threads. */
+    for (unsigned i = 1; i < np; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "state.rebuild.p%u", i);
+        if (store_open_part(store, name, true, map_size, err, sizeof err) == NULL) {
+            fprintf(stderr, "funneld: rebuild: %s\n", err);
+            goto out;
+        }
+    }
     ingest_opts_t opts = {
         .group_max_events = 10000,
         .max_batch_events = 10000,
-        .event_clock = true,
+        .event_clock = np == 1,
         .progress_interval_ms = progress_interval_ms,
         .limits = validate_defaults,
+        .log_read_only = true,
     };
     ingest = ingest_new(base, store, defn_p, pipeline, NULL, &opts);
     long n = ingest_recover(ingest);
+    if (n >= 0 && np > 1 && ingest_start_partition(ingest, 0, &n) != 0)
+        n = -1;
+    if (n >= 0 && np > 1)
+        ingest_stop_partition(ingest);
     if (n < 0) {
         fprintf(stderr, "funneld: rebuild: replaying the event log failed\n");
         goto out;
@@ -90,7 +146,7 @@ int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
                n, state_dir);
     } else {
         fclose(probe);
-        if (store_compare_state(store, "state", &cmp) != STORE_OK)
+        if (s_compare_parts(store, &cmp) != STORE_OK)
             goto out;
         same = s_same(&cmp.leads) && s_same(&cmp.event_ids) &&
                s_same(&cmp.counters) && s_same(&cmp.deadlines) &&
@@ -118,6 +174,13 @@ int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
         store_destroy(&store);
         if (scratch) {
             s_remove_scratch(state_dir);
+            for (unsigned i = 1; i < np; i++) {
+                char name[48];
+                snprintf(name, sizeof name, "state.rebuild.p%u", i);
+                if (store_remove_state(state_dir, name) != 0)
+                    fprintf(stderr, "funneld: cannot delete %s/%s: %s\n", state_dir, name,
+                            strerror(errno));
+            }
             printf("the rebuilt state was deleted (--rebuild-dir DIR writes and keeps it)\n");
         } else {
             printf("the rebuilt state is in %s\n", rebuild_dir);

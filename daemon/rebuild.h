@@ -19,13 +19,17 @@
 #include "defn.h"
 #include "hnd.h"
 
-/* Returns 0 when the states are identical (or, with replace, when the
+/* With partitions above 1 the log is applied as funneld applies it, into
+ * that many partitions (state.rebuild/, state.rebuild.p1/, ... deleted
+ * afterwards), each compared with the live one (state/, state.p1/, ...);
+ * neither rebuild_dir nor replace is accepted then.
+ * Returns 0 when the states are identical (or, with replace, when the
  * rebuilt state is in place), 1 when they differ, 2 on an error (reported
  * on stderr). A summary goes to stdout; the replay's progress to stderr (a
  * line on a terminal, else a log line every progress_interval_ms; see
  * progress.h). */
 int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
                 const defn_t *const *defn_p, const hnd_t *const *pipeline, bool replace,
-                unsigned progress_interval_ms);
+                unsigned progress_interval_ms, unsigned partitions);
 
 #endif

@@ -149,8 +149,8 @@ void store_state_skip(store_t *self, uint64_t seq);
  * the order of the calls) in dir/state_name: a shadow store of primary
  * (store_open_shadow: its log is primary's; rebuilt from the log when
  * fresh or torn) that the primary lists among its partitions. Returns
- * the store (the caller destroys it before the primary), or NULL and
- * err. Owner thread of the primary, before anything is logged split. */
+ * the store (the caller destroys it before the primary, or
+ * store_destroy() of the primary does), or NULL and err. Owner thread of the primary, before anything is logged split. */
 store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
                          size_t map_size, char *err, size_t errlen);
 
@@ -159,6 +159,27 @@ store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
 unsigned store_parts(const store_t *primary);
 store_t *store_part(store_t *primary, unsigned i);
 unsigned store_part_index(const store_t *primary, const char *lead_id);
+
+/* The partition count the state (a primary's) was built with, as
+ * recorded by store_set_parts_recorded (1 when never recorded), into
+ * *out; record it (commits at once; no group nor read open). Return 0 or
+ * STORE_ERR. Owner thread. */
+int store_parts_recorded(store_t *self, unsigned *out);
+int store_set_parts_recorded(store_t *self, unsigned n);
+
+/* The lowest applied sequence published among the primary's partitions
+ * (store_applied_published of each). Any thread. */
+uint64_t store_parts_applied_min(store_t *primary);
+
+/* A partition's view of the others' committed counters, for the
+ * funnel-wide check: begin (a short snapshot of every other partition's
+ * state; STORE_OK or STORE_ERR), then store_counter_get_all(key) is this
+ * partition's store_counter_get() (the open group's view) plus the
+ * others' committed values; end. The partition's state owner, inside its
+ * state group; keep it short (the others' maps cannot grow meanwhile). */
+int store_peers_begin(store_t *self);
+int64_t store_counter_get_all(store_t *self, const char *key);
+void store_peers_end(store_t *self);
 
 /* The store whose log this one reads and writes (itself, or the store
  * a shadow or partition follows). */
@@ -338,6 +359,19 @@ int store_sync(store_t *self);
  * sequence, or a rebuild from nothing, numbers every alert as the first
  * time. Retention removes the oldest ones (store_alerts_trim) and moves
  * the floor: the alerts kept are always floor+1 .. store_alert_seq(). */
+
+/* With partitions (store_open_part), alerts are numbered by the log
+ * sequence of the entry that raises them: the k-th alert (k from 0) of
+ * entry seq is seq * STORE_ALERTS_PER_ENTRY + k, unique and increasing
+ * across partitions (an entry raises at most HND_ALERTS_MAX, 8). */
+#define STORE_ALERTS_PER_ENTRY 16
+
+/* The number the next alert stored in the open group gets, as an alert of
+ * log entry log_seq: store_alert_seq() + 1 with one partition; with
+ * partitions, numbered as above (the numbering moves on to the entry's
+ * first number when it is the entry's first alert). Owner thread (the
+ * state's), inside a group, before store_alert_reserve(). */
+uint64_t store_alert_next(store_t *self, uint64_t log_seq);
 
 /* The last alert sequence assigned (in the open group too), and the last
  * one removed by retention (0: none). Owner thread. */

@@ -85,7 +85,7 @@ static void s_block_flush(store_t *self)
  * Returns 0 or -1 (the sticky error is set). */
 static int s_block_open(store_t *self, uint64_t seq)
 {
-    uint64_t block = (seq - 1) / S_ALERT_BLOCK;
+    uint64_t block = (seq - 1) / S_ALERT_SPAN(self);
     if (self->ablk_valid && self->ablk_no == block)
         return 0;
     if (self->ablk_valid && self->ablk_dirty)
@@ -97,7 +97,9 @@ static int s_block_open(store_t *self, uint64_t seq)
     self->ablk_no = block;
     self->ablk_len = 0;
     self->ablk_n = 0;
-    if ((seq - 1) % S_ALERT_BLOCK == 0)
+    /* Numbered densely, a block's first alert begins it; numbered by log
+     * sequence, any alert may find it begun. */
+    if (!self->alert_by_log && (seq - 1) % S_ALERT_BLOCK == 0)
         return 0;
     unsigned char key[8];
     MDB_val k = s_block_key(key, block), v;
@@ -114,7 +116,7 @@ static int s_block_open(store_t *self, uint64_t seq)
     }
     memcpy(self->ablk, v.mv_data, v.mv_size);
     self->ablk_len = v.mv_size;
-    self->ablk_n = (size_t)((seq - 1) % S_ALERT_BLOCK);
+    self->ablk_n = self->alert_by_log ? 1 : (size_t)((seq - 1) % S_ALERT_BLOCK);
     return 0;
 }
 
@@ -165,6 +167,13 @@ void store_alerts_group_end(store_t *self, bool commit)
     self->ablk_len = self->ablk_n = 0;
 }
 
+uint64_t store_alert_next(store_t *self, uint64_t log_seq)
+{
+    if (self->alert_by_log && self->alert_seq < log_seq * STORE_ALERTS_PER_ENTRY)
+        self->alert_seq = log_seq * STORE_ALERTS_PER_ENTRY - 1;
+    return self->alert_seq + 1;
+}
+
 uint64_t store_alert_seq(const store_t *self)
 {
     return self->alert_seq;
@@ -211,7 +220,7 @@ size_t store_alerts_trim(store_t *self, int64_t before_ms, size_t max_alerts)
     if (self->ablk_valid && self->ablk_dirty)
         s_block_flush(self);
     self->ablk_valid = false;
-    uint64_t last_block = self->alert_seq ? (self->alert_seq - 1) / S_ALERT_BLOCK : 0;
+    uint64_t last_block = self->alert_seq ? (self->alert_seq - 1) / S_ALERT_SPAN(self) : 0;
     if ((rc = mdb_cursor_open(self->state_txn, self->alerts, &cur)) != 0)
         goto fail;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max_alerts;
@@ -248,9 +257,65 @@ void store_alerts_published(store_t *self, uint64_t *last, uint64_t *floor)
     *last = self->pub_alert_seq;
     *floor = self->pub_alerts_floor;
     pthread_mutex_unlock(&self->pub_lock);
+    /* With partitions: the highest of them all. */
+    for (unsigned i = 1; i < self->n_parts; i++) {
+        uint64_t l, f;
+        store_alerts_published(self->parts[i], &l, &f);
+        if (l > *last)
+            *last = l;
+        if (f > *floor)
+            *floor = f;
+    }
 }
 
+/* With partitions, the alert numbers below this are those of log entries
+ * that every partition had applied in the snapshot: what a merged read
+ * hands out, so that a reader never passes an alert that a partition
+ * behind the others stores later. */
+static int s_parts_cut(store_t *self, uint64_t *cut)
+{
+    uint64_t min = UINT64_MAX;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        store_t *p = self->parts[i];
+        uint64_t a = 0;
+        int rc = store_meta_u64(S_RSTATE(p), p->meta, "applied_seq", &a);
+        if (rc != 0) {
+            log_err("[store] read partition %u's applied sequence: %s", i, mdb_strerror(rc));
+            return STORE_ERR;
+        }
+        if (a < min)
+            min = a;
+    }
+    *cut = (min + 1) * STORE_ALERTS_PER_ENTRY;
+    return STORE_OK;
+}
+
+static int s_bounds_one(store_t *self, uint64_t *last, uint64_t *floor);
+
 int store_read_alert_bounds(store_t *self, uint64_t *last, uint64_t *floor)
+{
+    if (self->n_parts <= 1)
+        return s_bounds_one(self, last, floor);
+    /* Merged: the highest floor, the highest number below the cut. */
+    uint64_t cut;
+    if (s_parts_cut(self, &cut) != STORE_OK)
+        return STORE_ERR;
+    *last = *floor = 0;
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        uint64_t l, f;
+        if (s_bounds_one(self->parts[i], &l, &f) != STORE_OK)
+            return STORE_ERR;
+        if (l >= cut)
+            l = cut - 1;
+        if (l > *last)
+            *last = l;
+        if (f > *floor)
+            *floor = f;
+    }
+    return STORE_OK;
+}
+
+static int s_bounds_one(store_t *self, uint64_t *last, uint64_t *floor)
 {
     MDB_txn *txn = S_RSTATE(self);
     if (txn == NULL)
@@ -280,6 +345,98 @@ static int s_on_read(const store_alert_t *a, void *arg)
     return r->fn(a, r->arg);
 }
 
+/* One partition's block in a merged read. */
+typedef struct {
+    MDB_cursor *cur;
+    MDB_val k, v;
+    bool at;                 /* on a block (k, v) */
+} s_part_blk_t;
+
+typedef struct {
+    store_alert_t *a;
+    size_t n, cap;
+    uint64_t after, cut;
+} s_gather_t;
+
+static int s_on_gather(const store_alert_t *a, void *arg)
+{
+    s_gather_t *g = arg;
+    if (a->seq <= g->after || a->seq >= g->cut)
+        return 0;
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 256;
+        g->a = xrealloc(g->a, g->cap * sizeof *g->a);
+    }
+    g->a[g->n++] = *a;
+    return 0;
+}
+
+static int s_alert_cmp(const void *x, const void *y)
+{
+    const store_alert_t *a = x, *b = y;
+    return (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* store_read_alerts on a primary with partitions: the blocks of the same
+ * number range from every partition (alerts are numbered by log
+ * sequence), merged in number order, below the cut (s_parts_cut). */
+static long s_read_merged(store_t *self, uint64_t after, store_alert_fn *fn, void *arg)
+{
+    unsigned np = self->n_parts;
+    s_part_blk_t pb[STORE_PARTS_MAX];
+    s_gather_t g = {.after = after};
+    unsigned char key[8];
+    long n = 0;
+    int rc = 0;
+    bool stop = false;
+
+    memset(pb, 0, sizeof pb);
+    if (s_parts_cut(self, &g.cut) != STORE_OK)
+        return STORE_ERR;
+    for (unsigned i = 0; i < np; i++)
+        if ((rc = mdb_cursor_open(S_RSTATE(self->parts[i]), self->parts[i]->alerts,
+                                  &pb[i].cur)) != 0)
+            goto fail;
+    for (uint64_t b = after / S_ALERT_SPAN_LOG; !stop;) {
+        uint64_t next = UINT64_MAX;
+        for (unsigned i = 0; i < np; i++) {
+            pb[i].k = s_block_key(key, b);
+            rc = mdb_cursor_get(pb[i].cur, &pb[i].k, &pb[i].v, MDB_SET_RANGE);
+            pb[i].at = rc == 0 && pb[i].k.mv_size == 8;
+            if (rc != 0 && rc != MDB_NOTFOUND)
+                goto fail;
+            if (pb[i].at && s_be64_get(pb[i].k.mv_data) < next)
+                next = s_be64_get(pb[i].k.mv_data);
+        }
+        rc = 0;
+        if (next == UINT64_MAX || next * S_ALERT_SPAN_LOG + 1 >= g.cut)
+            break;
+        g.n = 0;
+        for (unsigned i = 0; i < np; i++)
+            if (pb[i].at && s_be64_get(pb[i].k.mv_data) == next)
+                s_block_walk(pb[i].v.mv_data, pb[i].v.mv_size, s_on_gather, &g);
+        qsort(g.a, g.n, sizeof *g.a, s_alert_cmp);
+        for (size_t j = 0; j < g.n && !stop; j++) {
+            n++;
+            stop = fn(&g.a[j], arg) != 0;
+        }
+        b = next + 1;
+    }
+    for (unsigned i = 0; i < np; i++)
+        mdb_cursor_close(pb[i].cur);
+    free(g.a);
+    return n;
+
+fail:
+    for (unsigned i = 0; i < np; i++)
+        if (pb[i].cur)
+            mdb_cursor_close(pb[i].cur);
+    free(g.a);
+    log_err("[store] read the partitions' alerts after %llu: %s", (unsigned long long)after,
+            mdb_strerror(rc));
+    return STORE_ERR;
+}
+
 /* Walk the alerts after `after` in the snapshot, block by block from the
  * one holding after + 1, handing each to fn until it asks to stop (see
  * store.h). Bytes are borrowed from the snapshot for the call. */
@@ -292,9 +449,11 @@ long store_read_alerts(store_t *self, uint64_t after, store_alert_fn *fn, void *
 
     if (after == UINT64_MAX)
         return 0;
+    if (self->n_parts > 1)
+        return s_read_merged(self, after, fn, arg);
     if ((rc = mdb_cursor_open(S_RSTATE(self), self->alerts, &cur)) != 0)
         goto fail;
-    MDB_val k = s_block_key(key, after / S_ALERT_BLOCK), v;
+    MDB_val k = s_block_key(key, after / S_ALERT_SPAN(self)), v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
         if (s_block_walk(v.mv_data, v.mv_size, s_on_read, &r))

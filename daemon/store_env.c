@@ -648,6 +648,7 @@ store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
     if (self == NULL)
         return NULL;
     self->primary = primary;
+    self->alert_by_log = primary->alert_by_log = true;
     self->part_index = primary->n_parts;
     primary->parts[primary->n_parts++] = self;
     log_info("[store] opened partition %u's state %s: %llu applied, map %zu MiB",
@@ -785,6 +786,11 @@ void store_destroy(store_t **self_p)
     store_t *self = *self_p;
     if (self == NULL)
         return;
+    /* A primary's partitions still open go first, the last first. */
+    while (self->primary == NULL && self->n_parts > 1) {
+        store_t *part = self->parts[self->n_parts - 1];
+        store_destroy(&part);
+    }
     store_read_end(self);
     store_group_abort(self);
     if (self->state_env) {

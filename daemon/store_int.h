@@ -196,6 +196,15 @@ struct store {
     unsigned part_index;    /* in the primary's parts */
     store_t *parts[STORE_PARTS_MAX];
     unsigned n_parts;
+    /* With partitions, alerts are numbered by the log sequence of the
+     * entry raising them (store_alert_next), so that they are unique and
+     * increasing across partitions; a block of "alerts" then spans
+     * S_ALERT_SPAN_LOG numbers. */
+    bool alert_by_log;
+    /* A partition's snapshots of the other partitions' states during a
+     * state group (store_peers_begin), for the funnel-wide check. */
+    MDB_txn *peer_txn[STORE_PARTS_MAX];
+    bool peers_open;
 };
 
 /* The lock that guards the log's map for readers: the live store's for a
@@ -336,6 +345,10 @@ static inline MDB_val s_str_val(const char *s)
  * byte n, u32 BE length m, the n bytes of its topic (filtered without
  * decoding), then its m Alert bytes as published. */
 #define S_ALERT_BLOCK 64
+/* Numbered by log sequence (partitions), a block spans the numbers of 128
+ * log entries, of which a partition holds its share. */
+#define S_ALERT_SPAN_LOG (128 * STORE_ALERTS_PER_ENTRY)
+#define S_ALERT_SPAN(self) ((self)->alert_by_log ? S_ALERT_SPAN_LOG : S_ALERT_BLOCK)
 #define S_ALERT_ENTRY 21
 #define S_ALERT_TOPIC_MAX 255
 

@@ -88,7 +88,7 @@ static void s_rebuild_check(void)
         return;
     store_destroy(&S.store);
     int rc = rebuild_run(S.state_dir, NULL, S_MAP_SIZE, (const defn_t *const *)&S.defn,
-                         pipeline_default, false, 5000);
+                         pipeline_default, false, 5000, 1);
     FUZZ_CHECK(rc == 0, "funneld --rebuild of %s exits %d, not 0 (identical)",
                S.state_dir, rc);
     s_store_open();
