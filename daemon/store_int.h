@@ -246,6 +246,15 @@ void store_checkpoint_yield(store_t *self);
 /* a += b, field by field. (store_split.c) */
 void store_stats_sum(store_stats_t *a, const store_stats_t *b);
 
+/* Shared by store_env.c and store_shadow.c: create (mkdir -p) and open
+ * the LMDB environment at path; open (creating) the state's databases and
+ * read its meta; recover a state that may be torn from a checkpoint (or
+ * start it afresh), `why` saying why. 0, or -1 with err. (store_env.c) */
+int store_env_open(MDB_env **env, const char *path, size_t map_size, unsigned flags,
+                   char *err, size_t errlen);
+int store_open_state_dbs(store_t *self, char *err, size_t errlen);
+int store_recover(store_t *self, const char *why, char *err, size_t errlen);
+
 /* Free what split mode allocated. (store_split.c) */
 void store_split_free(store_t *self);
 
