@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "timetext.h"
 #include "xalloc.h"
@@ -48,6 +49,13 @@ static unsigned *s_uint(cfg_t *cfg, const s_field_t *f)
     return (unsigned *)((char *)cfg + f->offset);
 }
 
+unsigned cfg_default_partitions(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long p = cores - 1;
+    return p < 1 ? 1 : p > 8 ? 8 : (unsigned)p;
+}
+
 void cfg_defaults(cfg_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -58,6 +66,8 @@ void cfg_defaults(cfg_t *cfg)
         else
             *s_uint(cfg, f) = f->def_uint;
     }
+    /* One partition per core but the loop thread's. */
+    cfg->partitions = cfg_default_partitions();
 }
 
 void cfg_free(cfg_t *cfg)
@@ -669,11 +679,7 @@ static int s_check(const cfg_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "partitions must be 0..64, not %u", cfg->partitions);
         return -1;
     }
-    if (cfg->partitions > 1 && strcmp(cfg->clock, "event") == 0) {
-        snprintf(err, errlen, "partitions %u needs clock wall: with clock event the loop "
-                 "thread applies the state itself (partitions 0 or 1)", cfg->partitions);
-        return -1;
-    }
+
     if (cfg->checkpoint_keep == 0 || cfg->checkpoint_keep > 32) {
         snprintf(err, errlen, "checkpoint_keep must be 1..32, not %u", cfg->checkpoint_keep);
         return -1;

@@ -39,8 +39,9 @@
       "wait at most this long for more events before committing a group")     \
     X(UINT, partitions, 1,                                                     \
       "state partitions, each one LMDB state and one thread applying it off "   \
-      "the Ack path (1..64; a change rebuilds the state from the log); 0: "     \
-      "the loop thread applies one state before each Ack")                      \
+      "the Ack path (1..64; default: the cores less one, 1 to 8; a change "     \
+      "rebuilds the state from the log); 0: the loop thread applies one "       \
+      "state before each Ack (as with clock event)")                            \
     X(UINT, max_batch_events, 10000,                                           \
       "larger EventBatch messages are refused whole")                          \
     X(UINT, max_message_kb, 16384,                                             \
@@ -156,6 +157,10 @@ int cfg_load_file(cfg_t *cfg, const char *path, char *err, size_t errlen);
 
 /* Set the built-in defaults (cfg must be zeroed or freed). */
 void cfg_defaults(cfg_t *cfg);
+
+/* The default of `partitions`: the online cores less one (the loop
+ * thread's), at least 1 and at most 8 (1 on a two-core machine). */
+unsigned cfg_default_partitions(void);
 
 void cfg_free(cfg_t *cfg);
 

@@ -130,15 +130,15 @@ static void s_headroom(checkpoint_t *self)
  * maps double each time, and the pages freed meanwhile are reused, so it
  * seldom gives way twice); beyond that it counts as failed. Checkpoint
  * thread, without lock. */
-static void s_take(checkpoint_t *self)
+/* One store's checkpoint (the primary's or a partition's), given way and
+ * begun again as above. Returns a store verdict, err filled on an error. */
+static int s_copy(checkpoint_t *self, store_t *store, store_ckpt_t *c, char *err,
+                  size_t errlen, int64_t t0)
 {
-    store_ckpt_t c;
-    char err[512];
     int rc;
-    int64_t t0 = s_mono_ms();
     for (unsigned yields = 0;; yields++) {
         s_headroom(self);
-        rc = store_checkpoint(self->store, &c, err, sizeof err);
+        rc = store_checkpoint(store, c, err, errlen);
         if (rc != STORE_EAGAIN)
             break;
         pthread_mutex_lock(&self->lock);
@@ -146,7 +146,7 @@ static void s_take(checkpoint_t *self)
         bool stop = self->stop;
         pthread_mutex_unlock(&self->lock);
         if (stop || yields + 1 >= S_YIELDS_MAX) {
-            snprintf(err, sizeof err, "gave way to the state's map growing %u times in a row",
+            snprintf(err, errlen, "gave way to the state's map growing %u times in a row",
                      yields + 1);
             rc = STORE_ERR;
             break;
@@ -154,11 +154,37 @@ static void s_take(checkpoint_t *self)
         log_info("[checkpoint] gave way to the state's map growing after %.2f s; "
                  "taking it again", (double)(s_mono_ms() - t0) / 1000);
     }
+    return rc;
+}
+
+static void s_take(checkpoint_t *self)
+{
+    store_ckpt_t c;
+    char err[512];
+    int64_t t0 = s_mono_ms();
+    int rc = s_copy(self, self->store, &c, err, sizeof err, t0);
+    /* With partitions, each one's own, at its own applied sequence (a
+     * restore replays each from its own); the primary's describes them. */
+    for (unsigned i = 1; rc == STORE_OK && i < store_parts(self->store); i++) {
+        store_t *part = store_part(self->store, i);
+        store_ckpt_t pc;
+        char perr[480];
+        rc = s_copy(self, part, &pc, perr, sizeof perr, t0);
+        if (rc == STORE_OK)
+            store_checkpoint_prune(store_ckpt_root(part), self->opts.keep);
+        /* The checkpoints cover the log up to the lowest of them. */
+        if (rc == STORE_OK && pc.seq < c.seq)
+            c.seq = pc.seq;
+        else
+            snprintf(err, sizeof err, "partition %u: %s", i, perr);
+    }
     int64_t took = s_mono_ms() - t0;
     if (rc == STORE_OK) {
         int pruned = store_checkpoint_prune(store_dir(self->store), self->opts.keep);
-        log_info("[checkpoint] %s: the state at sequence %llu, %.1f MiB in %.2f s%s", c.name,
-                 (unsigned long long)c.seq, (double)c.bytes / (1 << 20), (double)took / 1000,
+        log_info("[checkpoint] %s: the state at sequence %llu, %.1f MiB in %.2f s%s%s",
+                 c.name, (unsigned long long)c.seq, (double)c.bytes / (1 << 20),
+                 (double)took / 1000,
+                 store_parts(self->store) > 1 ? " (partition 0; each partition's too)" : "",
                  pruned > 0 ? "; older ones deleted" : "");
     } else {
         log_err("[checkpoint] failed, the live state is untouched (retried in %lld s): %s",

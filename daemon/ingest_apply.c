@@ -182,10 +182,28 @@ static int s_apply(ingest_t *self, const Funnel__V1__Event *pb, const void *raw,
         int64_t stored_due = 0;
         refused = !found || kind == NULL || due == NULL;
         if (!refused) {
+            /* The record as read (borrowed only until the next write). */
+            void *copy = xmalloc(len ? len : 1);
+            memcpy(copy, buf, len);
             int had = store_deadline_clear(self->store, pb->lead_id, kind, &stored_due);
-            if (had < 0)
+            if (had < 0) {
+                free(copy);
                 return -1;
-            refused = had == 0 || stored_due != strtoll(due, NULL, 10) ||
+            }
+            if (had == 1 && stored_due != strtoll(due, NULL, 10)) {
+                /* An event logged before this entry set the deadline anew
+                 * (the loop found the old one due in a state that had not
+                 * applied that event yet): the new one stays, in the
+                 * lead's record as in the index. */
+                store_deadline_set(self->store, pb->lead_id, kind, stored_due);
+                store_lead_put(self->store, pb->lead_id, prev_seq, copy, len);
+                free(copy);
+                if (replay_seq && !unlogged)
+                    store_event_replayed(self->store, pb->lead_id, pb->id, replay_seq);
+                return 1;
+            }
+            free(copy);
+            refused = had == 0 ||
                       pipeline_deadline(d, &lead, kind, stored_due, pb->occurred_at_ms,
                                         &fx) != 0;
         }
@@ -274,10 +292,11 @@ static void s_funnel_check(ingest_t *self)
     if (self->owner != NULL && self->owner != self)
         return; /* another partition's context than partition 0's */
     if (store_parts(self->store) > 1) {
-        if (store_peers_begin(self->store) != STORE_OK)
-            return; /* judged again at the next group */
+        /* The others' snapshots were taken before the group began
+         * (ingest_partition.c); without them it is judged next time. */
+        if (!store_peers_open(self->store))
+            return;
         pipeline_funnel_check(*self->defn_p, now, s_counter_get_all, self->store, &fx);
-        store_peers_end(self->store);
     } else {
         pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
     }

@@ -43,14 +43,31 @@ static int s_apply(void *arg, const partition_entry_t *e, size_t n)
     return 0;
 }
 
+/* Partition 0 with others: their snapshots for the group's funnel-wide
+ * check, taken before its own write transaction (their map locks before
+ * its write lock, as everywhere), ended once the group is over. */
+static void s_begin(void *arg)
+{
+    ingest_t *ctx = arg;
+    if (ctx->owner != ctx || store_parts(ctx->store) <= 1)
+        return;
+    store_peers_end(ctx->store);
+    if (store_peers_begin(ctx->store) != STORE_OK)
+        log_warn("[ingest] the other partitions' counters cannot be read: the funnel-wide "
+                 "check waits for the next group");
+}
+
 static void s_aborted(void *arg)
 {
-    ingest_out_clear(arg);
+    ingest_t *ctx = arg;
+    ingest_out_clear(ctx);
+    store_peers_end(ctx->store);
 }
 
 static void s_applied(void *arg, uint64_t applied_seq)
 {
     ingest_t *ctx = arg;
+    store_peers_end(ctx->store);
     pthread_mutex_lock(&ctx->hand_lock);
     if (ctx->n_hand + ctx->n_out > ctx->cap_hand) {
         while (ctx->n_hand + ctx->n_out > ctx->cap_hand)
@@ -290,7 +307,8 @@ int ingest_start_partition(ingest_t *self, size_t lag_max, long *replayed)
     self->owner = self;
     self->lag_max = lag_max ? lag_max : 2 * self->opts.group_max_events;
     unsigned np = store_parts(self->store);
-    partition_ops_t ops = {.apply = s_apply, .aborted = s_aborted, .applied = s_applied};
+    partition_ops_t ops = {
+        .apply = s_apply, .aborted = s_aborted, .applied = s_applied, .begin = s_begin};
     self->n_parts = 0;
     for (unsigned i = 0; i < np; i++) {
         ingest_t *c = i == 0 ? self : s_ctx_new(self, store_part(self->store, i));
@@ -326,8 +344,17 @@ void ingest_stop_partition(ingest_t *self)
 {
     if (self->part == NULL || !self->split)
         return;
-    for (unsigned i = 0; i < self->n_parts; i++)
-        partition_notify(self->parts[i]);
+    s_notify_all(self);
+    if (self->n_parts > 1 && !self->opts.log_read_only) {
+        /* The loop cannot apply to several partitions: the deadlines that
+         * what they applied last made due are logged while they still run,
+         * and applied by them. */
+        store_wait_parts_applied(self->store, store_committed_seq(self->store),
+                                 S_STOP_WAIT_MS);
+        s_publish(self, false);
+        ingest_on_deadline(-1, 0, self);
+        s_notify_all(self);
+    }
     for (unsigned i = 0; i < self->n_parts; i++)
         partition_stop(self->parts[i], S_STOP_WAIT_MS);
     self->split = false;
@@ -335,7 +362,7 @@ void ingest_stop_partition(ingest_t *self)
      * applied last made due fire, as they would have after the commit
      * that made them due. */
     s_publish(self, true);
-    if (!self->opts.log_read_only)
+    if (self->n_parts <= 1 && !self->opts.log_read_only)
         ingest_on_deadline(-1, 0, self);
 }
 

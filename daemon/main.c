@@ -65,7 +65,10 @@ typedef struct {
  * Returns 0, or -1 with err. */
 static int s_open_partitions(app_t *app, char *err, size_t errlen)
 {
-    unsigned want = app->cfg.partitions > 1 ? app->cfg.partitions : 1;
+    /* With the event clock the loop thread applies one state. */
+    unsigned want = app->cfg.partitions > 1 && strcmp(app->cfg.clock, "event") != 0
+                        ? app->cfg.partitions
+                        : 1;
     unsigned had = 1;
     size_t map = (size_t)app->cfg.map_size_mb << 20;
     if (store_parts_recorded(app->store, &had) != STORE_OK) {
@@ -88,6 +91,15 @@ static int s_open_partitions(app_t *app, char *err, size_t errlen)
                  "rebuilding it from the log (%llu events)", had, want,
                  (unsigned long long)last);
         store_destroy(&app->store);
+        /* The checkpoints are of the old layout: none may be restored. */
+        int gone = store_checkpoints_drop(app->cfg.state_dir);
+        for (unsigned i = 1; i < STORE_PARTS_MAX; i++) {
+            char root[4200];
+            snprintf(root, sizeof root, "%s/state.p%u.ckpt", app->cfg.state_dir, i);
+            gone += store_checkpoints_drop(root);
+        }
+        if (gone > 0)
+            log_info("[main] deleted %d checkpoint(s) of the old layout", gone);
         app->store = store_open_state(app->cfg.state_dir, "state", true, map, err, errlen);
         if (app->store == NULL)
             return -1;

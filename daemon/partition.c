@@ -87,9 +87,14 @@ static long s_read(partition_t *self, size_t max, s_chunk_t *c)
 static int s_group(partition_t *self, const s_chunk_t *c)
 {
     for (int tries = 0; tries < 8; tries++) {
+        if (self->ops.begin)
+            self->ops.begin(self->arg);
         int rc = store_state_begin(self->store);
-        if (rc != STORE_OK)
+        if (rc != STORE_OK) {
+            if (self->ops.aborted)
+                self->ops.aborted(self->arg);
             return rc;
+        }
         if (self->ops.apply(self->arg, self->entries, c->n) != 0) {
             /* The sticky error comes out of the commit. */
         }
@@ -146,6 +151,8 @@ static int s_catch_up(partition_t *self)
             log_err("[partition %u] log entries %llu..%llu cannot be applied",
                     self->opts.index, (unsigned long long)before + 1,
                     (unsigned long long)before + (uint64_t)n);
+            if (self->ops.aborted) /* what the group kept goes */
+                self->ops.aborted(self->arg);
             return -1;
         }
         if (self->failing) {

@@ -53,6 +53,10 @@ typedef struct {
     /* The group is committed (applied sequence published): publish what
      * apply kept. May be NULL. */
     void (*applied)(void *arg, uint64_t applied_seq);
+    /* Before each attempt at a group, outside any transaction of the
+     * partition's (e.g. to take snapshots of other states first); aborted
+     * or applied follows. May be NULL. */
+    void (*begin)(void *arg);
 } partition_ops_t;
 
 typedef struct {

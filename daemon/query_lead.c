@@ -224,7 +224,9 @@ static int s_seed_from_checkpoint(s_work_t *w, const char *lead_id,
     if (first <= 1)
         return 0;
     store_ckpt_lead_t cl;
-    int got = store_checkpoint_lead(store_dir(w->q->store), first, lead_id, &cl);
+    /* In the lead's partition's checkpoints. */
+    store_t *part = store_part(w->q->store, store_part_index(w->q->store, lead_id));
+    int got = store_checkpoint_lead(store_ckpt_root(part), first, lead_id, &cl);
     if (got < 0) {
         r->error = (char *)"storage error reading the lead from the oldest checkpoint";
         return -1;

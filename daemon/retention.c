@@ -64,8 +64,21 @@ static void s_on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Covered: by the oldest checkpoint kept, so that every kept one stays
-     * usable (recovery, --rebuild). */
+     * usable (recovery, --rebuild); with partitions, by every partition's
+     * oldest (each recovers from its own). */
     uint64_t covered = list[n - 1].seq;
+    for (unsigned i = 1; i < store_parts(self->store); i++) {
+        store_ckpt_t pl[STORE_CKPT_MAX];
+        size_t pn = store_checkpoint_list(store_ckpt_root(store_part(self->store, i)), pl,
+                                          STORE_CKPT_MAX);
+        uint64_t pc = pn ? pl[pn - 1].seq : 0;
+        if (pc < covered)
+            covered = pc;
+    }
+    if (covered < first) {
+        s_arm(self, S_IDLE_MS);
+        return;
+    }
     uint64_t upto = 0;
     if (self->max_bytes) {
         uint64_t f, l, bytes, d;

@@ -148,7 +148,8 @@ void store_state_skip(store_t *self, uint64_t seq);
 /* Open the primary's next partition's state (partition 1, 2, ... in
  * the order of the calls) in dir/state_name: a shadow store of primary
  * (store_open_shadow: its log is primary's; rebuilt from the log when
- * fresh or torn) that the primary lists among its partitions. Returns
+ * fresh; recovered from its own checkpoints, store_ckpt_root(), and the
+ * log after them when torn) that the primary lists among its partitions. Returns
  * the store (the caller destroys it before the primary, or
  * store_destroy() of the primary does), or NULL and err. Owner thread of the primary, before anything is logged split. */
 store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
@@ -167,19 +168,34 @@ unsigned store_part_index(const store_t *primary, const char *lead_id);
 int store_parts_recorded(store_t *self, unsigned *out);
 int store_set_parts_recorded(store_t *self, unsigned n);
 
+/* Delete every checkpoint under root (store_ckpt_root: a state rebuilt
+ * in another layout must not be recovered from them). Returns how many.
+ * Any thread. */
+int store_checkpoints_drop(const char *root);
+
 /* The lowest applied sequence published among the primary's partitions
  * (store_applied_published of each). Any thread. */
 uint64_t store_parts_applied_min(store_t *primary);
 
 /* A partition's view of the others' committed counters, for the
- * funnel-wide check: begin (a short snapshot of every other partition's
- * state; STORE_OK or STORE_ERR), then store_counter_get_all(key) is this
- * partition's store_counter_get() (the open group's view) plus the
- * others' committed values; end. The partition's state owner, inside its
- * state group; keep it short (the others' maps cannot grow meanwhile). */
+ * funnel-wide check: begin (a snapshot of every other partition's state;
+ * STORE_OK or STORE_ERR), then store_counter_get_all(key) is this
+ * partition's store_counter_get() (its open group's view) plus the
+ * others' values in the snapshots; end (idempotent). The partition's
+ * state owner: begin before its state group (the others' map locks are
+ * taken before its own write transaction) and end after it; keep it to
+ * one group (the others' maps cannot grow meanwhile). */
 int store_peers_begin(store_t *self);
+bool store_peers_open(const store_t *self);
 int64_t store_counter_get_all(store_t *self, const char *key);
 void store_peers_end(store_t *self);
+
+/* The directory whose checkpoints/ holds this store's checkpoints (the
+ * state_dir of store_checkpoint_list and the other checkpoint calls): the
+ * data directory (store_dir) for the primary and shadows; for partition i
+ * beyond the primary, <dir>/state.p<i>.ckpt, so that each partition has
+ * checkpoints of its own, each at its own applied sequence. Borrowed. */
+const char *store_ckpt_root(const store_t *self);
 
 /* The store whose log this one reads and writes (itself, or the store
  * a shadow or partition follows). */

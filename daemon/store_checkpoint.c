@@ -94,6 +94,13 @@ static void s_ckpt_dir(const char *state_dir, char *out, size_t cap)
     snprintf(out, cap, "%s/%s", state_dir, STORE_CKPT_DIR);
 }
 
+/* A partition's checkpoint root (beside the data directory's) is made
+ * when its first checkpoint is written. 0 or -1. */
+static int s_mkdir_root(const char *root)
+{
+    return mkdir(root, 0750) == -1 && errno != EEXIST ? -1 : 0;
+}
+
 /* fsync a directory, so that a rename in it is durable. 0 or -1. */
 static int s_fsync_dir(const char *path)
 {
@@ -359,14 +366,19 @@ void store_checkpoint_cancel(store_t *self)
 {
     __atomic_store_n(&self->ckpt_cancel, 1, __ATOMIC_RELEASE);
     uint64_t one = 1;
-    (void)!write(self->ckpt_wake, &one, sizeof one);
+    if (self->ckpt_wake != -1)
+        (void)!write(self->ckpt_wake, &one, sizeof one);
+    /* And every partition's (a primary's copies them one after another). */
+    for (unsigned i = 1; self->primary == NULL && i < self->n_parts; i++)
+        store_checkpoint_cancel(self->parts[i]);
 }
 
 void store_checkpoint_yield(store_t *self)
 {
     __atomic_store_n(&self->ckpt_yield, 1, __ATOMIC_RELEASE);
     uint64_t one = 1;
-    (void)!write(self->ckpt_wake, &one, sizeof one);
+    if (self->ckpt_wake != -1)
+        (void)!write(self->ckpt_wake, &one, sizeof one);
 }
 
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
@@ -380,8 +392,9 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
                        .yield = &self->ckpt_yield, .wake = self->ckpt_wake};
     pthread_t drainer;
 
-    s_ckpt_dir(self->dir, dir, sizeof dir);
-    if (mkdir(dir, 0750) == -1 && errno != EEXIST) {
+    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
+    if (s_mkdir_root(store_ckpt_root(self)) == -1 ||
+        (mkdir(dir, 0750) == -1 && errno != EEXIST)) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
         return STORE_ERR;
     }
@@ -762,9 +775,9 @@ int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool 
     char dir[4096], src[4400], path[4096], reason[256];
 
     *consumed = false;
-    s_ckpt_dir(self->dir, dir, sizeof dir);
+    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
     store_state_path(self, path, sizeof path);
-    size_t n = store_checkpoint_list(self->dir, list, STORE_CKPT_MAX);
+    size_t n = store_checkpoint_list(store_ckpt_root(self), list, STORE_CKPT_MAX);
     for (size_t k = 0; k < n; k++) {
         const store_ckpt_t *c = &list[oldest ? n - 1 - k : k];
         if (c->seq > last) {

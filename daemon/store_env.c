@@ -345,6 +345,11 @@ store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen)
     return store_open_state(dir, "state", false, map_size, err, errlen);
 }
 
+const char *store_ckpt_root(const store_t *self)
+{
+    return self->ckpt_root ? self->ckpt_root : self->dir;
+}
+
 const char *store_dir(const store_t *self)
 {
     return self->dir;
@@ -610,6 +615,7 @@ void store_destroy(store_t **self_p)
     pthread_cond_destroy(&self->pub_cond);
     store_split_free(self);
     free(self->dir);
+    free(self->ckpt_root);
     free(self->state_name);
     free(self);
     *self_p = NULL;

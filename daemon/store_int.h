@@ -201,6 +201,9 @@ struct store {
      * increasing across partitions; a block of "alerts" then spans
      * S_ALERT_SPAN_LOG numbers. */
     bool alert_by_log;
+    /* Where this store's checkpoints are: <ckpt_root>/checkpoints (the
+     * data directory, or a partition's <dir>/<state_name>.ckpt). */
+    char *ckpt_root;
     /* A partition's snapshots of the other partitions' states during a
      * state group (store_peers_begin), for the funnel-wide check. */
     MDB_txn *peer_txn[STORE_PARTS_MAX];

@@ -6,7 +6,10 @@
  * every partition). See store.h. */
 #include "store_int.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -101,6 +104,11 @@ void store_peers_end(store_t *self)
     self->peers_open = false;
 }
 
+bool store_peers_open(const store_t *self)
+{
+    return self->peers_open;
+}
+
 int64_t store_counter_get_all(store_t *self, const char *key)
 {
     int64_t value = store_counter_get(self, key);
@@ -116,4 +124,20 @@ int64_t store_counter_get_all(store_t *self, const char *key)
             value += (int64_t)s_be64_get(v.mv_data);
     }
     return value;
+}
+
+int store_checkpoints_drop(const char *root)
+{
+    store_ckpt_t list[STORE_CKPT_MAX];
+    size_t n = store_checkpoint_list(root, list, STORE_CKPT_MAX);
+    int dropped = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s/%s", root, STORE_CKPT_DIR, list[i].name);
+        if (unlink(path) == 0)
+            dropped++;
+        else if (errno != ENOENT)
+            log_warn("[store] cannot delete %s: %s", path, strerror(errno));
+    }
+    return dropped;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "fnv.h"
@@ -17,13 +18,20 @@
 /* Open a shadow store (see store.h): live's log, a state of its own at
  * dir/state_name, recovered by starting afresh (s_recover's checkpoints
  * are the live state's). */
-store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
-                           size_t map_size, char *err, size_t errlen)
+/* store_open_shadow, or with ckpt_root (not NULL: a partition's) a state
+ * that has checkpoints of its own there: when it may be torn, it is
+ * recovered from its newest checkpoint the log covers and the log after
+ * it (store_recover), as the primary's is. */
+static store_t *s_open_beside(store_t *live, const char *state_name, bool fresh,
+                              const char *ckpt_root, size_t map_size, char *err,
+                              size_t errlen)
 {
     store_t *self = xcalloc(1, sizeof *self);
     char path[4096];
     self->lock_fd = -1;
+    self->ckpt_wake = -1;
     self->dir = xstrdup(live->dir);
+    self->ckpt_root = ckpt_root ? xstrdup(ckpt_root) : NULL;
     self->state_name = xstrdup(state_name);
     self->owner = pthread_self();
     self->n_parts = 1;
@@ -42,8 +50,19 @@ store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
     pthread_cond_init(&self->pub_cond, NULL);
+    /* A partition's checkpoints are copied as the primary's are. */
+    if (ckpt_root && (self->ckpt_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
     store_state_path(self, path, sizeof path);
-    if (!fresh && store_marker_torn(self)) {
+    if (!fresh && store_marker_torn(self) && ckpt_root) {
+        char why[4200];
+        snprintf(why, sizeof why, "the machine went down while funneld had %s open (or "
+                 "its marker is missing): its pages may be torn", path);
+        if (store_recover(self, why, err, errlen) == -1)
+            goto fail;
+    } else if (!fresh && store_marker_torn(self)) {
         log_warn("[store] %s may be torn (the machine went down with it open): "
                  "rebuilding it from the log", path);
         fresh = true;
@@ -94,6 +113,12 @@ fail:
     return NULL;
 }
 
+store_t *store_open_shadow(store_t *live, const char *state_name, bool fresh,
+                           size_t map_size, char *err, size_t errlen)
+{
+    return s_open_beside(live, state_name, fresh, NULL, map_size, err, errlen);
+}
+
 bool store_fresh(const store_t *self) { return self->fresh; }
 
 store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
@@ -104,7 +129,9 @@ store_t *store_open_part(store_t *primary, const char *state_name, bool fresh,
                  STORE_PARTS_MAX);
         return NULL;
     }
-    store_t *self = store_open_shadow(primary, state_name, fresh, map_size, err, errlen);
+    char root[4200];
+    snprintf(root, sizeof root, "%s/%s.ckpt", primary->dir, state_name);
+    store_t *self = s_open_beside(primary, state_name, fresh, root, map_size, err, errlen);
     if (self == NULL)
         return NULL;
     self->primary = primary;

@@ -8,14 +8,20 @@ import os
 import signal
 import threading
 
+import pytest
+
 from conftest import IngestClient, QueryClient, make_event, now_ms, uid, wait_until
 
 DEFAULT_YAML = os.path.join(os.environ["FUNNELD_SOURCE_DIR"], "handlers", "default.yaml")
 
 
-def test_queries_during_ingest_and_map_growth(zctx, daemon_factory, tmp_path):
+# partitions 4: every partition's map grows under the queries, which read
+# all of them (read-your-writes over the four).
+@pytest.mark.parametrize("partitions", [None, 4])
+def test_queries_during_ingest_and_map_growth(zctx, daemon_factory, tmp_path, partitions):
     cfg = tmp_path / "funneld.yaml"
-    cfg.write_text("map_size_mb: 1\ngroup_max_events: 2000\n")
+    cfg.write_text("map_size_mb: 1\ngroup_max_events: 2000\n" +
+                   ("partitions: %d\n" % partitions if partitions else ""))
     d = daemon_factory(extra_args=["--config", str(cfg)])
     n_batches, per, n_leads = 30, 500, 3000
     total = n_batches * per

@@ -8,16 +8,23 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import FUNNELCTL_BIN, FUNNELD_BIN
 
 CRASHTEST = os.path.join(os.environ.get("FUNNELD_SOURCE_DIR", ""), "tools", "crashtest")
 
 
-def test_crashtest_ci_mode(tmp_path):
+# partitions 4: kills while the four partitions lag behind the log apart,
+# each replaying from its own applied sequence, each power loss recovering
+# each partition from its own checkpoint, and --rebuild into four.
+@pytest.mark.parametrize("partitions", [None, 4])
+def test_crashtest_ci_mode(tmp_path, partitions):
     env = dict(os.environ, TMPDIR=str(tmp_path))
+    more = [] if partitions is None else ["--partitions", str(partitions)]
     r = subprocess.run([sys.executable, CRASHTEST, "--ci", "--json",
                         "--funneld", FUNNELD_BIN, "--funnelctl", FUNNELCTL_BIN,
-                        "--pyproto", os.environ["FUNNELD_PYPROTO"]],
+                        "--pyproto", os.environ["FUNNELD_PYPROTO"]] + more,
                        capture_output=True, text=True, timeout=400, env=env)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
