@@ -711,6 +711,8 @@ int main(int argc, char **argv)
         log_info("[main] subscribed to %s (topics marketing*, sales*%s)",
                  app.cfg.subscribe[i], app.cfg.subscribe_key[i] ? ", CURVE" : "");
     }
+    if (app.nats)
+        nats_serve_queries(app.nats, query_server_context(app.queries));
     if (app.nats && nats_start(app.nats, app.ingest, err, sizeof err) != 0) {
         log_err("[main] %s", err);
         goto out;
@@ -755,6 +757,7 @@ out:
      * query and HTTP threads read its counters until they stop. */
     auth_stop(app.auth);
     http_destroy(&app.http);
+    nats_stop_queries(app.nats); /* its socket is in the query server's context */
     query_server_destroy(&app.queries);
     /* A checkpoint being written is dropped (not waited for); before the store. */
     checkpoint_destroy(&app.checkpoint);

@@ -16,6 +16,7 @@
 #include "fnv.h"
 #include "log.h"
 #include "nats_lease.h"
+#include "nats_query.h"
 #include "xalloc.h"
 
 /* Messages pulled in one request, and the most queued for the loop
@@ -76,6 +77,8 @@ struct nats {
     char instance[96];
     int64_t lease_ms;
     nats_lease_t *lease;
+    void *query_ctx;        /* the query server's, for nats_query */
+    nats_query_t *queries;
     jsCtx *lease_js;        /* requests wait lease_ms / 8 at most */
 
     natsOptions *nopts;
@@ -612,6 +615,12 @@ static void s_on_lease(void *arg, unsigned p, bool own)
     pthread_mutex_unlock(&self->lock);
 }
 
+/* nats_query_owns_fn. */
+static bool s_owns(void *arg, unsigned p)
+{
+    return nats_owns(arg, p);
+}
+
 nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t errlen)
 {
     nats_t *self = xcalloc(1, sizeof *self);
@@ -767,6 +776,11 @@ int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen)
         }
         self->parts[i].started = true;
     }
+    if (self->query_ctx &&
+        (self->queries = nats_query_new(self->nc, self->query_ctx, s_owns, self)) == NULL) {
+        snprintf(err, errlen, "nats: cannot start the query responder thread");
+        return -1;
+    }
     if (self->leased) {
         char bucket[96];
         snprintf(bucket, sizeof bucket, "%s-owners", self->stream);
@@ -798,6 +812,7 @@ void nats_destroy(nats_t **self_p)
     nats_t *self = *self_p;
     if (self == NULL)
         return;
+    nats_query_destroy(&self->queries);
     /* First the leases (released: the others take over at once). */
     nats_lease_destroy(&self->lease);
     pthread_mutex_lock(&self->lock);
@@ -875,9 +890,7 @@ void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
     pthread_mutex_unlock(&self->lock);
     snprintf(buf->stream, sizeof buf->stream, "%s", self->stream);
     size_t k = 0;
-    for (size_t i = 0; i < self->n_parts && k < NATS_CFG_PARTITIONS_MAX; i++)
-        if (atomic_load(&self->parts[i].active))
-            buf->owned[k++] = self->parts[i].partition;
+    nats_owned(self, buf->owned, NATS_CFG_PARTITIONS_MAX, &k);
     s->nats = buf->state;
     s->stream = buf->stream;
     s->cluster_partitions = self->n_partitions;
@@ -887,4 +900,41 @@ void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
     s->nats_acked = (uint64_t)atomic_load(&self->acked);
     s->nats_alerts = (uint64_t)atomic_load(&self->alerts);
     s->nats_alerts_failed = (uint64_t)atomic_load(&self->alerts_failed);
+    snprintf(buf->instance, sizeof buf->instance, "%s", self->instance);
+    s->instance = buf->instance;
+}
+
+void nats_serve_queries(nats_t *self, void *zmq_ctx)
+{
+    self->query_ctx = zmq_ctx;
+}
+
+void nats_stop_queries(nats_t *self)
+{
+    if (self)
+        nats_query_destroy(&self->queries);
+}
+
+const char *nats_instance(const nats_t *self)
+{
+    return self ? self->instance : "";
+}
+
+bool nats_owns(nats_t *self, unsigned p)
+{
+    for (size_t i = 0; i < self->n_parts; i++)
+        if (self->parts[i].partition == p)
+            return atomic_load(&self->parts[i].active);
+    return false;
+}
+
+unsigned nats_owned(nats_t *self, uint32_t *out, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (self == NULL)
+        return 0;
+    for (size_t i = 0; i < self->n_parts && *n < cap; i++)
+        if (atomic_load(&self->parts[i].active))
+            out[(*n)++] = self->parts[i].partition;
+    return self->n_partitions;
 }

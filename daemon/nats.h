@@ -30,6 +30,8 @@
 #ifndef FUNNELD_NATS_H
 #define FUNNELD_NATS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cfg.h"
@@ -61,12 +63,34 @@ int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen);
  * close. Accepts NULL. After ingest_destroy(). Loop thread. */
 void nats_destroy(nats_t **self_p);
 
+/* Answer queries over NATS (nats_query.h) through the query server of
+ * zmq_ctx (query_server_context()), from nats_start() on. Before
+ * nats_start(). Loop thread. */
+void nats_serve_queries(nats_t *self, void *zmq_ctx);
+
+/* Stop answering queries over NATS: before the query server is destroyed
+ * (its context waits for the responder's socket). Accepts NULL. Loop
+ * thread. */
+void nats_stop_queries(nats_t *self);
+
+/* This instance's name in the cluster; "" for NULL. Any thread. */
+const char *nats_instance(const nats_t *self);
+
+/* Whether this instance owns (applies) cluster partition p now. Any
+ * thread. */
+bool nats_owns(nats_t *self, unsigned p);
+
+/* The partitions owned now, ascending, into out[0..cap) (*n of them);
+ * returns cluster_partitions (0 for NULL). Any thread. */
+unsigned nats_owned(nats_t *self, uint32_t *out, size_t cap, size_t *n);
+
 /* Fill s's cluster fields (nats, cluster_partitions, owned_partitions,
  * stream, nats_messages, nats_acked); buf holds what they point to and
  * must outlive s. self may be NULL (nothing filled). Any thread. */
 typedef struct {
     char state[320];
     char stream[72];
+    char instance[96];
     uint32_t owned[NATS_CFG_PARTITIONS_MAX];
 } nats_stats_buf_t;
 void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf);

@@ -17,6 +17,7 @@
 #include "ingest.h"
 #include "keys.h"
 #include "nats.h"
+#include "nats_query.h"
 #include "query_encode.h"
 #include "report.h"
 #include "log.h"
@@ -299,6 +300,9 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE:
         query_alerts_since(q->store, req->request_id, req->alerts_since, sock, msg);
+        break;
+    case FUNNEL__V1__QUERY_REQUEST__QUERY_COUNTERS:
+        nats_query_counters(q, req->counters, sock, msg, &r);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_CHECKPOINT: {
         query_ckpt_buf_t ckpt;

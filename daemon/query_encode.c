@@ -184,3 +184,51 @@ Funnel__V1__FrictionReply *query_encode_friction(const report_friction_t *r,
     }
     return fr;
 }
+
+/* -- quality ------------------------------------------------------------- */
+
+static Funnel__V1__QualityGroup *s_quality_group(const report_quality_group_t *g,
+                                         arena_t *a)
+{
+    Funnel__V1__QualityGroup *pb = arena_calloc(a, 1, sizeof *pb);
+    funnel__v1__quality_group__init(pb);
+    pb->group = g->name ? g->name : (char *)"";
+    pb->handed_off = g->handed_off;
+    pb->won = g->won;
+    pb->lost = g->lost;
+    pb->open = g->open;
+    pb->before = g->before;
+    pb->lost_timeout = g->lost_timeout;
+    pb->all_won = g->all_won;
+    pb->all_lost = g->all_lost;
+    pb->all_open = g->all_open;
+    pb->has_precision = g->has_precision;
+    pb->precision = g->precision;
+    pb->has_recall = g->has_recall;
+    pb->recall = g->recall;
+    pb->has_base_rate = g->has_base_rate;
+    pb->base_rate = g->base_rate;
+    pb->has_lift = g->has_lift;
+    pb->lift = g->lift;
+    pb->median_handoff_to_won_ms = g->median_handoff_to_won_ms;
+    pb->handoffs = g->handoffs;
+    pb->rejected = g->rejected;
+    pb->has_rejection_rate = g->has_rejection_rate;
+    pb->rejection_rate = g->rejection_rate;
+    return pb;
+}
+
+Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, arena_t *a)
+{
+    Funnel__V1__QualityReply *qr = arena_calloc(a, 1, sizeof *qr);
+    funnel__v1__quality_reply__init(qr);
+    qr->all = s_quality_group(&rep->all, a);
+    qr->by = rep->by;
+    qr->lost_after_ms = rep->lost_after_ms;
+    qr->as_of_ms = rep->as_of_ms;
+    qr->n_groups = rep->n_groups;
+    qr->groups = arena_calloc(a, rep->n_groups ? rep->n_groups : 1, sizeof *qr->groups);
+    for (size_t i = 0; i < rep->n_groups; i++)
+        qr->groups[i] = s_quality_group(&rep->groups[i], a);
+    return qr;
+}

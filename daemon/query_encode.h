@@ -23,4 +23,7 @@ Funnel__V1__FunnelReply *query_encode_funnel(const report_funnel_t *r,
 Funnel__V1__FrictionReply *query_encode_friction(const report_friction_t *r,
                                                  arena_t *a);
 
+/* QualityReply for r (its groups included; definition left empty). */
+Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *r, arena_t *a);
+
 #endif

@@ -32,8 +32,6 @@ void query_reader(query_t *q, report_reader_t *rd);
 void query_quality(query_t *q, const Funnel__V1__QualityQuery *qq,
                    bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryReply *r);
 
-/* The QualityReply of rep, allocated in a (pointing into rep). */
-Funnel__V1__QualityReply *query_quality_encode(const report_quality_t *rep, arena_t *a);
 
 /* The definition lab's answers (query_lab.c), in the lab thread (a
  * query_worker_new() job): a QualityQuery with a draft, a BacktestQuery. */

@@ -17,6 +17,10 @@
  *   ctl_quality.c       quality (lead quality against outcomes)
  *   ctl_backtest.c      backtest (a draft replayed on history beside the live one)
  *   ctl_shadow.c        shadow (the shadow drafts beside the live definition)
+ *   ctl_nats.c          publish --nats, watch --nats (NATS JetStream, subjects)
+ *   ctl_nats_query.c    the queries with --nats: lead asked of its partition's
+ *                       owner, funnel/friction/quality/stats gathered from every
+ *                       instance and merged (the report code on merged counters)
  *
  * Every command is a ctl_cmd_t (ctl_<name>.c or a group file) named in
  * CTL_COMMANDS below; its options are one ctl_opt_t table that the generic
@@ -77,6 +81,9 @@ typedef struct {
      * FUNNELCTL_CLIENT_KEY); NULL: plain. */
     const char *server_key;
     const char *client_key;
+    /* Cluster mode (--nats URL in cfg.nats, --stream in cfg.stream): the
+     * cluster's partitions (--cluster-partitions; 0: cfg's default). */
+    long cluster_partitions;
     /* The keys, read on first use by ctl_curve (0 not yet, 1 read). */
     int curve_read;
     char curve_server[41], curve_public[41], curve_secret[41];
@@ -420,6 +427,27 @@ int ctl_nats_publish(const ctl_opts_t *g, const ctl_nats_publish_opts_t *o, FILE
  * the exit status (2 when NATS cannot be reached). */
 int ctl_nats_watch(const ctl_opts_t *g, const ctl_topics_t *topics, long count,
                    double timeout, const char *urls);
+
+/* Connect to NATS (comma-separated URLs; FUNNELCTL_NATS_CREDENTIALS: a
+ * credentials file) and open JetStream, waiting at most timeout_s for
+ * each. Returns 0, or -1 (printed). ctl_nats_close: flush (at most 1 s)
+ * and close what it opened. */
+struct __natsConnection;
+struct __jsCtx;
+int ctl_nats_connect(const char *urls, double timeout_s, struct __natsConnection **nc,
+                     struct __jsCtx **js);
+void ctl_nats_close(struct __natsConnection **nc, struct __jsCtx **js);
+
+/* ctl_query's answer with --nats (ctl_nats_query.c): a lead asked of its
+ * partition's owner on funnel.query.<partition>; stats, funnel, friction
+ * and quality gathered on funnel.query.all from every live instance (as
+ * many as the lease bucket's presence keys, within --timeout; those that
+ * did not answer and the partitions left out are named on stderr) and
+ * merged: counts added up, the reports computed by handlers/report.c from
+ * the merged counters. Same contract as ctl_query. */
+int ctl_nats_query(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
+                   Funnel__V1__QueryReply__ReplyCase want, const char *what,
+                   Funnel__V1__QueryReply **reply_out);
 
 /* The cluster partition of a lead among n: FNV-1a 32 of its id mod n
  * (funneld's partition_of). */

@@ -28,7 +28,7 @@ unsigned ctl_nats_partition(const char *lead_id, unsigned n)
 /* Connect to NATS (comma-separated URLs; FUNNELCTL_NATS_CREDENTIALS: a
  * credentials file) and open JetStream, waiting at most timeout_s for
  * each. Returns 0, or -1 (printed). */
-static int s_connect(const char *urls, double timeout_s, natsConnection **nc, jsCtx **js)
+int ctl_nats_connect(const char *urls, double timeout_s, natsConnection **nc, jsCtx **js)
 {
     natsOptions *o = NULL;
     char *copy = xstrdup(urls), *save = NULL;
@@ -66,7 +66,7 @@ static int s_connect(const char *urls, double timeout_s, natsConnection **nc, js
 }
 
 /* Flush (at most 1 s) and close what s_connect opened. */
-static void s_close(natsConnection **nc, jsCtx **js)
+void ctl_nats_close(natsConnection **nc, jsCtx **js)
 {
     jsCtx_Destroy(*js);
     *js = NULL;
@@ -145,7 +145,7 @@ int ctl_nats_publish(const ctl_opts_t *g, const ctl_nats_publish_opts_t *o, FILE
     uint64_t lines = 0, bad = 0;
     int rc = CTL_EXIT_USAGE;
 
-    if (s_connect(o->urls, ctl_timeout(g, CTL_TIMEOUT_S), &nc, &pub.js) == -1)
+    if (ctl_nats_connect(o->urls, ctl_timeout(g, CTL_TIMEOUT_S), &nc, &pub.js) == -1)
         goto done;
     int64_t t0 = ctl_mono_ms();
     for (;;) {
@@ -211,7 +211,7 @@ done:
     }
     free(buckets);
     free(line);
-    s_close(&nc, &pub.js);
+    ctl_nats_close(&nc, &pub.js);
     return rc;
 }
 
@@ -262,7 +262,7 @@ int ctl_nats_watch(const ctl_opts_t *g, const ctl_topics_t *topics, long count,
     int rc = CTL_EXIT_USAGE;
 
     /* --timeout is the idle time here: connect within the default. */
-    if (s_connect(urls, CTL_TIMEOUT_S, &nc, &js) == -1)
+    if (ctl_nats_connect(urls, CTL_TIMEOUT_S, &nc, &js) == -1)
         goto done;
     if (topics->n == 0 && s_watch_subscribe(nc, NULL, subs, &n_subs) == -1)
         goto done;
@@ -323,6 +323,6 @@ int ctl_nats_watch(const ctl_opts_t *g, const ctl_topics_t *topics, long count,
 done:
     for (size_t i = 0; i < n_subs; i++)
         natsSubscription_Destroy(subs[i]);
-    s_close(&nc, &js);
+    ctl_nats_close(&nc, &js);
     return rc;
 }

@@ -32,6 +32,17 @@ const ctl_opt_t ctl_global_opts[] = {
     CTL_STRING("client-key", "FILE", ctl_opts_t, client_key,
                "CURVE: this client's secret key file (NAME.key of funnelctl keygen, "
                "listed in funneld's clients file; default $FUNNELCTL_CLIENT_KEY)"),
+    CTL_STRING("nats", "URL", ctl_opts_t, cfg.nats,
+               "cluster mode: NATS server URLs, comma-separated: lead asks the owner of the "
+               "lead's partition, funnel, friction, quality and stats gather every live "
+               "instance's answer and merge them; publish and watch go through NATS "
+               "(FUNNELCTL_NATS_CREDENTIALS: a credentials file)"),
+    CTL_COUNT("cluster-partitions", "P", ctl_opts_t, cluster_partitions, 1, 1024,
+              "with --nats: the cluster's partitions, funneld's cluster_partitions (default "
+              "its default)"),
+    CTL_STRING("stream", "NAME", ctl_opts_t, cfg.stream,
+               "with --nats: the cluster's stream, funneld's `stream` (its lease bucket "
+               "NAME-owners lists the live instances)"),
     { "help", NULL, "this text", CTL_OPT_HELP, 0, 0, 0, NULL, NULL },
     CTL_END,
 };

@@ -22,8 +22,6 @@ typedef struct {
     long batch, window, retries;
     double ack_timeout;
     bool strict;
-    const char *nats;
-    long cluster_partitions;
 } s_publish_opts_t;
 
 static const s_publish_opts_t s_publish_defaults = {
@@ -42,14 +40,6 @@ static const ctl_opt_t s_publish_opts[] = {
               "resends before giving up with exit 2"),
     CTL_FLAG("strict", s_publish_opts_t, strict,
              "exit 1 when any line was bad, not only when funneld rejected an event"),
-    CTL_STRING("nats", "URL", s_publish_opts_t, nats,
-               "publish into NATS JetStream instead (cluster mode; URLs comma-separated): "
-               "one message per batch on funnel.in.<partition>, partition = FNV-1a 32 of "
-               "the lead id mod --cluster-partitions, each stored by the stream before "
-               "the next; FUNNELCTL_NATS_CREDENTIALS names a credentials file"),
-    CTL_COUNT("cluster-partitions", "P", s_publish_opts_t, cluster_partitions, 1, 1024,
-              "with --nats: the cluster's partitions, funneld's cluster_partitions "
-              "(default: its default)"),
     CTL_END,
 };
 
@@ -146,11 +136,15 @@ static int s_run_publish(ctl_opts_t *g, int argc, char **argv)
     in.ack_timeout = o.ack_timeout;
 
     const char *path = first < argc ? argv[first] : "-";
-    if (o.nats) {
+    if (g->cfg.nats && g->cfg.nats[0]) {
+        /* --nats (a global option): into NATS JetStream instead, one
+         * message per batch on funnel.in.<partition>, partition = FNV-1a
+         * 32 of the lead id mod --cluster-partitions, each stored by the
+         * stream before the next. */
         ctl_nats_publish_opts_t no = {
-            .urls = o.nats,
-            .partitions = o.cluster_partitions ? o.cluster_partitions
-                                               : (long)ctl_global_defaults.cfg.cluster_partitions,
+            .urls = g->cfg.nats,
+            .partitions = g->cluster_partitions ? g->cluster_partitions
+                                                : (long)ctl_global_defaults.cfg.cluster_partitions,
             .batch = o.batch,
             .retries = o.retries,
             .strict = o.strict,

@@ -133,6 +133,8 @@ int ctl_query(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
 {
     ctl_query_conn_t c;
     *reply_out = NULL;
+    if (g->cfg.nats && g->cfg.nats[0])
+        return ctl_nats_query(g, req, want, what, reply_out);
     int rc = ctl_query_open(&c, g);
     if (rc == CTL_EXIT_OK)
         rc = ctl_query_send(&c, req);

@@ -26,11 +26,9 @@ typedef struct {
     long count;
     long since;           /* -1: not given */
     const char *resume;   /* NULL: not given */
-    const char *nats;     /* NULL: funneld's alerts socket */
 } s_watch_opts_t;
 
-static const s_watch_opts_t s_watch_defaults = { .count = 0, .since = -1, .resume = NULL,
-                                                 .nats = NULL };
+static const s_watch_opts_t s_watch_defaults = { .count = 0, .since = -1, .resume = NULL };
 
 static const ctl_opt_t s_watch_opts[] = {
     CTL_COUNT("count", "N", s_watch_opts_t, count, 1, LONG_MAX, "exit after N alerts"),
@@ -40,10 +38,6 @@ static const ctl_opt_t s_watch_opts[] = {
                "start after the alert_seq kept in FILE (when there is one; else from the "
                "alerts stored now on, or from --since), and keep there the last one "
                "printed (replaced atomically)"),
-    CTL_STRING("nats", "URL", s_watch_opts_t, nats,
-               "follow the alerts of every funneld of a cluster on NATS subjects "
-               "funnel.alerts.<topic> instead (live only: not with --since or --resume; a "
-               "TOPIC is then a whole topic or a dotted prefix such as friction.)"),
     CTL_END,
 };
 
@@ -261,13 +255,13 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
     w.count = o.count;
     w.resume = o.resume;
     double timeout = ctl_timeout(g, 0);
-    if (o.nats) {
+    if (g->cfg.nats && g->cfg.nats[0]) {
         if (o.since >= 0 || o.resume) {
             ctl_error("watch: --nats follows the live alerts only: not with --since or "
                       "--resume (those read one funneld's store)");
             goto done;
         }
-        rc = ctl_nats_watch(g, &w.topics, o.count, timeout, o.nats);
+        rc = ctl_nats_watch(g, &w.topics, o.count, timeout, g->cfg.nats);
         goto done;
     }
 
