@@ -150,9 +150,9 @@ class NatsClient:
             if m and m != "PONG":
                 return m
 
-    def js_publish(self, subject, payload):
+    def js_publish(self, subject, payload, timeout=10.0):
         """Publish into JetStream; returns the PubAck ({"stream", "seq"})."""
-        data, headers = self.request(subject, payload)
+        data, headers = self.request(subject, payload, timeout)
         if b"503" in headers:
             raise NatsError("no stream captures %s" % subject)
         ack = json.loads(data)
@@ -169,12 +169,14 @@ class NatsClient:
 class NatsServer:
     """nats-server -js on 127.0.0.1:port, its store in directory."""
 
-    def __init__(self, directory, port=None, name="nats"):
+    def __init__(self, directory, port=None, name="nats", cluster=None):
         self.dir = str(directory)
         self.port = port or free_port()
         self.name = name
         self.proc = None
         self.logs = []
+        # (cluster port, [route URLs], cluster name): one of a cluster.
+        self.cluster = cluster
 
     @property
     def url(self):
@@ -187,7 +189,7 @@ class NatsServer:
         self._log = open(log, "wb")
         self.proc = subprocess.Popen(
             [NATS_SERVER, "-js", "-sd", os.path.join(self.dir, "store"), "-a", "127.0.0.1",
-             "-p", str(self.port), "-n", self.name],
+             "-p", str(self.port), "-n", self.name] + self._cluster_args(),
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -203,6 +205,13 @@ class NatsServer:
                     pytest.fail("nats-server not ready within %.0fs:\n%s"
                                 % (READY_TIMEOUT, self.log()))
                 time.sleep(0.05)
+
+    def _cluster_args(self):
+        if not self.cluster:
+            return []
+        cport, routes, cname = self.cluster
+        return ["--cluster", "nats://127.0.0.1:%d" % cport, "--cluster_name", cname,
+                "--routes", ",".join(routes)]
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
@@ -229,6 +238,53 @@ def nats_server(tmp_path):
     s = NatsServer(tmp_path / "nats").start()
     yield s
     s.stop()
+
+
+class NatsCluster:
+    """n nats-servers with JetStream routed into one cluster on loopback,
+    each with its own store under directory; ready once JetStream answers
+    with a meta leader (so that a replicated stream can be created)."""
+
+    def __init__(self, directory, n=3):
+        cports = [free_port() for _ in range(n)]
+        routes = ["nats://127.0.0.1:%d" % p for p in cports]
+        self.servers = [NatsServer(os.path.join(str(directory), "n%d" % i), name="n%d" % i,
+                                   cluster=(cports[i], [r for j, r in enumerate(routes)
+                                                        if j != i], "funnel-test"))
+                        for i in range(n)]
+
+    @property
+    def urls(self):
+        return ",".join(s.url for s in self.servers)
+
+    def start(self):
+        for s in self.servers:
+            s.start()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                c = self.servers[0].client()
+                try:
+                    info = c.js_api("INFO")
+                finally:
+                    c.close()
+                if "error" not in info and info.get("api") is not None:
+                    meta = info.get("meta_cluster") or info.get("cluster") or {}
+                    if meta.get("leader") or "meta_cluster" not in info:
+                        return self
+            except (OSError, NatsError, ValueError):
+                pass
+            if time.monotonic() >= deadline:
+                pytest.fail("JetStream cluster not ready within 60 s:\n%s"
+                            % "\n".join(s.log() for s in self.servers))
+            time.sleep(0.2)
+
+    def by_name(self, name):
+        return next(s for s in self.servers if s.name == name)
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
 
 
 def partition_of(lead_id, n):
