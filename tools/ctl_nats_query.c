@@ -114,7 +114,8 @@ static bool s_is_below_key(const char *key)
 /* Sort and combine what s_table_add collected from every instance. */
 static void s_table_settle(s_table_t *t)
 {
-    qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
+    if (t->n > 1)
+        qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
     size_t k = 0;
     for (size_t i = 0; i < t->n; i++) {
         if (s_is_below_key(t->c[i].key)) {
@@ -132,7 +133,8 @@ static void s_table_settle(s_table_t *t)
         t->c[k++] = t->c[i];
     }
     t->n = k;
-    qsort(t->m, t->mn, sizeof *t->m, s_cmp_mark);
+    if (t->mn > 1)
+        qsort(t->m, t->mn, sizeof *t->m, s_cmp_mark);
 }
 
 /* The first counter whose key is >= key. */
@@ -193,7 +195,8 @@ static void s_table_judge(s_table_t *t, const defn_t *d)
         if (s_is_below_key(fx->deltas[i].key) && fx->deltas[i].delta > 0)
             s_table_add(t, fx->deltas[i].key, fx->deltas[i].delta);
     free(fx);
-    qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
+    if (t->n > 1)
+        qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
 }
 
 /* -- gathering ------------------------------------------------------------- */
@@ -444,14 +447,18 @@ static Funnel__V1__QueryReply *s_merge_stats(s_gather_t *gt)
                 *x = latest ? (y > *x ? y : *x) : *x + y;
             }
         }
+        if (o->n_owned_partitions == 0)
+            continue;
         m->owned_partitions = xrealloc(m->owned_partitions,
-                                       (m->n_owned_partitions + o->n_owned_partitions + 1) *
+                                       (m->n_owned_partitions + o->n_owned_partitions) *
                                            sizeof *m->owned_partitions);
         memcpy(m->owned_partitions + m->n_owned_partitions, o->owned_partitions,
                o->n_owned_partitions * sizeof *o->owned_partitions);
         m->n_owned_partitions += o->n_owned_partitions;
     }
-    qsort(m->owned_partitions, m->n_owned_partitions, sizeof *m->owned_partitions, s_cmp_u32);
+    if (m->n_owned_partitions > 1)
+        qsort(m->owned_partitions, m->n_owned_partitions, sizeof *m->owned_partitions,
+              s_cmp_u32);
     /* The instances, in name order of answers, as one line. */
     size_t cap = 64;
     for (size_t j = 0; j < gt->n; j++)
