@@ -124,21 +124,25 @@ static void s_headroom(checkpoint_t *self)
     pthread_mutex_unlock(&self->lock);
 }
 
-/* Write one checkpoint and account for it (see checkpoint.h). A copy
- * that gave way to the state's map growing (STORE_EAGAIN) is begun again
- * at once, after growing ahead, at most S_YIELDS_MAX times in a row (the
+/* One store's checkpoint (the primary's or a partition's). A copy that
+ * gave way to the state's map growing (STORE_EAGAIN) is begun again at
+ * once, after growing ahead, at most S_YIELDS_MAX times in a row (the
  * maps double each time, and the pages freed meanwhile are reused, so it
- * seldom gives way twice); beyond that it counts as failed. Checkpoint
- * thread, without lock. */
-/* One store's checkpoint (the primary's or a partition's), given way and
- * begun again as above. Returns a store verdict, err filled on an error. */
+ * seldom gives way twice); beyond that it counts as failed. The first
+ * copy is paced; one begun again is not: the paced copy was outrun by
+ * the state's growth (on a busy machine a paced checkpoint of 2.4 GiB
+ * gave way twice and was written 443 s after it began), and every
+ * second a copy holds its snapshot takes fresh pages for every group
+ * commit, so the next one copies as fast as the machine lets it (its
+ * thread keeps its low priority). Returns a store
+ * verdict, err filled on an error. Checkpoint thread, without lock. */
 static int s_copy(checkpoint_t *self, store_t *store, store_ckpt_t *c, char *err,
                   size_t errlen, int64_t t0)
 {
     int rc;
     for (unsigned yields = 0;; yields++) {
         s_headroom(self);
-        rc = store_checkpoint(store, c, err, errlen);
+        rc = store_checkpoint(store, c, yields == 0, err, errlen);
         if (rc != STORE_EAGAIN)
             break;
         pthread_mutex_lock(&self->lock);
@@ -152,11 +156,13 @@ static int s_copy(checkpoint_t *self, store_t *store, store_ckpt_t *c, char *err
             break;
         }
         log_info("[checkpoint] gave way to the state's map growing after %.2f s; "
-                 "taking it again", (double)(s_mono_ms() - t0) / 1000);
+                 "taking it again, unpaced", (double)(s_mono_ms() - t0) / 1000);
     }
     return rc;
 }
 
+/* Write one checkpoint of every partition and account for it (see
+ * checkpoint.h). Checkpoint thread, without lock. */
 static void s_take(checkpoint_t *self)
 {
     store_ckpt_t c;

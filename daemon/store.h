@@ -630,9 +630,12 @@ typedef struct {
  * reason in err. STORE_EAGAIN (nothing left behind either) when the
  * state's map had to grow during the copy: the copy holds a read snapshot
  * of the state, which LMDB's remapping must wait for, so it gives way at
- * once; grow ahead (store_grow_ahead) and call again. Any thread but the
- * owner's. */
-int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
+ * once; grow ahead (store_grow_ahead) and call again. paced: the copy
+ * pauses after each slice it writes, leaving the disk and the CPU to
+ * ingest (see store_checkpoint.c); unpaced it holds its snapshot only as
+ * long as the machine takes to copy. Any thread but the owner's. */
+int store_checkpoint(store_t *self, store_ckpt_t *out, bool paced, char *err,
+                     size_t errlen);
 
 /* A lead's record as a checkpoint holds it. */
 #define STORE_LEAD_DEADLINES 8

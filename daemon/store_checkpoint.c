@@ -203,6 +203,7 @@ typedef struct {
     const volatile int *yield;  /* set: the state's map must grow */
     int wake;              /* eventfd: one of the two above was set */
     bool hold;             /* FUNNELD_CHECKPOINT_HOLD: wait before reading */
+    bool paced;            /* pause after each slice (see s_drain) */
     bool stopped;          /* it closed the pipe for one of the two */
 } s_drain_t;
 
@@ -294,7 +295,7 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * most two slices are dirty or in flight: the checkpoint never fills the
  * page cache with dirty pages that a group commit's fsync of the log
  * would queue behind. After each slice beyond the first S_UNPACED bytes
- * (a small state is copied at once) it pauses S_PAUSE_PCT percent of the
+ * (a small state is copied at once), when paced, it pauses S_PAUSE_PCT percent of the
  * time the slice took (at most S_PAUSE_MAX_NS), which paces the whole copy (the pipe fills, LMDB's
  * copy waits) and leaves the disk and the CPU to ingest in between. After
  * a failed write it only reads on (LMDB's copy must run to its end) and
@@ -345,7 +346,7 @@ static void *s_drain(void *arg)
             }
         }
         d->len += (uint64_t)n;
-        if (d->err == 0 && d->len > S_UNPACED) {
+        if (d->err == 0 && d->paced && d->len > S_UNPACED) {
             int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
             if (pause > S_PAUSE_MAX_NS) /* a starved copy is not slowed further */
                 pause = S_PAUSE_MAX_NS;
@@ -381,7 +382,8 @@ void store_checkpoint_yield(store_t *self)
         (void)!write(self->ckpt_wake, &one, sizeof one);
 }
 
-int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
+int store_checkpoint(store_t *self, store_ckpt_t *out, bool paced, char *err,
+                     size_t errlen)
 {
     char dir[4096], tmp[4200], final[4200];
     unsigned char trailer[S_TRAILER];
@@ -389,7 +391,8 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     struct stat st;
     int fd = -1, rc, pfd[2] = {-1, -1};
     s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel,
-                       .yield = &self->ckpt_yield, .wake = self->ckpt_wake};
+                       .yield = &self->ckpt_yield, .wake = self->ckpt_wake,
+                       .paced = paced};
     pthread_t drainer;
 
     s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);

@@ -469,6 +469,8 @@ def test_a_map_filling_during_a_checkpoint_does_not_stall_ingest(zctx, daemon_fa
     cr = wait_until(lambda: (lambda r: r if not r.pending else None)(_ask_checkpoint(q, ticket)),
                     30, what="the checkpoint begun again")
     assert cr.done and not cr.failed, cr
+    # begun again unpaced, so that it holds its snapshot no longer than it must
+    assert "taking it again, unpaced" in d.stderr()
     st = q.stats()
     assert st.checkpoints_yielded >= 1 and st.checkpoints_taken == 1, st
     assert 3 * 100 <= cr.checkpoint.seq <= n, cr
