@@ -126,8 +126,7 @@ static void s_draw(const Funnel__V1__BacktestStatus *st)
     double secs = (double)st->elapsed_ms / 1000.0;
     fputs("\r\033[K", stderr);
     if (strcmp(st->state, "waiting") == 0)
-        fprintf(stderr, "backtest: waiting for funneld's lab thread (another lab query "
-                        "runs)");
+        fprintf(stderr, "backtest: waiting for funneld's lab thread");
     else if (st->total == 0)
         fprintf(stderr, "backtest: %s, %.1f s", st->state, secs);
     else
