@@ -8,6 +8,7 @@ machine of any speed."""
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from conftest import (FUNNELCTL_BIN, REPLY_TIMEOUT, Daemon, QueryClient, pb,
 from test_quality import _default_text, _draft
 
 SOURCE_DIR = os.environ["FUNNELD_SOURCE_DIR"]
-EVENTS = 14000  # four chunks of the log
+EVENTS = 9000  # three chunks of the log (4096 entries each), and the deadline entries
 ENDED = ("done", "cancelled", "failed")
 
 
@@ -34,7 +35,7 @@ def lab(tmp_path_factory):
     events = tmp / "events.ndjson"
     with open(events, "w") as f:
         subprocess.run([os.path.join(SOURCE_DIR, "tools", "gen-events"), "--events",
-                        str(EVENTS), "--leads", "1500", "--start", "2026-03-02T00:00:00Z",
+                        str(EVENTS), "--leads", "1000", "--start", "2026-03-02T00:00:00Z",
                         "--spacing-ms", "60000", "--seed", "11"], stdout=f, check=True)
     ctx = zmq.Context()
     old = os.environ.get("FUNNELD_BACKTEST_LOCKSTEP")
@@ -124,8 +125,10 @@ def test_progress_is_monotonic_and_ends_at_the_total(lab):
     assert seen[-1].state == "done", seen[-1]
     assert all(a.done <= b_.done and a.elapsed_ms <= b_.elapsed_ms
                for a, b_ in zip(seen, seen[1:])), seen
+    # The log up to the entry current when asked (it may still grow with
+    # the deadline entries that event time made due).
     totals = {st.total for st in seen if st.total}
-    assert totals == {before.last_seq}, totals
+    assert totals == {b.upto_seq} and b.upto_seq >= before.last_seq, (totals, before)
     assert seen[-1].done == seen[-1].total == b.replayed == b.upto_seq
     assert seen[-1].definitions == 2 and seen[-1].draft_name == draft.name
     assert b.events == EVENTS and b.draft.handoffs > 0
@@ -155,7 +158,7 @@ def test_cancel_stops_a_running_backtest(lab):
     assert rep.WhichOneof("reply") is None
     assert "backtest to-cancel cancelled after" in rep.error, rep.error
     (st,) = _status(q, "to-cancel")
-    assert st.state == "cancelled" and 0 < st.done < st.total, st
+    assert st.state == "cancelled" and st.done < st.total, st  # stopped before the end
     after = q.stats()
     assert after.backtests_cancelled == before.backtests_cancelled + 1
     assert after.backtests_done == before.backtests_done
@@ -175,7 +178,7 @@ def test_cancel_stops_a_running_backtest(lab):
     # The daemon goes on: a new backtest gives the whole answer.
     seen, b = _full(ctx, d, q, draft, "after-cancel")
     assert seen[-1].state == "done" and seen[-1].done == seen[-1].total
-    assert b.replayed == after.last_seq and b.events == EVENTS
+    assert b.replayed == b.upto_seq >= after.last_seq and b.events == EVENTS
     assert b.draft.handoffs > 0 and b.live.handoffs > 0
 
 
@@ -220,7 +223,8 @@ def test_funnelctl_on_a_terminal_draws_the_progress(lab):
     assert p.returncode == 0, term
     text = term.decode()
     assert "\r\x1b[K" in text
-    assert "backtest: 4,096 of %s log entries (" % format(q.stats().last_seq, ",") in text
+    assert re.search(r"backtest: 4,096 of [1-9][0-9]{0,2}(,[0-9]{3})* log entries \([0-9]+%\), "
+                     r"[0-9]+\.[0-9] s", text), text
     assert "draft" in out and "only" in out  # the report went to stdout
 
 
@@ -242,10 +246,13 @@ def test_funnelctl_ctrl_c_cancels_and_draws_nothing_without_a_terminal(lab):
     err = err.decode()
     assert p.returncode == 130, err
     assert out == b""
-    assert "interrupted" in err and "cancelled after" in err, err
+    # funnelctl waits 5 s for funneld to say where the backtest stopped
+    # (a chunk can take longer on a slow build), else says it is stopping.
+    assert "interrupted" in err and ("cancelled after" in err or
+                                     "funneld cancels backtest %s" % st.id in err), err
     assert "\r" not in err and "log entries (" not in err, err
-    (st,) = _status(q, st.id)
-    assert st.state == "cancelled", st
+    wait_until(lambda: _status(q, st.id)[0].state == "cancelled", 60,
+               what="backtest %s cancelled" % st.id)
     # Neither --help nor the README hides that a client gone does not cancel.
     h = subprocess.run(_ctl_argv(d, "backtest", "--help"), capture_output=True)
     assert b"BacktestCancel" in h.stdout or b"cancel request" in h.stdout
