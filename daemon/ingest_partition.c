@@ -150,6 +150,8 @@ static void s_publish_merged(ingest_t *self, bool everything)
     }
     for (unsigned i = 0; i < self->n_parts; i++) {
         ingest_t *c = self->pctx[i];
+        if (c->at_wait == 0)
+            continue;
         memmove(c->wait, c->wait + c->at_wait, (c->n_wait - c->at_wait) * sizeof *c->wait);
         c->n_wait -= c->at_wait;
         c->at_wait = 0;

@@ -415,7 +415,8 @@ static long s_read_merged(store_t *self, uint64_t after, store_alert_fn *fn, voi
         for (unsigned i = 0; i < np; i++)
             if (pb[i].at && s_be64_get(pb[i].k.mv_data) == next)
                 s_block_walk(pb[i].v.mv_data, pb[i].v.mv_size, s_on_gather, &g);
-        qsort(g.a, g.n, sizeof *g.a, s_alert_cmp);
+        if (g.n > 1)
+            qsort(g.a, g.n, sizeof *g.a, s_alert_cmp);
         for (size_t j = 0; j < g.n && !stop; j++) {
             n++;
             stop = fn(&g.a[j], arg) != 0;
