@@ -176,13 +176,14 @@ static void s_take(checkpoint_t *self)
         store_ckpt_t pc;
         char perr[480];
         rc = s_copy(self, part, &pc, perr, sizeof perr, t0);
-        if (rc == STORE_OK)
-            store_checkpoint_prune(store_ckpt_root(part), self->opts.keep);
-        /* The checkpoints cover the log up to the lowest of them. */
-        if (rc == STORE_OK && pc.seq < c.seq)
-            c.seq = pc.seq;
-        else
+        if (rc != STORE_OK) {
             snprintf(err, sizeof err, "partition %u: %s", i, perr);
+            break;
+        }
+        store_checkpoint_prune(store_ckpt_root(part), self->opts.keep);
+        /* The checkpoints cover the log up to the lowest of them. */
+        if (pc.seq < c.seq)
+            c.seq = pc.seq;
     }
     int64_t took = s_mono_ms() - t0;
     if (rc == STORE_OK) {
