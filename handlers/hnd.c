@@ -60,6 +60,31 @@ static bool s_delta_eq(const void *ctx, uint32_t index, const void *key)
            d->key[k->n] == '\0';
 }
 
+void hnd_effects_reset(hnd_effects_t *fx)
+{
+    fx->n_alerts = 0;
+    fx->n_deltas = 0;
+    fx->delta_cap = HND_DELTA_SLOTS_FIRST;
+    uint32_t *slot = fx->delta_slot;   /* (the array is longer) */
+    memset(slot, 0, HND_DELTA_SLOTS_FIRST * sizeof *slot);
+    fx->n_deadlines = 0;
+    fx->n_marks = 0;
+}
+
+/* Grow the delta index of fx to all HND_DELTA_SLOTS slots (it is half
+ * full): cleared whole, every delta put back by its hash. */
+static void s_delta_grow(hnd_effects_t *fx)
+{
+    memset(fx->delta_slot, 0, sizeof fx->delta_slot);
+    fx->delta_cap = HND_DELTA_SLOTS;
+    for (size_t i = 0; i < fx->n_deltas; i++) {
+        size_t at = fx->deltas[i].hash & (HND_DELTA_SLOTS - 1);
+        while (fx->delta_slot[at])
+            at = (at + 1) & (HND_DELTA_SLOTS - 1);
+        fx->delta_slot[at] = (uint32_t)(i + 1);
+    }
+}
+
 /* Add delta to the counter named key (merged with an earlier delta of the
  * same key in this event). Every event adds to dozens of counters, so no
  * formatting here: callers build keys with keys.h. */
@@ -69,10 +94,11 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
     uint32_t h = fnv1a32_strn(key, HND_COUNTER_KEY_MAX - 1, &n);
     s_key_t k = {key, n, h};
 
-    /* Open addressing over HND_DELTA_SLOTS slots for half as many deltas. */
+    /* Open addressing over delta_cap slots for at most half as many
+     * deltas. */
+    size_t cap = fx->delta_cap ? fx->delta_cap : HND_DELTA_SLOTS;
     size_t at;
-    uint32_t e = htab_probe(fx->delta_slot, 4, HND_DELTA_SLOTS, h, s_delta_eq,
-                            fx, &k, &at);
+    uint32_t e = htab_probe(fx->delta_slot, 4, cap, h, s_delta_eq, fx, &k, &at);
     if (e) {
         fx->deltas[e - 1].delta += delta;
         return;
@@ -87,6 +113,8 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
     d->key[n] = '\0';
     d->delta = delta;
     d->hash = h;
+    if (cap < HND_DELTA_SLOTS && 2 * fx->n_deltas >= cap)
+        s_delta_grow(fx);
 }
 
 char *hnd_join(char *buf, size_t cap, const char *a, const char *b,

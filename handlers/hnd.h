@@ -305,6 +305,8 @@ typedef struct {
  * into another, on top of the event's own (about 100). */
 #define HND_DELTAS_MAX 512
 #define HND_DELTA_SLOTS 1024     /* a power of two, 2 * HND_DELTAS_MAX */
+#define HND_DELTA_SLOTS_FIRST 256 /* in use after a reset: most events
+                                   have fewer than half as many deltas */
 #define HND_DEADLINES_MAX 8
 #define HND_MARKS_MAX 8
 /* What one event (or a fired deadline) did besides changing the lead.
@@ -316,13 +318,23 @@ typedef struct {
     hnd_alert_t alerts[HND_ALERTS_MAX];
     size_t n_deltas;
     hnd_delta_t deltas[HND_DELTAS_MAX];
-    uint32_t delta_slot[HND_DELTA_SLOTS]; /* htab.h index of deltas;
-                                   cleared with n_deltas (pipeline.c) */
+    uint32_t delta_slot[HND_DELTA_SLOTS]; /* htab.h index of deltas: its
+                                   first delta_cap slots are in use */
+    size_t delta_cap;           /* a power of two; 0 for HND_DELTA_SLOTS
+                                   (a zeroed fx is empty). hnd_effects_reset
+                                   clears only HND_DELTA_SLOTS_FIRST slots;
+                                   the index grows when half full */
     size_t n_deadlines;
     hnd_deadline_t deadlines[HND_DEADLINES_MAX];
     size_t n_marks;
     hnd_mark_t marks[HND_MARKS_MAX];
 } hnd_effects_t;
+
+/* Empty fx's alerts, deltas, deadlines and marks (not is_new and
+ * prev_stage): what the pipeline does before an event. fx may hold
+ * anything before. Clears only the part of the delta index the next
+ * event uses first, not the whole of it. */
+void hnd_effects_reset(hnd_effects_t *fx);
 
 /* Set (replace) the lead's deadline of kind, due at due_ms; or clear it.
  * Later calls for the same kind within one event win. */

@@ -1,8 +1,6 @@
 /* pipeline.c: see pipeline.h. */
 #include "pipeline.h"
 
-#include <string.h>
-
 const hnd_t *const pipeline_default[] = {
     &hnd_attrs,
     &hnd_fit,
@@ -20,11 +18,7 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
                    hnd_effects_t *fx)
 {
     fx->is_new = is_new;
-    fx->n_alerts = 0;
-    fx->n_deltas = 0;
-    memset(fx->delta_slot, 0, sizeof fx->delta_slot);
-    fx->n_deadlines = 0;
-    fx->n_marks = 0;
+    hnd_effects_reset(fx);
     if (is_new)
         hnd_lead_init(lead, ev);
     fx->prev_stage = lead->stage;
@@ -43,11 +37,7 @@ static void s_reset(hnd_effects_t *fx, int stage)
 {
     fx->is_new = false;
     fx->prev_stage = stage;
-    fx->n_alerts = 0;
-    fx->n_deltas = 0;
-    memset(fx->delta_slot, 0, sizeof fx->delta_slot);
-    fx->n_deadlines = 0;
-    fx->n_marks = 0;
+    hnd_effects_reset(fx);
 }
 
 int pipeline_deadline(const defn_t *d, hnd_lead_t *lead, const char *kind,

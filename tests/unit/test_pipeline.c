@@ -82,6 +82,29 @@ static size_t alerts_of(const hnd_effects_t *fx, const char *kind)
     return n;
 }
 
+/* The delta index after a reset from garbage, past its first size (it
+ * grows at half full) and reset again: every key merged, none lost. */
+static void test_delta_index_grows(void **state)
+{
+    fixture_t *f = *state;
+    char key[32];
+    memset(&f->fx, 0xa5, sizeof f->fx);
+    for (int round = 0; round < 2; round++) {
+        hnd_effects_reset(&f->fx);
+        assert_int_equal(f->fx.n_deltas, 0);
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < 3 * HND_DELTA_SLOTS_FIRST / 2; i++) {
+                snprintf(key, sizeof key, "k/%d", i);
+                hnd_count(&f->fx, i + round, key);
+            }
+        assert_int_equal(f->fx.n_deltas, 3 * HND_DELTA_SLOTS_FIRST / 2);
+        for (int i = 0; i < 3 * HND_DELTA_SLOTS_FIRST / 2; i++) {
+            snprintf(key, sizeof key, "k/%d", i);
+            assert_int_equal(delta(&f->fx, key), 2 * (i + round));
+        }
+    }
+}
+
 static void test_created_in_mapped_stage(void **state)
 {
     fixture_t *f = *state;
@@ -246,6 +269,7 @@ static void test_attrs_merged(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_delta_index_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_created_in_mapped_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_type_creates_in_first_stage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forward_only, setup, teardown),
