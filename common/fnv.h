@@ -43,6 +43,17 @@ static inline uint32_t fnv1a32_strn(const char *s, size_t max, size_t *len_out)
     return h;
 }
 
+/* FNV-1a 32 continued from h (the hash of what came before: FNV32_BASIS
+ * for nothing) over len more bytes at data: the hash of a prefix is
+ * computed once for every key built on it. */
+static inline uint32_t fnv1a32_more(uint32_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * FNV32_PRIME;
+    return h;
+}
+
 /* FNV-1a 32 of the NUL-terminated string s. */
 static inline uint32_t fnv1a32_str(const char *s)
 {

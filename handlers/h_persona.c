@@ -51,61 +51,54 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
                    const char *from, const char *to)
 {
     const char *g[2] = { from, to };
-    char pre[KEYS_PREFIX_MAX], key[HND_COUNTER_KEY_MAX];
+    char buf[KEYS_PREFIX_MAX], key[HND_COUNTER_KEY_MAX];
+    hnd_prefix_t pre;
     for (int k = 0; k < 2; k++) {
         int64_t v = k == 0 ? -1 : 1;
-        keys_group_prefix(pre, sizeof pre, KEYS_BY_PERSONA, g[k]);
-        hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_LEADS, NULL));
+        const hnd_prefix_t *p =
+            hnd_prefix_set(&pre, keys_group_prefix(buf, sizeof buf, KEYS_BY_PERSONA, g[k]));
+        hnd_count_under(fx, v, p, keys_name(KEYS_LEADS));
         if (lead->stage >= 0)
-            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_NOW,
-                                          d->stages[lead->stage].name));
+            hnd_count_under(fx, v, p, keys_counter(key, sizeof key, "", KEYS_NOW,
+                                                   d->stages[lead->stage].name));
         for (size_t s = 0; s < d->n_stages; s++) {
             if (lead->entered & (1u << s))
-                hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_ENTERED,
-                                              d->stages[s].name));
+                hnd_count_under(fx, v, p, keys_counter(key, sizeof key, "", KEYS_ENTERED,
+                                                       d->stages[s].name));
             if (lead->advanced & (1u << s))
-                hnd_count(fx, v, keys_counter(key, sizeof key, pre,
-                                              KEYS_ADVANCED, d->stages[s].name));
+                hnd_count_under(fx, v, p, keys_counter(key, sizeof key, "", KEYS_ADVANCED,
+                                                       d->stages[s].name));
         }
         if (lead->handoffs_sent)
-            hnd_count(fx, v * lead->handoffs_sent,
-                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS, NULL));
+            hnd_count_under(fx, v * lead->handoffs_sent, p, keys_name(KEYS_HANDOFFS));
         if (lead->handoffs_accepted)
-            hnd_count(fx, v * lead->handoffs_accepted,
-                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_ACCEPTED,
-                                   NULL));
+            hnd_count_under(fx, v * lead->handoffs_accepted, p,
+                            keys_name(KEYS_HANDOFFS_ACCEPTED));
         if (lead->handoffs_rejected)
-            hnd_count(fx, v * lead->handoffs_rejected,
-                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_REJECTED,
-                                   NULL));
+            hnd_count_under(fx, v * lead->handoffs_rejected, p,
+                            keys_name(KEYS_HANDOFFS_REJECTED));
         if (lead->handoffs_recycled)
-            hnd_count(fx, v * lead->handoffs_recycled,
-                      keys_counter(key, sizeof key, pre, KEYS_HANDOFFS_RECYCLED,
-                                   NULL));
+            hnd_count_under(fx, v * lead->handoffs_recycled, p,
+                            keys_name(KEYS_HANDOFFS_RECYCLED));
         if (lead->handoffs_requalified)
-            hnd_count(fx, v * lead->handoffs_requalified,
-                      keys_counter(key, sizeof key, pre,
-                                   KEYS_HANDOFFS_REQUALIFIED, NULL));
+            hnd_count_under(fx, v * lead->handoffs_requalified, p,
+                            keys_name(KEYS_HANDOFFS_REQUALIFIED));
         /* The friction gauges follow the lead (the totals stay where they
          * were booked, see h_friction.c). */
         if (lead->stalled && lead->stage >= 0)
-            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_STALLED,
-                                          d->stages[lead->stage].name));
+            hnd_count_under(fx, v, p, keys_counter(key, sizeof key, "", KEYS_STALLED,
+                                                   d->stages[lead->stage].name));
         if (lead->sla_breached)
-            hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_SLA_WAITING,
-                                          NULL));
+            hnd_count_under(fx, v, p, keys_name(KEYS_SLA_WAITING));
         /* The friction totals, as booked (h_friction.c). */
-        char fkey[HND_COUNTER_KEY_MAX];
         for (size_t i = 0; i < lead->n_tally; i++)
-            if (hnd_tally_key(d, &lead->tally[i], fkey, sizeof fkey))
-                hnd_count(fx, v * lead->tally[i].n,
-                          keys_in_group(key, sizeof key, KEYS_BY_PERSONA, g[k], fkey));
+            if (hnd_tally_key(d, &lead->tally[i], key, sizeof key))
+                hnd_count_under(fx, v * lead->tally[i].n, p, key);
         for (size_t i = 0; i < lead->n_rtally; i++)
-            hnd_count(fx, v * lead->rtally[i].n,
-                      keys_in_group(key, sizeof key, KEYS_BY_PERSONA, g[k],
-                                    keys_counter(fkey, sizeof fkey, "", KEYS_REJREASON,
-                                                 lead->rtally[i].reason)));
-        h_quality_move(lead, fx, pre, v);
+            hnd_count_under(fx, v * lead->rtally[i].n, p,
+                            keys_counter(key, sizeof key, "", KEYS_REJREASON,
+                                         lead->rtally[i].reason));
+        h_quality_move(lead, fx, p, v);
     }
 }
 

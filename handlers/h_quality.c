@@ -54,42 +54,42 @@ static keys_counter_t s_handed_class(const hnd_quality_t *q)
 /* Count (v = 1) or uncount (v = -1) the every-lead class of the lead
  * under counter prefix pre. */
 static void s_book_all(hnd_effects_t *fx, const hnd_lead_t *lead,
-                       const char *pre, int64_t v)
+                       const hnd_prefix_t *pre, int64_t v)
 {
     char key[HND_COUNTER_KEY_MAX];
     const hnd_quality_t *q = &lead->quality;
     keys_counter_t c = s_all_class(q);
     if (c == KEYS_Q_ALL_OPEN)
-        keys_quality(key, sizeof key, pre, c,
+        keys_quality(key, sizeof key, "", c,
                      timetext_days_of_ms(lead->first_seen_ms));
     else
-        keys_counter(key, sizeof key, pre, c, NULL);
-    hnd_count(fx, v, key);
+        keys_counter(key, sizeof key, "", c, NULL);
+    hnd_count_under(fx, v, pre, key);
 }
 
 /* The same for the handed-off class (nothing when not handed off). */
 static void s_book_handed(hnd_effects_t *fx, const hnd_quality_t *q,
-                          const char *pre, int64_t v)
+                          const hnd_prefix_t *pre, int64_t v)
 {
     char key[HND_COUNTER_KEY_MAX];
     if (!q->handed_off)
         return;
-    hnd_count(fx, v, keys_counter(key, sizeof key, pre, KEYS_Q_HANDED, NULL));
+    hnd_count_under(fx, v, pre, keys_name(KEYS_Q_HANDED));
     keys_counter_t c = s_handed_class(q);
     if (c == KEYS_Q_OPEN) {
-        hnd_count(fx, v, keys_quality(key, sizeof key, pre, c,
-                                      timetext_days_of_ms(q->handoff_at_ms)));
+        hnd_count_under(fx, v, pre, keys_quality(key, sizeof key, "", c,
+                                                 timetext_days_of_ms(q->handoff_at_ms)));
         return;
     }
-    hnd_count(fx, v, keys_counter(key, sizeof key, pre, c, NULL));
+    hnd_count_under(fx, v, pre, keys_name(c));
     if (c == KEYS_Q_WON)
-        hnd_count(fx, v, keys_quality(key, sizeof key, pre, KEYS_Q_TO_WON,
-                                      dwell_bucket(q->outcome_at_ms -
-                                                   q->handoff_at_ms)));
+        hnd_count_under(fx, v, pre,
+                        keys_quality(key, sizeof key, "", KEYS_Q_TO_WON,
+                                     dwell_bucket(q->outcome_at_ms - q->handoff_at_ms)));
 }
 
-void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx, const char *pre,
-                    int64_t v)
+void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx,
+                    const hnd_prefix_t *pre, int64_t v)
 {
     if (!lead->quality.booked)
         return;
@@ -101,19 +101,16 @@ void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx, const char *pre,
  * and source's groups, and (handed-off counters only) its clause's. */
 static void s_book(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t v)
 {
-    char pre[KEYS_PREFIX_MAX];
-    const char *src = lead->first_source == HND_SRC_MARKETING ? "marketing"
-                      : lead->first_source == HND_SRC_SALES   ? "sales"
-                                                              : HND_GROUP_NONE;
-    h_quality_move(lead, fx, "", v);
-    h_quality_move(lead, fx,
-                   keys_group_prefix(pre, sizeof pre, KEYS_BY_PERSONA,
-                                     hnd_persona_group(lead->persona)), v);
-    h_quality_move(lead, fx,
-                   keys_group_prefix(pre, sizeof pre, KEYS_BY_SOURCE, src), v);
+    char buf[KEYS_PREFIX_MAX];
+    hnd_prefix_t clause;
+    h_quality_move(lead, fx, &hnd_prefix_none, v);
+    h_quality_move(lead, fx, hnd_group(fx, lead, KEYS_BY_PERSONA), v);
+    h_quality_move(lead, fx, hnd_group(fx, lead, KEYS_BY_SOURCE), v);
     if (lead->quality.booked && lead->quality.handed_off)
         s_book_handed(fx, &lead->quality,
-                      keys_clause_prefix(pre, sizeof pre, lead->quality.rule), v);
+                      hnd_prefix_set(&clause, keys_clause_prefix(buf, sizeof buf,
+                                                                 lead->quality.rule)),
+                      v);
 }
 
 static bool s_same(const hnd_quality_t *a, const hnd_quality_t *b)

@@ -45,8 +45,10 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A counter key as s_count_key() looks it up: its first n bytes. */
+/* A counter key as s_count_key() looks it up: pre->s followed by n bytes
+ * of key, hashed h. */
 typedef struct {
+    const hnd_prefix_t *pre;
     const char *key;
     size_t n;
     uint32_t hash;
@@ -56,8 +58,21 @@ static bool s_delta_eq(const void *ctx, uint32_t index, const void *key)
 {
     const hnd_delta_t *d = &((const hnd_effects_t *)ctx)->deltas[index];
     const s_key_t *k = key;
-    return d->hash == k->hash && strncmp(d->key, k->key, k->n) == 0 &&
-           d->key[k->n] == '\0';
+    size_t p = k->pre->len;
+    return d->hash == k->hash && memcmp(d->key, k->pre->s, p) == 0 &&
+           memcmp(d->key + p, k->key, k->n) == 0 && d->key[p + k->n] == '\0';
+}
+
+const hnd_prefix_t hnd_prefix_none = { .s = "", .len = 0, .hash = FNV32_BASIS };
+
+hnd_prefix_t *hnd_prefix_set(hnd_prefix_t *p, const char *s)
+{
+    size_t n = strnlen(s, sizeof p->s - 1);
+    memcpy(p->s, s, n);
+    p->s[n] = '\0';
+    p->len = n;
+    p->hash = fnv1a32(s, n);
+    return p;
 }
 
 void hnd_effects_reset(hnd_effects_t *fx)
@@ -69,6 +84,7 @@ void hnd_effects_reset(hnd_effects_t *fx)
     memset(slot, 0, HND_DELTA_SLOTS_FIRST * sizeof *slot);
     fx->n_deadlines = 0;
     fx->n_marks = 0;
+    fx->group_ok = 0;
 }
 
 /* Grow the delta index of fx to all HND_DELTA_SLOTS slots (it is half
@@ -85,14 +101,16 @@ static void s_delta_grow(hnd_effects_t *fx)
     }
 }
 
-/* Add delta to the counter named key (merged with an earlier delta of the
- * same key in this event). Every event adds to dozens of counters, so no
- * formatting here: callers build keys with keys.h. */
-static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
+/* Add delta to the counter named pre->s + key (merged with an earlier
+ * delta of the same key in this event). Every event adds to dozens of
+ * counters, so no formatting here, and only key's own bytes are hashed:
+ * the prefix's hash is kept with it. */
+static void s_count_key(hnd_effects_t *fx, int64_t delta, const hnd_prefix_t *pre,
+                        const char *key)
 {
-    size_t n;
-    uint32_t h = fnv1a32_strn(key, HND_COUNTER_KEY_MAX - 1, &n);
-    s_key_t k = {key, n, h};
+    size_t n = strnlen(key, HND_COUNTER_KEY_MAX - 1 - pre->len);
+    uint32_t h = fnv1a32_more(pre->hash, key, n);
+    s_key_t k = {pre, key, n, h};
 
     /* Open addressing over delta_cap slots for at most half as many
      * deltas. */
@@ -109,8 +127,9 @@ static void s_count_key(hnd_effects_t *fx, int64_t delta, const char *key)
         return;
     fx->delta_slot[at] = (uint32_t)(fx->n_deltas + 1);
     hnd_delta_t *d = &fx->deltas[fx->n_deltas++];
-    memcpy(d->key, key, n);
-    d->key[n] = '\0';
+    memcpy(d->key, pre->s, pre->len);
+    memcpy(d->key + pre->len, key, n);
+    d->key[pre->len + n] = '\0';
     d->delta = delta;
     d->hash = h;
     if (cap < HND_DELTA_SLOTS && 2 * fx->n_deltas >= cap)
@@ -131,7 +150,13 @@ char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
 
 void hnd_count(hnd_effects_t *fx, int64_t delta, const char *key)
 {
-    s_count_key(fx, delta, key);
+    s_count_key(fx, delta, &hnd_prefix_none, key);
+}
+
+void hnd_count_under(hnd_effects_t *fx, int64_t delta, const hnd_prefix_t *pre,
+                     const char *key)
+{
+    s_count_key(fx, delta, pre, key);
 }
 
 const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key)
@@ -337,14 +362,41 @@ static const char *s_source_group(hnd_source_t s)
                                   : HND_GROUP_NONE;
 }
 
+const hnd_prefix_t *hnd_group(hnd_effects_t *fx, const hnd_lead_t *lead, int by)
+{
+    hnd_prefix_t *p = &fx->group[by];
+    unsigned bit = 1u << by;
+    char week[12];
+    const char *name;
+    if (by == KEYS_BY_PERSONA) {
+        /* The persona changes within an event (h_persona): compared. */
+        name = hnd_persona_group(lead->persona);
+        size_t skip = strlen(keys_by_prefix(KEYS_BY_PERSONA)), n = strlen(name);
+        if ((fx->group_ok & bit) && p->len == skip + n + 1 &&
+            memcmp(p->s + skip, name, n) == 0)
+            return p;
+    } else if (by == KEYS_BY_SOURCE) {
+        if ((fx->group_ok & bit) && fx->group_source == lead->first_source)
+            return p;
+        name = s_source_group(lead->first_source);
+        fx->group_source = lead->first_source;
+    } else {
+        if ((fx->group_ok & bit) && fx->group_first_seen_ms == lead->first_seen_ms)
+            return p;
+        name = hnd_iso_week(lead->first_seen_ms, week);
+        fx->group_first_seen_ms = lead->first_seen_ms;
+    }
+    char buf[HND_PREFIX_MAX];
+    hnd_prefix_set(p, keys_group_prefix(buf, sizeof buf, (keys_by_t)by, name));
+    fx->group_ok |= bit;
+    return p;
+}
+
 void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                    const char *key)
 {
-    char week[12], buf[HND_COUNTER_KEY_MAX];
     hnd_count_groups(fx, lead, delta, key);
-    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_COHORT,
-                                         hnd_iso_week(lead->first_seen_ms, week),
-                                         key));
+    s_count_key(fx, delta, hnd_group(fx, lead, KEYS_BY_COHORT), key);
 }
 
 static hnd_deadline_t *s_deadline_slot(hnd_effects_t *fx, const char *kind)
@@ -398,23 +450,15 @@ void hnd_mark(hnd_effects_t *fx, bool on, int64_t since_ms, const char *set)
 void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                       const char *key)
 {
-    char buf[HND_COUNTER_KEY_MAX];
-    s_count_key(fx, delta, key);
-    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_PERSONA,
-                                         hnd_persona_group(lead->persona), key));
-    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, KEYS_BY_SOURCE,
-                                         s_source_group(lead->first_source), key));
+    s_count_key(fx, delta, &hnd_prefix_none, key);
+    s_count_key(fx, delta, hnd_group(fx, lead, KEYS_BY_PERSONA), key);
+    s_count_key(fx, delta, hnd_group(fx, lead, KEYS_BY_SOURCE), key);
 }
 
 void hnd_count_in(hnd_effects_t *fx, const hnd_lead_t *lead, int by,
                   int64_t delta, const char *key)
 {
-    char buf[HND_COUNTER_KEY_MAX], week[12];
-    const char *name = by == KEYS_BY_PERSONA ? hnd_persona_group(lead->persona)
-                       : by == KEYS_BY_SOURCE
-                           ? s_source_group(lead->first_source)
-                           : hnd_iso_week(lead->first_seen_ms, week);
-    s_count_key(fx, delta, keys_in_group(buf, sizeof buf, (keys_by_t)by, name, key));
+    s_count_key(fx, delta, hnd_group(fx, lead, by), key);
 }
 
 char *hnd_tally_key(const defn_t *d, const hnd_tally_t *t, char *buf, size_t cap)

@@ -299,6 +299,23 @@ typedef struct {
     int64_t since_ms;           /* with on: the time stored with the mark */
 } hnd_mark_t;
 
+/* A counter key prefix ("" or a group prefix of keys.h, at most
+ * HND_PREFIX_MAX - 1 bytes) with its length and the FNV-1a 32 hash of its
+ * bytes, so that the keys counted under it (hnd_count_under) hash only
+ * their own bytes. */
+#define HND_PREFIX_MAX 96       /* KEYS_PREFIX_MAX */
+typedef struct {
+    char s[HND_PREFIX_MAX];
+    size_t len;
+    uint32_t hash;
+} hnd_prefix_t;
+
+/* Set p to the prefix s (truncated to HND_PREFIX_MAX - 1 bytes); returns
+ * p. */
+hnd_prefix_t *hnd_prefix_set(hnd_prefix_t *p, const char *s);
+/* The empty prefix: funnel-wide counters. */
+extern const hnd_prefix_t hnd_prefix_none;
+
 #define HND_ALERTS_MAX 8
 /* The worst event: a persona change moves every counter of the lead
  * (about 40 per group, and its tally of up to 72) out of one group and
@@ -328,6 +345,13 @@ typedef struct {
     hnd_deadline_t deadlines[HND_DEADLINES_MAX];
     size_t n_marks;
     hnd_mark_t marks[HND_MARKS_MAX];
+    /* The lead's group prefixes (hnd_group), built once per event: bit
+     * i of group_ok says group[i] (keys_by_t i) holds the prefix of
+     * group_persona, group_source or group_first_seen_ms. */
+    unsigned group_ok;
+    hnd_prefix_t group[3];
+    hnd_source_t group_source;
+    int64_t group_first_seen_ms;
 } hnd_effects_t;
 
 /* Empty fx's alerts, deltas, deadlines and marks (not is_new and
@@ -369,6 +393,11 @@ char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
 
 /* Add delta to the counter named key (built with keys.h). */
 void hnd_count(hnd_effects_t *fx, int64_t delta, const char *key);
+/* Add delta to the counter named pre->s + key (what hnd_count of the
+ * joined key does, the key truncated to HND_COUNTER_KEY_MAX - 1 bytes in
+ * all), hashing only key's bytes. */
+void hnd_count_under(hnd_effects_t *fx, int64_t delta, const hnd_prefix_t *pre,
+                     const char *key);
 
 /* Set attribute key=value on the lead (overwrite, or append while there is
  * room). Returns 0, or -1 when the lead already holds HND_ATTRS_MAX other
@@ -450,6 +479,12 @@ void hnd_count_all(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
  * persona and per source of the lead (keys_in_group). */
 void hnd_count_groups(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t delta,
                       const char *key);
+
+/* The prefix of the lead's group of breakdown by (a keys_by_t: persona
+ * as the lead has it now, first source, cohort), "by/<dim>/<name>/":
+ * kept in fx, built again only when that group of the lead changed since
+ * (fx reset by hnd_effects_reset or zeroed). Borrowed from fx. */
+const hnd_prefix_t *hnd_group(hnd_effects_t *fx, const hnd_lead_t *lead, int by);
 
 /* Add delta to the copy of counter `key` in the lead's group of one
  * breakdown only (by: a keys_by_t). */

@@ -94,7 +94,8 @@ char *keys_counter(char *buf, size_t cap, const char *prefix, keys_counter_t c,
                    const char *stage);
 
 /* The funnel-wide key of a counter without a stage (KEYS_LEADS ...
- * KEYS_SLA_WAITING): a static string. */
+ * KEYS_SLA_WAITING, KEYS_Q_HANDED ... KEYS_Q_BEFORE, KEYS_Q_ALL_WON,
+ * KEYS_Q_ALL_LOST): a static string. */
 const char *keys_name(keys_counter_t c);
 
 /* buf = "by/<dim>/<name>/", the prefix of a group's counters. */

@@ -33,8 +33,8 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
  * counter prefix pre, as h_quality.c booked them (nothing for a lead it
  * has not seen yet): for h_persona.c, which moves a lead between persona
  * groups before h_quality runs. */
-void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx, const char *pre,
-                    int64_t v);
+void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx,
+                    const hnd_prefix_t *pre, int64_t v);
 
 /* Friction bookkeeping for the handlers (h_friction.c). t is the lead's
  * time. leave: before the lead leaves its stage for `to` (completed stay,
