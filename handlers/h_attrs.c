@@ -19,7 +19,8 @@ static int h_attrs_apply(const hnd_event_t *ev, const defn_t *d,
                          hnd_lead_t *lead, hnd_effects_t *fx)
 {
     (void)fx;
-    bool answer = hnd_is_answer(d, ev->type);
+    const defn_type_t *ety = hnd_event_type(ev, d);
+    bool answer = ety != NULL && ety->answer;
     for (size_t i = 0; i < ev->n_attrs; i++) {
         if (answer && strcmp(ev->attrs[i].key, d->reason_attr) == 0)
             continue;

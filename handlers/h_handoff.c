@@ -85,7 +85,7 @@ static void s_recycle(const hnd_event_t *ev, const defn_t *d, hnd_lead_t *lead,
 static int h_handoff_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_type_t *ty = hnd_event_type(ev, d);
     if (!ty || !ty->answer || lead->handoff != HND_HANDOFF_PENDING)
         return 0;
     bool accept = strcmp(ev->type, d->accept_type) == 0;

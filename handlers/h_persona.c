@@ -41,7 +41,7 @@ static void s_count(const defn_t *d, const defn_type_t *ty, hnd_lead_t *lead)
     }
     if (!c)
         return;
-    snprintf(c->type, sizeof c->type, "%s", ty->type);
+    hnd_join(c->type, sizeof c->type, ty->type, NULL, NULL, NULL);
     c->n = 1;
 }
 
@@ -105,7 +105,7 @@ static void s_move(const defn_t *d, const hnd_lead_t *lead, hnd_effects_t *fx,
 static int h_persona_apply(const hnd_event_t *ev, const defn_t *d,
                            hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_type_t *ty = hnd_event_type(ev, d);
     if (ty)
         s_count(d, ty, lead);
 

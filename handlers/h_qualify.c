@@ -58,7 +58,7 @@ static int h_qualify_apply(const hnd_event_t *ev, const defn_t *d,
 {
     if (lead->qualified)
         return 0;
-    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_type_t *ty = hnd_event_type(ev, d);
     if (ty && ty->answer && strcmp(ev->type, d->requalify_type) != 0)
         return 0;
     const defn_clause_t *first = NULL;

@@ -19,7 +19,7 @@
 static int h_score_apply(const hnd_event_t *ev, const defn_t *d,
                          hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_type_t *ty = hnd_event_type(ev, d);
     int64_t ref = lead->last_event_ms;
     double points = ty ? ty->points : 0;
 

@@ -94,10 +94,9 @@ void h_stage_move(const defn_t *d, hnd_lead_t *lead, hnd_effects_t *fx, int to,
     if (a)
         a->no_lead = true; /* one per new lead and move: stored light */
     if (from < 0)
-        hnd_alert_reason(a, "new lead enters %s", d->stages[to].name);
+        hnd_alert_reason_join(a, "new lead enters ", d->stages[to].name, NULL, NULL);
     else
-        hnd_alert_reason(a, "%s -> %s", d->stages[from].name,
-                         d->stages[to].name);
+        hnd_alert_reason_join(a, d->stages[from].name, " -> ", d->stages[to].name, NULL);
     if (used > 0)
         hnd_alert_reason(a, "skipped %s", skipped);
     if (why)
@@ -133,7 +132,7 @@ static const defn_transition_t *s_transition(const defn_t *d,
 static int h_stage_apply(const hnd_event_t *ev, const defn_t *d,
                          hnd_lead_t *lead, hnd_effects_t *fx)
 {
-    const defn_type_t *ty = defn_type(d, ev->type);
+    const defn_type_t *ty = hnd_event_type(ev, d);
     const defn_transition_t *tr = ty ? s_transition(d, ty, ev, lead) : NULL;
     int64_t t = ev->at_ms > lead->last_event_ms ? ev->at_ms
                                                 : lead->last_event_ms;

@@ -45,6 +45,14 @@ void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     va_end(ap);
 }
 
+void hnd_alert_reason_join(hnd_alert_t *al, const char *a, const char *b,
+                           const char *c, const char *d)
+{
+    if (al == NULL || al->n_reasons == HND_REASONS_MAX)
+        return;
+    hnd_join(al->reasons[al->n_reasons++], HND_REASON_LEN, a, b, c, d);
+}
+
 /* A counter key as s_count_key() looks it up: pre->s followed by n bytes
  * of key, hashed h. */
 typedef struct {

@@ -56,6 +56,11 @@ typedef struct {
     size_t n_attrs;
     double value;
     uint64_t log_seq;         /* position in the event log, set by the daemon */
+    /* The event type's entry under type_defn (NULL: not one of its
+     * types), looked up once by pipeline_apply for every handler; read it
+     * with hnd_event_type. Whoever builds an event leaves both NULL. */
+    const defn_t *type_defn;
+    const defn_type_t *type_def;
 } hnd_event_t;
 
 /* The lead record. Owned strings (id, attrs) live in the fixed buffers
@@ -386,6 +391,11 @@ hnd_alert_t *hnd_alert_add(hnd_effects_t *fx, const char *kind,
 /* Append a printf-formatted reason to an alert (truncated to fit). */
 void hnd_alert_reason(hnd_alert_t *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Append the reason a b c d (NULLs skipped, truncated to fit) to an
+ * alert: hnd_alert_reason's "%s%s%s%s" without printf, for alerts raised
+ * by nearly every event. */
+void hnd_alert_reason_join(hnd_alert_t *al, const char *a, const char *b,
+                           const char *c, const char *d);
 /* buf = a b c d (NULLs skipped), truncated to fit cap. Returns buf. For
  * ledger rules built per event, where printf costs. */
 char *hnd_join(char *buf, size_t cap, const char *a, const char *b,
@@ -405,6 +415,13 @@ void hnd_count_under(hnd_effects_t *fx, int64_t delta, const hnd_prefix_t *pre,
 int hnd_lead_set_attr(hnd_lead_t *lead, const char *key, const char *value);
 /* Borrowed pointer to the value of key, or NULL. */
 const char *hnd_lead_attr(const hnd_lead_t *lead, const char *key);
+
+/* defn_type(d, ev->type), as pipeline_apply looked it up for the event
+ * (or looked up now when ev was not prepared under d). */
+static inline const defn_type_t *hnd_event_type(const hnd_event_t *ev, const defn_t *d)
+{
+    return ev->type_defn == d && d ? ev->type_def : defn_type(d, ev->type);
+}
 
 /* Whether type is one of the definition's handoff answers (accepted,
  * rejected, recycled, requalify). */

@@ -23,8 +23,12 @@ int pipeline_apply(const hnd_t *const *pipe, const hnd_event_t *ev,
         hnd_lead_init(lead, ev);
     fx->prev_stage = lead->stage;
 
+    /* Every handler looks the event's type up: once here. */
+    hnd_event_t e = *ev;
+    e.type_defn = d;
+    e.type_def = defn_type(d, ev->type);
     for (const hnd_t *const *h = pipe; *h != NULL; h++)
-        if ((*h)->apply(ev, d, lead, fx) != 0)
+        if ((*h)->apply(&e, d, lead, fx) != 0)
             return -1;
 
     lead->events++;
