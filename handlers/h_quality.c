@@ -51,41 +51,47 @@ static keys_counter_t s_handed_class(const hnd_quality_t *q)
     return q->outcome == HND_OUTCOME_WON ? KEYS_Q_WON : KEYS_Q_LOST;
 }
 
-/* Count (v = 1) or uncount (v = -1) the every-lead class of the lead
- * under counter prefix pre. */
-static void s_book_all(hnd_effects_t *fx, const hnd_lead_t *lead,
-                       const hnd_prefix_t *pre, int64_t v)
+/* The keys (without a group prefix) the lead's classes are counted
+ * under: the every-lead class first, then the handed-off ones (none when
+ * not handed off). Built once and counted under every prefix. */
+typedef struct {
+    size_t n, n_all;            /* keys; of them the every-lead class's */
+    const char *key[4];
+    char buf[2][HND_COUNTER_KEY_MAX];
+} s_keys_t;
+
+static void s_keys(const hnd_lead_t *lead, s_keys_t *k)
 {
-    char key[HND_COUNTER_KEY_MAX];
     const hnd_quality_t *q = &lead->quality;
     keys_counter_t c = s_all_class(q);
+    k->n = 0;
     if (c == KEYS_Q_ALL_OPEN)
-        keys_quality(key, sizeof key, "", c,
-                     timetext_days_of_ms(lead->first_seen_ms));
+        k->key[k->n++] = keys_quality(k->buf[0], sizeof k->buf[0], "", c,
+                                      timetext_days_of_ms(lead->first_seen_ms));
     else
-        keys_counter(key, sizeof key, "", c, NULL);
-    hnd_count_under(fx, v, pre, key);
-}
-
-/* The same for the handed-off class (nothing when not handed off). */
-static void s_book_handed(hnd_effects_t *fx, const hnd_quality_t *q,
-                          const hnd_prefix_t *pre, int64_t v)
-{
-    char key[HND_COUNTER_KEY_MAX];
+        k->key[k->n++] = keys_name(c);
+    k->n_all = k->n;
     if (!q->handed_off)
         return;
-    hnd_count_under(fx, v, pre, keys_name(KEYS_Q_HANDED));
-    keys_counter_t c = s_handed_class(q);
+    k->key[k->n++] = keys_name(KEYS_Q_HANDED);
+    c = s_handed_class(q);
     if (c == KEYS_Q_OPEN) {
-        hnd_count_under(fx, v, pre, keys_quality(key, sizeof key, "", c,
-                                                 timetext_days_of_ms(q->handoff_at_ms)));
+        k->key[k->n++] = keys_quality(k->buf[1], sizeof k->buf[1], "", c,
+                                      timetext_days_of_ms(q->handoff_at_ms));
         return;
     }
-    hnd_count_under(fx, v, pre, keys_name(c));
+    k->key[k->n++] = keys_name(c);
     if (c == KEYS_Q_WON)
-        hnd_count_under(fx, v, pre,
-                        keys_quality(key, sizeof key, "", KEYS_Q_TO_WON,
-                                     dwell_bucket(q->outcome_at_ms - q->handoff_at_ms)));
+        k->key[k->n++] = keys_quality(k->buf[1], sizeof k->buf[1], "", KEYS_Q_TO_WON,
+                                      dwell_bucket(q->outcome_at_ms - q->handoff_at_ms));
+}
+
+/* Count (v = 1) or uncount (v = -1) keys from..k->n of k under pre. */
+static void s_count(hnd_effects_t *fx, const s_keys_t *k, size_t from,
+                    const hnd_prefix_t *pre, int64_t v)
+{
+    for (size_t i = from; i < k->n; i++)
+        hnd_count_under(fx, v, pre, k->key[i]);
 }
 
 void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx,
@@ -93,24 +99,28 @@ void h_quality_move(const hnd_lead_t *lead, hnd_effects_t *fx,
 {
     if (!lead->quality.booked)
         return;
-    s_book_all(fx, lead, pre, v);
-    s_book_handed(fx, &lead->quality, pre, v);
+    s_keys_t k;
+    s_keys(lead, &k);
+    s_count(fx, &k, 0, pre, v);
 }
 
 /* Count (v = 1) or uncount the lead everywhere: funnel-wide, its persona's
  * and source's groups, and (handed-off counters only) its clause's. */
 static void s_book(hnd_effects_t *fx, const hnd_lead_t *lead, int64_t v)
 {
-    char buf[KEYS_PREFIX_MAX];
-    hnd_prefix_t clause;
-    h_quality_move(lead, fx, &hnd_prefix_none, v);
-    h_quality_move(lead, fx, hnd_group(fx, lead, KEYS_BY_PERSONA), v);
-    h_quality_move(lead, fx, hnd_group(fx, lead, KEYS_BY_SOURCE), v);
-    if (lead->quality.booked && lead->quality.handed_off)
-        s_book_handed(fx, &lead->quality,
-                      hnd_prefix_set(&clause, keys_clause_prefix(buf, sizeof buf,
-                                                                 lead->quality.rule)),
-                      v);
+    if (!lead->quality.booked)
+        return;
+    s_keys_t k;
+    s_keys(lead, &k);
+    s_count(fx, &k, 0, &hnd_prefix_none, v);
+    s_count(fx, &k, 0, hnd_group(fx, lead, KEYS_BY_PERSONA), v);
+    s_count(fx, &k, 0, hnd_group(fx, lead, KEYS_BY_SOURCE), v);
+    if (lead->quality.handed_off) {
+        char buf[KEYS_PREFIX_MAX];
+        hnd_prefix_t clause;
+        hnd_prefix_set(&clause, keys_clause_prefix(buf, sizeof buf, lead->quality.rule));
+        s_count(fx, &k, k.n_all, &clause, v);
+    }
 }
 
 static bool s_same(const hnd_quality_t *a, const hnd_quality_t *b)
