@@ -254,12 +254,6 @@ static int s_install(const char *tmp, const char *path, char *err, size_t errlen
     return 0;
 }
 
-/* funnelctl definition promote NAME (shadows_promote_fn): the shadow
- * draft's state becomes the live state as it is, the old one is kept as
- * state.old-<time>, and the definition file in use is replaced by the
- * draft's (a temporary file, fsync, rename, fsync of the directory).
- * Ingest waits meanwhile: the live partition is held, and the draft
- * first applies what the log holds. Loop thread. */
 static int64_t s_mono_ms(void)
 {
     struct timespec ts;
@@ -296,6 +290,12 @@ static void s_promote_listed(app_t *app, const char *name, char *warning, size_t
     log_warn("[main] %s", warning);
 }
 
+/* funnelctl definition promote NAME (shadows_promote_fn): the shadow
+ * draft's state becomes the live state as it is, the old one is kept as
+ * state.old-<time>, and the definition file in use is replaced by the
+ * draft's (a temporary file, fsync, rename, fsync of the directory).
+ * Ingest waits meanwhile: the live partition is held, and the draft
+ * first applies what the log holds. Loop thread. */
 static int s_promote(void *arg, const char *name, shadow_promoted_t *out, char *err,
                      size_t errlen)
 {
