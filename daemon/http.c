@@ -94,7 +94,11 @@ static void s_metrics(http_t *self, struct evhttp_request *req)
         evhttp_send_error(req, HTTP_INTERNAL, NULL);
         return;
     }
-    /* A reload waits for this request, as it does for a query. */
+    /* A scrape sees every event acknowledged before it, as a query does
+     * (the partitions apply off the Ack path), so that /metrics and
+     * funnelctl stats agree. A reload waits for this request, as it does
+     * for a query. */
+    query_sync(&self->q);
     pthread_rwlock_rdlock(self->q.defn_lock);
     metrics_src_t src = {
         .store = self->q.store,
