@@ -40,6 +40,18 @@ def test_stats_report_the_partitions_and_what_each_applied(zctx, daemon_factory,
     assert ("partitions       %d" % partitions) in text, text
     c.close()
     q.close()
+    # A clean stop applied everything: the restart with the same count
+    # replays nothing and rebuilds nothing.
+    d.stop_ok(signal.SIGTERM)
+    d.start(zctx)
+    q = QueryClient(zctx, d.query_ep)
+    again = q.stats()
+    assert (again.recovery, again.replayed_at_start) == ("clean", 0), again
+    assert list(again.partition_applied_seq) == [st.last_seq] * n, again
+    log = d.logs[-1].read_text(errors="replace")
+    for said in ("rebuilding it from the log", "replaying events", "applying the log from"):
+        assert said not in log, log
+    q.close()
 
 
 def test_event_clock_applies_on_the_loop(zctx, daemon_factory):
