@@ -839,6 +839,9 @@ cfg_action_t cfg_load(cfg_t *cfg, int argc, char **argv, char *err, size_t errle
         }
         return CFG_ERROR;
     }
+    /* Cluster mode: the state's partitions are the cluster's. */
+    if (cfg->nats[0])
+        cfg->partitions = cfg->cluster_partitions;
     if (action == CFG_REBUILD_REPLACE && cfg->rebuild_dir[0]) {
         snprintf(err, errlen, "--rebuild-replace renames the rebuilt state into "
                               "state_dir: not with rebuild_dir (--rebuild-dir)");

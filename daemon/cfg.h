@@ -92,7 +92,8 @@
       "tls://host:4222); events are then also consumed from JetStream")       \
     X(UINT, cluster_partitions, 32,                                            \
       "partitions of the cluster (fixed for its life): a lead's is FNV-1a 32 " \
-      "of its id mod this, its subject funnel.in.<partition>")                 \
+      "of its id mod this, its subject funnel.in.<partition>; 1..64: each is "  \
+      "one of the state's partitions (partitions is this in cluster mode)")    \
     X(STR, stream, "FUNNEL",                                                   \
       "the JetStream stream of funnel.in.* (created if absent)")              \
     X(UINT, stream_replicas, 1,                                                \

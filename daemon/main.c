@@ -713,7 +713,7 @@ int main(int argc, char **argv)
     }
     if (app.nats)
         nats_serve_queries(app.nats, query_server_context(app.queries));
-    if (app.nats && nats_start(app.nats, app.ingest, err, sizeof err) != 0) {
+    if (app.nats && nats_start(app.nats, app.ingest, app.store, err, sizeof err) != 0) {
         log_err("[main] %s", err);
         goto out;
     }

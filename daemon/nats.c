@@ -66,6 +66,7 @@ struct s_part {
 struct nats {
     struct event_base *base;
     ingest_t *ingest;
+    store_t *store;         /* ingest's: counts the partitions owned */
     char *urls;
     char *credentials;
     char *stream;
@@ -604,12 +605,33 @@ static void s_instance_name(const cfg_t *cfg, char *out, size_t cap)
     free(abs);
 }
 
-/* nats_lease_fn (the lease thread): start or stop consuming partition p. */
+/* Count partition p's state in what this instance answers, or not: the
+ * state's partition p is cluster partition p (one state partition in all
+ * when the cluster has one). */
+static void s_count(nats_t *self, unsigned p, bool own)
+{
+    if (self->store && p < store_parts(self->store))
+        store_set_counted(self->store, p, own);
+}
+
+/* nats_lease_fn (the lease thread): start or stop consuming partition p.
+ * A partition claimed is counted at once; after a round that reached the
+ * bucket, exactly those held are (the others are owned elsewhere: given
+ * to a joiner, claimed by another after this instance's lease lapsed).
+ * Until the first such round, and while the bucket cannot be reached,
+ * what the state has stays counted: this instance answers for it. */
 static void s_on_lease(void *arg, unsigned p, bool own)
 {
     nats_t *self = arg;
+    if (p == NATS_LEASE_ROUND) {
+        for (unsigned i = 0; i < self->n_partitions; i++)
+            s_count(self, i, nats_owns(self, i));
+        return;
+    }
     s_part_t *part = &self->parts[p];
     atomic_store(&part->active, own);
+    if (own)
+        s_count(self, p, true);
     pthread_mutex_lock(&self->lock);
     pthread_cond_broadcast(&self->cond);
     pthread_mutex_unlock(&self->lock);
@@ -738,9 +760,14 @@ static int s_options(nats_t *self, char *err, size_t errlen)
     return 0;
 }
 
-int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen)
+int nats_start(nats_t *self, ingest_t *ingest, store_t *store, char *err, size_t errlen)
 {
     self->ingest = ingest;
+    self->store = store;
+    /* Pinned: the partitions of `owns`; leased: every one until the
+     * first round of the leases (s_on_lease). */
+    for (unsigned p = 0; p < self->n_partitions && !self->leased; p++)
+        s_count(self, p, nats_owns(self, p));
     ingest_add_intake_fn(ingest, s_on_pause, self);
     if (event_add(self->ev_wake, NULL) != 0) {
         snprintf(err, errlen, "nats: cannot watch the eventfd");

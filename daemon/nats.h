@@ -13,9 +13,10 @@
  * (ingest_submit), with the partition of every event's lead checked, and
  * is acknowledged on JetStream only once its group is durable in the log
  * (fsync'd); a message delivered again is harmless, its events being
- * recognised by their ids. All cluster partitions go into the one local
- * state for now; each consumer is one (cluster partition -> ingest) pair,
- * so that a cluster partition can map onto a local partition.
+ * recognised by their ids. Each cluster partition is one of the state's
+ * partitions (its own LMDB environment and applying thread): a partition
+ * this instance gives away keeps its state, no longer counted in what it
+ * answers (store_set_counted), and resumes from it when it comes back.
  *
  * NATS unreachable at start or lost later: funneld logs it, keeps
  * answering queries and its ZeroMQ ingest, reconnects by itself (every
@@ -38,6 +39,7 @@
 #include "funnel.pb-c.h"
 #include "ingest.h"
 #include "nats_cfg.h"
+#include "store.h"
 
 struct event_base;
 
@@ -54,9 +56,14 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
 /* Connect (in the background when NATS is unreachable: logged) and start
  * consuming into ingest, which must outlive the input and be destroyed
  * before it (its uncommitted batches are then handed back unacknowledged).
- * Returns 0, or -1 with one line in err (bad credentials file, no
+ * store is ingest's (borrowed), whose partitions are the cluster's
+ * (cfg_load: partitions = cluster_partitions): from now on it counts only
+ * the partitions this instance owns (store_set_counted): those of `owns`,
+ * or those it holds leases of after each round of the leases that
+ * reached NATS (until the first, and while NATS is unreachable, what it
+ * has). Returns 0, or -1 with one line in err (bad credentials file, no
  * thread). Loop thread, once. */
-int nats_start(nats_t *self, ingest_t *ingest, char *err, size_t errlen);
+int nats_start(nats_t *self, ingest_t *ingest, store_t *store, char *err, size_t errlen);
 
 /* Stop the fetch threads, drop what is queued (unacknowledged: JetStream
  * delivers it again), get the acknowledgements out (at most 1 s) and

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store.h"
 #include "xalloc.h"
 
 /* A decimal number at *p (after blanks), advancing *p. Returns 0, or -1. */
@@ -155,6 +156,18 @@ int nats_cfg_check(const cfg_t *cfg, char *err, size_t errlen)
     }
     if (s_check_urls(cfg->nats, err, errlen) == -1)
         return -1;
+    /* Each cluster partition is one of the state's partitions. */
+    if (cfg->cluster_partitions > STORE_PARTS_MAX) {
+        snprintf(err, errlen, "cluster_partitions must be 1..%d in cluster mode (each is one "
+                              "of the state's partitions), not %u",
+                 STORE_PARTS_MAX, cfg->cluster_partitions);
+        return -1;
+    }
+    if (strcmp(cfg->clock, "event") == 0) {
+        snprintf(err, errlen, "clock event is for one funneld (a backfill), not cluster mode: "
+                              "the cluster partitions apply with the wall clock");
+        return -1;
+    }
     if (cfg->nats_credentials[0] && access(cfg->nats_credentials, R_OK) != 0) {
         snprintf(err, errlen, "nats_credentials %s: %s", cfg->nats_credentials,
                  strerror(errno));

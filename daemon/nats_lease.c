@@ -211,6 +211,7 @@ static void s_tick(nats_lease_t *self)
                  (unsigned long long)rev);
         self->fn(self->arg, p, true);
     }
+    self->fn(self->arg, NATS_LEASE_ROUND, true);
 }
 
 static void *s_main(void *arg)

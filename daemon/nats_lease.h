@@ -33,7 +33,11 @@
 typedef struct nats_lease nats_lease_t;
 
 /* fn(arg, partition, true): this instance now owns partition; false: it
- * must stop applying it now. */
+ * must stop applying it now. fn(arg, NATS_LEASE_ROUND, true): a round
+ * reached the bucket, so what this instance holds now is all it owns
+ * (every other partition is another's or free); no such call while the
+ * bucket cannot be reached. */
+#define NATS_LEASE_ROUND UINT32_MAX
 typedef void nats_lease_fn(void *arg, unsigned partition, bool own);
 
 /* A lease keeper for instance among n partitions in bucket (created if

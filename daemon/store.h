@@ -161,6 +161,16 @@ unsigned store_parts(const store_t *primary);
 store_t *store_part(store_t *primary, unsigned i);
 unsigned store_part_index(const store_t *primary, const char *lead_id);
 
+/* Cluster mode: whether partition i's state is counted. A partition not
+ * counted (this instance no longer owns its cluster partition) keeps its
+ * state and goes on applying what was logged of it, but the merged reads
+ * begun on the primary leave it out: counters, marks, the leads listed
+ * and a lead read in it, the state's stats (applied, leads) and the
+ * deadlines due or next. Every partition is counted unless set. Each
+ * read snapshot sees the setting of its store_read_begin(). Any thread. */
+void store_set_counted(store_t *primary, unsigned i, bool counted);
+bool store_counted(const store_t *primary, unsigned i);
+
 /* The partition count the state (a primary's) was built with, as
  * recorded by store_set_parts_recorded (1 when never recorded), into
  * *out; record it (commits at once; no group nor read open). Return 0 or

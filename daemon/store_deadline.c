@@ -115,7 +115,8 @@ size_t store_deadlines_due(store_t *self, int64_t now_ms, size_t max,
     store_due_t *all = xcalloc((size_t)self->n_parts * (max ? max : 1), sizeof *all);
     size_t n = 0;
     for (unsigned i = 0; i < self->n_parts; i++)
-        n += s_due_one(self->parts[i], now_ms, max, all + n);
+        if (store_counted(self, i)) /* leads owned elsewhere: not fired here */
+            n += s_due_one(self->parts[i], now_ms, max, all + n);
     qsort(all, n, sizeof *all, s_due_cmp);
     if (n > max)
         n = max;

@@ -457,6 +457,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     self->owner = pthread_self();
     self->n_parts = 1;
     self->parts[0] = self;
+    self->counted = UINT64_MAX;
     snprintf(self->recovery, sizeof self->recovery, "clean");
     /* Writers first: a stream of queries must not keep a map from growing. */
     pthread_rwlockattr_t attr;

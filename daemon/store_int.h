@@ -208,6 +208,9 @@ struct store {
      * state group (store_peers_begin), for the funnel-wide check. */
     MDB_txn *peer_txn[STORE_PARTS_MAX];
     bool peers_open;
+    /* The primary's: bit i set while partition i is counted in merged
+     * reads (store_set_counted; all of them unless set). Atomic. */
+    uint64_t counted;
 };
 
 /* The lock that guards the log's map for readers: the live store's for a
@@ -271,6 +274,7 @@ struct store_snapshot {
     /* A primary with partitions: each partition's state, rpart[0] being
      * rstate. */
     MDB_txn *rpart[STORE_PARTS_MAX];
+    uint64_t counted;       /* the primary's counted partitions at begin */
 };
 extern __thread struct store_snapshot store_snapshot;
 
@@ -285,6 +289,13 @@ static inline MDB_txn *store_rstate_of(const store_t *self)
     return NULL;
 }
 #define S_RSTATE(self) store_rstate_of(self)
+
+/* Whether this thread's snapshot of primary counts partition i
+ * (store_set_counted). */
+static inline bool store_snap_counts(unsigned i)
+{
+    return (store_snapshot.counted >> i) & 1;
+}
 
 /* The state transaction this thread reads the state in: its group's
  * (the thread writing the state), its log group's snapshot (the owner,

@@ -53,6 +53,22 @@ fail:
     return STORE_ERR;
 }
 
+void store_set_counted(store_t *primary, unsigned i, bool counted)
+{
+    if (i >= STORE_PARTS_MAX)
+        return;
+    uint64_t bit = (uint64_t)1 << i;
+    if (counted)
+        __atomic_fetch_or(&primary->counted, bit, __ATOMIC_RELEASE);
+    else
+        __atomic_fetch_and(&primary->counted, ~bit, __ATOMIC_RELEASE);
+}
+
+bool store_counted(const store_t *primary, unsigned i)
+{
+    return i < STORE_PARTS_MAX && (__atomic_load_n(&primary->counted, __ATOMIC_ACQUIRE) >> i) & 1;
+}
+
 uint64_t store_parts_applied_min(store_t *primary)
 {
     uint64_t min = store_applied_published(primary);

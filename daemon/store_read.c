@@ -76,6 +76,10 @@ int store_read_begin(store_t *self)
         return STORE_ERR;
     }
     store_snapshot.store = self;
+    /* A partition's or a draft's own snapshot counts itself. */
+    store_snapshot.counted = self->primary || self->log_of
+                                 ? UINT64_MAX
+                                 : __atomic_load_n(&self->counted, __ATOMIC_ACQUIRE);
     store_snapshot.rlog = rlog;
     store_snapshot.rstate = rstate;
     return STORE_OK;
@@ -147,13 +151,19 @@ void store_log_read(store_t *self, uint64_t *first, uint64_t *last, uint64_t *by
 void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
 {
     pthread_mutex_lock(&self->pub_lock);
-    *out = self->pub_stats;
+    /* The state's side of partition 0 unless it is not counted. */
+    if (self->primary || self->log_of || store_counted(self, 0))
+        *out = self->pub_stats;
+    else
+        memset(out, 0, sizeof *out);
     if (store_split_on(self))
         store_stats_sum(out, &self->pub_lstats);
     *last_seq = self->pub_last_seq;
     pthread_mutex_unlock(&self->pub_lock);
-    /* And what the other partitions applied. */
+    /* And what the other partitions counted applied. */
     for (unsigned i = 1; i < self->n_parts; i++) {
+        if (!store_counted(self, i))
+            continue;
         store_stats_t ps;
         uint64_t ignored;
         store_stats_read(self->parts[i], &ps, &ignored);
@@ -164,7 +174,9 @@ void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,
                     size_t *len)
 {
-    /* In the lead's partition. */
+    /* In the lead's partition, if it is counted. */
+    if (!store_snap_counts(store_part_index(self, lead_id)))
+        return 0;
     self = store_part_of_lead(self, lead_id);
     MDB_val k = s_str_val(lead_id), v;
     int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
@@ -287,6 +299,8 @@ long store_read_leads(store_t *self, const char *after, size_t after_len, bool d
 
     for (unsigned i = 0; i < np; i++) {
         store_t *p = self->parts[i];
+        if (!store_snap_counts(i))
+            continue; /* at[i] stays false */
         w[i].after = after;
         w[i].after_len = after_len;
         w[i].desc = desc;
@@ -327,7 +341,8 @@ long store_read_leads(store_t *self, const char *after, size_t after_len, bool d
         at[best] = got == 1;
     }
     for (unsigned i = 0; i < np; i++)
-        mdb_cursor_close(w[i].cur);
+        if (w[i].cur)
+            mdb_cursor_close(w[i].cur);
     free(w);
     free(at);
     return n;
@@ -362,6 +377,8 @@ int64_t store_read_counter(store_t *self, const char *key)
     int64_t sum = 0;
     for (unsigned i = 0; i < self->n_parts; i++) {
         store_t *p = self->parts[i];
+        if (!store_snap_counts(i))
+            continue;
         MDB_val k = s_str_val(key), v;
         if (mdb_get(S_RSTATE(p), p->aggregates, &k, &v) == 0 && v.mv_size == 8)
             sum += (int64_t)s_be64_get(v.mv_data);
@@ -417,6 +434,8 @@ static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
         /* The databases have the same handles in every partition (opened
          * in the same order), but each partition's own is used. */
         MDB_dbi d = dbi == self->aggregates ? p->aggregates : dbi == self->marks ? p->marks : dbi;
+        if (!store_snap_counts(i))
+            continue; /* no cursor: never at a record */
         if ((rc = mdb_cursor_open(S_RSTATE(p), d, &cs[i].cur)) != 0 ||
             (rc = s_scan_step(&cs[i], prefix, plen, true)) != 0)
             goto fail;
@@ -449,7 +468,8 @@ static long s_scan_prefix(store_t *self, MDB_dbi dbi, const char *prefix,
         n++;
     }
     for (unsigned i = 0; i < np; i++)
-        mdb_cursor_close(cs[i].cur);
+        if (cs[i].cur)
+            mdb_cursor_close(cs[i].cur);
     return n;
 
 fail:
@@ -488,6 +508,8 @@ int store_read_next_deadline(store_t *self, int64_t *due_ms)
     int found = 0;
     for (unsigned i = 0; i < self->n_parts; i++) {
         int64_t due;
+        if (!store_snap_counts(i))
+            continue;
         int rc = s_next_deadline(self->parts[i], &due);
         if (rc < 0)
             return rc;
@@ -523,6 +545,8 @@ long store_read_deadlines_pending(store_t *self)
     long n = 0;
     for (unsigned i = 0; i < self->n_parts; i++) {
         MDB_stat st;
+        if (!store_snap_counts(i))
+            continue;
         int rc = mdb_stat(S_RSTATE(self->parts[i]), self->parts[i]->deadlines, &st);
         if (rc != 0) {
             log_err("[store] read deadlines: %s", mdb_strerror(rc));
@@ -597,7 +621,12 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
 
     if (limit == 0)
         limit = 1;
-    rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
+    /* The lead's record in its partition (if counted); the chain in the
+     * primary's log. */
+    if (!store_snap_counts(store_part_index(self, lead_id)))
+        return 0;
+    store_t *part = store_part_of_lead(self, lead_id);
+    rc = mdb_get(S_RSTATE(part), part->leads, &k, &v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0 || v.mv_size < S_LEAD_FIXED)

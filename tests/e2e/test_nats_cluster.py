@@ -87,8 +87,10 @@ def test_three_instances_one_killed_mid_stream_one_joining(daemon_factory, nats_
     """3 instances, 12 partitions by leases; one SIGKILL'd while events
     come: the survivors take its partitions over and replay them, and the
     merged funnel equals one funneld's fed the same events; then one
-    joins and takes its share. 30,000 events (not 300,000: the suite's
-    time budget; tools/bench/nats measures the large runs)."""
+    joins and takes its share, and the merged funnel is still one
+    funneld's (a partition moved is counted by its new owner only).
+    30,000 events (not 300,000: the suite's time budget; tools/bench/nats
+    measures the large runs)."""
     from test_nats import ndjson
     np_ = 12
     lease = ["--lease-ms", "3000"]
@@ -149,5 +151,17 @@ def test_three_instances_one_killed_mid_stream_one_joining(daemon_factory, nats_
     st = wait_until(lambda: (lambda s: s if s.leads == want else None)(qs["d"].stats()), WAIT,
                     what="the joiner's partitions replayed")
     assert st.applied == want * 10 and st.duplicates == 0, st
+    # The partitions a and b gave d are no longer counted there: every
+    # lead is counted once, by its owner, and the merged figures after the
+    # move are still one funneld's.
+    sa, sb = qs["a"].stats(), qs["b"].stats()
+    assert sa.leads + sb.leads + st.leads == 3000, (sa.leads, sb.leads, st.leads)
+    assert sa.applied + sb.applied + st.applied == n, (sa.applied, sb.applied, st.applied)
+    for i in range(0, 1500, 97):
+        lead = "x1-L%d" % i
+        on = [m for m in "abd" if qs[m].lead(lead) is not None]
+        assert on == [m for m in "abd" if partition_of(lead, np_) in o[m]], lead
+    merged = json.loads(solo.ctl(*(cluster + ["funnel"]), json_out=True).stdout)
+    assert merged == one, (merged, one)
     for q in qs.values():
         q.close()
