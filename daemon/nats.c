@@ -1,5 +1,5 @@
 /* nats.c: see nats.h. */
-#include "nats.h"
+#include "nats_int.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -31,85 +31,6 @@
 #define S_MAX_ACK_PENDING 1024
 #define S_ACK_WAIT_NS (60LL * 1000000000LL)
 
-enum { S_CONNECTING = 0, S_CONNECTED, S_DISCONNECTED, S_CLOSED };
-
-typedef struct s_part s_part_t;
-
-/* One message on its way: queued, then in ingest until settled. */
-typedef struct s_item {
-    natsMsg *msg;
-    s_part_t *part;
-    struct s_item *next;
-} s_item_t;
-
-/* One owned cluster partition and its consumer (its fetch thread's). */
-struct s_part {
-    nats_t *owner;
-    unsigned partition;
-    char subject[40];
-    char durable[128];
-    char origin[64];
-    pthread_t thread;
-    bool started;
-    natsSubscription *sub;
-    /* Subscriptions replaced after the consumer vanished: messages from
-     * them may still wait for their acknowledgement, which reads the
-     * subscription, so they are destroyed last. */
-    natsSubscription **old;
-    size_t n_old;
-    atomic_bool check;      /* after a reconnect: does the consumer exist? */
-    atomic_bool active;     /* owned now: consume it (leases change it) */
-    bool failing;           /* a failure was logged; recovery is logged too */
-    bool idle;              /* fetch thread: was not held */
-};
-
-struct nats {
-    struct event_base *base;
-    ingest_t *ingest;
-    store_t *store;         /* ingest's: counts the partitions owned */
-    char *urls;
-    char *credentials;
-    char *stream;
-    unsigned n_partitions;
-    unsigned replicas;
-    unsigned budget;
-    bool *owned;
-    bool leased;            /* owns empty: ownership by leases */
-    char instance[96];
-    int64_t lease_ms;
-    nats_lease_t *lease;
-    void *query_ctx;        /* the query server's, for nats_query */
-    nats_query_t *queries;
-    jsCtx *lease_js;        /* requests wait lease_ms / 8 at most */
-
-    natsOptions *nopts;
-    natsConnection *nc;
-    jsCtx *js;
-
-    s_part_t *parts;
-    size_t n_parts;
-
-    pthread_mutex_t setup_lock; /* one stream look-up or creation at a time */
-    pthread_mutex_t lock;   /* the queue, stopping, url, the stream check */
-    pthread_cond_t cond;    /* state or queue space changed, stopping */
-    s_item_t *head, *tail;
-    size_t n_queued;
-    bool stopping;
-    bool stream_ok;         /* the stream exists (since the last reconnect) */
-    bool stream_failing;
-    char url[256];          /* connected to, or last connected to */
-
-    atomic_int state;       /* S_* */
-    atomic_uint_fast64_t messages;
-    atomic_uint_fast64_t acked;
-    atomic_uint_fast64_t alerts;        /* published on funnel.alerts.* */
-    atomic_uint_fast64_t alerts_failed; /* not even buffered */
-
-    bool paused;            /* loop thread: ingest's intake is paused */
-    int wake_fd;
-    struct event *ev_wake;
-    struct event *ev_drain;
-};
 
 /* -- connection events (libnats' threads) ------------------------------- */
 
@@ -127,7 +48,7 @@ static void s_set_url(nats_t *self, natsConnection *nc)
 static void s_on_connected(natsConnection *nc, void *closure)
 {
     nats_t *self = closure;
-    atomic_store(&self->state, S_CONNECTED);
+    atomic_store(&self->state, NATS_ST_CONNECTED);
     s_set_url(self, nc);
     log_info("[nats] connected to %s", self->url);
 }
@@ -135,9 +56,9 @@ static void s_on_connected(natsConnection *nc, void *closure)
 static void s_on_disconnected(natsConnection *nc, void *closure)
 {
     nats_t *self = closure;
-    if (atomic_load(&self->state) == S_CLOSED)
+    if (atomic_load(&self->state) == NATS_ST_CLOSED)
         return;
-    atomic_store(&self->state, S_DISCONNECTED);
+    atomic_store(&self->state, NATS_ST_DISCONNECTED);
     log_warn("[nats] lost the connection to %s; reconnecting every %d ms (queries and "
              "the ZeroMQ ingest go on meanwhile)", self->url, NATS_RECONNECT_MS);
 }
@@ -150,7 +71,7 @@ static void s_on_reconnected(natsConnection *nc, void *closure)
     pthread_mutex_unlock(&self->lock);
     for (size_t i = 0; i < self->n_parts; i++)
         atomic_store(&self->parts[i].check, true);
-    atomic_store(&self->state, S_CONNECTED);
+    atomic_store(&self->state, NATS_ST_CONNECTED);
     s_set_url(self, nc);
     log_info("[nats] reconnected to %s; resuming", self->url);
 }
@@ -158,7 +79,7 @@ static void s_on_reconnected(natsConnection *nc, void *closure)
 static void s_on_closed(natsConnection *nc, void *closure)
 {
     nats_t *self = closure;
-    atomic_store(&self->state, S_CLOSED);
+    atomic_store(&self->state, NATS_ST_CLOSED);
     pthread_mutex_lock(&self->lock);
     pthread_cond_broadcast(&self->cond);
     pthread_mutex_unlock(&self->lock);
@@ -284,7 +205,7 @@ static int s_ensure_stream_locked(nats_t *self)
 /* A partition taken (a lease): say how much of its subject this
  * instance's consumer has still to deliver, which is what the state lacks
  * of it. */
-static void s_log_pending(s_part_t *part)
+static void s_log_pending(nats_part_t *part)
 {
     nats_t *self = part->owner;
     jsConsumerInfo *ci = NULL;
@@ -302,8 +223,8 @@ static void s_log_pending(s_part_t *part)
 
 /* Subscribe part to its durable consumer (created when absent, delivering
  * the partition's subject from its first message). The subscription it
- * replaces, if any, is kept (see s_part_t.old). Returns 0, or -1. */
-static int s_subscribe(s_part_t *part)
+ * replaces, if any, is kept (see nats_part_t.old). Returns 0, or -1. */
+static int s_subscribe(nats_part_t *part)
 {
     nats_t *self = part->owner;
     jsSubOptions so;
@@ -350,7 +271,7 @@ static int s_subscribe(s_part_t *part)
 /* After a reconnect or a failed fetch: whether the consumer still exists
  * (a server that lost its store lost it); subscribe again when not.
  * Returns 0, or -1 (try later). */
-static int s_check_consumer(s_part_t *part)
+static int s_check_consumer(nats_part_t *part)
 {
     nats_t *self = part->owner;
     jsConsumerInfo *ci = NULL;
@@ -372,12 +293,12 @@ static int s_check_consumer(s_part_t *part)
 }
 
 /* Queue the messages of list (taking them) and wake the loop. */
-static void s_queue(s_part_t *part, natsMsgList *list)
+static void s_queue(nats_part_t *part, natsMsgList *list)
 {
     nats_t *self = part->owner;
     pthread_mutex_lock(&self->lock);
     for (int i = 0; i < list->Count; i++) {
-        s_item_t *it = xcalloc(1, sizeof *it);
+        nats_item_t *it = xcalloc(1, sizeof *it);
         it->msg = list->Msgs[i];
         it->part = part;
         list->Msgs[i] = NULL;
@@ -398,14 +319,14 @@ static void s_queue(s_part_t *part, natsMsgList *list)
 
 static void *s_fetch_main(void *arg)
 {
-    s_part_t *part = arg;
+    nats_part_t *part = arg;
     nats_t *self = part->owner;
     char why[512];
 
     for (;;) {
         pthread_mutex_lock(&self->lock);
         /* Wait for the connection and for room in the queue. */
-        while (!self->stopping && (atomic_load(&self->state) != S_CONNECTED ||
+        while (!self->stopping && (atomic_load(&self->state) != NATS_ST_CONNECTED ||
                                    self->n_queued >= S_QUEUE_MAX))
             s_wait_locked(self, 1000);
         bool stop = self->stopping;
@@ -454,7 +375,7 @@ static void *s_fetch_main(void *arg)
         natsMsgList_Destroy(&list);
         if (s == NATS_TIMEOUT)
             continue;
-        if (atomic_load(&self->state) != S_CONNECTED)
+        if (atomic_load(&self->state) != NATS_ST_CONNECTED)
             continue; /* the disconnection is logged, and waited for above */
         if (!part->failing)
             log_warn("[nats] %s: fetch failed: %s; retrying", part->subject,
@@ -474,7 +395,7 @@ static void *s_fetch_main(void *arg)
  * delivers it again after the ack wait. */
 static void s_done(void *arg, bool committed)
 {
-    s_item_t *it = arg;
+    nats_item_t *it = arg;
     nats_t *self = it->part->owner;
     if (committed) {
         natsStatus s = natsMsg_Ack(it->msg, NULL);
@@ -497,7 +418,7 @@ static void s_drain(nats_t *self)
     bool more = false;
     while (!self->paused) {
         pthread_mutex_lock(&self->lock);
-        s_item_t *it = self->head;
+        nats_item_t *it = self->head;
         if (it) {
             self->head = it->next;
             if (self->head == NULL)
@@ -628,7 +549,7 @@ static void s_on_lease(void *arg, unsigned p, bool own)
             s_count(self, i, nats_owns(self, i));
         return;
     }
-    s_part_t *part = &self->parts[p];
+    nats_part_t *part = &self->parts[p];
     atomic_store(&part->active, own);
     if (own)
         s_count(self, p, true);
@@ -657,7 +578,7 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
     pthread_mutex_init(&self->lock, NULL);
     pthread_mutex_init(&self->setup_lock, NULL);
     pthread_cond_init(&self->cond, NULL);
-    atomic_init(&self->state, S_CONNECTING);
+    atomic_init(&self->state, NATS_ST_CONNECTING);
     atomic_init(&self->messages, 0);
     atomic_init(&self->acked, 0);
     atomic_init(&self->alerts, 0);
@@ -679,7 +600,7 @@ nats_t *nats_new(struct event_base *base, const cfg_t *cfg, char *err, size_t er
     for (unsigned p = 0; p < self->n_partitions; p++) {
         if (!self->owned[p])
             continue;
-        s_part_t *part = &self->parts[k++];
+        nats_part_t *part = &self->parts[k++];
         part->owner = self;
         part->partition = p;
         atomic_init(&part->check, false);
@@ -777,7 +698,7 @@ int nats_start(nats_t *self, ingest_t *ingest, store_t *store, char *err, size_t
         return -1;
     natsStatus s = natsConnection_Connect(&self->nc, self->nopts);
     if (s == NATS_OK) {
-        atomic_store(&self->state, S_CONNECTED);
+        atomic_store(&self->state, NATS_ST_CONNECTED);
         s_set_url(self, self->nc);
         log_info("[nats] connected to %s", self->url);
     } else if (s == NATS_NOT_YET_CONNECTED) {
@@ -851,7 +772,7 @@ void nats_destroy(nats_t **self_p)
             pthread_join(self->parts[i].thread, NULL);
     /* Queued, never handed to ingest: JetStream delivers them again. */
     while (self->head) {
-        s_item_t *it = self->head;
+        nats_item_t *it = self->head;
         self->head = it->next;
         natsMsg_Nak(it->msg, NULL);
         natsMsg_Destroy(it->msg);
@@ -860,7 +781,7 @@ void nats_destroy(nats_t **self_p)
     if (self->nc && natsConnection_Status(self->nc) == NATS_CONN_STATUS_CONNECTED)
         natsConnection_FlushTimeout(self->nc, 1000); /* the last acknowledgements */
     for (size_t i = 0; i < self->n_parts; i++) {
-        s_part_t *part = &self->parts[i];
+        nats_part_t *part = &self->parts[i];
         natsSubscription_Destroy(part->sub);
         for (size_t j = 0; j < part->n_old; j++)
             natsSubscription_Destroy(part->old[j]);
@@ -869,7 +790,7 @@ void nats_destroy(nats_t **self_p)
     jsCtx_Destroy(self->js);
     jsCtx_Destroy(self->lease_js);
     if (self->nc) {
-        atomic_store(&self->state, S_CLOSED);
+        atomic_store(&self->state, NATS_ST_CLOSED);
         natsConnection_Close(self->nc);
         natsConnection_Destroy(self->nc);
     }
@@ -892,76 +813,4 @@ void nats_destroy(nats_t **self_p)
     free(self->stream);
     free(self);
     *self_p = NULL;
-}
-
-void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
-{
-    if (self == NULL)
-        return;
-    pthread_mutex_lock(&self->lock);
-    switch (atomic_load(&self->state)) {
-    case S_CONNECTED:
-        snprintf(buf->state, sizeof buf->state, "connected to %s", self->url);
-        break;
-    case S_DISCONNECTED:
-        snprintf(buf->state, sizeof buf->state, "disconnected from %s, reconnecting",
-                 self->url);
-        break;
-    case S_CLOSED:
-        snprintf(buf->state, sizeof buf->state, "closed");
-        break;
-    default:
-        snprintf(buf->state, sizeof buf->state, "connecting to %s", self->urls);
-        break;
-    }
-    pthread_mutex_unlock(&self->lock);
-    snprintf(buf->stream, sizeof buf->stream, "%s", self->stream);
-    size_t k = 0;
-    nats_owned(self, buf->owned, NATS_CFG_PARTITIONS_MAX, &k);
-    s->nats = buf->state;
-    s->stream = buf->stream;
-    s->cluster_partitions = self->n_partitions;
-    s->n_owned_partitions = k;
-    s->owned_partitions = buf->owned;
-    s->nats_messages = (uint64_t)atomic_load(&self->messages);
-    s->nats_acked = (uint64_t)atomic_load(&self->acked);
-    s->nats_alerts = (uint64_t)atomic_load(&self->alerts);
-    s->nats_alerts_failed = (uint64_t)atomic_load(&self->alerts_failed);
-    snprintf(buf->instance, sizeof buf->instance, "%s", self->instance);
-    s->instance = buf->instance;
-}
-
-void nats_serve_queries(nats_t *self, void *zmq_ctx)
-{
-    self->query_ctx = zmq_ctx;
-}
-
-void nats_stop_queries(nats_t *self)
-{
-    if (self)
-        nats_query_destroy(&self->queries);
-}
-
-const char *nats_instance(const nats_t *self)
-{
-    return self ? self->instance : "";
-}
-
-bool nats_owns(nats_t *self, unsigned p)
-{
-    for (size_t i = 0; i < self->n_parts; i++)
-        if (self->parts[i].partition == p)
-            return atomic_load(&self->parts[i].active);
-    return false;
-}
-
-unsigned nats_owned(nats_t *self, uint32_t *out, size_t cap, size_t *n)
-{
-    *n = 0;
-    if (self == NULL)
-        return 0;
-    for (size_t i = 0; i < self->n_parts && *n < cap; i++)
-        if (atomic_load(&self->parts[i].active))
-            out[(*n)++] = self->parts[i].partition;
-    return self->n_partitions;
 }
