@@ -90,6 +90,16 @@ void ingest_publish(ingest_t *self, const char *topic, const uint8_t *buf,
     metrics_alert(self->opts.metrics, topic, rc == 0);
 }
 
+void ingest_publish_alert(ingest_t *self, const char *topic, const uint8_t *buf, size_t len)
+{
+    if (self->alerts)
+        bus_refresh(self->alerts);
+    if (ingest_wanted(self, topic))
+        ingest_publish(self, topic, buf, len);
+    else
+        metrics_alert_unwanted(self->opts.metrics);
+}
+
 void ingest_out_publish(ingest_t *self)
 {
     for (size_t i = 0; i < self->n_out; i++)

@@ -49,6 +49,11 @@ typedef struct {
     metrics_t *metrics;        /* what to record into, or NULL */
     bool log_read_only;        /* the log is only read (a rebuild): no
                                   deadline falling due is logged */
+    bool cluster_judged;       /* cluster mode: the funnel-wide conversion
+                                  alerts are judged for the whole cluster
+                                  (nats_judge.h), never raised here on this
+                                  instance's leads (the check still keeps
+                                  its window's counters) */
 } ingest_opts_t;
 
 /* A dispatcher over store, applying pipeline under *defn_p (read at each
@@ -77,6 +82,13 @@ void ingest_add_intake_fn(ingest_t *self, ingest_pause_fn *fn, void *arg);
  * every topic, wanted on the alerts socket or not. Loop thread. */
 typedef void ingest_alert_fn(void *arg, const char *topic, const uint8_t *buf, size_t len);
 void ingest_set_alert_sink(ingest_t *self, ingest_alert_fn *fn, void *arg);
+
+/* Publish an alert raised outside the state's groups (the cluster's
+ * conversion check, nats_judge.h): on the alerts socket when subscribed
+ * and to the alert sink, as the state's alerts after their commit; buf
+ * (len bytes, the Alert) is borrowed for the call. Not stored. Loop
+ * thread. */
+void ingest_publish_alert(ingest_t *self, const char *topic, const uint8_t *buf, size_t len);
 
 /* Told once when a batch handed over by ingest_submit is settled:
  * committed true when its group is durable in the log (fsync'd) or the

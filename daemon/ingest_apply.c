@@ -301,6 +301,9 @@ static void s_funnel_check(ingest_t *self)
         pipeline_funnel_check(*self->defn_p, now, s_counter_get, self->store, &fx);
     }
     s_apply_effects(self, NULL, &fx);
+    /* Cluster mode: judged for the whole cluster instead (nats_judge.h). */
+    if (self->opts.cluster_judged)
+        fx.n_alerts = 0;
     s_queue_alerts(self, *self->defn_p, &fx, NULL, NULL, 0, NULL, 0, now, false);
 }
 

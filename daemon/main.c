@@ -655,6 +655,8 @@ int main(int argc, char **argv)
             goto out;
     }
 
+    /* Cluster mode: the conversion alerts are the cluster's (nats_judge.h). */
+    iopts.cluster_judged = app.nats != NULL;
     app.ingest = ingest_new(app.base, app.store, (const defn_t *const *)&app.defn,
                             pipeline_default, alerts, &iopts);
     long replayed = ingest_recover(app.ingest);

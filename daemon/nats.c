@@ -459,13 +459,54 @@ static void s_drain(nats_t *self)
     }
 }
 
+/* The judge's alerts, in their order, on the alerts socket and NATS. */
+static void s_publish_judged(nats_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    nats_judged_t *j = self->judged;
+    self->judged = NULL;
+    pthread_mutex_unlock(&self->lock);
+    nats_judged_t *rev = NULL;
+    while (j) {
+        nats_judged_t *next = j->next;
+        j->next = rev;
+        rev = j;
+        j = next;
+    }
+    while (rev) {
+        nats_judged_t *next = rev->next;
+        ingest_publish_alert(self->ingest, rev->topic, rev->buf, rev->len);
+        free(rev->buf);
+        free(rev);
+        rev = next;
+    }
+}
+
 static void s_on_wake(evutil_socket_t fd, short what, void *arg)
 {
     nats_t *self = arg;
     uint64_t n;
     if (read(self->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
         log_err("[nats] eventfd: %s", strerror(errno));
+    s_publish_judged(self);
     s_drain(self);
+}
+
+/* nats_judge_alert_fn (the judge's thread): queued for the loop. */
+static void s_on_judged(void *arg, const char *topic, uint8_t *buf, size_t len)
+{
+    nats_t *self = arg;
+    nats_judged_t *j = xcalloc(1, sizeof *j);
+    snprintf(j->topic, sizeof j->topic, "%s", topic);
+    j->buf = buf;
+    j->len = len;
+    pthread_mutex_lock(&self->lock);
+    j->next = self->judged;
+    self->judged = j;
+    pthread_mutex_unlock(&self->lock);
+    uint64_t one = 1;
+    if (write(self->wake_fd, &one, sizeof one) != sizeof one && errno != EAGAIN)
+        log_err("[nats] cannot wake the loop: %s", strerror(errno));
 }
 
 static void s_on_drain(evutil_socket_t fd, short what, void *arg)
@@ -752,6 +793,22 @@ int nats_start(nats_t *self, ingest_t *ingest, store_t *store, char *err, size_t
         log_info("[nats] cluster of %u partitions, stream %s: consuming %zu of them (owns)",
                  self->n_partitions, self->stream, self->n_parts);
     }
+    nats_judge_opts_t jo2 = {
+        .stream = self->stream,
+        .instance = self->instance,
+        .n_partitions = self->n_partitions,
+        .replicas = self->replicas,
+        .leased = self->leased,
+        .owns = s_owns,
+        .alert = s_on_judged,
+        .arg = self,
+    };
+    nats_judge_t *judge = nats_judge_new(self->nc, self->js, &jo2);
+    if (judge == NULL) {
+        snprintf(err, errlen, "nats: cannot start the conversion check's thread");
+        return -1;
+    }
+    __atomic_store_n(&self->judge, judge, __ATOMIC_RELEASE); /* nats_stats reads it */
     return 0;
 }
 
@@ -761,6 +818,15 @@ void nats_destroy(nats_t **self_p)
     if (self == NULL)
         return;
     nats_query_destroy(&self->queries);
+    nats_judge_t *judge = self->judge;
+    __atomic_store_n(&self->judge, NULL, __ATOMIC_RELEASE);
+    nats_judge_destroy(&judge);
+    while (self->judged) { /* not published: the process stops */
+        nats_judged_t *j = self->judged;
+        self->judged = j->next;
+        free(j->buf);
+        free(j);
+    }
     /* First the leases (released: the others take over at once). */
     nats_lease_destroy(&self->lease);
     pthread_mutex_lock(&self->lock);

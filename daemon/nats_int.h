@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "nats.h"
+#include "nats_judge.h"
 #include "nats_lease.h"
 #include "nats_query.h"
 
@@ -22,6 +23,14 @@ struct event;
 enum { NATS_ST_CONNECTING = 0, NATS_ST_CONNECTED, NATS_ST_DISCONNECTED, NATS_ST_CLOSED };
 
 typedef struct nats_part nats_part_t;
+
+/* An alert of the cluster's conversion check on its way to the loop. */
+typedef struct nats_judged {
+    char topic[48];
+    uint8_t *buf;
+    size_t len;
+    struct nats_judged *next;
+} nats_judged_t;
 
 /* One message on its way: queued, then in ingest until settled. */
 typedef struct nats_item {
@@ -68,6 +77,8 @@ struct nats {
     nats_lease_t *lease;
     void *query_ctx;        /* the query server's, for nats_query */
     nats_query_t *queries;
+    nats_judge_t *judge;    /* the cluster's conversion check (atomic:
+                               nats_stats reads it) */
     jsCtx *lease_js;        /* requests wait lease_ms / 8 at most */
 
     natsOptions *nopts;
@@ -82,6 +93,7 @@ struct nats {
     pthread_cond_t cond;    /* state or queue space changed, stopping */
     nats_item_t *head, *tail;
     size_t n_queued;
+    nats_judged_t *judged;  /* the judge's alerts, for the loop to publish */
     bool stopping;
     bool stream_ok;         /* the stream exists (since the last reconnect) */
     bool stream_failing;

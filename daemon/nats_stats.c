@@ -37,6 +37,7 @@ void nats_stats(nats_t *self, Funnel__V1__Stats *s, nats_stats_buf_t *buf)
     s->nats_acked = (uint64_t)atomic_load(&self->acked);
     s->nats_alerts = (uint64_t)atomic_load(&self->alerts);
     s->nats_alerts_failed = (uint64_t)atomic_load(&self->alerts_failed);
+    s->cluster_checks = nats_judge_rounds(__atomic_load_n(&self->judge, __ATOMIC_ACQUIRE));
     snprintf(buf->instance, sizeof buf->instance, "%s", self->instance);
     s->instance = buf->instance;
 }

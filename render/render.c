@@ -591,6 +591,7 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
         s_set(o, "nats_acked", s_u64(st->nats_acked));
         s_set(o, "nats_alerts", s_u64(st->nats_alerts));
         s_set(o, "nats_alerts_failed", s_u64(st->nats_alerts_failed));
+        s_set(o, "cluster_checks", s_u64(st->cluster_checks));
     }
     return o;
 }
@@ -670,6 +671,9 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
                 st->nats_acked);
         fprintf(out, "nats alerts      %" PRIu64 " published on funnel.alerts.*%s\n",
                 st->nats_alerts, st->nats_alerts_failed ? " (some not: NATS lost)" : "");
+        if (st->cluster_checks)
+            fprintf(out, "cluster checks   %" PRIu64 " rounds of the conversion check judged "
+                         "here for the cluster\n", st->cluster_checks);
         fprintf(out, "partitions       %zu of %u:", st->n_owned_partitions,
                 st->cluster_partitions);
         /* As ranges: 0-5,9. */

@@ -7,7 +7,8 @@
  *                 (counters added up, the partitions listed together);
  *   funnel, friction, quality
  *                 CountersQuery on funnel.query.all: every instance's raw
- *                 report counters (and marks) added up into one table,
+ *                 report counters (and marks) added up into one table
+ *                 (handlers/merge.h),
  *                 which the report code of handlers/report.c reads through
  *                 its reader interface, as funneld reads its store: the
  *                 conversions, medians and ranks of the merged report are
@@ -31,173 +32,13 @@
 
 #include "ctl.h"
 #include "defn.h"
-#include "hnd.h"
-#include "keys.h"
-#include "pipeline.h"
+#include "merge.h"
 #include "query_encode.h"
 #include "report.h"
-#include "timetext.h"
 #include "xalloc.h"
 
 #define S_MAX_INSTANCES 256
 #define S_MAX_PARTITIONS 1024
-
-/* -- the merged table: a report_reader_t over counters and marks --------- */
-
-typedef struct {
-    char *key;
-    int64_t v;
-} s_counter_t;
-
-typedef struct {
-    char *set, *lead;
-    int64_t since;
-} s_mark_t;
-
-typedef struct {
-    s_counter_t *c;
-    size_t n, cap;
-    s_mark_t *m;
-    size_t mn, mcap;
-} s_table_t;
-
-static int s_cmp_counter(const void *a, const void *b)
-{
-    return strcmp(((const s_counter_t *)a)->key, ((const s_counter_t *)b)->key);
-}
-
-static int s_cmp_mark(const void *a, const void *b)
-{
-    const s_mark_t *x = a, *y = b;
-    int c = strcmp(x->set, y->set);
-    return c ? c : strcmp(x->lead, y->lead);
-}
-
-static void s_table_add(s_table_t *t, const char *key, int64_t v)
-{
-    if (t->n == t->cap) {
-        t->cap = t->cap ? 2 * t->cap : 1024;
-        t->c = xrealloc(t->c, t->cap * sizeof *t->c);
-    }
-    t->c[t->n].key = xstrdup(key);
-    t->c[t->n++].v = v;
-}
-
-static void s_table_free(s_table_t *t)
-{
-    for (size_t i = 0; i < t->n; i++)
-        free(t->c[i].key);
-    for (size_t i = 0; i < t->mn; i++) {
-        free(t->m[i].set);
-        free(t->m[i].lead);
-    }
-    free(t->c);
-    free(t->m);
-    memset(t, 0, sizeof *t);
-}
-
-/* The rolling window's bookkeeping is not a count: the day last checked
- * and the first day kept are the latest of any instance; whether a stage
- * is below its target is judged again on the merged counters. */
-static bool s_is_max_key(const char *key)
-{
-    return strcmp(key, keys_conv_day) == 0 || strcmp(key, keys_conv_expired) == 0;
-}
-
-static bool s_is_below_key(const char *key)
-{
-    char below[KEYS_KEY_MAX];
-    keys_conv_below(below, sizeof below, "");
-    return strncmp(key, below, strlen(below)) == 0;
-}
-
-/* Sort and combine what s_table_add collected from every instance. */
-static void s_table_settle(s_table_t *t)
-{
-    if (t->n > 1)
-        qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
-    size_t k = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        if (s_is_below_key(t->c[i].key)) {
-            free(t->c[i].key);
-            continue;
-        }
-        if (k > 0 && strcmp(t->c[k - 1].key, t->c[i].key) == 0) {
-            if (s_is_max_key(t->c[i].key))
-                t->c[k - 1].v = t->c[i].v > t->c[k - 1].v ? t->c[i].v : t->c[k - 1].v;
-            else
-                t->c[k - 1].v += t->c[i].v;
-            free(t->c[i].key);
-            continue;
-        }
-        t->c[k++] = t->c[i];
-    }
-    t->n = k;
-    if (t->mn > 1)
-        qsort(t->m, t->mn, sizeof *t->m, s_cmp_mark);
-}
-
-/* The first counter whose key is >= key. */
-static size_t s_lower(const s_table_t *t, const char *key)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->c[mid].key, key) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static int64_t s_rd_counter(const char *key, void *arg)
-{
-    const s_table_t *t = arg;
-    size_t i = s_lower(t, key);
-    return i < t->n && strcmp(t->c[i].key, key) == 0 ? t->c[i].v : 0;
-}
-
-static long s_rd_counters(void *arg, const char *prefix, report_counter_fn *fn, void *fn_arg)
-{
-    const s_table_t *t = arg;
-    size_t pl = strlen(prefix);
-    long n = 0;
-    for (size_t i = s_lower(t, prefix); i < t->n && strncmp(t->c[i].key, prefix, pl) == 0;
-         i++, n++)
-        fn(t->c[i].key, t->c[i].v, fn_arg);
-    return n;
-}
-
-static long s_rd_marks(void *arg, const char *prefix, report_mark_fn *fn, void *fn_arg)
-{
-    const s_table_t *t = arg;
-    size_t pl = strlen(prefix);
-    long n = 0;
-    for (size_t i = 0; i < t->mn; i++)
-        if (strncmp(t->m[i].set, prefix, pl) == 0) {
-            fn(t->m[i].set, t->m[i].lead, t->m[i].since, fn_arg);
-            n++;
-        }
-    return n;
-}
-
-/* The conversion check of the whole funnel on the merged counters, at the
- * day last checked: its verdicts (~conv/below/<stage>) go into the table. */
-static void s_table_judge(s_table_t *t, const defn_t *d)
-{
-    int64_t day = s_rd_counter(keys_conv_day, t);
-    if (day <= 0)
-        return;
-    hnd_effects_t *fx = xcalloc(1, sizeof *fx);
-    pipeline_funnel_check(d, day * TIMETEXT_DAY_MS, s_rd_counter, t, fx);
-    for (size_t i = 0; i < fx->n_deltas; i++)
-        if (s_is_below_key(fx->deltas[i].key) && fx->deltas[i].delta > 0)
-            s_table_add(t, fx->deltas[i].key, fx->deltas[i].delta);
-    free(fx);
-    if (t->n > 1)
-        qsort(t->c, t->n, sizeof *t->c, s_cmp_counter);
-}
 
 /* -- gathering ------------------------------------------------------------- */
 
@@ -483,7 +324,7 @@ static Funnel__V1__QueryReply *s_merge_stats(s_gather_t *gt)
 /* The merged counters (and marks) of every CountersReply and the
  * definition they were counted under. Returns the definition (caller
  * destroys it) or NULL (printed). */
-static defn_t *s_merge_counters(s_gather_t *gt, s_table_t *t, int64_t *now_ms)
+static defn_t *s_merge_counters(s_gather_t *gt, merge_table_t *t, int64_t *now_ms)
 {
     const Funnel__V1__CountersReply *c0 = gt->r[0]->counters;
     for (size_t j = 1; j < gt->n; j++) {
@@ -509,21 +350,14 @@ static defn_t *s_merge_counters(s_gather_t *gt, s_table_t *t, int64_t *now_ms)
     for (size_t j = 0; j < gt->n; j++) {
         const Funnel__V1__CountersReply *c = gt->r[j]->counters;
         for (size_t i = 0; i < c->n_counters; i++)
-            s_table_add(t, c->counters[i]->key, c->counters[i]->value);
-        for (size_t i = 0; i < c->n_marks; i++) {
-            if (t->mn == t->mcap) {
-                t->mcap = t->mcap ? 2 * t->mcap : 256;
-                t->m = xrealloc(t->m, t->mcap * sizeof *t->m);
-            }
-            t->m[t->mn].set = xstrdup(c->marks[i]->set);
-            t->m[t->mn].lead = xstrdup(c->marks[i]->lead_id);
-            t->m[t->mn++].since = c->marks[i]->since_ms;
-        }
+            merge_add(t, c->counters[i]->key, c->counters[i]->value);
+        for (size_t i = 0; i < c->n_marks; i++)
+            merge_add_mark(t, c->marks[i]->set, c->marks[i]->lead_id, c->marks[i]->since_ms);
         if (c->now_ms > *now_ms)
             *now_ms = c->now_ms;
     }
-    s_table_settle(t);
-    s_table_judge(t, d);
+    merge_settle(t);
+    merge_judge(t, d);
     return d;
 }
 
@@ -546,7 +380,7 @@ static int s_report(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
     Funnel__V1__CountersQuery cq;
     Funnel__V1__QueryRequest creq;
     s_gather_t gt;
-    s_table_t t = {0};
+    merge_table_t t = {0};
     arena_t *a = NULL;
     defn_t *d = NULL;
     int64_t now_ms = 0;
@@ -568,8 +402,8 @@ static int s_report(ctl_opts_t *g, Funnel__V1__QueryRequest *req,
     rc = CTL_EXIT_USAGE;
     if ((d = s_merge_counters(&gt, &t, &now_ms)) == NULL)
         goto out;
-    report_reader_t rd = {.counter = s_rd_counter, .counters = s_rd_counters,
-                          .marks = s_rd_marks, .arg = &t};
+    report_reader_t rd;
+    merge_reader(&t, &rd);
     a = arena_new(0);
     funnel__v1__query_reply__init(&r);
     if (want == FUNNEL__V1__QUERY_REPLY__REPLY_FUNNEL) {
@@ -608,7 +442,7 @@ out:
     report_quality_free(&rq);
     arena_destroy(&a);
     defn_destroy(&d);
-    s_table_free(&t);
+    merge_free(&t);
     s_gather_free(&gt);
     return rc;
 }
