@@ -387,6 +387,7 @@ static void s_ack_first(ingest_t *self, size_t n)
         self->n_pending_events -= p->batch->n_events;
         if (p->done)
             p->done(p->done_arg, true);
+        ingest_part_keep(self, p);
         s_pending_free(p);
     }
     if (self->head == NULL)

@@ -42,6 +42,15 @@ typedef struct pending {
     struct pending *next;
 } pending_t;
 
+/* A logged batch's accepted events, kept decoded for the partitions
+ * (ingest_partition.c): the log entries first..first+n-1, in order. */
+typedef struct {
+    uint64_t first;
+    size_t n;
+    const Funnel__V1__Event **evs;  /* owned array; the events in arena */
+    struct arena *arena;            /* the batch's, owned */
+} ingest_fed_t;
+
 /* The last seq seen from one sequenced stream publisher. */
 typedef struct {
     char *name;
@@ -111,6 +120,13 @@ struct ingest {
     unsigned n_parts;
     ingest_alert_t *wait;
     size_t n_wait, cap_wait, at_wait;
+    /* The loop's only: the batches logged and acknowledged that some
+     * partition has not applied yet, in log order, their events handed to
+     * the partitions decoded (fed[at_fed..n_fed), under feed_lock: the
+     * loop appends and frees, the partition threads read). */
+    pthread_mutex_t feed_lock;
+    ingest_fed_t *fed;
+    size_t n_fed, cap_fed, at_fed;
 
     /* Called after every commit of the log (shadow drafts follow it). */
     void (*committed_fn)(void *arg);
@@ -159,6 +175,12 @@ uint64_t ingest_log_event(ingest_t *self, const Funnel__V1__Event *pb, const voi
 /* Free what the partition's hand-over holds (after the partition
  * stopped). (ingest_partition.c) */
 void ingest_part_free(ingest_t *self);
+
+/* p was logged and is being acknowledged: with partitions running, keep
+ * its accepted events decoded for them (p's arena is taken over, p->arena
+ * is NULL afterwards), until every partition applied them. Nothing is
+ * taken without partitions. (ingest_partition.c) */
+void ingest_part_keep(ingest_t *self, pending_t *p);
 
 /* The funnel-wide checks and the retention step of the stored alerts,
  * at the end of a group, inside it (alert_seq_begin: the last alert

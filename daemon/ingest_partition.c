@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ingest_int.h"
+#include "arena.h"
 #include "log.h"
 #include "progress.h"
 #include "xalloc.h"
@@ -88,7 +89,79 @@ static void s_applied(void *arg, uint64_t applied_seq)
         log_err("[ingest] cannot wake the loop: %s", strerror(errno));
 }
 
+/* partition_ops_t.decoded: what the loop still holds of from..from+n-1
+ * (ingest_part_keep), the rest NULL. */
+static void s_decoded(void *arg, uint64_t from, size_t n, const Funnel__V1__Event **evs)
+{
+    ingest_t *loop = ((ingest_t *)arg)->owner;
+    memset(evs, 0, n * sizeof *evs);
+    pthread_mutex_lock(&loop->feed_lock);
+    /* The first kept batch that ends at or after from (in log order). */
+    size_t lo = loop->at_fed, hi = loop->n_fed;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (loop->fed[mid].first + loop->fed[mid].n <= from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < loop->n_fed && loop->fed[i].first < from + n; i++) {
+        const ingest_fed_t *f = &loop->fed[i];
+        for (size_t k = 0; k < f->n; k++)
+            if (f->first + k >= from && f->first + k < from + n)
+                evs[f->first + k - from] = f->evs[k];
+    }
+    pthread_mutex_unlock(&loop->feed_lock);
+}
+
 /* -- on the loop thread ---------------------------------------------------- */
+
+void ingest_part_keep(ingest_t *self, pending_t *p)
+{
+    if (!self->split || self->n_parts == 0 || p->accepted == 0 || p->logged)
+        return;
+    ingest_fed_t f = {.first = p->last_seq - p->accepted + 1, .n = p->accepted,
+                      .arena = p->arena};
+    f.evs = xmalloc(f.n * sizeof *f.evs);
+    size_t k = 0;
+    /* s_fill_log logged a batch's accepted events one after the other. */
+    for (size_t i = 0; i < p->batch->n_events && k < f.n; i++)
+        if (p->verdict[i] == V_ACCEPTED)
+            f.evs[k++] = p->batch->events[i];
+    if (k != f.n) {
+        free(f.evs);
+        return; /* not as logged: the partitions decode them from the log */
+    }
+    p->arena = NULL;
+    pthread_mutex_lock(&self->feed_lock);
+    if (self->at_fed > 0 && self->at_fed == self->n_fed)
+        self->at_fed = self->n_fed = 0;
+    if (self->n_fed == self->cap_fed && self->at_fed > 0) {
+        memmove(self->fed, self->fed + self->at_fed,
+                (self->n_fed - self->at_fed) * sizeof *self->fed);
+        self->n_fed -= self->at_fed;
+        self->at_fed = 0;
+    }
+    if (self->n_fed == self->cap_fed) {
+        self->cap_fed = self->cap_fed ? 2 * self->cap_fed : 64;
+        self->fed = xrealloc(self->fed, self->cap_fed * sizeof *self->fed);
+    }
+    self->fed[self->n_fed++] = f;
+    pthread_mutex_unlock(&self->feed_lock);
+}
+
+/* Free the kept batches every partition applied (up to upto). */
+static void s_feed_release(ingest_t *self, uint64_t upto)
+{
+    pthread_mutex_lock(&self->feed_lock);
+    while (self->at_fed < self->n_fed &&
+           self->fed[self->at_fed].first + self->fed[self->at_fed].n - 1 <= upto) {
+        ingest_fed_t *f = &self->fed[self->at_fed++];
+        free(f->evs);
+        arena_destroy(&f->arena);
+    }
+    pthread_mutex_unlock(&self->feed_lock);
+}
 
 static void s_publish_one(ingest_t *self, ingest_alert_t *a)
 {
@@ -175,6 +248,7 @@ static void s_publish(ingest_t *self, bool everything)
             s_publish_one(self, &hand[i]);
         free(hand);
     }
+    s_feed_release(self, store_parts_applied_min(self->store));
     /* The state moved: deadlines it set or cleared, and intake held back
      * while the partitions lagged. */
     ingest_arm_deadlines(self);
@@ -309,8 +383,12 @@ int ingest_start_partition(ingest_t *self, size_t lag_max, long *replayed)
     self->owner = self;
     self->lag_max = lag_max ? lag_max : 2 * self->opts.group_max_events;
     unsigned np = store_parts(self->store);
-    partition_ops_t ops = {
-        .apply = s_apply, .aborted = s_aborted, .applied = s_applied, .begin = s_begin};
+    pthread_mutex_init(&self->feed_lock, NULL);
+    partition_ops_t ops = {.apply = s_apply,
+                           .aborted = s_aborted,
+                           .applied = s_applied,
+                           .begin = s_begin,
+                           .decoded = s_decoded};
     self->n_parts = 0;
     for (unsigned i = 0; i < np; i++) {
         ingest_t *c = i == 0 ? self : s_ctx_new(self, store_part(self->store, i));
@@ -398,6 +476,11 @@ void ingest_part_free(ingest_t *self)
     for (unsigned i = self->n_parts; i-- > 0;)
         s_ctx_free(self->pctx[i]);
     self->n_parts = 0;
+    s_feed_release(self, UINT64_MAX);
+    free(self->fed);
+    self->fed = NULL;
+    self->n_fed = self->cap_fed = self->at_fed = 0;
+    pthread_mutex_destroy(&self->feed_lock);
     if (self->ev_hand)
         event_free(self->ev_hand);
     self->ev_hand = NULL;

@@ -33,6 +33,7 @@ struct partition {
 
     /* The thread's own. */
     partition_entry_t *entries;
+    const Funnel__V1__Event **decoded; /* ops.decoded's answer for a chunk */
     arena_t *arena;
     uint64_t applied;          /* the state's applied sequence */
     bool failing;              /* a store error is being retried */
@@ -44,7 +45,9 @@ typedef struct {
     partition_t *p;
     size_t n;
     size_t max;
+    uint64_t from;             /* the first log sequence asked for */
     uint64_t last;             /* the last log sequence read */
+    bool decoded;              /* p->decoded holds ops.decoded's answer */
 } s_chunk_t;
 
 /* The lead id of an encoded Event (field 2, lead_id), read without
@@ -109,18 +112,22 @@ static bool s_peek_lead(const uint8_t *b, size_t len, const uint8_t **id, size_t
 static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
 {
     s_chunk_t *c = arg;
-    /* Another partition's lead: stepped over without decoding it (with
-     * many partitions, each reads every entry of the log). */
-    const uint8_t *id;
-    size_t n_id;
+    const Funnel__V1__Event *ev = NULL;
     c->last = seq;
-    if (c->p->opts.count > 1 && s_peek_lead(raw, len, &id, &n_id) &&
-        memchr(id, '\0', n_id) == NULL &&
-        fnv1a32(id, n_id) % c->p->opts.count != c->p->opts.index)
-        return;
-    ProtobufCAllocator alloc = arena_pb_allocator(c->p->arena);
-    Funnel__V1__Event *ev = funnel__v1__event__unpack(&alloc, len, raw);
-    c->last = seq;
+    if (c->decoded && seq >= c->from && seq - c->from < c->max)
+        ev = c->p->decoded[seq - c->from];
+    if (ev == NULL) {
+        /* Another partition's lead: stepped over without decoding it
+         * (with many partitions, each reads every entry of the log). */
+        const uint8_t *id;
+        size_t n_id;
+        if (c->p->opts.count > 1 && s_peek_lead(raw, len, &id, &n_id) &&
+            memchr(id, '\0', n_id) == NULL &&
+            fnv1a32(id, n_id) % c->p->opts.count != c->p->opts.index)
+            return;
+        ProtobufCAllocator alloc = arena_pb_allocator(c->p->arena);
+        ev = funnel__v1__event__unpack(&alloc, len, raw);
+    }
     if (ev == NULL) {
         log_err("[partition %u] log event %llu is not decodable; skipped", c->p->opts.index,
                 (unsigned long long)seq);
@@ -143,7 +150,11 @@ static long s_read(partition_t *self, size_t max, s_chunk_t *c)
     c->p = self;
     c->n = 0;
     c->max = max;
+    c->from = self->applied + 1;
     c->last = self->applied;
+    c->decoded = self->ops.decoded != NULL;
+    if (c->decoded)
+        self->ops.decoded(self->arg, c->from, max, self->decoded);
     if (store_read_begin(self->store) != STORE_OK)
         return -1;
     long n = store_read_log(self->store, self->applied + 1, max, s_on_log_event, c);
@@ -301,6 +312,8 @@ partition_t *partition_new(store_t *store, const partition_ops_t *ops, void *arg
     if (self->opts.chunk_events == 0)
         self->opts.chunk_events = 8192;
     self->entries = xcalloc(self->opts.chunk_events, sizeof *self->entries);
+    if (self->ops.decoded)
+        self->decoded = xcalloc(self->opts.chunk_events, sizeof *self->decoded);
     self->arena = arena_new(1 << 20);
     pthread_mutex_init(&self->lock, NULL);
     pthread_cond_init(&self->cond, NULL);
@@ -394,6 +407,7 @@ void partition_destroy(partition_t **self_p)
     pthread_cond_destroy(&self->cond);
     arena_destroy(&self->arena);
     free(self->entries);
+    free(self->decoded);
     free(self);
     *self_p = NULL;
 }

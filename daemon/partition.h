@@ -6,7 +6,8 @@
  * the log (store_log_*), fsyncs it and acknowledges; it then calls
  * partition_notify(). The partition thread reads what was committed
  * beyond the state's applied sequence back from the log (in chunks of at
- * most opts.chunk_events), and applies each chunk inside one state group
+ * most opts.chunk_events; an entry the loop still holds decoded,
+ * ops->decoded, is taken as it is instead of being decoded again), and applies each chunk inside one state group
  * (store_state_*) through ops->apply, then commits the state (without
  * fsync: it is recomputed from the log after a crash, from the applied
  * sequence the state itself records, so a crash replays only what the
@@ -57,6 +58,13 @@ typedef struct {
      * partition's (e.g. to take snapshots of other states first); aborted
      * or applied follows. May be NULL. */
     void (*begin)(void *arg);
+    /* The entries from..from+n-1 that the caller still holds decoded (the
+     * loop keeps the batches it logged until every partition applied
+     * them): evs[i] is entry from+i's Event, or NULL to decode it from the
+     * log. Each Event stays valid until the partition's applied sequence
+     * is published beyond it. May be NULL (everything is decoded from the
+     * log, as a replay does). */
+    void (*decoded)(void *arg, uint64_t from, size_t n, const Funnel__V1__Event **evs);
 } partition_ops_t;
 
 typedef struct {

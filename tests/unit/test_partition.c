@@ -8,7 +8,8 @@
  * log: each applies only its leads, reads on the primary merge them
  * (counters, leads listing, deadlines), duplicates and each lead's
  * previous event come from the lead's partition, and one stopped behind
- * the log alone replays. */
+ * the log alone replays; entries the owner holds decoded (ops.decoded)
+ * are applied as held, the others decoded from the log. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -619,6 +620,75 @@ static void test_partition_stopped_behind_replays_alone(void **state)
     parts_close(&ps, true);
 }
 
+/* ops.decoded: the caller holds the even sequences decoded (one Event of
+ * its own, of another type than the log's), the odd ones not. */
+typedef struct {
+    fixture_t f;
+    Funnel__V1__Event held;
+    int taken;          /* entries applied as held */
+    int from_log;       /* entries applied as decoded from the log */
+    int wrong;          /* an even one decoded, an odd one held, a bad lead */
+    int asked_wrong;    /* ops.decoded asked from another than applied + 1 */
+} held_t;
+
+static int held_apply(void *arg, const partition_entry_t *e, size_t n)
+{
+    held_t *h = arg;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].ev == &h->held)
+            h->taken++;
+        else if (strcmp(e[i].ev->type, "page_view") == 0 && e[i].ev->lead_id[0] == 'H')
+            h->from_log++;
+        h->wrong += (e[i].seq % 2 == 0) != (e[i].ev == &h->held);
+    }
+    return fake_apply(&h->f, e, n);
+}
+
+static void held_aborted(void *arg)
+{
+    fake_aborted(&((held_t *)arg)->f);
+}
+
+static void held_decoded(void *arg, uint64_t from, size_t n, const Funnel__V1__Event **evs)
+{
+    held_t *h = arg;
+    h->asked_wrong += from != store_applied_seq(g_store) + 1;
+    for (size_t i = 0; i < n; i++)
+        evs[i] = (from + i) % 2 == 0 ? &h->held : NULL;
+}
+
+static void test_decoded_events_taken_as_held(void **state)
+{
+    held_t *h = test_calloc(1, sizeof *h);
+    memcpy(&h->f, *state, sizeof h->f);
+    funnel__v1__event__init(&h->held);
+    h->held.id = (char *)"held";
+    h->held.lead_id = (char *)"H0";
+    h->held.type = (char *)"held";
+    store_t *s = open_store(&h->f, 4 << 20);
+    g_store = s;
+    partition_ops_t ops = {.apply = held_apply, .aborted = held_aborted,
+                           .decoded = held_decoded};
+    partition_opts_t opts = {.chunk_events = 16, .index = 0};
+    partition_t *p = partition_new(s, &ops, h, &opts);
+    assert_int_equal(partition_start(p), 0);
+    uint64_t seq = 0;
+    for (int i = 0; i < 100; i += 10) {
+        seq = log_group(s, "H%d", 7, i, 10);
+        partition_notify(p);
+    }
+    assert_int_equal(store_wait_applied(s, seq, 30000), 1);
+    assert_true(partition_stop(p, 30000));
+    assert_int_equal(h->taken, 50);
+    assert_int_equal(h->from_log, 50);
+    assert_int_equal(h->wrong, 0);
+    assert_int_equal(h->asked_wrong, 0);
+    assert_int_equal(h->f.order_errors, 0);
+    partition_destroy(&p);
+    store_destroy(&s);
+    test_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +700,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_partitions_apply_their_own_leads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_stopped_behind_replays_alone, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_decoded_events_taken_as_held, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
