@@ -71,58 +71,64 @@ static int s_fill_due(ingest_t *self, void *arg)
     return INGEST_FILLED;
 }
 
-/* Fire every deadline due at the daemon's time, in groups of S_FIRE_MAX:
- * each is logged as a "$deadline" entry (so that a replay or a rebuild
- * reproduces it exactly), applied through pipeline_deadline(), and its
- * alerts are published after the commit. */
+/* Fire the deadlines due at the daemon's time, one group of S_FIRE_MAX
+ * per turn of the loop: each is logged as a "$deadline" entry (so that a
+ * replay or a rebuild reproduces it exactly), applied through
+ * pipeline_deadline(), and its alerts are published after the commit.
+ * When a full group leaves more due, the timer is armed again at once
+ * and this returns, so that batches, queries and signals are served
+ * between groups: a backfill's clock can make a hundred thousand
+ * deadlines due at one moment, and a SIGTERM must not wait for them all
+ * (those left fire at the next start). */
 static void s_fire_due(ingest_t *self)
 {
-    store_due_t *due = xcalloc(S_FIRE_MAX, sizeof *due);
-    bool more = true;
-
     if (self->firing || self->failing)
-        goto out;
+        return;
+    store_due_t *due = xcalloc(S_FIRE_MAX, sizeof *due);
     self->firing = true;
-    while (more) {
-        int64_t now = ingest_now_ms(self);
-        s_fire_t f = {.due = due, .now = now};
-        int rc = self->split ? ingest_run_log_group(self, s_fill_due, &f)
-                             : ingest_run_group(self, s_fill_due, &f, false);
-        size_t n = f.n;
-        if (rc == INGEST_NOTHING)
-            break;
-        if (rc == STORE_ESTALE) {
+    int64_t now = ingest_now_ms(self);
+    s_fire_t f = {.due = due, .now = now};
+    int rc = self->split ? ingest_run_log_group(self, s_fill_due, &f)
+                         : ingest_run_group(self, s_fill_due, &f, false);
+    bool more = false;
+    if (rc == STORE_ESTALE) {
+        ingest_out_clear(self);
+        if (store_grow(self->store) == STORE_OK && ingest_replay(self) >= 0)
+            rc = STORE_OK;
+    }
+    if (rc != STORE_OK && rc != INGEST_NOTHING) {
+        /* Retried with the next commit or the next arming. */
+        log_err("[ingest] deadlines due could not be committed; retrying");
+        if (!self->split) /* else the partition's */
             ingest_out_clear(self);
-            if (store_grow(self->store) == STORE_OK && ingest_replay(self) >= 0)
-                rc = STORE_OK;
-        }
-        if (rc != STORE_OK) {
-            /* Retried with the next commit or the next arming. */
-            log_err("[ingest] deadlines due could not be committed; retrying");
-            if (!self->split) /* else the partition's */
-                ingest_out_clear(self);
-            struct timeval tv = {1, 0};
-            evtimer_add(self->ev_deadline, &tv);
-            self->firing = false;
-            goto out;
-        }
+        struct timeval tv = {1, 0};
+        evtimer_add(self->ev_deadline, &tv);
+        self->firing = false;
+        free(due);
+        return;
+    }
+    if (rc == STORE_OK) {
         ingest_committed(self);
         if (self->split) {
             /* Applied, published and armed again by the partition. */
             ingest_part_notify(self);
             log_debug("[ingest] %zu deadline(s) logged at %lld", f.logged, (long long)now);
             more = f.logged == S_FIRE_MAX;
-            continue;
+        } else {
+            ingest_out_publish(self);
+            log_debug("[ingest] %zu deadline(s) fired at %lld", f.n, (long long)now);
+            more = f.n == S_FIRE_MAX;
         }
-        ingest_out_publish(self);
-        log_debug("[ingest] %zu deadline(s) fired at %lld", n, (long long)now);
-        more = n == S_FIRE_MAX;
     }
     self->firing = false;
-    if (!self->split)
-        ingest_arm_deadlines(self);
-out:
     free(due);
+    if (more) {
+        /* The next group on the loop's next turn. */
+        struct timeval next_turn = {0, 0};
+        evtimer_add(self->ev_deadline, &next_turn);
+    } else if (!self->split) {
+        ingest_arm_deadlines(self);
+    }
 }
 
 void ingest_on_deadline(evutil_socket_t fd, short what, void *arg)
