@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "log.h"
 #include "pipeline.h"
+#include "strcopy.h"
 #include "xalloc.h"
 
 /* Count fx's alerts; with `stored` (the alerts of a logged entry), number
@@ -69,7 +70,7 @@ static void s_queue_alerts(ingest_t *self, const defn_t *d,
             self->out = xrealloc(self->out, self->cap_out * sizeof *self->out);
         }
         ingest_alert_t *o = &self->out[self->n_out++];
-        snprintf(o->topic, sizeof o->topic, "%s", a->topic);
+        strcopy(o->topic, sizeof o->topic, a->topic);
         o->buf = buf;
         o->len = len;
         o->log_seq = seq;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "strcopy.h"
 #include "xalloc.h"
 
 static MDB_val s_due_key(unsigned char *buf, size_t cap, int64_t due,
@@ -66,7 +67,7 @@ void store_deadline_set(store_t *self, const char *lead_id, const char *kind,
         store_fail(self, rc, false, "deadline write");
         return;
     }
-    snprintf(self->cur_dl[self->cur_n].kind, sizeof self->cur_dl[0].kind, "%s", kind);
+    strcopy(self->cur_dl[self->cur_n].kind, sizeof self->cur_dl[0].kind, kind);
     self->cur_dl[self->cur_n].due = due_ms;
     self->cur_n++;
     self->cur_dirty = true;

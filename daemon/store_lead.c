@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "strcopy.h"
 
 /* -- keys -------------------------------------------------------------- */
 
@@ -93,7 +94,7 @@ int store_lead_split(store_t *cur, const char *lead_id, const MDB_val *v,
     if (last_seq)
         *last_seq = s_be64_get(p);
     if (cur) {
-        snprintf(cur->cur_lead, sizeof cur->cur_lead, "%s", lead_id);
+        strcopy(cur->cur_lead, sizeof cur->cur_lead, lead_id);
         cur->cur_valid = true;
         cur->cur_n = n;
         for (size_t i = 0; i < n; i++) {
@@ -126,7 +127,7 @@ int store_cur_load(store_t *self, const char *lead_id)
         return 0;
     if (rc != 0 && rc != MDB_NOTFOUND)
         return rc;
-    snprintf(self->cur_lead, sizeof self->cur_lead, "%s", lead_id);
+    strcopy(self->cur_lead, sizeof self->cur_lead, lead_id);
     self->cur_valid = true;
     self->cur_n = 0;
     return 0;
@@ -144,7 +145,7 @@ int store_lead_get(store_t *self, const char *lead_id, const void **buf,
     MDB_val k = s_str_val(lead_id), v;
     int rc = mdb_get(self->state_txn, self->leads, &k, &v);
     if (rc == MDB_NOTFOUND) {
-        snprintf(self->cur_lead, sizeof self->cur_lead, "%s", lead_id);
+        strcopy(self->cur_lead, sizeof self->cur_lead, lead_id);
         self->cur_valid = true;
         self->cur_n = 0;
         return 0;

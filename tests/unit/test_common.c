@@ -15,6 +15,7 @@
 #include "arena.h"
 #include "fnv.h"
 #include "htab.h"
+#include "strcopy.h"
 #include "timetext.h"
 #include "xalloc.h"
 
@@ -74,6 +75,24 @@ static uint32_t s_add(htab_t *t, s_set_t *set, const char *key)
     else
         *slot = (uint32_t)set->n;
     return (uint32_t)set->n - 1;
+}
+
+/* strcopy writes what snprintf "%s" writes: truncated, terminated. */
+static void test_strcopy(void **state)
+{
+    (void)state;
+    const char *srcs[] = {"", "a", "lead-0042", "0123456789abcdef", "0123456789abcdefXYZ"};
+    for (size_t i = 0; i < sizeof srcs / sizeof *srcs; i++) {
+        for (size_t cap = 1; cap <= 18; cap++) {
+            char a[20], b[20];
+            memset(a, '#', sizeof a);
+            memset(b, '#', sizeof b);
+            size_t n = strcopy(a, cap, srcs[i]);
+            snprintf(b, cap, "%s", srcs[i]);
+            assert_memory_equal(a, b, sizeof a);
+            assert_int_equal(n, strlen(b));
+        }
+    }
 }
 
 static void test_htab(void **state)
@@ -308,6 +327,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fnv_vectors),
         cmocka_unit_test(test_fnv_strings),
+        cmocka_unit_test(test_strcopy),
         cmocka_unit_test(test_htab),
         cmocka_unit_test(test_htab_small),
         cmocka_unit_test(test_arena),
