@@ -61,7 +61,10 @@ static void s_warn(nats_judge_t *self, const char *why)
     self->warned = true;
 }
 
-static int s_open_buckets(nats_judge_t *self)
+/* The lease bucket (leased: the live instances), and the verdicts'
+ * bucket too when verdicts (created when absent, only once a stage has a
+ * target to judge). Returns 0, or -1. */
+static int s_open_buckets(nats_judge_t *self, bool verdicts)
 {
     char bucket[96];
     if (self->o.leased && self->owners == NULL) {
@@ -71,7 +74,7 @@ static int s_open_buckets(nats_judge_t *self)
             return -1;
         }
     }
-    if (self->verdicts)
+    if (self->verdicts || !verdicts)
         return 0;
     snprintf(bucket, sizeof bucket, "%s-conversion", self->stream);
     if (js_KeyValue(&self->verdicts, self->js, bucket) == NATS_OK)
@@ -278,8 +281,8 @@ static void s_round(nats_judge_t *self)
         targets |= self->defn->stages[s].conversion_target > 0;
     if (!targets && self->idle++ % S_IDLE_ROUNDS != 0)
         return;
-    if (s_open_buckets(self) != 0) {
-        s_warn(self, "the KV buckets cannot be opened");
+    if (s_open_buckets(self, false) != 0) {
+        s_warn(self, "the lease bucket cannot be opened");
         return;
     }
     if (s_gather(self, &a, why, sizeof why) != 0) {
@@ -289,6 +292,17 @@ static void s_round(nats_judge_t *self)
     const defn_t *d = s_definition(self, &a, why, sizeof why);
     if (d == NULL) {
         s_warn(self, why);
+        goto out;
+    }
+    targets = false;
+    for (size_t s = 0; s < d->n_stages; s++)
+        targets |= d->stages[s].conversion_target > 0;
+    if (targets && s_open_buckets(self, true) != 0) {
+        s_warn(self, "the verdicts' KV bucket cannot be opened");
+        goto out;
+    }
+    if (!targets) { /* nothing to judge */
+        atomic_fetch_add(&self->rounds, 1);
         goto out;
     }
     int64_t now_ms = 0;

@@ -37,10 +37,19 @@ def test_r3_stream_loses_nothing_acknowledged_when_a_server_dies(daemon_factory,
                                    "--owns", "0-%d" % (P - 1), "--stream-replicas", "3"])
     q = QueryClient(zctx, d.query_ep)
     c = nats_cluster.servers[0].client()
-    info = wait_until(lambda: (lambda i: i if i.get("config") and
-                               (i.get("cluster") or {}).get("leader") else None)(
-                                   c.js_api("STREAM.INFO.FUNNEL")), WAIT,
-                      what="the R3 stream and its leader")
+
+    def stream_led():
+        # A cluster still electing its meta leader may not answer a request
+        # in time: asked again, within WAIT.
+        nonlocal c
+        try:
+            i = c.js_api("STREAM.INFO.FUNNEL")
+        except (OSError, NatsError):
+            c.close()
+            c = nats_cluster.servers[0].client()
+            return None
+        return i if i.get("config") and (i.get("cluster") or {}).get("leader") else None
+    info = wait_until(stream_led, WAIT, what="the R3 stream and its leader")
     assert info["config"]["num_replicas"] == 3, info
     # Killed mid-stream: the stream's leader, unless that is the server the
     # publisher talks to (then another one), so that a new leader is
