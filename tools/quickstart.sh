@@ -61,7 +61,7 @@ build() { # build DIR [cmake options...]
   cmake --build "$dir" -j "$jobs"
 }
 
-# Run each libFuzzer target for a bounded time (FUZZ_SECONDS, default 60 for
+# Run each libFuzzer target for a bounded time (FUZZ_SECONDS, default 40 for
 # the ingest path, a third of it for each loader). New inputs go to a scratch
 # corpus; a crash is written into tests/fuzz/corpus/<target>/ (crash-*), where
 # it stays as a regression input that every build replays (ctest fuzz.corpus.*).
@@ -73,7 +73,7 @@ fuzz() {
   CC=clang cmake -S "$top" -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DFUNNELD_FUZZ=ON >/dev/null
   cmake --build build-fuzz -j "$jobs" --target fuzz_ingest fuzz_definition fuzz_config
-  local secs=${FUZZ_SECONDS:-60} t s
+  local secs=${FUZZ_SECONDS:-40} t s
   for t in ingest definition config; do
     s=$secs
     [ "$t" = ingest ] || s=$((secs / 3 > 0 ? secs / 3 : 1))
