@@ -20,6 +20,7 @@
 #define S_RETRY_MS 30000      /* after a failure, at the latest */
 #define S_POLL_MS 1000        /* the events trigger is looked at this often */
 #define S_HEADROOM_WAIT_MS 1000
+#define S_HEADROOM_POLL_MS 5
 #define S_NICE 10             /* the checkpoint thread's CPU priority */
 #define S_YIELDS_MAX 8        /* a checkpoint gives way at most this often in a row */
 
@@ -105,9 +106,10 @@ static bool s_auto_due(checkpoint_t *self, int64_t now)
     return self->opts.events > 0 && last_seq - self->last_seq >= self->opts.events;
 }
 
-/* Ask the loop to grow the maps ahead and wait for it, at most
- * S_HEADROOM_WAIT_MS. Checkpoint thread, without lock. */
-static void s_headroom(checkpoint_t *self)
+/* Ask the loop to grow the maps ahead and wait for it, then the thread
+ * that writes store's state (a partition's, split) to grow its map, each
+ * at most S_HEADROOM_WAIT_MS. Checkpoint thread, without lock. */
+static void s_headroom(checkpoint_t *self, store_t *store)
 {
     uint64_t one = 1;
     pthread_mutex_lock(&self->lock);
@@ -122,27 +124,39 @@ static void s_headroom(checkpoint_t *self)
         if (pthread_cond_timedwait(&self->cond, &self->lock, &ts) == ETIMEDOUT)
             break;
     pthread_mutex_unlock(&self->lock);
+    /* The state owner grows it at its next group, which signals nothing
+     * of ours: looked at every S_HEADROOM_POLL_MS. */
+    uint64_t ticket = store_state_ahead_ask(store);
+    int64_t until = s_mono_ms() + S_HEADROOM_WAIT_MS;
+    while (!store_state_ahead_served(store, ticket) && s_mono_ms() < until) {
+        pthread_mutex_lock(&self->lock);
+        bool stop = self->stop;
+        pthread_mutex_unlock(&self->lock);
+        if (stop)
+            break;
+        struct timespec nap = {0, S_HEADROOM_POLL_MS * 1000000L};
+        nanosleep(&nap, NULL);
+    }
 }
 
 /* One store's checkpoint (the primary's or a partition's). A copy that
  * gave way to the state's map growing (STORE_EAGAIN) is begun again at
  * once, after growing ahead, at most S_YIELDS_MAX times in a row (the
  * maps double each time, and the pages freed meanwhile are reused, so it
- * seldom gives way twice); beyond that it counts as failed. The first
- * copy is paced; one begun again is not: the paced copy was outrun by
- * the state's growth (on a busy machine a paced checkpoint of 2.4 GiB
- * gave way twice and was written 443 s after it began), and every
+ * seldom gives way twice); beyond that it counts as failed. Every copy
+ * goes as fast as the machine lets its low-priority threads: every
  * second a copy holds its snapshot takes fresh pages for every group
- * commit, so the next one copies as fast as the machine lets it (its
- * thread keeps its low priority). Returns a store
- * verdict, err filled on an error. Checkpoint thread, without lock. */
+ * commit (a copy paced for the disk's sake once went at 10 MB/s while the
+ * state's file grew at 80 MB/s, and gave way to the map after 47 s).
+ * Returns a store verdict, err filled on an error. Checkpoint thread,
+ * without lock. */
 static int s_copy(checkpoint_t *self, store_t *store, store_ckpt_t *c, char *err,
                   size_t errlen, int64_t t0)
 {
     int rc;
     for (unsigned yields = 0;; yields++) {
-        s_headroom(self);
-        rc = store_checkpoint(store, c, yields == 0, err, errlen);
+        s_headroom(self, store);
+        rc = store_checkpoint(store, c, err, errlen);
         if (rc != STORE_EAGAIN)
             break;
         pthread_mutex_lock(&self->lock);
@@ -156,7 +170,7 @@ static int s_copy(checkpoint_t *self, store_t *store, store_ckpt_t *c, char *err
             break;
         }
         log_info("[checkpoint] gave way to the state's map growing after %.2f s; "
-                 "taking it again, unpaced", (double)(s_mono_ms() - t0) / 1000);
+                 "taking it again", (double)(s_mono_ms() - t0) / 1000);
     }
     return rc;
 }

@@ -14,10 +14,12 @@
  * (inherited by the threads a copy starts), which only reads the store
  * (the copy runs in LMDB's read snapshot). Before each copy it asks the loop
  * thread, through an eventfd watched by the loop's event base, to grow
- * the maps ahead (store_grow_ahead(): map growth is the owner's), and
- * waits for that at most a second (a busy loop answers at its next turn;
- * the copy does not wait longer). A copy during which the state's map
- * must grow anyway gives way (STORE_EAGAIN) and is begun again at once. checkpoint_request(), _status() and
+ * the maps ahead (store_grow_ahead(): map growth is the owner's), then
+ * the thread that writes the copied state (a partition thread when split)
+ * to grow the state's (store_state_ahead_ask()), and waits for each at
+ * most a second (a busy thread answers at its next group; the copy does
+ * not wait longer). A copy during which the state's map must grow anyway
+ * gives way (STORE_EAGAIN) and is begun again at once. checkpoint_request(), _status() and
  * _stats() may be called from any thread (the query thread answers
  * funnelctl with them); everything else from the loop thread.
  */

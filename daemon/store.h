@@ -640,12 +640,10 @@ typedef struct {
  * reason in err. STORE_EAGAIN (nothing left behind either) when the
  * state's map had to grow during the copy: the copy holds a read snapshot
  * of the state, which LMDB's remapping must wait for, so it gives way at
- * once; grow ahead (store_grow_ahead) and call again. paced: the copy
- * pauses after each slice it writes, leaving the disk and the CPU to
- * ingest (see store_checkpoint.c); unpaced it holds its snapshot only as
- * long as the machine takes to copy. Any thread but the owner's. */
-int store_checkpoint(store_t *self, store_ckpt_t *out, bool paced, char *err,
-                     size_t errlen);
+ * once; grow ahead (store_grow_ahead, store_state_ahead_ask) and call
+ * again. The copy holds its snapshot only as long as the machine takes to
+ * copy (see store_checkpoint.c). Any thread but the owner's. */
+int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
 
 /* A lead's record as a checkpoint holds it. */
 #define STORE_LEAD_DEADLINES 8
@@ -671,7 +669,7 @@ int store_checkpoint_lead(const char *state_dir, uint64_t first, const char *lea
 
 /* Make a store_checkpoint() under way (and any later one) give up at its
  * next slice, writing nothing more: for a stop that must not wait for a
- * paced copy. Any thread. */
+ * copy. Any thread. */
 void store_checkpoint_cancel(store_t *self);
 
 /* The checkpoints in state_dir, newest (highest sequence) first, at most
@@ -709,9 +707,23 @@ uint64_t store_first_seq(const store_t *self);
  * how many were dropped, or STORE_ERR. Owner thread, no group open. */
 long store_log_drop(store_t *self, uint64_t upto, size_t max);
 
-/* Grow each map that is more than a quarter full, ahead of a checkpoint (so
- * that it is unlikely to fill while the checkpoint holds the state's
- * snapshot). Returns 0 or STORE_ERR. Owner thread, no group open. */
+/* Grow the log's map while it is more than a quarter full, and the
+ * state's while it is more than an eighth full, ahead of a checkpoint (so
+ * that neither is likely to fill while the checkpoint holds the state's
+ * snapshot; a map is address space, the files grow only as pages are
+ * written). Split, the state's map is the state owner's: ask it with
+ * store_state_ahead_ask. Returns 0 or STORE_ERR. Owner thread, no group
+ * open. */
 int store_grow_ahead(store_t *self);
+
+/* Ask the thread that writes the state to grow the state's map as
+ * store_grow_ahead does, at the beginning of its next state group in
+ * which the map's lock is free (it never waits for it); returns a ticket.
+ * store_state_ahead_served(ticket) tells when that is done: at once when
+ * the store is not split (store_grow_ahead grows it then). A state owner
+ * that begins no group (nothing to apply) serves nothing: the caller
+ * waits a bounded time. Any thread. */
+uint64_t store_state_ahead_ask(store_t *self);
+bool store_state_ahead_served(store_t *self, uint64_t ticket);
 
 #endif

@@ -14,15 +14,18 @@
  *
  * Map growth: LMDB remaps an environment only with none of its
  * transactions open in the process, and the copy's transaction lives for
- * the whole copy (seconds for a large state, minutes when paced on a
- * loaded machine). So the copy holds state_grow_lock shared, as every
+ * the whole copy (seconds for a large state, a minute or two at full load
+ * on a loaded machine). So the copy holds state_grow_lock shared, as every
  * read snapshot does; the log has a lock of its own and grows meanwhile.
  * Growing the state's map ahead of need (3/4 full) never waits for the
- * lock (store_group_begin); the checkpoint thread asks the loop thread to
- * grow every map that is a quarter full before the copy (store_grow_ahead()).
- * While the snapshot is held no page freed after it is reused, so a busy
- * state can still fill its map during one copy (every group commit writes
- * fresh pages): then the copy gives way. The grower sets ckpt_yield and
+ * lock (store_group_begin); before the copy the checkpoint thread asks the
+ * loop thread to grow the log's map until it is at most a quarter full,
+ * and the state's writer (the loop, or the partition thread) to grow the
+ * state's until it is at most an eighth full (store_grow_ahead(),
+ * store_state_ahead_ask()). While the snapshot is held no page freed
+ * after it is reused, so a busy state takes fresh pages for every group
+ * commit (80 MB/s at full load beside a 2 GiB state) and can still fill
+ * its map during one copy: then the copy gives way. The grower sets ckpt_yield and
  * wakes the drain thread (ckpt_wake), which closes the pipe's read end:
  * LMDB's copy fails with EPIPE at its next buffer, ends its transaction,
  * and the grower, waiting for the lock, remaps; store_checkpoint returns
@@ -30,16 +33,20 @@
  * growing ahead (see checkpoint.c). Growth waits for a copy for about one
  * slice of it, never for the whole copy.
  *
- * Pacing: LMDB writes the copy sequentially into a pipe; a drain thread
+ * Writing: LMDB writes the copy sequentially into a pipe; a drain thread
  * reads it, computes the checksum and writes it to the file in slices,
- * flushing each and pausing after it (s_drain), so that the copy never
- * floods the disk or the page cache that group commits need, and the
- * whole copy (LMDB waits on the full pipe) goes at that pace.
+ * flushing each (s_drain), so that the copy never floods the disk or the
+ * page cache that group commits need. It is not paced beyond that: every
+ * second the snapshot is held costs the state fresh pages, and a copy
+ * paused for the disk's sake held it five times as long (at full load a
+ * paced copy went at 10 MB/s, the state's file grew at 80 MB/s meanwhile,
+ * and it gave way to the map after 47 s). The checkpoint threads' low
+ * priority (checkpoint.c) leaves the CPU to ingest.
  *
  * FUNNELD_CHECKPOINT_HOLD=1 in the environment (for tests) makes the
  * first copy of each store wait, its snapshot held, before its drain
  * reads anything, until it must give way or funneld stops: a checkpoint
- * slower than any paced one, deterministically.
+ * slower than any real one, deterministically.
  *
  * Restoring: the checkpoint is verified where it lies (trailer, checksum in
  * one sequential read, that it opens), then renamed into the state, or,
@@ -83,9 +90,6 @@
 #define S_MAGIC_CRC "FNLDCKP1" /* CRC-32, read only */
 #define S_SLICE (8u << 20)   /* written, then flushed, at a time */
 #define S_PIPE (1 << 20)      /* the copy's pipe */
-#define S_PAUSE_PCT 200       /* pause after a slice, % of the time it took */
-#define S_UNPACED (64u << 20) /* the first bytes of a copy are not paced */
-#define S_PAUSE_MAX_NS 250000000 /* at most 250 ms after a slice */
 #define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 
@@ -203,7 +207,6 @@ typedef struct {
     const volatile int *yield;  /* set: the state's map must grow */
     int wake;              /* eventfd: one of the two above was set */
     bool hold;             /* FUNNELD_CHECKPOINT_HOLD: wait before reading */
-    bool paced;            /* pause after each slice (see s_drain) */
     bool stopped;          /* it closed the pipe for one of the two */
 } s_drain_t;
 
@@ -294,14 +297,10 @@ static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off
  * once (sync_file_range), and the previous slice's awaited, so that at
  * most two slices are dirty or in flight: the checkpoint never fills the
  * page cache with dirty pages that a group commit's fsync of the log
- * would queue behind. After each slice beyond the first S_UNPACED bytes
- * (a small state is copied at once), when paced, it pauses S_PAUSE_PCT percent of the
- * time the slice took (at most S_PAUSE_MAX_NS), which paces the whole copy (the pipe fills, LMDB's
- * copy waits) and leaves the disk and the CPU to ingest in between. After
- * a failed write it only reads on (LMDB's copy must run to its end) and
- * discards, unpaced. Once funneld stops (store_checkpoint_cancel) or the
- * state's map must grow (ckpt_yield), woken by ckpt_wake whether it
- * waits for the pipe or pauses, it closes the pipe's read end (stopped):
+ * would queue behind. After a failed write it only reads on (LMDB's copy
+ * must run to its end) and discards. Once funneld stops
+ * (store_checkpoint_cancel) or the state's map must grow (ckpt_yield),
+ * woken by ckpt_wake while it waits for the pipe, it closes the pipe's read end (stopped):
  * LMDB's copy then fails with EPIPE at its next write and ends its
  * snapshot. The drain owns the pipe's read end and closes it in any
  * case. */
@@ -328,8 +327,6 @@ static void *s_drain(void *arg)
         }
         if (n == 0)
             break;
-        /* Time waiting for LMDB (the pipe) is not work of ours to pace. */
-        int64_t t1 = s_now_ns();
         s_sum_add(&sum, buf, (size_t)n);
         if (d->err == 0) {
             if (s_write_full(d->out, buf, (size_t)n, d->len) == -1) {
@@ -346,15 +343,6 @@ static void *s_drain(void *arg)
             }
         }
         d->len += (uint64_t)n;
-        if (d->err == 0 && d->paced && d->len > S_UNPACED) {
-            int64_t pause = (s_now_ns() - t1) * S_PAUSE_PCT / 100;
-            if (pause > S_PAUSE_MAX_NS) /* a starved copy is not slowed further */
-                pause = S_PAUSE_MAX_NS;
-            if (pause >= 1000000 && s_wait(d, false, (int)(pause / 1000000))) {
-                d->stopped = true;
-                break;
-            }
-        }
     }
     close(d->in);
     d->in = -1;
@@ -382,8 +370,7 @@ void store_checkpoint_yield(store_t *self)
         (void)!write(self->ckpt_wake, &one, sizeof one);
 }
 
-int store_checkpoint(store_t *self, store_ckpt_t *out, bool paced, char *err,
-                     size_t errlen)
+int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
 {
     char dir[4096], tmp[4200], final[4200];
     unsigned char trailer[S_TRAILER];
@@ -391,8 +378,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, bool paced, char *err,
     struct stat st;
     int fd = -1, rc, pfd[2] = {-1, -1};
     s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel,
-                       .yield = &self->ckpt_yield, .wake = self->ckpt_wake,
-                       .paced = paced};
+                       .yield = &self->ckpt_yield, .wake = self->ckpt_wake};
     pthread_t drainer;
 
     s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);

@@ -112,13 +112,20 @@ struct store {
     volatile int ckpt_cancel;
     /* Set when the state's map must grow while a checkpoint copies it:
      * that copy gives way at once (STORE_EAGAIN) instead of holding the
-     * growth, and so ingest, for the rest of its paced copy. ckpt_wake
+     * growth, and so ingest, for the rest of its copy. ckpt_wake
      * (an eventfd, for the store's life) wakes the copy's drain thread
      * for this and for ckpt_cancel. ckpt_held: FUNNELD_CHECKPOINT_HOLD
      * already held one copy (see store_checkpoint.c). */
     volatile int ckpt_yield;
     int ckpt_wake;
     bool ckpt_held;
+    /* Growing the state's map ahead of a checkpoint, asked of the thread
+     * that writes the state (store_state_ahead_ask, any thread) and
+     * served by it at the beginning of a state group once the map is
+     * grown (store_state_begin): split, only the state owner may remap
+     * the state. Atomics. */
+    uint64_t ahead_asked;
+    uint64_t ahead_served;
     pthread_t owner;      /* the thread that opened the store: groups */
     /* The counters as last published for other threads. */
     pthread_mutex_t pub_lock;
@@ -243,6 +250,17 @@ void store_counters_flush(store_t *self);
 void store_counters_clear(store_t *self);
 bool store_env_nearly_full(MDB_env *env);
 int store_grow_marked(store_t *self, bool ahead);
+
+/* Ahead of a checkpoint the state's map is grown until it uses at most
+ * 1/STORE_AHEAD_DIV of it (see store_grow_ahead). */
+#define STORE_AHEAD_DIV 8
+
+/* The state owner's side of store_state_ahead_ask: grow the state's map
+ * until STORE_AHEAD_DIV times what it uses, only while its lock is free
+ * (never waiting, so never for a copy). Returns whether it is grown that
+ * far (false: try again at a later group). State owner, no state group
+ * open. (store_commit.c) */
+bool store_state_grow_ahead(store_t *self);
 
 /* Make a checkpoint copying the state now give way (store_checkpoint
  * returns STORE_EAGAIN), waking its drain thread: the state's map must

@@ -474,6 +474,11 @@ size_t store_log_inflight(const store_t *self)
 int store_state_begin(store_t *self)
 {
     int rc;
+    /* A checkpoint about to copy the state asked for room first. */
+    uint64_t asked = __atomic_load_n(&self->ahead_asked, __ATOMIC_ACQUIRE);
+    if (asked > __atomic_load_n(&self->ahead_served, __ATOMIC_RELAXED) && !self->state_txn &&
+        !S_RLOG(self) && !S_RSTATE(self) && store_state_grow_ahead(self))
+        __atomic_store_n(&self->ahead_served, asked, __ATOMIC_RELEASE);
     self->state_full = store_env_nearly_full(self->state_env);
     if (self->state_full && !self->state_txn && !S_RLOG(self) && !S_RSTATE(self) &&
         store_grow_marked(self, true) != STORE_OK)
