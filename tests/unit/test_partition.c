@@ -3,7 +3,8 @@
  * read-your-writes through store_wait_applied, duplicates recognised while
  * logged and not applied, each lead's previous event, a stop behind the
  * log that the next open finds to replay, map growth inside the
- * partition's groups, and the lead-to-partition assignment; and four
+ * partition's groups, the state's map grown ahead of a checkpoint when
+ * asked, and the lead-to-partition assignment; and four
  * partitions, each over a state of its own (store_open_part) sharing the
  * log: each applies only its leads, reads on the primary merge them
  * (counters, leads listing, deadlines), duplicates and each lead's
@@ -301,6 +302,39 @@ static void test_map_grows_in_partition(void **state)
     assert_true(partition_stop(p, 30000));
     assert_int_equal(f->order_errors, 0);
     assert_int_equal(read_counter(s, "n/lead-with-a-longer-id-5999"), 1);
+    partition_destroy(&p);
+    store_destroy(&s);
+}
+
+/* Asked ahead of a checkpoint, the partition thread (the state's writer)
+ * grows the state's map at its next group until the state uses at most an
+ * eighth of it; the owner cannot (it must not remap the state). */
+static void test_state_grown_ahead_when_asked(void **state)
+{
+    fixture_t *f = *state;
+    store_t *s = open_store(f, 1 << 20);
+    partition_t *p = start(f, s);
+    uint64_t seq = 0;
+    for (int i = 0; i < 1500; i += 100)
+        seq = log_group(s, "lead-with-a-longer-id-%d", 1000000, i, 100);
+    partition_notify(p);
+    assert_int_equal(store_wait_applied(s, seq, 60000), 1);
+    store_usage_t lu, before, after;
+    store_usage(s, &lu, &before);
+    assert_true(before.used_bytes * 8 > before.map_bytes); /* there is growing to do */
+    uint64_t ticket = store_state_ahead_ask(s);
+    assert_false(store_state_ahead_served(s, ticket));
+    /* Served at a group of the partition's: log until it is. */
+    for (int i = 1500; i < 6500 && !store_state_ahead_served(s, ticket); i += 100) {
+        seq = log_group(s, "lead-with-a-longer-id-%d", 1000000, i, 100);
+        partition_notify(p);
+        assert_int_equal(store_wait_applied(s, seq, 60000), 1);
+    }
+    assert_true(store_state_ahead_served(s, ticket));
+    store_usage(s, &lu, &after);
+    assert_true(after.map_bytes >= 8 * before.used_bytes);
+    assert_true(after.map_bytes > before.map_bytes);
+    assert_true(partition_stop(p, 30000));
     partition_destroy(&p);
     store_destroy(&s);
 }
@@ -696,6 +730,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_duplicates_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_behind_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_grows_in_partition, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_grown_ahead_when_asked, setup, teardown),
         cmocka_unit_test(test_partition_of),
         cmocka_unit_test_setup_teardown(test_partitions_apply_their_own_leads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partition_stopped_behind_replays_alone, setup,
