@@ -717,10 +717,11 @@ long store_log_drop(store_t *self, uint64_t upto, size_t max);
 int store_grow_ahead(store_t *self);
 
 /* Ask the thread that writes the state to grow the state's map as
- * store_grow_ahead does, at the beginning of its next state group in
- * which the map's lock is free (it never waits for it); returns a ticket.
- * store_state_ahead_served(ticket) tells when that is done: at once when
- * the store is not split (store_grow_ahead grows it then). A state owner
+ * store_grow_ahead does, at the beginning of its next state group (it
+ * waits for the map's lock then, unless a copy holds it); returns a ticket,
+ * 0 when there is nothing to grow (the state uses at most an eighth of its
+ * map) or the store is not split (store_grow_ahead grows it then).
+ * store_state_ahead_served(ticket) tells when that is done (at once for 0). A state owner
  * that begins no group (nothing to apply) serves nothing: the caller
  * waits a bounded time. Any thread. */
 uint64_t store_state_ahead_ask(store_t *self);

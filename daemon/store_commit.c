@@ -461,7 +461,12 @@ bool store_state_grow_ahead(store_t *self)
             return true;
         size_t before = self->state_map;
         self->state_full = true;
-        if (s_grow(self, true) != STORE_OK || self->state_map == before)
+        /* Waiting for the lock (the loop's snapshot of the state is open
+         * for most of every log group at full load: taken only when free,
+         * it was not taken within a second) unless a copy holds it: asked
+         * ahead of the copy, that is one that did not wait for us. */
+        bool copy = __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE);
+        if (s_grow(self, copy) != STORE_OK || self->state_map == before)
             return false;
     }
     return !s_env_used_over(self->state_env, STORE_AHEAD_DIV);
@@ -469,12 +474,20 @@ bool store_state_grow_ahead(store_t *self)
 
 uint64_t store_state_ahead_ask(store_t *self)
 {
-    return __atomic_add_fetch(&self->ahead_asked, 1, __ATOMIC_ACQ_REL);
+    if (!store_split_on(self))
+        return 0;
+    /* Nothing to ask of a state that has the room already (most of them:
+     * the owner may begin no group for a while). The map does not grow
+     * meanwhile under its lock. */
+    pthread_rwlock_rdlock(&self->state_grow_lock);
+    bool over = s_env_used_over(self->state_env, STORE_AHEAD_DIV);
+    pthread_rwlock_unlock(&self->state_grow_lock);
+    return over ? __atomic_add_fetch(&self->ahead_asked, 1, __ATOMIC_ACQ_REL) : 0;
 }
 
 bool store_state_ahead_served(store_t *self, uint64_t ticket)
 {
-    return !store_split_on(self) ||
+    return ticket == 0 || !store_split_on(self) ||
            __atomic_load_n(&self->ahead_served, __ATOMIC_ACQUIRE) >= ticket;
 }
 

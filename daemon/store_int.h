@@ -256,8 +256,9 @@ int store_grow_marked(store_t *self, bool ahead);
 #define STORE_AHEAD_DIV 8
 
 /* The state owner's side of store_state_ahead_ask: grow the state's map
- * until STORE_AHEAD_DIV times what it uses, only while its lock is free
- * (never waiting, so never for a copy). Returns whether it is grown that
+ * until STORE_AHEAD_DIV times what it uses, waiting for the readers'
+ * snapshots to end, but only while no copy runs (a copy holding the lock
+ * is never made to give way for this). Returns whether it is grown that
  * far (false: try again at a later group). State owner, no state group
  * open. (store_commit.c) */
 bool store_state_grow_ahead(store_t *self);
