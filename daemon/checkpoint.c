@@ -20,6 +20,7 @@
 #define S_RETRY_MS 30000      /* after a failure, at the latest */
 #define S_POLL_MS 1000        /* the events trigger is looked at this often */
 #define S_HEADROOM_WAIT_MS 1000
+#define S_STATE_ROOM_WAIT_MS 5000 /* the state owner: at its next group */
 #define S_HEADROOM_POLL_MS 5
 #define S_NICE 10             /* the checkpoint thread's CPU priority */
 #define S_YIELDS_MAX 8        /* a checkpoint gives way at most this often in a row */
@@ -106,9 +107,12 @@ static bool s_auto_due(checkpoint_t *self, int64_t now)
     return self->opts.events > 0 && last_seq - self->last_seq >= self->opts.events;
 }
 
-/* Ask the loop to grow the maps ahead and wait for it, then the thread
- * that writes store's state (a partition's, split) to grow its map, each
- * at most S_HEADROOM_WAIT_MS. Checkpoint thread, without lock. */
+/* Ask the loop to grow the maps ahead and wait for it (at most
+ * S_HEADROOM_WAIT_MS), then the thread that writes store's state (a
+ * partition's, split) to grow its map when it must (at most
+ * S_STATE_ROOM_WAIT_MS: it waits for the map's lock, which the loop's
+ * snapshots hold most of the time at full load). Checkpoint thread,
+ * without lock. */
 static void s_headroom(checkpoint_t *self, store_t *store)
 {
     uint64_t one = 1;
@@ -127,7 +131,7 @@ static void s_headroom(checkpoint_t *self, store_t *store)
     /* The state owner grows it at its next group, which signals nothing
      * of ours: looked at every S_HEADROOM_POLL_MS. */
     uint64_t ticket = store_state_ahead_ask(store);
-    int64_t until = s_mono_ms() + S_HEADROOM_WAIT_MS;
+    int64_t until = s_mono_ms() + S_STATE_ROOM_WAIT_MS;
     while (!store_state_ahead_served(store, ticket) && s_mono_ms() < until) {
         pthread_mutex_lock(&self->lock);
         bool stop = self->stop;

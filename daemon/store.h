@@ -718,7 +718,7 @@ int store_grow_ahead(store_t *self);
 
 /* Ask the thread that writes the state to grow the state's map as
  * store_grow_ahead does, at the beginning of its next state group (it
- * waits for the map's lock then, unless a copy holds it); returns a ticket,
+ * waits for the map's lock then, giving up once a copy begins); returns a ticket,
  * 0 when there is nothing to grow (the state uses at most an eighth of its
  * map) or the store is not split (store_grow_ahead grows it then).
  * store_state_ahead_served(ticket) tells when that is done (at once for 0). A state owner

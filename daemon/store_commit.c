@@ -15,7 +15,14 @@
 
 /* -- group commit ---------------------------------------------------------- */
 
-static int s_grow(store_t *self, bool ahead);
+/* How a map's lock is taken to grow it (s_grow_lock). */
+typedef enum {
+    S_LOCK_WAIT,      /* waiting; a copy holding it gives way */
+    S_LOCK_AT_ONCE,   /* free now, or not at all */
+    S_LOCK_FOR_COPY,  /* waiting, until a copy begins: never made to give way */
+} s_lock_mode_t;
+
+static int s_grow(store_t *self, s_lock_mode_t mode);
 
 /* Whether an environment has used more than 3/4 of its map. */
 bool store_env_nearly_full(MDB_env *env)
@@ -44,7 +51,7 @@ int store_group_begin(store_t *self)
     self->log_full = store_env_nearly_full(self->log_env);
     self->state_full = store_env_nearly_full(self->state_env);
     if ((self->log_full || self->state_full) && !S_RLOG(self) && !S_RSTATE(self) &&
-        !self->log_txn && !self->state_txn && s_grow(self, true) != STORE_OK)
+        !self->log_txn && !self->state_txn && s_grow(self, S_LOCK_AT_ONCE) != STORE_OK)
         return STORE_ERR;
     if (self->log_txn || self->state_txn || S_RLOG(self) || S_RSTATE(self)) {
         log_err("[store] group begun while another transaction is open");
@@ -336,24 +343,27 @@ static int s_grow_env(MDB_env *env, size_t *map, const char *name)
     return STORE_OK;
 }
 
-/* Take an environment's map lock exclusively: at once or not at all when
- * ahead (growing ahead of need), else waiting for the snapshots of other
- * threads to end. A checkpoint copying the state is not waited for: it is
- * made to give way (store_checkpoint_yield), and asked again every
- * S_YIELD_ASK_MS while the lock is not free and a copy runs (one that
- * began after the first ask, or missed it, gives way too). Returns
- * whether it is held. */
+/* Take an environment's map lock exclusively: at once or not at all
+ * (S_LOCK_AT_ONCE, growing ahead of need), else waiting for the snapshots
+ * of other threads to end. A checkpoint copying the state is not waited
+ * for: with S_LOCK_WAIT it is made to give way (store_checkpoint_yield),
+ * and asked again every S_YIELD_ASK_MS while the lock is not free and a
+ * copy runs (one that began after the first ask, or missed it, gives way
+ * too); with S_LOCK_FOR_COPY (growing for a copy about to begin) the
+ * growth is given up instead. Returns whether it is held. */
 #define S_YIELD_ASK_MS 50
-static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
+static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, s_lock_mode_t mode)
 {
     if (pthread_rwlock_trywrlock(lock) == 0)
         return true;
-    if (ahead)
+    if (mode == S_LOCK_AT_ONCE)
         return false;
     bool said = false;
     for (;;) {
         if (lock == &self->state_grow_lock &&
             __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE)) {
+            if (mode == S_LOCK_FOR_COPY)
+                return false;
             if (!said)
                 log_warn("[store] the state's map is full while a checkpoint copies it: "
                          "the checkpoint gives way (taken again after the map grew)");
@@ -377,9 +387,10 @@ static bool s_grow_lock(store_t *self, pthread_rwlock_t *lock, bool ahead)
     }
 }
 
-/* Grow the maps marked full (see store_grow); ahead: only those whose
- * lock is free now, the others stay as they are (not an error). */
-static int s_grow(store_t *self, bool ahead)
+/* Grow the maps marked full (see store_grow); S_LOCK_AT_ONCE: only those
+ * whose lock is free now, the others stay as they are (not an error), as
+ * with S_LOCK_FOR_COPY once a copy runs (see s_grow_lock). */
+static int s_grow(store_t *self, s_lock_mode_t mode)
 {
     /* Split, each side grows its own environment's map only. */
     bool state_side = store_state_side(self), log_side = !store_split_on(self) || !state_side;
@@ -391,8 +402,8 @@ static int s_grow(store_t *self, bool ahead)
      * open in the process: wait for the other threads' snapshots to end.
      * The state's lock first, then the log's, as readers take them. */
     bool state_held = state_side && self->state_full &&
-                      s_grow_lock(self, &self->state_grow_lock, ahead);
-    bool log_held = log_side && self->log_full && s_grow_lock(self, &self->grow_lock, ahead);
+                      s_grow_lock(self, &self->state_grow_lock, mode);
+    bool log_held = log_side && self->log_full && s_grow_lock(self, &self->grow_lock, mode);
     if (log_held && s_grow_env(self->log_env, &self->log_map, "log") != 0)
         ret = STORE_ERR;
     if (state_held && s_grow_env(self->state_env, &self->state_map, "state") != 0)
@@ -410,12 +421,12 @@ static int s_grow(store_t *self, bool ahead)
 
 int store_grow(store_t *self)
 {
-    return s_grow(self, false);
+    return s_grow(self, S_LOCK_WAIT);
 }
 
 int store_grow_marked(store_t *self, bool ahead)
 {
-    return s_grow(self, ahead);
+    return s_grow(self, ahead ? S_LOCK_AT_ONCE : S_LOCK_WAIT);
 }
 
 /* Whether an environment has used more than 1/div of its map. */
@@ -448,7 +459,7 @@ int store_grow_ahead(store_t *self)
             self->state_full = s_env_used_over(self->state_env, STORE_AHEAD_DIV);
         if (!(log_side && self->log_full) && !(state_side && self->state_full))
             return STORE_OK;
-        if (s_grow(self, false) != STORE_OK)
+        if (s_grow(self, S_LOCK_WAIT) != STORE_OK)
             return STORE_ERR;
     }
     return STORE_OK;
@@ -463,10 +474,10 @@ bool store_state_grow_ahead(store_t *self)
         self->state_full = true;
         /* Waiting for the lock (the loop's snapshot of the state is open
          * for most of every log group at full load: taken only when free,
-         * it was not taken within a second) unless a copy holds it: asked
-         * ahead of the copy, that is one that did not wait for us. */
-        bool copy = __atomic_load_n(&self->copying, __ATOMIC_ACQUIRE);
-        if (s_grow(self, copy) != STORE_OK || self->state_map == before)
+         * it was not taken within a second), but given up once the copy
+         * begins (one that did not wait for us longer): it is never made
+         * to give way for this. */
+        if (s_grow(self, S_LOCK_FOR_COPY) != STORE_OK || self->state_map == before)
             return false;
     }
     return !s_env_used_over(self->state_env, STORE_AHEAD_DIV);
