@@ -462,8 +462,14 @@ def test_a_map_filling_during_a_checkpoint_does_not_stall_ingest(zctx, daemon_fa
     ticket = _ask_checkpoint(q).ticket
     wait_until(lambda: q.stats().checkpoint_running, 15, what="the checkpoint copying")
     assert _ask_checkpoint(q, ticket).pending
-    # every batch is acknowledged within the usual bound (the copy gave way)
-    n += _publish(c, "b", 30, n_leads=2000)
+    # every batch is acknowledged within the usual bound (the copy gave way),
+    # batch after batch until the map filled: it was grown ahead of the
+    # copy to eight times what the state used, so how many batches that
+    # takes depends on the pages they dirty
+    for i in range(400):
+        n += _publish(c, "b%d" % i, 1, n_leads=2000)
+        if "the checkpoint gives way" in d.stderr():
+            break
     assert "state map grown" in d.stderr() and "the checkpoint gives way" in d.stderr()
     # the checkpoint asked for was begun again and written
     cr = wait_until(lambda: (lambda r: r if not r.pending else None)(_ask_checkpoint(q, ticket)),
