@@ -721,9 +721,10 @@ int store_grow_ahead(store_t *self);
  * waits for the map's lock then, giving up once a copy begins); returns a ticket,
  * 0 when there is nothing to grow (the state uses at most an eighth of its
  * map) or the store is not split (store_grow_ahead grows it then).
- * store_state_ahead_served(ticket) tells when that is done (at once for 0). A state owner
- * that begins no group (nothing to apply) serves nothing: the caller
- * waits a bounded time. Any thread. */
+ * store_state_ahead_served(ticket) tells when that is done (at once for 0),
+ * or that the writer has nothing to apply (it serves nothing then, and
+ * takes no fresh pages); the caller waits for it a bounded time. Any
+ * thread. */
 uint64_t store_state_ahead_ask(store_t *self);
 bool store_state_ahead_served(store_t *self, uint64_t ticket);
 

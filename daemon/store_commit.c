@@ -498,8 +498,11 @@ uint64_t store_state_ahead_ask(store_t *self)
 
 bool store_state_ahead_served(store_t *self, uint64_t ticket)
 {
+    /* A writer with nothing to apply begins no group to serve it, and
+     * takes no fresh pages either: the copy need not wait for it. */
     return ticket == 0 || !store_split_on(self) ||
-           __atomic_load_n(&self->ahead_served, __ATOMIC_ACQUIRE) >= ticket;
+           __atomic_load_n(&self->ahead_served, __ATOMIC_ACQUIRE) >= ticket ||
+           store_applied_published(self) >= store_committed_seq(self);
 }
 
 int store_sync(store_t *self)
