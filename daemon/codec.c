@@ -576,6 +576,47 @@ int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
     return k == n ? 0 : -1;
 }
 
+int codec_event_lead_peek(const void *buf, size_t len, const uint8_t **id, size_t *n)
+{
+    const uint8_t *p = buf, *end = p + len;
+    bool found = false;
+    while (p < end) {
+        uint64_t tag, v;
+        if (s_varint(&p, end, &tag) == -1)
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (s_varint(&p, end, &v) == -1)
+                return -1;
+            break;
+        case 1:
+            if (end - p < 8)
+                return -1;
+            p += 8;
+            break;
+        case 5:
+            if (end - p < 4)
+                return -1;
+            p += 4;
+            break;
+        case 2:
+            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
+                return -1;
+            if (tag >> 3 == 2) {
+                /* The last one is the field's value, as when decoded. */
+                *id = p;
+                *n = (size_t)v;
+                found = true;
+            }
+            p += v;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return found ? 0 : -1;
+}
+
 /* Lead's field numbers that a summary reads (proto/funnel.proto; a field
  * number never changes there, and test_codec checks the summary against
  * protobuf-c's own decoding). */

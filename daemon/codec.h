@@ -105,6 +105,13 @@ void codec_event_view(const Funnel__V1__Event *ev, hnd_kv_t *kv,
 int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
                       uint32_t *lens);
 
+/* The lead id of an encoded funnel.v1.Event (len bytes at buf; field 2,
+ * lead_id), read without decoding the rest: *id points into buf, *n is
+ * its length (not NUL-terminated). Returns 0, or -1 when it has none or
+ * the bytes are not a well-formed run of fields (the caller then decodes
+ * them whole). */
+int codec_event_lead_peek(const void *buf, size_t len, const uint8_t **id, size_t *n);
+
 /* The summary of a stored lead that a listing shows (LeadRow), read from
  * its encoded funnel.v1.Lead without decoding the rest of it (no
  * allocation: a listing reads every lead). Strings borrow from the

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "arena.h"
+#include "codec.h"
 #include "fnv.h"
 #include "log.h"
 #include "xalloc.h"
@@ -50,65 +51,6 @@ typedef struct {
     bool decoded;              /* p->decoded holds ops.decoded's answer */
 } s_chunk_t;
 
-/* The lead id of an encoded Event (field 2, lead_id), read without
- * decoding the rest: into *id, *n; returns false when it has none or the
- * bytes are not a well-formed run of fields (the caller decodes them
- * whole). */
-static bool s_peek_lead(const uint8_t *b, size_t len, const uint8_t **id, size_t *n)
-{
-    size_t i = 0;
-    bool found = false;
-    while (i < len) {
-        uint64_t v = 0;
-        for (unsigned shift = 0;; shift += 7) {
-            if (i >= len || shift > 63)
-                return false;
-            uint8_t byte = b[i++];
-            v |= (uint64_t)(byte & 0x7f) << shift;
-            if (!(byte & 0x80))
-                break;
-        }
-        uint64_t field = v >> 3, wire = v & 7, skip;
-        switch (wire) {
-        case 0: /* varint */
-            while (i < len && (b[i] & 0x80))
-                i++;
-            if (i++ >= len)
-                return false;
-            continue;
-        case 1:
-            skip = 8;
-            break;
-        case 5:
-            skip = 4;
-            break;
-        case 2:
-            skip = 0;
-            for (unsigned shift = 0;; shift += 7) {
-                if (i >= len || shift > 63)
-                    return false;
-                uint8_t byte = b[i++];
-                skip |= (uint64_t)(byte & 0x7f) << shift;
-                if (!(byte & 0x80))
-                    break;
-            }
-            if (field == 2 && skip <= len - i) {
-                /* The last one is the field's value, as when decoded. */
-                *id = b + i;
-                *n = (size_t)skip;
-                found = true;
-            }
-            break;
-        default:
-            return false;
-        }
-        if (skip > len - i)
-            return false;
-        i += (size_t)skip;
-    }
-    return found;
-}
-
 static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
 {
     s_chunk_t *c = arg;
@@ -121,7 +63,7 @@ static void s_on_log_event(uint64_t seq, const void *raw, size_t len, void *arg)
          * (with many partitions, each reads every entry of the log). */
         const uint8_t *id;
         size_t n_id;
-        if (c->p->opts.count > 1 && s_peek_lead(raw, len, &id, &n_id) &&
+        if (c->p->opts.count > 1 && codec_event_lead_peek(raw, len, &id, &n_id) == 0 &&
             memchr(id, '\0', n_id) == NULL &&
             fnv1a32(id, n_id) % c->p->opts.count != c->p->opts.index)
             return;

@@ -295,6 +295,58 @@ static void test_alert_wire(void **state)
     defn_destroy(&d);
 }
 
+/* codec_event_lead_peek reads the lead id protobuf-c decodes, without
+ * decoding: with other fields around it, the last of two (as decoding
+ * merges them), none, and malformed bytes refused. */
+static void test_event_lead_peek(void **state)
+{
+    (void)state;
+    Funnel__V1__Event ev;
+    Funnel__V1__Event__AttrsEntry a, *ap[1] = {&a};
+    funnel__v1__event__init(&ev);
+    funnel__v1__event__attrs_entry__init(&a);
+    a.key = (char *)"industry";
+    a.value = (char *)"retail";
+    ev.id = (char *)"e-1";
+    ev.lead_id = (char *)"L-peek-42";
+    ev.type = (char *)"page_view";
+    ev.source = FUNNEL__V1__SOURCE__SOURCE_SALES;
+    ev.occurred_at_ms = 1767225600123;
+    ev.value = 12.5;
+    ev.attrs = ap;
+    ev.n_attrs = 1;
+    uint8_t buf[512];
+    size_t len = funnel__v1__event__pack(&ev, buf);
+    const uint8_t *id;
+    size_t n;
+    assert_int_equal(codec_event_lead_peek(buf, len, &id, &n), 0);
+    assert_int_equal(n, strlen(ev.lead_id));
+    assert_memory_equal(id, ev.lead_id, n);
+
+    /* two encodings one after the other: the second lead id wins */
+    ev.lead_id = (char *)"L-second";
+    size_t len2 = funnel__v1__event__pack(&ev, buf + len);
+    Funnel__V1__Event *back = funnel__v1__event__unpack(NULL, len + len2, buf);
+    assert_non_null(back);
+    assert_int_equal(codec_event_lead_peek(buf, len + len2, &id, &n), 0);
+    assert_int_equal(n, strlen(back->lead_id));
+    assert_memory_equal(id, back->lead_id, n);
+    funnel__v1__event__free_unpacked(back, NULL);
+
+    /* truncated at every length: refused or a lead id inside the bytes */
+    for (size_t cut = 0; cut < len; cut++) {
+        int rc = codec_event_lead_peek(buf, cut, &id, &n);
+        assert_true(rc == -1 || (id >= buf && id + n <= buf + cut));
+    }
+    /* no lead id */
+    ev.lead_id = (char *)"";
+    len = funnel__v1__event__pack(&ev, buf);
+    assert_int_equal(codec_event_lead_peek(buf, len, &id, &n), -1);
+    /* a wire type that does not exist */
+    const uint8_t bad[] = {0x17, 0x01};
+    assert_int_equal(codec_event_lead_peek(bad, sizeof bad, &id, &n), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_largest_lead_fits),
         cmocka_unit_test(test_summary_matches_decoding),
         cmocka_unit_test(test_alert_wire),
+        cmocka_unit_test(test_event_lead_peek),
     };
     return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
