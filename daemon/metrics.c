@@ -59,6 +59,7 @@ struct metrics {
     atomic_uint_fast64_t rejected[METRICS_REJ_N];
     atomic_uint_fast64_t batches[2];      /* ingest, stream */
     atomic_uint_fast64_t unwanted;
+    atomic_uint_fast64_t alert_queries;   /* by the query thread */
     /* Written by the loop thread only: a slot's topic is complete before
      * n_topics (release) counts it. */
     s_topic_t topics[S_TOPICS_MAX];
@@ -164,6 +165,12 @@ void metrics_alert_unwanted(metrics_t *self)
         S_ADD(self->unwanted, 1);
 }
 
+void metrics_alert_query(metrics_t *self)
+{
+    if (self)
+        S_ADD(self->alert_queries, 1);
+}
+
 void metrics_heartbeat(metrics_t *self)
 {
     if (self)
@@ -217,6 +224,11 @@ int metrics_ready(metrics_t *self, char *why, size_t cap)
         return 0;
     }
     return 1;
+}
+
+uint64_t metrics_alert_queries(metrics_t *self)
+{
+    return self ? S_GET(self->alert_queries) : 0;
 }
 
 /* -- the exposition -------------------------------------------------------- */
@@ -435,6 +447,10 @@ int metrics_render(metrics_t *self, const metrics_src_t *src, FILE *out)
     s_sample1(out, "funneld_alerts_dropped_total", "reason", "no_subscriber",
               S_GET(self->unwanted));
     s_sample1(out, "funneld_alerts_dropped_total", "reason", "send_failed", failed);
+    s_plain(out, "funneld_alert_queries_total", "counter",
+            "AlertsSince queries answered since the process started (funnelctl alerts, "
+            "watch's catch-ups and gap fills, /events).",
+            S_GET(self->alert_queries));
 
     s_plain(out, "funneld_deadlines_fired_total", "counter",
             "Deadlines that fell due and were applied.", st.deadlines);

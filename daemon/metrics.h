@@ -69,6 +69,9 @@ void metrics_batch(metrics_t *self, bool stream);
 void metrics_alert(metrics_t *self, const char *topic, bool sent);
 /* An alert raised that no subscriber wanted (not built, not sent). */
 void metrics_alert_unwanted(metrics_t *self);
+/* An AlertsSince query answered. Unlike the others, for the query thread
+ * (a relaxed atomic add: any thread). */
+void metrics_alert_query(metrics_t *self);
 /* The loop thread is alive (a timer, and every group). */
 void metrics_heartbeat(metrics_t *self);
 void metrics_set_phase(metrics_t *self, metrics_phase_t phase);
@@ -85,6 +88,9 @@ int metrics_alive(metrics_t *self, char *why, size_t cap);
 /* Whether funneld takes events: recovered, not stopping, store
  * committing. 0 with the reason in why otherwise. Any thread. */
 int metrics_ready(metrics_t *self, char *why, size_t cap);
+/* AlertsSince queries answered since the process started (0 when self is
+ * NULL). Any thread. */
+uint64_t metrics_alert_queries(metrics_t *self);
 
 /* What metrics_render reads besides self. Borrowed. */
 typedef struct {

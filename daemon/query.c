@@ -21,6 +21,7 @@
 #include "query_encode.h"
 #include "report.h"
 #include "log.h"
+#include "metrics.h"
 #include "query_alerts.h"
 #include "xalloc.h"
 
@@ -120,6 +121,7 @@ static void s_stats(query_t *q, bus_sock_t *sock, bus_msg_t *msg,
     uint64_t alerts_floor;
     store_alerts_published(q->store, &s.alert_seq, &alerts_floor);
     s.alerts_first_seq = s.alert_seq > alerts_floor ? alerts_floor + 1 : 0;
+    s.alert_queries = metrics_alert_queries(q->metrics);
     if (store_read_begin(q->store) == STORE_OK) {
         int64_t leads = store_read_counter(q->store, keys_name(KEYS_LEADS));
         s.leads = leads > 0 ? (uint64_t)leads : 0;
@@ -300,6 +302,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_ALERTS_SINCE:
         query_alerts_since(q->store, req->request_id, req->alerts_since, sock, msg);
+        metrics_alert_query(q->metrics);
         break;
     case FUNNEL__V1__QUERY_REQUEST__QUERY_COUNTERS:
         nats_query_counters(q, req->counters, sock, msg, &r);

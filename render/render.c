@@ -555,6 +555,7 @@ json_t *render_stats_json(const Funnel__V1__Stats *st)
     s_set(o, "handoffs_requalified", s_u64(st->handoffs_requalified));
     s_set(o, "alert_seq", s_u64(st->alert_seq));
     s_set(o, "alerts_first_seq", s_u64(st->alerts_first_seq));
+    s_set(o, "alert_queries", s_u64(st->alert_queries));
     s_set(o, "definition", s_str(st->definition));
     s_set(o, "log_first_seq", s_u64(st->log_first_seq));
     s_set(o, "log_bytes", s_u64(st->log_bytes));
@@ -637,6 +638,8 @@ void render_stats_text(FILE *out, const Funnel__V1__Stats *st)
     fprintf(out, "requalified      %" PRIu64 "\n", st->handoffs_requalified);
     fprintf(out, "alert seq        %" PRIu64 " (stored from %" PRIu64 ")\n", st->alert_seq,
             st->alerts_first_seq);
+    fprintf(out, "alert queries    %" PRIu64 " (AlertsSince answered since start)\n",
+            st->alert_queries);
     fprintf(out, "log              seq %" PRIu64 "..%" PRIu64 ", %.1f MiB%s\n",
             st->log_first_seq, st->last_seq, (double)st->log_bytes / (1 << 20),
             st->log_dropped ? " (older entries dropped by log_retention)" : "");

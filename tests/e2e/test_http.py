@@ -80,7 +80,8 @@ def test_metrics_pass_promtool_and_equal_funnelctl(daemon_factory, zctx):
                       ("funneld_stream_messages_total", "stream_messages"),
                       ("funneld_log_last_seq", "last_seq"),
                       ("funneld_leads", "leads"),
-                      ("funneld_auth_refused_total", "auth_refused")]:
+                      ("funneld_auth_refused_total", "auth_refused"),
+                      ("funneld_alert_queries_total", "alert_queries")]:
         assert value(m, name) == st[key], (name, value(m, name), st[key])
     assert st["applied"] == 5 and st["duplicates"] == 1
 
