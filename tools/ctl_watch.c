@@ -2,7 +2,18 @@
  * [topic][Alert] messages as they come; with --since or --resume, first the
  * stored alerts after a sequence number, then the live ones without a gap
  * or a duplicate at the seam; and, whenever the numbers show alerts missed
- * on the live stream, those alerts fetched from funneld's store. */
+ * on the live stream, those alerts fetched from funneld's store.
+ *
+ * A jump in the numbers is not always a loss: with topics, the alerts of
+ * the other topics are numbered too, and with partitions the numbers step
+ * by the log sequence of the entry raising them (and alerts may come
+ * slightly out of order). So a jump does not ask the store at once: the
+ * live alerts after it are held, ordered by number, for at most
+ * S_HOLD_MS or S_HOLD_MAX alerts, and printed as soon as the numbers
+ * before them are printed (a late alert closes the gap by itself); what is
+ * still held then is filled with one AlertsSince up to the highest held
+ * number, the fetched and the held alerts merged and each printed once, in
+ * alert_seq order. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -15,12 +26,20 @@
 
 #include "ctl.h"
 #include "render.h"
+#include "xalloc.h"
 
 /* With a sequence to keep (--since, --resume): how long the live stream may
  * be quiet before the store is asked whether anything was missed (the
  * seam, where the subscription was not active yet, and alerts dropped at
  * the high-water mark with nothing after them to show the gap). */
 #define S_IDLE_CHECK_MS 1000
+/* Live alerts held after a jump in the numbers, before the store is asked
+ * for the missing ones: at most this long (from the first held) and this
+ * many, whichever comes first. At tens of thousands of alerts a second
+ * that is about ten AlertsSince a second, each over a few thousand
+ * numbers; an alert waits at most S_HOLD_MS longer than it did. */
+#define S_HOLD_MS 100
+#define S_HOLD_MAX 4096
 
 typedef struct {
     long count;
@@ -49,6 +68,12 @@ static void s_on_signal(int sig)
     s_stop = 1;
 }
 
+/* A live alert held until the numbers before it are printed. */
+typedef struct {
+    Funnel__V1__Alert *a;  /* owned */
+    char *topic;           /* owned: the frame it came on (may be NULL) */
+} s_held_t;
+
 typedef struct {
     ctl_opts_t *g;
     ctl_topics_t topics;
@@ -60,6 +85,11 @@ typedef struct {
     const char *resume;
     uint64_t saved;       /* what the resume file holds */
     long fetched;         /* by the last fill */
+    s_held_t *held;       /* live alerts numbered above seq + 1, ascending,
+                             each number once */
+    size_t n_held, cap_held;
+    size_t at_held;       /* during a fill: the held ones printed */
+    int64_t hold_until;   /* with n_held > 0: when to fill (monotonic ms) */
 } s_watch_t;
 
 /* The resume file: one decimal alert_seq and a newline. Returns 1 with
@@ -158,34 +188,157 @@ static int s_fill(s_watch_t *w, uint64_t upto)
     return rc == CTL_EXIT_OK ? 0 : -1;
 }
 
-/* A live alert (borrowed). Numbered ones already printed are dropped; one
- * beyond the next number means some were missed: those come from the
- * store first. */
-static void s_on_live(s_watch_t *w, const Funnel__V1__Alert *a, const char *topic)
+/* Print a (borrowed) and count it; a numbered one moves seq to it. */
+static void s_print(s_watch_t *w, const Funnel__V1__Alert *a, const char *topic)
+{
+    ctl_print_alert(w->g, a, topic);
+    w->printed++;
+    if (a->alert_seq)
+        w->seq = a->alert_seq;
+}
+
+static void s_held_free(s_held_t *h)
+{
+    funnel__v1__alert__free_unpacked(h->a, NULL);
+    free(h->topic);
+}
+
+/* Print the held alerts that follow seq without a gap (all of them, with
+ * upto_all: the ones up to the end), and forget every printed one. With
+ * --count reached, nothing more is printed. */
+static void s_release(s_watch_t *w, bool upto_all)
+{
+    size_t k = 0;
+    while (k < w->n_held && !s_done(w) &&
+           (upto_all || w->held[k].a->alert_seq == w->seq + 1)) {
+        s_print(w, w->held[k].a, w->held[k].topic);
+        s_held_free(&w->held[k]);
+        k++;
+    }
+    if (k == 0)
+        return;
+    memmove(w->held, w->held + k, (w->n_held - k) * sizeof *w->held);
+    w->n_held -= k;
+}
+
+/* Hold a live alert numbered above seq + 1 (takes a and topic). One whose
+ * number is held already is dropped. */
+static void s_hold(s_watch_t *w, Funnel__V1__Alert *a, char *topic)
+{
+    uint64_t n = a->alert_seq;
+    size_t lo = 0, hi = w->n_held;   /* mostly ascending: the end first */
+    if (hi > 0 && w->held[hi - 1].a->alert_seq < n) {
+        lo = hi;
+    } else {
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (w->held[mid].a->alert_seq < n)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < w->n_held && w->held[lo].a->alert_seq == n) {
+            s_held_t dup = { a, topic };
+            s_held_free(&dup);
+            return;
+        }
+    }
+    if (w->n_held == w->cap_held) {
+        w->cap_held = w->cap_held ? 2 * w->cap_held : 64;
+        w->held = xrealloc(w->held, w->cap_held * sizeof *w->held);
+    }
+    memmove(w->held + lo + 1, w->held + lo, (w->n_held - lo) * sizeof *w->held);
+    w->held[lo] = (s_held_t){ a, topic };
+    if (w->n_held++ == 0)
+        w->hold_until = ctl_mono_ms() + S_HOLD_MS;
+}
+
+/* ctl_alert_fn for a fill of the held range: the held alerts numbered
+ * below a first, then a itself, the held copy when there is one (it came
+ * live), else the stored one (it was missed). */
+static void s_on_filled(const Funnel__V1__Alert *a, void *arg)
+{
+    s_watch_t *w = arg;
+    while (w->at_held < w->n_held && !s_done(w) &&
+           w->held[w->at_held].a->alert_seq < a->alert_seq) {
+        s_print(w, w->held[w->at_held].a, w->held[w->at_held].topic);
+        w->at_held++;
+    }
+    if (s_done(w))
+        return;
+    if (w->at_held < w->n_held && w->held[w->at_held].a->alert_seq == a->alert_seq) {
+        s_print(w, w->held[w->at_held].a, w->held[w->at_held].topic);
+        w->at_held++;
+        return;
+    }
+    if (a->alert_seq <= w->seq)
+        return;
+    s_print(w, a, NULL);
+    w->fetched++;
+}
+
+/* Fill the gaps below the highest held alert with one AlertsSince (paged
+ * only beyond a page's worth), print the fetched and the held alerts
+ * merged, and say on stderr how many were missed on the live stream. When
+ * funneld cannot be asked (printed), the held alerts are printed as they
+ * are. */
+static void s_flush(s_watch_t *w)
+{
+    if (w->n_held == 0)
+        return;
+    uint64_t from = w->seq + 1, upto = w->held[w->n_held - 1].a->alert_seq;
+    uint64_t seq = w->seq;
+    w->fetched = 0;
+    w->at_held = 0;
+    (void)ctl_alerts_fetch(w->g, &w->topics, &seq, upto, 0, s_on_filled, w, NULL);
+    for (size_t i = 0; i < w->at_held; i++)
+        s_held_free(&w->held[i]);
+    memmove(w->held, w->held + w->at_held, (w->n_held - w->at_held) * sizeof *w->held);
+    w->n_held -= w->at_held;
+    w->at_held = 0;
+    /* Held alerts the store did not give (it had not answered, or they
+     * fell to alerts_retention meanwhile) are printed all the same. */
+    s_release(w, true);
+    for (size_t i = 0; i < w->n_held; i++) /* --count reached */
+        s_held_free(&w->held[i]);
+    w->n_held = 0;
+    if (w->fetched > 0)
+        ctl_error("watch: %ld alert(s) numbered %" PRIu64 "..%" PRIu64
+                  " were missed on the live stream; fetched from funneld's store",
+                  w->fetched, from, upto - 1);
+}
+
+/* Whether the held alerts are due for their fill. */
+static bool s_hold_due(const s_watch_t *w)
+{
+    return w->n_held > 0 && (w->n_held >= S_HOLD_MAX || ctl_mono_ms() >= w->hold_until);
+}
+
+/* A live alert (taken, with its topic). Numbered ones already printed are
+ * dropped; the next number is printed at once; one beyond it is held until
+ * the gap closes or is filled (s_flush). */
+static void s_on_live(s_watch_t *w, Funnel__V1__Alert *a, char *topic)
 {
     if (a->alert_seq == 0) { /* not stored: no number to keep */
-        ctl_print_alert(w->g, a, topic);
-        w->printed++;
-        return;
+        s_print(w, a, topic);
+        goto drop;
     }
     if (!w->tracking) {
         w->tracking = true;
         w->seq = a->alert_seq - 1;
     }
     if (a->alert_seq <= w->seq)
-        return;
-    if (a->alert_seq > w->seq + 1) {
-        uint64_t from = w->seq + 1;
-        if (s_fill(w, a->alert_seq - 1) == 0 && w->fetched > 0)
-            ctl_error("watch: %ld alert(s) numbered %" PRIu64 "..%" PRIu64
-                      " were missed on the live stream; fetched from funneld's store",
-                      w->fetched, from, a->alert_seq - 1);
-        if (s_done(w))
-            return;
+        goto drop;
+    if (w->n_held == 0 && a->alert_seq == w->seq + 1) {
+        s_print(w, a, topic);
+        goto drop;
     }
-    ctl_print_alert(w->g, a, topic);
-    w->printed++;
-    w->seq = a->alert_seq;
+    s_hold(w, a, topic);
+    s_release(w, false);
+    return;
+drop:
+    funnel__v1__alert__free_unpacked(a, NULL);
+    free(topic);
 }
 
 /* One [topic][Alert] message. A message without a topic frame or an
@@ -206,8 +359,6 @@ static void s_on_message(s_watch_t *w, zmq_msg_t *topic, zmq_msg_t *body, bool t
         return;
     }
     s_on_live(w, a, name);
-    funnel__v1__alert__free_unpacked(a, NULL);
-    free(name);
 }
 
 /* Where a --resume without a file starts: the newest alert stored now. */
@@ -333,6 +484,13 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
             if (wait < 0 || idle < wait)
                 wait = idle;
         }
+        if (w.n_held > 0) {
+            long hold = (long)(w.hold_until - ctl_mono_ms());
+            if (hold < 0)
+                hold = 0;
+            if (wait < 0 || hold < wait)
+                wait = hold;
+        }
         int r = ctl_wait_readable(sock, wait);
         if (s_stop)
             break;
@@ -342,27 +500,21 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
             ctl_error("cannot receive from %s: %s", g->cfg.alerts, zmq_strerror(zmq_errno()));
             goto done;
         }
-        if (r == 0 && catch_up && ctl_mono_ms() >= idle_at &&
-            (deadline < 0 || ctl_mono_ms() < deadline)) {
+        long before = w.printed;
+        if (r == 0 && w.n_held > 0) {
+            /* The held alerts' time is up (or a deadline came first):
+             * fill their gaps, before anything else. */
+            s_flush(&w);
+        } else if (r == 0 && catch_up && ctl_mono_ms() >= idle_at &&
+                   (deadline < 0 || ctl_mono_ms() < deadline)) {
             /* Quiet: ask the store whether anything went by unseen. */
             uint64_t from = w.seq + 1;
-            long before = w.printed;
             if (s_fill(&w, 0) == 0 && w.fetched > 0)
                 ctl_error("watch: %ld alert(s) numbered from %" PRIu64
                           " were missed on the live stream; fetched from funneld's store",
                           w.fetched, from);
-            if (s_resume_write(&w) == -1)
-                goto done;
-            if (w.printed > before && timeout > 0)
-                deadline = ctl_mono_ms() + (int64_t)(timeout * 1000);
-            if (s_done(&w)) {
-                rc = CTL_EXIT_OK;
-                goto done;
-            }
             idle_at = ctl_mono_ms() + S_IDLE_CHECK_MS;
-            continue;
-        }
-        if (r == 0) {
+        } else if (r == 0) {
             if (w.printed == 0)
                 ctl_error("no alert from funneld at %s within %g s", g->cfg.alerts, timeout);
             else if (w.count > 0)
@@ -370,17 +522,20 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
                           w.count, g->cfg.alerts, timeout);
             rc = w.printed > 0 && w.count == 0 ? CTL_EXIT_OK : CTL_EXIT_NO;
             goto done;
-        }
-        /* Drain: [topic][Alert] messages. */
-        long before = w.printed;
-        while (!s_done(&w) && zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) != -1) {
-            bool two = zmq_msg_more(&topic);
-            if (two && zmq_msg_recv(&body, sock, 0) == -1)
-                break;
-            while (zmq_msg_more(two ? &body : &topic)) /* ignore extra frames */
-                if (zmq_msg_recv(&body, sock, 0) == -1)
+        } else {
+            /* Drain: [topic][Alert] messages; the held ones are filled
+             * when due, also while more keep coming. */
+            while (!s_done(&w) && zmq_msg_recv(&topic, sock, ZMQ_DONTWAIT) != -1) {
+                bool two = zmq_msg_more(&topic);
+                if (two && zmq_msg_recv(&body, sock, 0) == -1)
                     break;
-            s_on_message(&w, &topic, &body, two);
+                while (zmq_msg_more(two ? &body : &topic)) /* ignore extra frames */
+                    if (zmq_msg_recv(&body, sock, 0) == -1)
+                        break;
+                s_on_message(&w, &topic, &body, two);
+                if (s_hold_due(&w))
+                    s_flush(&w);
+            }
         }
         if (s_resume_write(&w) == -1)
             goto done;
@@ -394,11 +549,17 @@ static int s_run_watch(ctl_opts_t *g, int argc, char **argv)
             goto done;
         }
     }
-    rc = CTL_EXIT_OK; /* SIGINT / SIGTERM */
+    /* SIGINT / SIGTERM: what is held is printed first, its gaps filled. */
+    if (!s_done(&w))
+        s_flush(&w);
+    rc = CTL_EXIT_OK;
 
 done:
     if (rc != CTL_EXIT_USAGE || w.printed > 0)
         (void)s_resume_write(&w);
+    for (size_t i = 0; i < w.n_held; i++)
+        s_held_free(&w.held[i]);
+    free(w.held);
     zmq_msg_close(&topic);
     zmq_msg_close(&body);
     if (sock)
@@ -431,7 +592,15 @@ const ctl_cmd_t ctl_cmd_watch = {
         "alerts were missed (a slow consumer beyond funneld's alerts_hwm, a\n"
         "reconnect), watch fetches them from funneld's store and says so on stderr;\n"
         "with --since or --resume it also asks the store after a second without live\n"
-        "alerts. Without either, alerts published before watch connects are not seen.\n",
+        "alerts. Without either, alerts published before watch connects are not seen.\n"
+        "\n"
+        "A jump in the numbers is often no loss (the alerts of topics not watched are\n"
+        "numbered too; with partitions the numbers step by the log's and may come\n"
+        "slightly out of order): the live alerts after a jump are held, at most\n"
+        "100 ms or 4096 alerts, and printed as soon as the ones before them came;\n"
+        "what is still held then costs one query of funneld's store for the whole\n"
+        "range, and every alert is printed once, in alert_seq order. funnelctl stats\n"
+        "shows the queries funneld answered (alert queries).\n",
     .opts = s_watch_opts,
     .defaults = &s_watch_defaults,
     .notes = "The global --timeout SECS means here: exit when no alert came for SECS\n"
