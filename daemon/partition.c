@@ -38,6 +38,7 @@ struct partition {
     arena_t *arena;
     uint64_t applied;          /* the state's applied sequence */
     bool failing;              /* a store error is being retried */
+    uint64_t hold_at;          /* FUNNELD_PARTITION_HOLD: apply up to here */
 };
 
 /* -- the thread ------------------------------------------------------------ */
@@ -143,6 +144,8 @@ static int s_catch_up(partition_t *self)
         bool hold = self->stop || self->paused;
         pthread_mutex_unlock(&self->lock);
         uint64_t committed = store_committed_seq(self->store);
+        if (committed > self->hold_at)
+            committed = self->hold_at;
         if (committed <= self->applied || hold)
             return 0;
         uint64_t want = committed - self->applied;
@@ -195,6 +198,14 @@ static void *s_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     store_split_begin(self->store);
     self->applied = store_applied_seq(self->store);
+    /* For tests: a state behind its Acks, deterministically. */
+    const char *hold = getenv("FUNNELD_PARTITION_HOLD");
+    self->hold_at = UINT64_MAX;
+    if (hold && strcmp(hold, "1") == 0) {
+        self->hold_at = store_committed_seq(self->store);
+        log_warn("[partition %u] FUNNELD_PARTITION_HOLD=1: nothing logged after %llu is "
+                 "applied", self->opts.index, (unsigned long long)self->hold_at);
+    }
     pthread_mutex_lock(&self->lock);
     self->split = true;
     pthread_cond_broadcast(&self->cond);

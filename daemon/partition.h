@@ -19,6 +19,11 @@
  * while the loop goes on logging, up to what its own bound on the lag
  * allows.
  *
+ * Tests stage a state behind its Acks with FUNNELD_PARTITION_HOLD=1 in
+ * funneld's environment: each partition applies what the log held when
+ * it started and nothing logged after it (a stats query, which waits for
+ * what was acknowledged, then waits its 10 s; a clean stop its 30 s).
+ *
  * Threading: partition_new/start/notify/pause/resume/stop/destroy on the
  * store's owner (the loop thread); ops->apply and ops->applied run on the
  * partition thread, which is the store's state owner between
