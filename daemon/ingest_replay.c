@@ -39,9 +39,14 @@ static int s_fill_replay(ingest_t *self, void *arg)
 {
     s_replay_chunk_t *c = arg;
     store_stats_t *st = store_stats(self->store);
+    /* Received once: the log's commits keep what the loop counted. */
+    uint64_t counted = store_log_counted(self->store);
     for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->items[i].ev->type, INGEST_DEADLINE_TYPE) != 0)
-            st->received++;
+        if (c->items[i].seq > counted) {
+            if (strcmp(c->items[i].ev->type, INGEST_DEADLINE_TYPE) != 0)
+                st->received++;
+            store_log_counted_to(self->store, c->items[i].seq);
+        }
         if (c->items[i].ev->occurred_at_ms > self->watermark_ms)
             self->watermark_ms = c->items[i].ev->occurred_at_ms;
         uint64_t seq;

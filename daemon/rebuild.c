@@ -103,6 +103,8 @@ int rebuild_run(const char *state_dir, const char *rebuild_dir, size_t map_size,
         fprintf(stderr, "funneld: rebuild: %s\n", err);
         goto out;
     }
+    /* The counters kept with the log stay the live state's. */
+    store_log_read_only(store);
     /* With partitions, as funneld applies them: each partition's state
      * beside the scratch one, applied by partition threads. */
     for (unsigned i = 1; i < np; i++) {

@@ -250,8 +250,28 @@ uint64_t store_last_seq(const store_t *self);
 /* Sequence of the last event applied to the state. */
 uint64_t store_applied_seq(const store_t *self);
 /* The persisted counters; the caller updates them between group_begin and
- * group_commit and they are written with the group. */
+ * group_commit and they are written with the group. Those only the loop
+ * counts as it logs and acknowledges (received, duplicates, rejected,
+ * commits, gaps, stream_messages) are written with the log's commit too,
+ * so that after a crash they are what was acknowledged, whatever the state
+ * had applied; the state's (applied, deadlines, alerts) are counted again
+ * by the replay. Counts changed outside a group (a message refused whole)
+ * are written with the next one. */
 store_stats_t *store_stats(store_t *self);
+
+/* The last log sequence whose event the counters count as received (as
+ * the log's last commit recorded them; for a log written before funneld
+ * kept them there, the state's applied sequence): a replay counts as
+ * received only the events after it, and moves it up to each one it
+ * counts (store_log_counted_to; a group aborted puts it back). Until it
+ * reaches the log's end a group does not write the counters with the
+ * log. Owner thread. */
+uint64_t store_log_counted(const store_t *self);
+void store_log_counted_to(store_t *self, uint64_t seq);
+
+/* This store only reads the log (a rebuild): its counters are its own,
+ * never written with the log's commits. Right after opening it. */
+void store_log_read_only(store_t *self);
 
 /* Make the counters as they are now, and the last sequence, visible to
  * store_stats_read() (done by every group commit; call it after changing
@@ -546,9 +566,11 @@ const char *store_last_error(const store_t *self);
  * it logged that the state had not applied then, so an event logged and
  * not yet applied is a duplicate when resent. The counters (store_stats())
  * are the calling side's: intake's on the owner, applying's on the state
- * owner; store_stats_read() adds them up; the state persists the owner's
- * as of the log commit it applied up to, so a replay after a crash counts
- * what it replays once. */
+ * owner; store_stats_read() adds them up; each log commit keeps the
+ * owner's with the log, and the state persists them as of the log commit
+ * it applied up to; opening takes the log's (see store_stats), so after a
+ * crash they count what was acknowledged once, and the replay counts
+ * again only what the state had not applied. */
 
 /* Make the calling thread the state owner. Call with no group open, the
  * state up to date with the log (ingest_recover), before the owner logs

@@ -64,6 +64,7 @@ int store_group_begin(store_t *self)
     self->applied_seq_begin = self->applied_seq;
     self->watermark_begin = self->watermark_ms;
     self->stats_begin = self->stats;
+    self->log_counted_begin = self->log_counted;
     self->alert_seq_begin = self->alert_seq;
     self->alerts_floor_begin = self->alerts_floor;
     if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &self->log_txn)) != 0) {
@@ -260,6 +261,7 @@ void store_group_abort(store_t *self)
         self->applied_seq = self->applied_seq_begin;
         __atomic_store_n(&self->watermark_ms, self->watermark_begin, __ATOMIC_RELAXED);
         self->stats = self->stats_begin;
+        self->log_counted = self->log_counted_begin;
         self->alert_seq = self->alert_seq_begin;
         self->alerts_floor = self->alerts_floor_begin;
     }
@@ -267,8 +269,9 @@ void store_group_abort(store_t *self)
 }
 
 /* Commit the group (see store.h for the returns): flush the counters,
- * write applied_seq, the watermark and the counters into meta, commit the
- * log (fsync'd: the durable part) and then the state. Any failure before
+ * write applied_seq, the watermark and the counters into meta (the loop's
+ * into the log's too), commit the log (fsync'd: the durable part) and
+ * then the state. Any failure before
  * the log commit aborts the whole group and restores the in-memory
  * counters; a failed state commit leaves the log durable and returns
  * STORE_ESTALE. Both transactions are ended either way. Publishes the
@@ -281,6 +284,9 @@ int store_group_commit(store_t *self)
         return STORE_ERR;
     store_alerts_group_end(self, true);
     store_counters_flush(self);
+    /* Whether the counters count every event logged before the group (not
+     * while a replay of an older log counts them again). */
+    bool counted = self->log_counted >= self->last_seq_begin;
     if (self->ret == STORE_OK) {
         self->stats.commits++;
         if ((rc = store_meta_put_u64(self->state_txn, self->meta, "applied_seq",
@@ -293,6 +299,10 @@ int store_group_commit(store_t *self)
                                      self->alerts_floor)) != 0 ||
             (rc = store_stats_put(self->state_txn, self->meta, &self->stats)) != 0)
             store_fail(self, rc, false, "meta write");
+        /* And the loop's counters with the log, which a replay cannot
+         * count again (the rejected, the duplicates). */
+        else if (counted && (rc = store_log_stats_put(self, &self->stats)) != 0)
+            store_fail(self, rc, true, "log counters write");
     }
     if (self->ret != STORE_OK) {
         int ret = self->ret;
@@ -311,15 +321,21 @@ int store_group_commit(store_t *self)
         return ret;
     }
 
+    if (counted)
+        self->log_counted = self->last_seq;
+
     rc = mdb_txn_commit(self->state_txn);
     self->state_txn = NULL;
     store_counters_clear(self);
     if (rc != 0) {
-        /* The events are durable in the log; the state is not. */
+        /* The events are durable in the log, and the loop's counters with
+         * them; the state is not (the replay counts it again). */
         store_fail(self, rc, false, "state commit");
         self->applied_seq = self->applied_seq_begin;
         __atomic_store_n(&self->watermark_ms, self->watermark_begin, __ATOMIC_RELAXED);
+        store_stats_t logged = self->stats;
         self->stats = self->stats_begin;
+        store_stats_take_logged(&self->stats, &logged);
         self->alert_seq = self->alert_seq_begin;
         self->alerts_floor = self->alerts_floor_begin;
         store_stats_publish(self);

@@ -208,6 +208,47 @@ static int s_stats_get(MDB_txn *txn, MDB_dbi dbi, store_stats_t *st)
     return 0;
 }
 
+int store_log_stats_put(store_t *self, const store_stats_t *st)
+{
+    if (!self->log_counts)
+        return 0;
+    int rc = store_stats_put(self->log_txn, self->log_meta, st);
+    return rc ? rc : store_meta_put_u64(self->log_txn, self->log_meta, "stats_seq",
+                                        self->last_seq);
+}
+
+/* The loop's counters as the log keeps them, into the state's just read
+ * (or recovered, or rebuilt): each is the higher of the two, so that a
+ * state behind the log (a crash while a partition lagged; a checkpoint
+ * restored; a rebuild) counts every event the loop received, rejected or
+ * found a duplicate before the log's last commit, and a replay does not
+ * count again as received what the log's say they counted. A log written
+ * before funneld kept them has none: the state's count what it applied,
+ * and the replay counts the rest. Returns an LMDB code. Owner thread,
+ * while opening. */
+static int s_log_stats_merge(store_t *self)
+{
+    MDB_txn *txn;
+    store_stats_t lg;
+    uint64_t seq = 0;
+    int rc = mdb_txn_begin(self->log_env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val k = s_str_val("stats_seq"), v;
+    int found = mdb_get(txn, self->log_meta, &k, &v);
+    if (found == MDB_NOTFOUND) {
+        /* Counted with the state, as far as it applied. */
+        self->log_counted = self->applied_seq;
+        rc = 0;
+    } else if ((rc = found) == 0 && (rc = s_stats_get(txn, self->log_meta, &lg)) == 0 &&
+               (rc = store_meta_u64(txn, self->log_meta, "stats_seq", &seq)) == 0) {
+        store_stats_max_logged(&self->stats, &lg);
+        self->log_counted = seq;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
 /* Open the log's database and read its first and last sequence into
  * self. Fails with a message in err; no transaction is left open. Owner
  * thread, while opening. */
@@ -218,7 +259,8 @@ static int s_open_log(store_t *self, char *err, size_t errlen)
     int rc;
 
     if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &self->events)) != 0)
+        (rc = mdb_dbi_open(txn, "events", MDB_CREATE, &self->events)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &self->log_meta)) != 0)
         goto fail;
     if ((rc = mdb_cursor_open(txn, self->events, &cur)) != 0)
         goto fail;
@@ -458,6 +500,7 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     self->n_parts = 1;
     self->parts[0] = self;
     self->counted = UINT64_MAX;
+    self->log_counts = true;
     snprintf(self->recovery, sizeof self->recovery, "clean");
     /* Writers first: a stream of queries must not keep a map from growing. */
     pthread_rwlockattr_t attr;
@@ -541,7 +584,13 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
         if (store_recover(self, why, err, errlen) == -1)
             goto fail;
     }
-    int rc = store_marker_write(self, true);
+    int rc = s_log_stats_merge(self);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read the counters kept with the event log in %s: %s",
+                 dir, mdb_strerror(rc));
+        goto fail;
+    }
+    rc = store_marker_write(self, true);
     if (rc != 0) {
         snprintf(err, errlen, "cannot write the marker of %s: %s", path, strerror(rc));
         goto fail;
@@ -628,6 +677,13 @@ const char *store_recovery(const store_t *self) { return self->recovery; }
 
 const char *store_recovery_consumed(const store_t *self) { return self->consumed; }
 uint64_t store_applied_seq(const store_t *self) { return self->applied_seq; }
+uint64_t store_log_counted(const store_t *self) { return self->log_counted; }
+void store_log_counted_to(store_t *self, uint64_t seq)
+{
+    if (seq > self->log_counted)
+        self->log_counted = seq;
+}
+void store_log_read_only(store_t *self) { self->log_counts = false; }
 store_stats_t *store_stats(store_t *self)
 {
     return store_state_side(self) ? &self->stats : &self->lstats;

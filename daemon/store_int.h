@@ -64,6 +64,7 @@ struct store {
     size_t log_map;
     size_t state_map;
     MDB_dbi events;       /* log env */
+    MDB_dbi log_meta;     /* log env: the loop's counters (store_log_stats_put) */
     MDB_dbi leads;        /* state env (with the event ids), and below */
     MDB_dbi aggregates;
     MDB_dbi meta;
@@ -145,6 +146,14 @@ struct store {
                              state ("" if none) */
     uint64_t applied_seq; /* last event applied to the state */
     store_stats_t stats;
+    /* The last log sequence whose event the loop's counters (received)
+     * count: those kept with the log say so; a replay counts the events
+     * after it only (store_log_counted). The log's owner's. */
+    uint64_t log_counted;
+    uint64_t log_counted_begin;
+    /* false for a store that only reads the log (a rebuild): its counters
+     * are not the loop's and are not kept with the log. */
+    bool log_counts;
     uint64_t alert_seq;   /* last alert stored ("alert_seq" in meta) */
     uint64_t alerts_floor; /* last alert trimmed ("alerts_floor" in meta) */
     /* The group's open block of alerts (store_alerts.c), in memory until
@@ -270,6 +279,22 @@ void store_checkpoint_yield(store_t *self);
 
 /* a += b, field by field. (store_split.c) */
 void store_stats_sum(store_stats_t *a, const store_stats_t *b);
+
+/* The counters only the loop counts, as it logs and acknowledges
+ * (received, duplicates, rejected, commits, gaps, stream messages): the
+ * log keeps them with every commit, so that they are exact after any
+ * crash; the others (applied, deadlines, alerts) are the state's, which a
+ * replay counts again. Copy those of from into to; raise those of to to
+ * from's where from's are higher (both being counts since the state was
+ * created, the higher is the later). (store_split.c) */
+void store_stats_take_logged(store_stats_t *to, const store_stats_t *from);
+void store_stats_max_logged(store_stats_t *to, const store_stats_t *from);
+
+/* Write the loop's counters st, as of the log's last sequence, into the
+ * open log transaction (the log's meta: "stats" and "stats_seq"), unless
+ * this store only reads the log. Returns an LMDB code. Log owner, in a
+ * log group. (store_env.c) */
+int store_log_stats_put(store_t *self, const store_stats_t *st);
 
 /* Shared by store_env.c and store_shadow.c: create (mkdir -p) and open
  * the LMDB environment at path; open (creating) the state's databases and

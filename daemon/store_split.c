@@ -8,6 +8,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -193,6 +194,30 @@ void store_stats_sum(store_stats_t *a, const store_stats_t *b)
     a->gaps += b->gaps;
     a->stream_messages += b->stream_messages;
     a->deadlines += b->deadlines;
+}
+
+/* The loop's own counters (see store_stats_take_logged), by offset. */
+static const size_t s_logged[] = {
+    offsetof(store_stats_t, received), offsetof(store_stats_t, duplicates),
+    offsetof(store_stats_t, rejected), offsetof(store_stats_t, commits),
+    offsetof(store_stats_t, gaps),     offsetof(store_stats_t, stream_messages),
+};
+#define S_NLOGGED (sizeof s_logged / sizeof s_logged[0])
+
+void store_stats_take_logged(store_stats_t *to, const store_stats_t *from)
+{
+    for (size_t i = 0; i < S_NLOGGED; i++)
+        memcpy((char *)to + s_logged[i], (const char *)from + s_logged[i], sizeof(uint64_t));
+}
+
+void store_stats_max_logged(store_stats_t *to, const store_stats_t *from)
+{
+    for (size_t i = 0; i < S_NLOGGED; i++) {
+        uint64_t *t = (uint64_t *)(void *)((char *)to + s_logged[i]);
+        const uint64_t *f = (const uint64_t *)(const void *)((const char *)from + s_logged[i]);
+        if (*f > *t)
+            *t = *f;
+    }
 }
 
 /* Record the loop's counters as of the log's last sequence. Under
@@ -437,8 +462,18 @@ int store_log_commit(store_t *self)
         return ret;
     }
     self->lstats.commits++;
+    /* The loop's counters go with the log, as of its last sequence: split,
+     * the loop counts all it logs (what an older log held beyond the
+     * state was counted by the replay before, with one partition). */
+    int rc = store_log_stats_put(self, &self->lstats);
+    if (rc != 0) {
+        store_fail(self, rc, true, "log counters write");
+        int ret = self->log_ret;
+        store_log_abort(self);
+        return ret;
+    }
     /* The durable part: sequential, fsync'd here. */
-    int rc = mdb_txn_commit(self->log_txn);
+    rc = mdb_txn_commit(self->log_txn);
     self->log_txn = NULL;
     if (rc != 0) {
         /* A failed commit freed the txn: put the rest back. */
@@ -455,6 +490,7 @@ int store_log_commit(store_t *self)
         return ret;
     }
     s_look_end(self);
+    self->log_counted = self->last_seq;
     pthread_mutex_lock(&self->pub_lock);
     s_lmark_push(self);
     self->pub_lstats = self->lstats;
