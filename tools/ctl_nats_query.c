@@ -258,15 +258,49 @@ static int s_cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The state partitions of the merged stats (see Stats.partitions): the
+ * instances' count, not a sum (in cluster mode each instance holds every
+ * cluster partition: the cluster's count), and per partition the sequence
+ * applied by the answer that owns it, in that instance's log (0: no
+ * answer owns it; the higher where two claim it). Before the owned
+ * partitions are merged. */
+static void s_merge_partitions(s_gather_t *gt, Funnel__V1__Stats *m)
+{
+    uint32_t np = 0;
+    for (size_t j = 0; j < gt->n; j++) {
+        const Funnel__V1__Stats *o = gt->r[j]->stats;
+        if (o->partitions != m->partitions)
+            ctl_error("instances %s and %s run %u and %u partitions (cluster_partitions "
+                      "differs?): the partitions line shows the larger", m->instance,
+                      o->instance, m->partitions, o->partitions);
+        if (o->partitions > np)
+            np = o->partitions;
+    }
+    uint64_t *seq = xcalloc(np ? np : 1, sizeof *seq);
+    for (size_t j = 0; j < gt->n; j++) {
+        const Funnel__V1__Stats *o = gt->r[j]->stats;
+        for (size_t i = 0; i < o->n_owned_partitions; i++) {
+            uint32_t p = o->owned_partitions[i];
+            if (p < np && p < o->n_partition_applied_seq && o->partition_applied_seq[p] > seq[p])
+                seq[p] = o->partition_applied_seq[p];
+        }
+    }
+    free(m->partition_applied_seq);
+    m->partition_applied_seq = seq;
+    m->n_partition_applied_seq = np;
+    m->partitions = np;
+}
+
 /* Stats: every count added up (through the message's descriptor, so that
  * a field added later is merged too); the latest of times and sequences
  * that are not counts; the partitions and instances listed together. */
 static Funnel__V1__QueryReply *s_merge_stats(s_gather_t *gt)
 {
     static const char *const s_latest[] = {"uptime_ms", "last_seq", "alert_seq",
-                                           "cluster_partitions", NULL};
+                                           "cluster_partitions", "partitions", NULL};
     Funnel__V1__Stats *m = gt->r[0]->stats;
     const ProtobufCMessageDescriptor *desc = m->base.descriptor;
+    s_merge_partitions(gt, m);
     for (size_t j = 1; j < gt->n; j++) {
         Funnel__V1__Stats *o = gt->r[j]->stats;
         for (unsigned f = 0; f < desc->n_fields; f++) {

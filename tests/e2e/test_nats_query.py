@@ -58,6 +58,19 @@ def test_merged_reports_of_two_instances_equal_one_instances(daemon_factory, nat
     assert st["applied"] == 360 and st["leads"] == 60, st
     assert sorted(st["owned_partitions"]) == list(range(P)), st
     assert "2 instances answered" in st["nats"] and "qa" in st["nats"] and "qb" in st["nats"]
+    # The cluster's partition count, not a sum; each partition's applied
+    # sequence as its owner reports it.
+    assert st["partitions"] == P, st
+    owners = {"qa": qa.stats(), "qb": qb.stats()}
+    assert all(o.partitions == P for o in owners.values())
+    want = [0] * P
+    for o in owners.values():
+        for p in o.owned_partitions:
+            want[p] = o.partition_applied_seq[p]
+    assert st["partition_applied_seq"] == want and max(want) > 0, (st, want)
+    text = solo.ctl(*(cluster + ["stats"])).stdout.decode()
+    line = "partitions       %d, applied up to seq %s\n" % (P, ", ".join(map(str, want)))
+    assert line in text, text
 
     # A lead is asked of its partition's owner, whichever that is.
     for i in (0, 1, 2, 3, 7):
