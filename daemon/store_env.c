@@ -142,20 +142,18 @@ size_t store_env_map_size(MDB_env *env)
  * touched, so on a full disk that write kills the process (SIGBUS) where
  * write(2) would have failed the commit. Hence the blocks are allocated
  * (fallocate) ahead of the pages in use: before each state group, the
- * file must be allocated S_ROOM_AHEAD past its last page in use, else it
- * is allocated twice that far. A group that cannot have its room fails
- * before it writes anything, with the filesystem's reason, and is
- * retried like a failed commit. The room (s_room_ahead) is an eighth of
- * the state and four times the most a group has grown it, or on a disk
- * with less than that free, twice that most; a group that still outgrows
- * it on a disk full at that moment stops funneld with SIGBUS, said on
- * stderr by the handler in main.c (nothing acknowledged is lost: the log
- * holds it, and the state is recovered from it at the next start).
- * `funneld --rebuild` writes its scratch state with write(2)
- * (store_writemap): it may run on a disk with little room left, and its
- * replay groups are large.
- * A filesystem without fallocate gets the state written with write(2), as
- * before (store_state_env_open). */
+ * file must be allocated the room (s_room_ahead) past its last page in
+ * use, else it is allocated twice that far. A group that cannot have its
+ * room fails before it writes anything, with the filesystem's reason, and
+ * is retried like a failed commit. The room is an eighth of the state and
+ * four times the most a group has grown it, or on a disk with less than
+ * that free, twice that most; a group that still outgrows it on a disk
+ * full at that moment stops funneld with SIGBUS, said on stderr by the
+ * handler in main.c (nothing acknowledged is lost: the log holds it, and
+ * the state is recovered from it at the next start). `funneld --rebuild`
+ * writes its scratch state with write(2) (store_writemap): it may run on
+ * a disk with little room left, and its replay groups are large. So does
+ * a filesystem without fallocate (store_state_env_open). */
 #define S_ROOM_MIN (4ull << 20)
 #define S_ROOM_MAX (512ull << 20)
 #define S_ROOM_LEAST (1ull << 20)
@@ -163,8 +161,8 @@ size_t store_env_map_size(MDB_env *env)
 /* How far past the pages in use the file is kept allocated: an eighth of
  * the state (at most S_ROOM_MAX, at least S_ROOM_MIN), and at least four
  * times the most one group has grown the state in this process (a burst
- * of new leads in a small state), within the map. */
-static uint64_t s_room_ahead(const store_t *self, uint64_t used, uint64_t map)
+ * of new leads in a small state). */
+static uint64_t s_room_ahead(const store_t *self, uint64_t used)
 {
     uint64_t ahead = used / 8;
     if (ahead > S_ROOM_MAX)
@@ -192,7 +190,7 @@ static int s_room(store_t *self)
         used - self->state_used > self->state_grew_max)
         self->state_grew_max = used - self->state_used;
     self->state_used = used;
-    uint64_t ahead = s_room_ahead(self, used, map);
+    uint64_t ahead = s_room_ahead(self, used);
     if (used + ahead <= self->state_room)
         return 0;
     /* Twice the room at once, so that most groups find it there; on a
