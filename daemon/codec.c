@@ -531,6 +531,52 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
     return -1;
 }
 
+/* One field of a protobuf message, as s_field_next reads it. */
+typedef struct {
+    uint64_t num;        /* the field's number */
+    unsigned wire;       /* 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32 */
+    uint64_t v;          /* wire type 0: the varint */
+    const uint8_t *data; /* types 1, 5: its 8 or 4 bytes; type 2: its bytes */
+    size_t n;            /* type 2: how many */
+} s_field_t;
+
+/* The next field of a protobuf message at *p (below end) in *f; *p moves
+ * past it. Hand-written, as are the scans below, because they read one
+ * or two fields of a message without unpacking (and allocating) the rest
+ * of it. Returns 0, or -1 when the field is malformed or of a wire type
+ * proto3 does not write (groups). */
+static int s_field_next(const uint8_t **p, const uint8_t *end, s_field_t *f)
+{
+    uint64_t tag;
+    if (s_varint(p, end, &tag) == -1)
+        return -1;
+    f->num = tag >> 3;
+    f->wire = (unsigned)(tag & 7);
+    f->v = 0;
+    f->data = *p;
+    f->n = 0;
+    switch (f->wire) {
+    case 0:
+        return s_varint(p, end, &f->v);
+    case 1:
+    case 5:
+        f->n = f->wire == 1 ? 8 : 4;
+        break;
+    case 2:
+        if (s_varint(p, end, &f->v) == -1)
+            return -1;
+        f->data = *p;
+        f->n = (size_t)f->v;
+        break;
+    default:
+        return -1;
+    }
+    if (f->v > (uint64_t)(end - *p) || f->n > (size_t)(end - *p))
+        return -1;
+    *p += f->n;
+    return 0;
+}
+
 int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
                           uint32_t *lens)
 {
@@ -539,38 +585,15 @@ int codec_index_batch(const uint8_t *buf, size_t len, size_t n, uint32_t *off,
     if (len > UINT32_MAX)
         return -1;
     while (p < end) {
-        uint64_t tag, v;
-        if (s_varint(&p, end, &tag) == -1)
+        s_field_t f;
+        if (s_field_next(&p, end, &f) == -1)
             return -1;
-        switch (tag & 7) {
-        case 0:
-            if (s_varint(&p, end, &v) == -1)
+        if (f.wire == 2 && f.num == 1) {
+            if (k == n)
                 return -1;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
-                return -1;
-            if (tag >> 3 == 1) {
-                if (k == n)
-                    return -1;
-                off[k] = (uint32_t)(p - buf);
-                lens[k] = (uint32_t)v;
-                k++;
-            }
-            p += v;
-            break;
-        default:
-            return -1;
+            off[k] = (uint32_t)(f.data - buf);
+            lens[k] = (uint32_t)f.n;
+            k++;
         }
     }
     return k == n ? 0 : -1;
@@ -581,37 +604,14 @@ int codec_event_lead_peek(const void *buf, size_t len, const uint8_t **id, size_
     const uint8_t *p = buf, *end = p + len;
     bool found = false;
     while (p < end) {
-        uint64_t tag, v;
-        if (s_varint(&p, end, &tag) == -1)
+        s_field_t f;
+        if (s_field_next(&p, end, &f) == -1)
             return -1;
-        switch (tag & 7) {
-        case 0:
-            if (s_varint(&p, end, &v) == -1)
-                return -1;
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
-                return -1;
-            if (tag >> 3 == 2) {
-                /* The last one is the field's value, as when decoded. */
-                *id = p;
-                *n = (size_t)v;
-                found = true;
-            }
-            p += v;
-            break;
-        default:
-            return -1;
+        if (f.wire == 2 && f.num == 2) {
+            /* The last one is the field's value, as when decoded. */
+            *id = f.data;
+            *n = f.n;
+            found = true;
         }
     }
     return found ? 0 : -1;
@@ -652,15 +652,12 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out)
     memset(out, 0, sizeof *out);
     out->id = out->stage = out->persona = "";
     while (p < end) {
-        uint64_t tag, v = 0;
-        if (s_varint(&p, end, &tag) == -1)
+        s_field_t f;
+        if (s_field_next(&p, end, &f) == -1)
             return -1;
-        uint64_t num = tag >> 3;
-        switch (tag & 7) {
-        case 0:
-            if (s_varint(&p, end, &v) == -1)
-                return -1;
-            switch (num) {
+        uint64_t v = f.v;
+        if (f.wire == 0) {
+            switch (f.num) {
             case S_LEAD_STAGE_ENTERED: out->stage_entered_at_ms = (int64_t)v; break;
             case S_LEAD_FIRST_SEEN: out->first_seen_ms = (int64_t)v; break;
             case S_LEAD_LAST_EVENT: out->last_event_ms = (int64_t)v; break;
@@ -671,38 +668,22 @@ int codec_lead_summary(const void *buf, size_t len, codec_lead_summary_t *out)
             case S_LEAD_STALLED: out->stalled = v != 0; break;
             default: break;
             }
-            break;
-        case 1:
-            if (end - p < 8)
-                return -1;
-            if (num == S_LEAD_ENGAGEMENT)
-                out->engagement = s_double_le(p);
-            else if (num == S_LEAD_FIT)
-                out->fit = s_double_le(p);
-            p += 8;
-            break;
-        case 5:
-            if (end - p < 4)
-                return -1;
-            p += 4;
-            break;
-        case 2:
-            if (s_varint(&p, end, &v) == -1 || v > (uint64_t)(end - p))
-                return -1;
-            if (num == S_LEAD_ID) {
-                out->id = (const char *)p;
-                out->id_len = (size_t)v;
-            } else if (num == S_LEAD_STAGE) {
-                out->stage = (const char *)p;
-                out->stage_len = (size_t)v;
-            } else if (num == S_LEAD_PERSONA) {
-                out->persona = (const char *)p;
-                out->persona_len = (size_t)v;
+        } else if (f.wire == 1) {
+            if (f.num == S_LEAD_ENGAGEMENT)
+                out->engagement = s_double_le(f.data);
+            else if (f.num == S_LEAD_FIT)
+                out->fit = s_double_le(f.data);
+        } else if (f.wire == 2) {
+            if (f.num == S_LEAD_ID) {
+                out->id = (const char *)f.data;
+                out->id_len = f.n;
+            } else if (f.num == S_LEAD_STAGE) {
+                out->stage = (const char *)f.data;
+                out->stage_len = f.n;
+            } else if (f.num == S_LEAD_PERSONA) {
+                out->persona = (const char *)f.data;
+                out->persona_len = f.n;
             }
-            p += v;
-            break;
-        default:
-            return -1;
         }
     }
     return 0;
