@@ -464,13 +464,20 @@ int metrics_render(metrics_t *self, const metrics_src_t *src, FILE *out)
     store_usage_t lu, su;
     store_usage(src->store, &lu, &su);
     s_family(out, "funneld_store_map_bytes", "gauge",
-             "LMDB map size of each environment (it doubles when full).");
+             "LMDB map size of each environment (it doubles when full; the state's: "
+             "every partition's together).");
     s_sample1(out, "funneld_store_map_bytes", "env", "log", lu.map_bytes);
     s_sample1(out, "funneld_store_map_bytes", "env", "state", su.map_bytes);
     s_family(out, "funneld_store_used_bytes", "gauge",
              "Bytes of each environment's map in use (up to its last page).");
     s_sample1(out, "funneld_store_used_bytes", "env", "log", lu.used_bytes);
     s_sample1(out, "funneld_store_used_bytes", "env", "state", su.used_bytes);
+    s_family(out, "funneld_store_free_bytes", "gauge",
+             "Bytes of the part in use that are free pages on LMDB's free list (freed by "
+             "commits, not reused yet); the state's grows by what a checkpoint's copy "
+             "held at full load, and its commits slow down with it.");
+    s_sample1(out, "funneld_store_free_bytes", "env", "log", lu.free_bytes);
+    s_sample1(out, "funneld_store_free_bytes", "env", "state", su.free_bytes);
     s_family(out, "funneld_store_file_bytes", "gauge",
              "Disk space taken by each environment's data file.");
     s_sample1(out, "funneld_store_file_bytes", "env", "log", lu.file_bytes);

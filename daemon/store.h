@@ -535,15 +535,21 @@ long store_read_alerts(store_t *self, uint64_t after, store_alert_fn *fn, void *
 uint64_t store_disk_bytes(store_t *self);
 
 /* One environment's size: its map, the part of the map in use (up to the
- * last page written) and the disk blocks of its data file. */
+ * last page written), of that part the pages on LMDB's free list (freed
+ * by commits, not reused yet: a checkpoint's copy at full load leaves the
+ * pages its snapshot held there, see README "Performance"), and the disk
+ * blocks of its data file. */
 typedef struct {
     uint64_t map_bytes;
     uint64_t used_bytes;
+    uint64_t free_bytes;
     uint64_t file_bytes;
 } store_usage_t;
 
-/* The log's and the state's sizes, for metrics. Any thread, in or outside
- * a read snapshot (it waits for a map growing meanwhile). */
+/* The log's and the state's sizes (the state's: every partition's
+ * together), for metrics. Any thread, in or outside a read snapshot (it
+ * waits for a map growing meanwhile). Reading the free list takes a
+ * short snapshot of each environment and reads every record of it. */
 void store_usage(store_t *self, store_usage_t *log, store_usage_t *state);
 
 /* Deadlines pending, in the read snapshot; STORE_ERR on an error. */

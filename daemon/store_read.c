@@ -557,32 +557,69 @@ long store_read_deadlines_pending(store_t *self)
     return n;
 }
 
-static void s_env_usage(MDB_env *env, const char *dir, const char *sub,
-                        store_usage_t *out)
+/* The pages of env's file that no tree of the last commit uses: the
+ * records of LMDB's free list (database 0), each a list of page numbers
+ * whose first word is its length, read in a short snapshot of their own
+ * (the environments are opened MDB_NOTLS, so it may nest in the caller's).
+ * lmdb-utils' `mdb_stat -f` counts them the same way. */
+static uint64_t s_free_pages(MDB_env *env)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t pages = 0;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    if (mdb_cursor_open(txn, 0, &cur) == 0) {
+        for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            size_t n;
+            if (v.mv_size >= sizeof n) {
+                memcpy(&n, v.mv_data, sizeof n);
+                pages += n;
+            }
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    return pages;
+}
+
+/* One environment's figures, added to *out. */
+static void s_env_usage(MDB_env *env, const char *path, store_usage_t *out)
 {
     MDB_envinfo info;
     MDB_stat st;
-    char path[4096];
+    char file[4200];
     struct stat fst;
-    memset(out, 0, sizeof *out);
     if (mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &st) == 0) {
-        out->map_bytes = info.me_mapsize;
-        out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        out->map_bytes += info.me_mapsize;
+        out->used_bytes += ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        out->free_bytes += s_free_pages(env) * st.ms_psize;
     }
-    snprintf(path, sizeof path, "%s/%s/data.mdb", dir, sub);
-    if (stat(path, &fst) == 0)
-        out->file_bytes = (uint64_t)fst.st_blocks * 512;
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    if (stat(file, &fst) == 0)
+        out->file_bytes += (uint64_t)fst.st_blocks * 512;
 }
 
 void store_usage(store_t *self, store_usage_t *log, store_usage_t *state)
 {
+    char path[4096];
+    memset(log, 0, sizeof *log);
+    memset(state, 0, sizeof *state);
     /* The maps do not grow meanwhile (each has its own lock). */
     pthread_rwlock_rdlock(S_LOG_LOCK(self));
-    s_env_usage(self->log_env, self->dir, "log", log);
+    snprintf(path, sizeof path, "%s/log", self->dir);
+    s_env_usage(self->log_env, path, log);
     pthread_rwlock_unlock(S_LOG_LOCK(self));
-    pthread_rwlock_rdlock(&self->state_grow_lock);
-    s_env_usage(self->state_env, self->dir, self->state_name, state);
-    pthread_rwlock_unlock(&self->state_grow_lock);
+    /* The state: every partition's environment together. */
+    for (unsigned i = 0; i < self->n_parts; i++) {
+        store_t *p = self->parts[i];
+        pthread_rwlock_rdlock(&p->state_grow_lock);
+        store_state_path(p, path, sizeof path);
+        s_env_usage(p->state_env, path, state);
+        pthread_rwlock_unlock(&p->state_grow_lock);
+    }
 }
 
 typedef struct {

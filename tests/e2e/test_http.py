@@ -112,6 +112,48 @@ def test_metrics_pass_promtool_and_equal_funnelctl(daemon_factory, zctx):
     assert len(build) == 1 and ("curve", "off") in build[0][1]
 
 
+def mdb_free_pages(env_dir):
+    """The free pages of an LMDB environment, as lmdb-utils' mdb_stat -f
+    counts them (4096-byte pages on the machines funneld runs on)."""
+    r = subprocess.run(["mdb_stat", "-f", env_dir], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    found = re.search(r"Free pages: (\d+)", r.stdout)
+    assert found, r.stdout
+    return int(found.group(1))
+
+
+def test_store_free_bytes_are_lmdb_free_lists(daemon_factory, zctx):
+    """funneld_store_free_bytes: the free lists of the log and of every
+    partition's state, equal to what mdb_stat -f reads beside the running
+    daemon (scraped before and after it, so that a commit between them is
+    seen and the comparison taken again)."""
+    assert shutil.which("mdb_stat"), "mdb_stat (lmdb-utils) is missing"
+    d = daemon_factory(extra_args=["--partitions", "2"])
+    c = IngestClient(zctx, d.ingest_ep)
+    # Batches committed one by one: each commit frees the pages it copied.
+    for i in range(6):
+        assert c.publish([make_event(uid("L"), "page_view") for _ in range(50)]).accepted == 50
+    c.close()
+    assert d.ctl("stats", json_out=True).returncode == 0  # waits until applied
+    for attempt in range(5):
+        before = parse(d.http_get("/metrics")[1])
+        log_pages = mdb_free_pages(d.state_dir + "/log")
+        state_pages = (mdb_free_pages(d.state_dir + "/state") +
+                       mdb_free_pages(d.state_dir + "/state.p1"))
+        after = parse(d.http_get("/metrics")[1])
+        if all(value(before, "funneld_store_free_bytes", env=e) ==
+               value(after, "funneld_store_free_bytes", env=e) for e in ("log", "state")):
+            break
+    assert value(after, "funneld_store_free_bytes", env="log") == log_pages * 4096
+    assert value(after, "funneld_store_free_bytes", env="state") == state_pages * 4096
+    assert state_pages > 0, "six commits freed no page of the state"
+    for e in ("log", "state"):
+        assert value(after, "funneld_store_free_bytes", env=e) < \
+            value(after, "funneld_store_used_bytes", env=e)
+    assert value(after, "funneld_store_file_bytes", env="state") > 0
+
+
 def test_health_ready_and_errors(daemon_factory):
     d = daemon_factory()
     assert d.http_get("/healthz")[:2] == (200, "ok\n")
