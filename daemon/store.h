@@ -531,9 +531,6 @@ typedef struct {
 typedef int store_alert_fn(const store_alert_t *a, void *arg);
 long store_read_alerts(store_t *self, uint64_t after, store_alert_fn *fn, void *arg);
 
-/* Bytes used by the data files (log + state), for stats. */
-uint64_t store_disk_bytes(store_t *self);
-
 /* One environment's size: its map, the part of the map in use (up to the
  * last page written), of that part the pages on LMDB's free list (freed
  * by commits, not reused yet: a checkpoint's copy at full load leaves the

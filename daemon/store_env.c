@@ -739,17 +739,3 @@ void store_set_watermark(store_t *self, int64_t ms)
     if (ms > self->watermark_ms)
         __atomic_store_n(&self->watermark_ms, ms, __ATOMIC_RELAXED);
 }
-
-uint64_t store_disk_bytes(store_t *self)
-{
-    uint64_t total = 0;
-    const char *subs[] = {"log/data.mdb", "state/data.mdb"};
-    for (size_t i = 0; i < 2; i++) {
-        char path[4096];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", self->dir, subs[i]);
-        if (stat(path, &st) == 0)
-            total += (uint64_t)st.st_blocks * 512;
-    }
-    return total;
-}
