@@ -147,8 +147,10 @@ static void s_headroom(checkpoint_t *self, store_t *store)
  * gave way to the state's map growing (STORE_EAGAIN) is begun again at
  * once, after growing ahead, at most S_YIELDS_MAX times in a row (the
  * maps double each time, and the pages freed meanwhile are reused, so it
- * seldom gives way twice); beyond that it counts as failed. Every copy
- * goes as fast as the machine lets its low-priority threads: every
+ * seldom gives way twice); beyond that it counts as failed. A
+ * partition's copy holds its writer and seldom takes long (see
+ * store_checkpoint.c); every copy goes as fast as the machine lets its
+ * low-priority threads: every
  * second a copy holds its snapshot takes fresh pages for every group
  * commit (a copy paced for the disk's sake once went at 10 MB/s while the
  * state's file grew at 80 MB/s, and gave way to the map after 47 s).
@@ -187,6 +189,7 @@ static void s_take(checkpoint_t *self)
     char err[512];
     int64_t t0 = s_mono_ms();
     int rc = s_copy(self, self->store, &c, err, sizeof err, t0);
+    uint64_t held_max = rc == STORE_OK ? c.held_ms : 0;
     /* With partitions, each one's own, at its own applied sequence (a
      * restore replays each from its own); the primary's describes them. */
     for (unsigned i = 1; rc == STORE_OK && i < store_parts(self->store); i++) {
@@ -199,6 +202,8 @@ static void s_take(checkpoint_t *self)
             break;
         }
         store_checkpoint_prune(store_ckpt_root(part), self->opts.keep);
+        if (pc.held_ms > held_max)
+            held_max = pc.held_ms;
         /* The checkpoints cover the log up to the lowest of them. */
         if (pc.seq < c.seq)
             c.seq = pc.seq;
@@ -206,9 +211,13 @@ static void s_take(checkpoint_t *self)
     int64_t took = s_mono_ms() - t0;
     if (rc == STORE_OK) {
         int pruned = store_checkpoint_prune(store_dir(self->store), self->opts.keep);
-        log_info("[checkpoint] %s: the state at sequence %llu, %.1f MiB in %.2f s%s%s",
+        char held[64] = "";
+        if (held_max > 0)
+            snprintf(held, sizeof held, ", the state's writer held %.2f s%s",
+                     (double)held_max / 1000, store_parts(self->store) > 1 ? " at most" : "");
+        log_info("[checkpoint] %s: the state at sequence %llu, %.1f MiB in %.2f s%s%s%s",
                  c.name, (unsigned long long)c.seq, (double)c.bytes / (1 << 20),
-                 (double)took / 1000,
+                 (double)took / 1000, held,
                  store_parts(self->store) > 1 ? " (partition 0; each partition's too)" : "",
                  pruned > 0 ? "; older ones deleted" : "");
     } else {

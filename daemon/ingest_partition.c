@@ -27,6 +27,9 @@
 #define S_STOP_WAIT_MS 30000
 /* How long a definition reload waits for it. */
 #define S_HOLD_WAIT_MS 10000
+/* Logged events the partitions may lag behind while a checkpoint holds
+ * one (store_parts_held): more than a few seconds of full load. */
+#define S_HELD_LAG_MAX (1u << 20)
 
 /* -- on a partition thread ------------------------------------------------ */
 
@@ -89,6 +92,21 @@ static void s_applied(void *arg, uint64_t applied_seq)
         log_err("[ingest] cannot wake the loop: %s", strerror(errno));
 }
 
+/* Logged, not applied by every partition yet. Loop thread. */
+static uint64_t s_lag(ingest_t *self)
+{
+    return store_last_seq(self->store) - store_parts_applied_min(self->store);
+}
+
+/* How far intake lets the partitions lag behind the log: lag_max, or
+ * S_HELD_LAG_MAX while a checkpoint holds a partition's writer (for a
+ * few seconds: store_checkpoint), so that Acks go on meanwhile. */
+static uint64_t s_lag_bound(ingest_t *self)
+{
+    return store_parts_held(self->store) && S_HELD_LAG_MAX > self->lag_max ? S_HELD_LAG_MAX
+                                                                           : self->lag_max;
+}
+
 /* partition_ops_t.decoded: what the loop still holds of from..from+n-1
  * (ingest_part_keep), the rest NULL. */
 static void s_decoded(void *arg, uint64_t from, size_t n, const Funnel__V1__Event **evs)
@@ -119,6 +137,11 @@ static void s_decoded(void *arg, uint64_t from, size_t n, const Funnel__V1__Even
 void ingest_part_keep(ingest_t *self, pending_t *p)
 {
     if (!self->split || self->n_parts == 0 || p->accepted == 0 || p->logged)
+        return;
+    /* Lagging further than usual (a checkpoint holds a partition): the
+     * partitions decode these from the log, so that the lag costs no
+     * memory. */
+    if (s_lag(self) > self->lag_max)
         return;
     ingest_fed_t f = {.first = p->last_seq - p->accepted + 1, .n = p->accepted,
                       .arena = p->arena};
@@ -292,8 +315,7 @@ void ingest_part_committed(ingest_t *self)
      * now, logged after what was just logged (those the events in flight
      * set are armed once the partition applied them). */
     ingest_arm_deadlines(self);
-    if (!self->lagging &&
-        store_last_seq(self->store) - store_parts_applied_min(self->store) > self->lag_max) {
+    if (!self->lagging && s_lag(self) > s_lag_bound(self)) {
         self->lagging = true;
         ingest_intake_pause(self, true);
     }

@@ -391,6 +391,10 @@ int metrics_render(metrics_t *self, const metrics_src_t *src, FILE *out)
     s_plain(out, "funneld_intake_paused", "gauge",
             "1 while intake is paused because the store cannot commit.",
             (uint64_t)atomic_load(&self->failing));
+    s_plain(out, "funneld_state_writer_held", "gauge",
+            "1 while a checkpoint holds a partition's writer to copy its state (a few "
+            "seconds at most; events are acknowledged meanwhile, queries wait for them).",
+            (uint64_t)store_parts_held(src->store));
 
     /* The persisted counters, as `funnelctl stats` shows them. */
     s_plain(out, "funneld_events_received_total", "counter",

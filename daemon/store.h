@@ -187,6 +187,12 @@ int store_checkpoints_drop(const char *root);
  * (store_applied_published of each). Any thread. */
 uint64_t store_parts_applied_min(store_t *primary);
 
+/* Whether a checkpoint holds the writer of any of the primary's
+ * partitions now, while it copies that state (see store_checkpoint):
+ * intake then lets the partitions lag further behind the log. Any
+ * thread. */
+bool store_parts_held(store_t *primary);
+
 /* A partition's view of the others' committed counters, for the
  * funnel-wide check: begin (a snapshot of every other partition's state;
  * STORE_OK or STORE_ERR), then store_counter_get_all(key) is this
@@ -632,8 +638,9 @@ int store_wait_parts_applied(store_t *self, uint64_t seq, int timeout_ms);
 void store_set_stalled(store_t *self, bool stalled);
 
 /* -- checkpoints and log retention ------------------------------------
- * A checkpoint is a consistent, compacted, fsync'd copy of the state
- * environment, <state_dir>/checkpoints/ckpt-<seq>.mdb, where seq is the
+ * A checkpoint is a consistent, fsync'd copy of the state environment
+ * (page for page with the partition's writer held for the copy, else
+ * compacted: see store_checkpoint.c), <state_dir>/checkpoints/ckpt-<seq>.mdb, where seq is the
  * applied sequence recorded in the copy's own meta (read from the same
  * snapshot): the state after every logged event up to seq. After the
  * LMDB data it carries a trailer (magic, seq, data length, XXH3-64 of the
@@ -656,6 +663,8 @@ typedef struct {
     uint64_t bytes;        /* size of its file */
     int64_t created_ms;    /* its file's modification time */
     char name[48];         /* file name in <state_dir>/checkpoints */
+    uint64_t held_ms;      /* how long its copy held the state's writer
+                              (0: not held; written only by store_checkpoint) */
 } store_ckpt_t;
 
 /* Write a checkpoint of the state's last commit into
@@ -667,7 +676,9 @@ typedef struct {
  * of the state, which LMDB's remapping must wait for, so it gives way at
  * once; grow ahead (store_grow_ahead, store_state_ahead_ask) and call
  * again. The copy holds its snapshot only as long as the machine takes to
- * copy (see store_checkpoint.c). Any thread but the owner's. */
+ * copy; a split store's writer waits between groups meanwhile, for
+ * S_HOLD_MAX_MS at most (see store_checkpoint.c). Any thread but the
+ * owner's. */
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen);
 
 /* A lead's record as a checkpoint holds it. */

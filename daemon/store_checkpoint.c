@@ -2,15 +2,33 @@
  * restoring the newest intact one when the state cannot be trusted, and
  * dropping log entries that checkpoints cover (log retention).
  *
- * Writing one: mdb_env_copyfd2(MDB_CP_COMPACT) copies the state from a
- * read transaction of its own (LMDB begins it inside the call, in the
- * calling thread, and copies page by page through a writer thread of its
- * own), so ingest and queries go on meanwhile: readers never wait for
- * it, and a writer only keeps the pages of that snapshot from being
- * reused (the state file may grow by what is written meanwhile). The
- * meta record "applied_seq" is copied in the same snapshot, so the copy
- * says itself which log sequence it covers: it is read back from the copy
- * (which proves the copy opens), never from the live state.
+ * Writing one: LMDB copies the state from a read transaction of its own
+ * (mdb_env_copyfd2 begins it inside the call, in the calling thread), so
+ * readers never wait for it. The meta record "applied_seq" is copied in
+ * the same snapshot, so the copy says itself which log sequence it
+ * covers: it is read back from the copy (which proves the copy opens),
+ * never from the live state.
+ *
+ * While a snapshot is held, LMDB reuses no page freed after it, so every
+ * group commit meanwhile takes fresh pages at the end of the file; once
+ * the copy ends they are free pages that LMDB 0.9 never gives back, and
+ * every later commit pays for them (each allocation of several pages in
+ * a row reads the whole free list: a 1M-lead state left with 7 GB of
+ * free pages by one copy at full load ingested at 0.6 of its compacted
+ * copy's rate, measured). So a split store (its writer a partition
+ * thread) is copied with its writer held (s_copy_held): the partition
+ * waits at the beginning of its next group (store_hold_writer, at most
+ * S_HOLD_MAX_MS) while LMDB's plain copy writes the map's pages straight
+ * to the file with O_DIRECT, which takes the CPU next to nothing and the
+ * page cache nothing (2.3 GB in about 1.4 s on the development machine
+ * at full load); the loop goes on logging and acknowledging meanwhile
+ * (intake lets the lag grow while a writer is held: store_parts_held),
+ * and queries wait for what was acknowledged, as always, so for the hold
+ * at most. The checksum is computed from the map while the writer is
+ * still held. A copy longer than the hold lets the writer go on and ends
+ * from its snapshot as before, the rest read back for the checksum. An
+ * unsplit store (partitions 0), a file system without O_DIRECT, or the
+ * test hook below take the copy without the hold (s_copy_piped).
  *
  * Map growth: LMDB remaps an environment only with none of its
  * transactions open in the process, and the copy's transaction lives for
@@ -33,7 +51,8 @@
  * growing ahead (see checkpoint.c). Growth waits for a copy for about one
  * slice of it, never for the whole copy.
  *
- * Writing: LMDB writes the copy sequentially into a pipe; a drain thread
+ * Without the hold: mdb_env_copyfd2(MDB_CP_COMPACT) writes the copy
+ * sequentially into a pipe; a drain thread
  * reads it, computes the checksum and writes it to the file in slices,
  * flushing each (s_drain), so that the copy never floods the disk or the
  * page cache that group commits need. It is not paced beyond that: every
@@ -44,9 +63,12 @@
  * priority (checkpoint.c) leaves the CPU to ingest.
  *
  * FUNNELD_CHECKPOINT_HOLD=1 in the environment (for tests) makes the
- * first copy of each store wait, its snapshot held, before its drain
- * reads anything, until it must give way or funneld stops: a checkpoint
- * slower than any real one, deterministically.
+ * first copy of each store be taken without the hold and wait, its
+ * snapshot held, before its drain reads anything, until it must give way
+ * or funneld stops: a checkpoint slower than any real one,
+ * deterministically. FUNNELD_CHECKPOINT_HOLD=writer:SEQ keeps the
+ * writer of the first held copy held until the log is committed up to
+ * SEQ (60 s at most).
  *
  * Restoring: the checkpoint is verified where it lies (trailer, checksum in
  * one sequential read, that it opens), then renamed into the state, or,
@@ -76,6 +98,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,6 +115,12 @@
 #define S_PIPE (1 << 20)      /* the copy's pipe */
 #define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
+#define S_ALIGN 4096u         /* O_DIRECT's alignment */
+#define S_HOLD_GROUP_MS 5000  /* the writer's group given to end */
+#define S_HOLD_MAX_MS 3000    /* the writer held at most this long */
+#define S_HOLD_TEST_MS 60000  /* FUNNELD_CHECKPOINT_HOLD=writer:SEQ: at most */
+#define S_HOLD_TEST_POLL_MS 10
+#define S_UNHELD 1            /* s_copy_held: not taken that way */
 
 static void s_ckpt_dir(const char *state_dir, char *out, size_t cap)
 {
@@ -370,32 +399,225 @@ void store_checkpoint_yield(store_t *self)
         (void)!write(self->ckpt_wake, &one, sizeof one);
 }
 
-int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
+/* The writer's release at the end of its hold (s_copy_held), in a
+ * thread of its own, as LMDB's copy blocks the checkpoint thread: it
+ * first computes the checksum of what the copy writes, from the map
+ * (unchanged while the writer is held: the copy's bytes are the map's
+ * first len bytes), then lets the writer go on once the copy ended or the
+ * hold ran out, whichever comes first. A hold that runs out before the
+ * checksum is done leaves it undone (the copy is read back instead). */
+typedef struct {
+    store_t *store;
+    const unsigned char *map;
+    uint64_t len;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;   /* CLOCK_MONOTONIC */
+    bool done;             /* the copy ended */
+    uint64_t linger_seq;   /* FUNNELD_CHECKPOINT_HOLD=writer:SEQ: held until
+                              the log is committed up to SEQ (or until_ns) */
+    int64_t until_ns;
+    int64_t released_ns;   /* when it let the writer go on */
+    bool summed;           /* sum is the copy's */
+    uint64_t sum;
+} s_release_t;
+
+static void *s_releaser(void *arg)
 {
-    char dir[4096], tmp[4200], final[4200];
-    unsigned char trailer[S_TRAILER];
-    uint64_t schema = 0, seq = 0;
-    struct stat st;
-    int fd = -1, rc, pfd[2] = {-1, -1};
+    s_release_t *r = arg;
+    s_sum_t x;
+    s_sum_init(&x, false);
+    uint64_t off = 0;
+    while (r->map != NULL && off < r->len && s_now_ns() < r->until_ns) {
+        size_t n = r->len - off < S_SLICE ? (size_t)(r->len - off) : S_SLICE;
+        s_sum_add(&x, r->map + off, n);
+        off += n;
+    }
+    uint64_t sum = s_sum_end(&x);
+    struct timespec ts = {.tv_sec = r->until_ns / 1000000000,
+                          .tv_nsec = r->until_ns % 1000000000};
+    pthread_mutex_lock(&r->lock);
+    r->summed = r->map != NULL && off == r->len;
+    r->sum = sum;
+    while (!r->done || r->linger_seq > 0) {
+        if (r->linger_seq > 0 && r->done) {
+            /* Tests only: looked at every S_HOLD_TEST_POLL_MS. */
+            if (store_committed_seq(r->store) >= r->linger_seq || s_now_ns() >= r->until_ns)
+                break;
+            int64_t at = s_now_ns() + S_HOLD_TEST_POLL_MS * 1000000LL;
+            struct timespec nap = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
+            (void)pthread_cond_timedwait(&r->cond, &r->lock, &nap);
+            continue;
+        }
+        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
+            break;
+    }
+    store_release_writer(r->store);
+    r->released_ns = s_now_ns();
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* Turn O_DIRECT on or off for fd. 0 or -1. */
+static int s_direct(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl == -1)
+        return -1;
+    return fcntl(fd, F_SETFL, on ? fl | O_DIRECT : fl & ~O_DIRECT);
+}
+
+/* Read the copy back from fd (O_DIRECT: aligned, and the page cache that
+ * the state needs is left alone), its length and XXH3-64. 0, or -1 with
+ * errno. */
+static int s_sum_back(int fd, uint64_t *len, uint64_t *sum)
+{
+    unsigned char *buf = NULL;
+    if (posix_memalign((void **)&buf, S_ALIGN, S_SLICE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    s_sum_t x;
+    s_sum_init(&x, false);
+    uint64_t off = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pread(fd, buf, S_SLICE, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        if (n == 0)
+            break;
+        s_sum_add(&x, buf, (size_t)n);
+        off += (uint64_t)n;
+    }
+    int saved = errno;
+    *sum = s_sum_end(&x);
+    *len = off;
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
+/* The copy with the state's writer held (split stores only; see the top
+ * of this file): LMDB's plain copy, page for page from the map, straight
+ * into fd with O_DIRECT (the disk reads the map's pages itself: next to
+ * no CPU, and no page cache taken from the state), while the partition
+ * thread waits at its next group for at most S_HOLD_MAX_MS. Returns
+ * STORE_OK (len and sum of what fd holds), STORE_ERR (err filled), or
+ * S_UNHELD when this copy cannot be taken so (not split, no direct I/O
+ * on this file system, FUNNELD_CHECKPOINT_HOLD, the writer's group did
+ * not end in time): nothing was written then. Checkpoint thread. */
+static int s_copy_held(store_t *self, int fd, const char *tmp, uint64_t *len, uint64_t *sum,
+                       uint64_t *held_ms, char *err, size_t errlen)
+{
+    const char *test_hold = getenv("FUNNELD_CHECKPOINT_HOLD");
+    if (!store_split_on(self) || (test_hold && strcmp(test_hold, "1") == 0 && !self->ckpt_held))
+        return S_UNHELD;
+    unsigned long long linger_seq = 0;
+    if (test_hold && sscanf(test_hold, "writer:%llu", &linger_seq) == 1 && !self->ckpt_held)
+        self->ckpt_held = true;
+    else
+        linger_seq = 0;
+    if (s_direct(fd, true) == -1)
+        return S_UNHELD;
+    if (!store_hold_writer(self, S_HOLD_GROUP_MS)) {
+        (void)s_direct(fd, false);
+        return S_UNHELD;
+    }
+    /* What LMDB's plain copy writes, the writer held: the map up to the
+     * last page in use, at most the file. */
+    MDB_envinfo info;
+    MDB_stat mst;
+    struct stat fst;
+    mdb_filehandle_t mfd;
+    int64_t t0 = s_now_ns();
+    s_release_t r = {.store = self, .linger_seq = linger_seq,
+                     .until_ns = t0 + (int64_t)(linger_seq ? S_HOLD_TEST_MS : S_HOLD_MAX_MS) *
+                                          1000000};
+    if (mdb_env_info(self->state_env, &info) == 0 && mdb_env_stat(self->state_env, &mst) == 0 &&
+        mdb_env_get_fd(self->state_env, &mfd) == 0 && fstat(mfd, &fst) == 0) {
+        r.len = ((uint64_t)info.me_last_pgno + 1) * mst.ms_psize;
+        if (r.len > (uint64_t)fst.st_size)
+            r.len = (uint64_t)fst.st_size;
+        /* A map of our own (LMDB does not say where its own is): the same
+         * pages of the page cache. */
+        void *m = r.len > 0 ? mmap(NULL, r.len, PROT_READ, MAP_SHARED, mfd, 0) : MAP_FAILED;
+        r.map = m == MAP_FAILED ? NULL : m;
+    }
+    pthread_mutex_init(&r.lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t releaser;
+    bool timed = pthread_create(&releaser, NULL, s_releaser, &r) == 0;
+    if (!timed)
+        log_warn("[store] cannot time the checkpoint's hold on the state's writer; it is "
+                 "held for the whole copy");
+
+    pthread_rwlock_rdlock(&self->state_grow_lock);
+    __atomic_store_n(&self->copying, 1, __ATOMIC_RELEASE);
+    int rc = mdb_env_copyfd2(self->state_env, fd, 0);
+    __atomic_store_n(&self->copying, 0, __ATOMIC_RELEASE);
+    pthread_rwlock_unlock(&self->state_grow_lock);
+    int64_t took = s_now_ns() - t0;
+
+    if (timed) {
+        pthread_mutex_lock(&r.lock);
+        r.done = true;
+        pthread_cond_signal(&r.cond);
+        pthread_mutex_unlock(&r.lock);
+        pthread_join(releaser, NULL);
+    }
+    store_release_writer(self);
+    if (!timed)
+        r.released_ns = s_now_ns();
+    *held_ms = (uint64_t)(r.released_ns - t0) / 1000000;
+    if (*held_ms == 0)
+        *held_ms = 1; /* held, however briefly */
+    pthread_cond_destroy(&r.cond);
+    pthread_mutex_destroy(&r.lock);
+    if (r.map != NULL)
+        munmap((void *)r.map, r.len);
+    if (r.released_ns - t0 < took)
+        log_info("[store] the checkpoint's copy took %.2f s; the state's writer went on "
+                 "after %.2f s of it", (double)took / 1e9, (double)*held_ms / 1000);
+    if (rc != 0) {
+        snprintf(err, errlen, "copying the state to %s: %s", tmp,
+                 rc == EIO ? "input/output error (is the disk full?)" : mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    if (r.summed) {
+        *len = r.len;
+        *sum = r.sum;
+    } else if (s_sum_back(fd, len, sum) == -1) {
+        snprintf(err, errlen, "reading %s back: %s", tmp, strerror(errno));
+        return STORE_ERR;
+    }
+    (void)s_direct(fd, false); /* the trailer's write is not aligned */
+    return STORE_OK;
+}
+
+/* The copy without holding the writer: LMDB's compacting copy into a
+ * pipe, written to fd by a drain thread in paced slices (s_drain), and
+ * given way when the state's map must grow. Returns STORE_OK (len and
+ * sum of what was written), STORE_EAGAIN, or STORE_ERR (err filled).
+ * Checkpoint thread. */
+static int s_copy_piped(store_t *self, int fd, const char *tmp, uint64_t *len, uint64_t *sum,
+                        char *err, size_t errlen)
+{
+    int rc, pfd[2] = {-1, -1};
     s_drain_t drain = {.in = -1, .out = -1, .cancel = &self->ckpt_cancel,
                        .yield = &self->ckpt_yield, .wake = self->ckpt_wake};
     pthread_t drainer;
 
-    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
-    if (s_mkdir_root(store_ckpt_root(self)) == -1 ||
-        (mkdir(dir, 0750) == -1 && errno != EEXIST)) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-        return STORE_ERR;
-    }
-    snprintf(tmp, sizeof tmp, "%s/%s", dir, S_TMP);
-    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd == -1) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        return STORE_ERR;
-    }
     if (pipe2(pfd, O_CLOEXEC) == -1) {
         snprintf(err, errlen, "cannot create a pipe for the copy: %s", strerror(errno));
-        goto fail;
+        return STORE_ERR;
     }
     if (!self->ckpt_held) {
         const char *hold = getenv("FUNNELD_CHECKPOINT_HOLD");
@@ -414,9 +636,10 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
      * inherit its scheduling and I/O priority (see checkpoint.c). */
     if ((rc = pthread_create(&drainer, NULL, s_drain, &drain)) != 0) {
         snprintf(err, errlen, "cannot start the checkpoint's writer: %s", strerror(rc));
-        goto fail;
+        close(pfd[0]);
+        close(pfd[1]);
+        return STORE_ERR;
     }
-    pfd[0] = -1; /* the drain's now */
 
     /* The copy, from LMDB's own read transaction: the state's map must
      * not be remapped meanwhile. LMDB writes the compacted file
@@ -427,32 +650,62 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     __atomic_store_n(&self->copying, 0, __ATOMIC_RELEASE);
     pthread_rwlock_unlock(&self->state_grow_lock);
     close(pfd[1]);
-    pfd[1] = -1;
-    pthread_join(drainer, NULL);
+    pthread_join(drainer, NULL); /* it closes the read end */
     if (drain.stopped) {
         bool cancelled = __atomic_load_n(&self->ckpt_cancel, __ATOMIC_ACQUIRE);
         snprintf(err, errlen, "%s", cancelled ? "dropped: funneld stops"
                                               : "gave way to the state's map growing");
-        unlink(tmp);
-        close(fd);
         return cancelled ? STORE_ERR : STORE_EAGAIN;
     }
     if (drain.err != 0) {
         snprintf(err, errlen, "writing %s: %s", tmp, strerror(drain.err));
-        goto fail;
+        return STORE_ERR;
     }
     if (rc != 0) {
         snprintf(err, errlen, "copying the state to %s: %s", tmp,
                  rc == EIO ? "input/output error (is the disk full?)" : mdb_strerror(rc));
-        goto fail;
+        return STORE_ERR;
+    }
+    *len = drain.len;
+    *sum = drain.sum;
+    return STORE_OK;
+}
+
+int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
+{
+    char dir[4096], tmp[4200], final[4200];
+    unsigned char trailer[S_TRAILER];
+    uint64_t schema = 0, seq = 0, len = 0, sum = 0, held_ms = 0;
+    struct stat st;
+    int fd = -1, rc;
+
+    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
+    if (s_mkdir_root(store_ckpt_root(self)) == -1 ||
+        (mkdir(dir, 0750) == -1 && errno != EEXIST)) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return STORE_ERR;
+    }
+    snprintf(tmp, sizeof tmp, "%s/%s", dir, S_TMP);
+    fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd == -1) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return STORE_ERR;
+    }
+    rc = s_copy_held(self, fd, tmp, &len, &sum, &held_ms, err, errlen);
+    if (rc == S_UNHELD)
+        rc = s_copy_piped(self, fd, tmp, &len, &sum, err, errlen);
+    if (rc != STORE_OK) {
+        close(fd);
+        unlink(tmp);
+        return rc;
     }
     if (fstat(fd, &st) == -1 || fsync(fd) == -1) {
         snprintf(err, errlen, "flushing %s: %s", tmp, strerror(errno));
         goto fail;
     }
-    if ((uint64_t)st.st_size != drain.len) {
+    if ((uint64_t)st.st_size != len) {
         snprintf(err, errlen, "%s holds %llu bytes, the copy was %llu", tmp,
-                 (unsigned long long)st.st_size, (unsigned long long)drain.len);
+                 (unsigned long long)st.st_size, (unsigned long long)len);
         goto fail;
     }
     if ((rc = s_read_meta(tmp, &schema, &seq)) != 0) {
@@ -464,7 +717,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
                  (unsigned long long)schema, STORE_SCHEMA);
         goto fail;
     }
-    s_trailer_put(trailer, seq, drain.len, drain.sum);
+    s_trailer_put(trailer, seq, len, sum);
     errno = 0;
     if (pwrite(fd, trailer, S_TRAILER, st.st_size) != S_TRAILER || fsync(fd) == -1) {
         snprintf(err, errlen, "writing the trailer of %s: %s", tmp,
@@ -482,13 +735,11 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     out->seq = seq;
     out->bytes = (uint64_t)st.st_size + S_TRAILER;
     out->created_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    out->held_ms = held_ms;
     snprintf(out->name, sizeof out->name, "ckpt-%020llu.mdb", (unsigned long long)seq);
     return STORE_OK;
 
 fail:
-    for (int i = 0; i < 2; i++)
-        if (pfd[i] != -1)
-            close(pfd[i]);
     if (fd != -1)
         close(fd);
     unlink(tmp);

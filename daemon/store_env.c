@@ -511,6 +511,8 @@ store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
     pthread_cond_init(&self->pub_cond, NULL);
+    pthread_mutex_init(&self->hold_lock, NULL);
+    pthread_cond_init(&self->hold_cond, NULL);
     self->ckpt_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (self->ckpt_wake == -1) {
         snprintf(err, errlen, "cannot create an eventfd: %s", strerror(errno));
@@ -663,6 +665,8 @@ void store_destroy(store_t **self_p)
     pthread_rwlock_destroy(&self->state_grow_lock);
     pthread_mutex_destroy(&self->pub_lock);
     pthread_cond_destroy(&self->pub_cond);
+    pthread_mutex_destroy(&self->hold_lock);
+    pthread_cond_destroy(&self->hold_cond);
     store_split_free(self);
     free(self->dir);
     free(self->ckpt_root);

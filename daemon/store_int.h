@@ -120,6 +120,17 @@ struct store {
     volatile int ckpt_yield;
     int ckpt_wake;
     bool ckpt_held;
+    /* A checkpoint holding the state's writer while it copies (split: the
+     * writer is a partition thread; see store_checkpoint.c). hold_want
+     * makes store_state_begin wait until it is cleared; hold_group says a
+     * state group is open, which the checkpoint lets end first. held
+     * (atomic, any thread): the writer is held now, so that intake lets
+     * the lag grow meanwhile (store_parts_held). */
+    pthread_mutex_t hold_lock;
+    pthread_cond_t hold_cond;
+    bool hold_want;
+    bool hold_group;
+    int held;
     /* Growing the state's map ahead of a checkpoint, asked of the thread
      * that writes the state (store_state_ahead_ask, any thread) and
      * served by it at the beginning of a state group once the map is
@@ -304,6 +315,15 @@ int store_env_open(MDB_env **env, const char *path, size_t map_size, unsigned fl
                    char *err, size_t errlen);
 int store_open_state_dbs(store_t *self, char *err, size_t errlen);
 int store_recover(store_t *self, const char *why, char *err, size_t errlen);
+
+/* Hold the state's writer (a split store's state owner) between groups:
+ * waits at most wait_ms for the group it is in to end. Returns whether it
+ * is held (false when not split, or the group did not end in time: then
+ * nothing is held). Release (idempotent, any thread) lets it go on.
+ * store_writer_held: whether it is held now (any thread). (store_split.c) */
+bool store_hold_writer(store_t *self, int wait_ms);
+void store_release_writer(store_t *self);
+bool store_writer_held(const store_t *self);
 
 /* Free what split mode allocated. (store_split.c) */
 void store_split_free(store_t *self);

@@ -80,6 +80,14 @@ uint64_t store_parts_applied_min(store_t *primary)
     return min;
 }
 
+bool store_parts_held(store_t *primary)
+{
+    for (unsigned i = 0; i < primary->n_parts; i++)
+        if (store_writer_held(primary->parts[i]))
+            return true;
+    return false;
+}
+
 int store_peers_begin(store_t *self)
 {
     store_t *pr = self->primary ? self->primary : self;

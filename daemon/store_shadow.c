@@ -50,6 +50,8 @@ static store_t *s_open_beside(store_t *live, const char *state_name, bool fresh,
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&self->pub_lock, NULL);
     pthread_cond_init(&self->pub_cond, NULL);
+    pthread_mutex_init(&self->hold_lock, NULL);
+    pthread_cond_init(&self->hold_cond, NULL);
     /* A partition's checkpoints are copied as the primary's are. */
     if (ckpt_root && (self->ckpt_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));

@@ -507,7 +507,84 @@ size_t store_log_inflight(const store_t *self)
 
 /* -- the state's side (state owner) --------------------------------------- */
 
+/* -- a checkpoint's hold on the state's writer ----------------------------
+ * The state owner waits at the beginning of each group while a checkpoint
+ * holds it (store_hold_writer), and says when a group is open, so that the
+ * checkpoint can let it end first: a copy taken with the writer held
+ * never makes a group commit take fresh pages (see store_checkpoint.c). */
+
+static struct timespec s_until(int timeout_ms);
+
+/* State owner, before a group. */
+static void s_hold_enter(store_t *self)
+{
+    pthread_mutex_lock(&self->hold_lock);
+    while (self->hold_want)
+        pthread_cond_wait(&self->hold_cond, &self->hold_lock);
+    self->hold_group = true;
+    pthread_mutex_unlock(&self->hold_lock);
+}
+
+/* State owner, once no group is open any more (idempotent). */
+static void s_hold_leave(store_t *self)
+{
+    pthread_mutex_lock(&self->hold_lock);
+    if (self->hold_group) {
+        self->hold_group = false;
+        pthread_cond_broadcast(&self->hold_cond);
+    }
+    pthread_mutex_unlock(&self->hold_lock);
+}
+
+bool store_hold_writer(store_t *self, int wait_ms)
+{
+    if (!store_split_on(self))
+        return false;
+    struct timespec until = s_until(wait_ms);
+    pthread_mutex_lock(&self->hold_lock);
+    self->hold_want = true;
+    while (self->hold_group)
+        if (pthread_cond_timedwait(&self->hold_cond, &self->hold_lock, &until) == ETIMEDOUT)
+            break;
+    bool held = !self->hold_group;
+    if (held) {
+        __atomic_store_n(&self->held, 1, __ATOMIC_RELEASE);
+    } else {
+        self->hold_want = false;
+        pthread_cond_broadcast(&self->hold_cond);
+    }
+    pthread_mutex_unlock(&self->hold_lock);
+    return held;
+}
+
+void store_release_writer(store_t *self)
+{
+    pthread_mutex_lock(&self->hold_lock);
+    if (self->hold_want) {
+        self->hold_want = false;
+        __atomic_store_n(&self->held, 0, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&self->hold_cond);
+    }
+    pthread_mutex_unlock(&self->hold_lock);
+}
+
+bool store_writer_held(const store_t *self)
+{
+    return __atomic_load_n(&self->held, __ATOMIC_ACQUIRE) != 0;
+}
+
+static int s_state_begin(store_t *self);
+
 int store_state_begin(store_t *self)
+{
+    s_hold_enter(self);
+    int rc = s_state_begin(self);
+    if (rc != STORE_OK)
+        s_hold_leave(self);
+    return rc;
+}
+
+static int s_state_begin(store_t *self)
 {
     int rc;
     /* A checkpoint about to copy the state asked for room first. */
@@ -558,9 +635,19 @@ void store_state_abort(store_t *self)
         s_state_restore(self);
     }
     store_counters_clear(self);
+    s_hold_leave(self);
 }
 
+static int s_state_commit(store_t *self);
+
 int store_state_commit(store_t *self)
+{
+    int rc = s_state_commit(self);
+    s_hold_leave(self);
+    return rc;
+}
+
+static int s_state_commit(store_t *self)
 {
     int rc;
     if (self->state_txn == NULL)

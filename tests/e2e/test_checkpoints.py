@@ -74,6 +74,7 @@ def test_power_loss_recovers_from_the_checkpoint_and_replays_only_after_it(
     ck = _checkpoint(d)
     assert ck["seq"] == n1, ck
     assert os.path.exists(os.path.join(d.state_dir, "checkpoints", ck["name"]))
+    assert "the state's writer held" in d.stderr()   # copied with the partition held
     n2 = _publish(c, "b", 7)            # acknowledged after the checkpoint
     before = _leads(q)
     st0 = q.stats()
@@ -444,6 +445,57 @@ def _ask_checkpoint(q, ticket=0):
     rep = q.request(req)
     assert rep.error == "", rep.error
     return rep.checkpoint
+
+
+def _metric(d, name):
+    status, text, _ = d.http_get("/metrics")
+    assert status == 200, status
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def test_a_checkpoint_holds_the_writer_while_acks_go_on(zctx, daemon_factory, tmp_path,
+                                                          monkeypatch):
+    # The copy is taken with the partition's writer held between groups, so
+    # that no group commit takes fresh pages while it runs (a real copy
+    # holds it as long as it takes, 3 s at most). Held here until the log
+    # reaches sequence 1300 (FUNNELD_CHECKPOINT_HOLD=writer:1300, 60 s at
+    # most): which it does only if intake goes on acknowledging meanwhile,
+    # beyond the lag that otherwise pauses it (twice group_max_events, 100
+    # here). The checkpoint is the state as it was held, and the partition
+    # catches up afterwards.
+    monkeypatch.setenv("FUNNELD_CHECKPOINT_HOLD", "writer:1300")
+    cfg = tmp_path / "funneld.yaml"
+    cfg.write_text("group_max_events: 50\ncheckpoint_interval: 0\n")
+    d = daemon_factory(extra_args=["--config", str(cfg)])
+    c = IngestClient(zctx, d.ingest_ep)
+    q = QueryClient(zctx, d.query_ep)
+    n1 = _publish(c, "a", 3)
+    assert q.stats().applied == n1
+    assert _metric(d, "funneld_state_writer_held") == 0
+    ticket = _ask_checkpoint(q).ticket
+    # (a scrape waits for what was acknowledged before it, as a query does:
+    # nothing here yet)
+    wait_until(lambda: _metric(d, "funneld_state_writer_held") == 1, 30,
+               what="the checkpoint holding the writer")
+    n2 = _publish(c, "b", 10)            # each batch acknowledged while held
+    assert n1 + n2 == 1300
+    cr = wait_until(lambda: (lambda r: r if not r.pending else None)(_ask_checkpoint(q, ticket)),
+                    60, what="the checkpoint written")
+    assert cr.done and not cr.failed, cr
+    assert cr.checkpoint.seq == n1, cr     # the state as it was held
+    err = d.stderr()
+    assert "the state's writer held" in err and "went on after" not in err, err
+    assert _metric(d, "funneld_state_writer_held") == 0
+    st = q.stats()
+    assert st.applied == n1 + n2 and st.checkpoints_taken == 1, st
+    c.close()
+    q.close()
+    d.stop_ok()
+    rc, out = _rebuild(d)
+    assert rc == 0 and "identical" in out, out
 
 
 def test_a_map_filling_during_a_checkpoint_does_not_stall_ingest(zctx, daemon_factory,
