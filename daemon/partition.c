@@ -106,7 +106,19 @@ static long s_read(partition_t *self, size_t max, s_chunk_t *c)
 }
 
 /* Apply the chunk in one state group. Returns a store verdict. */
+static int s_group_tries(partition_t *self, const s_chunk_t *c);
+
 static int s_group(partition_t *self, const s_chunk_t *c)
+{
+    /* Between groups a checkpoint may hold the writer (before the peers'
+     * snapshots are taken: none is held open meanwhile). */
+    store_state_enter(self->store);
+    int rc = s_group_tries(self, c);
+    store_state_leave(self->store);
+    return rc;
+}
+
+static int s_group_tries(partition_t *self, const s_chunk_t *c)
 {
     for (int tries = 0; tries < 8; tries++) {
         if (self->ops.begin)

@@ -618,6 +618,14 @@ int store_state_begin(store_t *self);
 int store_state_commit(store_t *self);
 void store_state_abort(store_t *self);
 
+/* Around everything a state group does, its retries and the map's
+ * growth included (state owner): enter waits while a checkpoint holds the
+ * writer to copy the state (store_checkpoint: seconds at most), then
+ * marks the writer busy until leave, which the checkpoint waits for
+ * before it holds it. */
+void store_state_enter(store_t *self);
+void store_state_leave(store_t *self);
+
 /* The log's last sequence as last committed, and the state's applied
  * sequence as last committed. Any thread. */
 uint64_t store_committed_seq(store_t *self);

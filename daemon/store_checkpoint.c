@@ -120,6 +120,7 @@
 #define S_HOLD_MAX_MS 3000    /* the writer held at most this long */
 #define S_HOLD_TEST_MS 60000  /* FUNNELD_CHECKPOINT_HOLD=writer:SEQ: at most */
 #define S_HOLD_TEST_POLL_MS 10
+#define S_STOP_POLL_MS 50     /* a held copy looks at cancel and yield */
 #define S_UNHELD 1            /* s_copy_held: not taken that way */
 
 static void s_ckpt_dir(const char *state_dir, char *out, size_t cap)
@@ -404,12 +405,19 @@ void store_checkpoint_yield(store_t *self)
  * first computes the checksum of what the copy writes, from the map
  * (unchanged while the writer is held: the copy's bytes are the map's
  * first len bytes), then lets the writer go on once the copy ended or the
- * hold ran out, whichever comes first. A hold that runs out before the
- * checksum is done leaves it undone (the copy is read back instead). */
+ * hold ran out, whichever comes first. The checksum stands only if the
+ * copy ended before the writer went on (else the copy is read back for
+ * it: a plain copy takes free pages too, which the writer may reuse
+ * meanwhile). Until the copy ends it also looks every S_STOP_POLL_MS at
+ * whether the copy must stop (funneld stops, or the state's map must
+ * grow once the writer went on), and if so points the copy's descriptor
+ * at /dev/full: LMDB's copy fails at its next write (a write already
+ * under way ends first). */
 typedef struct {
     store_t *store;
     const unsigned char *map;
     uint64_t len;
+    int fd;                /* the copy's */
     pthread_mutex_t lock;
     pthread_cond_t cond;   /* CLOCK_MONOTONIC */
     bool done;             /* the copy ended */
@@ -419,7 +427,30 @@ typedef struct {
     int64_t released_ns;   /* when it let the writer go on */
     bool summed;           /* sum is the copy's */
     uint64_t sum;
+    bool stopped;          /* it made the copy fail (cancel or yield) */
 } s_release_t;
+
+/* Under r->lock. Whether the copy must stop, and if so makes it fail. */
+static bool s_release_stop(s_release_t *r)
+{
+    if (r->stopped)
+        return true;
+    if (!__atomic_load_n(&r->store->ckpt_cancel, __ATOMIC_ACQUIRE) &&
+        !__atomic_load_n(&r->store->ckpt_yield, __ATOMIC_ACQUIRE))
+        return false;
+    int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+    if (full == -1)
+        return false; /* the copy runs to its end */
+    r->stopped = dup2(full, r->fd) != -1;
+    close(full);
+    return r->stopped;
+}
+
+static void s_mono_ts(struct timespec *ts, int64_t ns)
+{
+    ts->tv_sec = ns / 1000000000;
+    ts->tv_nsec = ns % 1000000000;
+}
 
 static void *s_releaser(void *arg)
 {
@@ -433,26 +464,33 @@ static void *s_releaser(void *arg)
         off += n;
     }
     uint64_t sum = s_sum_end(&x);
-    struct timespec ts = {.tv_sec = r->until_ns / 1000000000,
-                          .tv_nsec = r->until_ns % 1000000000};
+    struct timespec ts;
     pthread_mutex_lock(&r->lock);
     r->summed = r->map != NULL && off == r->len;
     r->sum = sum;
-    while (!r->done || r->linger_seq > 0) {
-        if (r->linger_seq > 0 && r->done) {
-            /* Tests only: looked at every S_HOLD_TEST_POLL_MS. */
-            if (store_committed_seq(r->store) >= r->linger_seq || s_now_ns() >= r->until_ns)
-                break;
-            int64_t at = s_now_ns() + S_HOLD_TEST_POLL_MS * 1000000LL;
-            struct timespec nap = {.tv_sec = at / 1000000000, .tv_nsec = at % 1000000000};
-            (void)pthread_cond_timedwait(&r->cond, &r->lock, &nap);
-            continue;
-        }
-        if (pthread_cond_timedwait(&r->cond, &r->lock, &ts) == ETIMEDOUT)
+    /* The hold: until the copy ends (tests: and the log reaches
+     * linger_seq), or until_ns. */
+    for (;;) {
+        if (!r->done && s_release_stop(r))
             break;
+        int64_t now = s_now_ns();
+        if (now >= r->until_ns)
+            break;
+        if (r->done && (r->linger_seq == 0 || store_committed_seq(r->store) >= r->linger_seq ||
+                        __atomic_load_n(&r->store->ckpt_cancel, __ATOMIC_ACQUIRE)))
+            break;
+        int64_t at = now + (r->done ? S_HOLD_TEST_POLL_MS : S_STOP_POLL_MS) * 1000000LL;
+        s_mono_ts(&ts, at < r->until_ns ? at : r->until_ns);
+        (void)pthread_cond_timedwait(&r->cond, &r->lock, &ts);
     }
+    r->summed = r->summed && r->done;
     store_release_writer(r->store);
     r->released_ns = s_now_ns();
+    /* The rest of a copy longer than the hold. */
+    while (!r->done && !s_release_stop(r)) {
+        s_mono_ts(&ts, s_now_ns() + S_STOP_POLL_MS * 1000000LL);
+        (void)pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+    }
     pthread_mutex_unlock(&r->lock);
     return NULL;
 }
@@ -505,11 +543,13 @@ static int s_sum_back(int fd, uint64_t *len, uint64_t *sum)
  * of this file): LMDB's plain copy, page for page from the map, straight
  * into fd with O_DIRECT (the disk reads the map's pages itself: next to
  * no CPU, and no page cache taken from the state), while the partition
- * thread waits at its next group for at most S_HOLD_MAX_MS. Returns
- * STORE_OK (len and sum of what fd holds), STORE_ERR (err filled), or
- * S_UNHELD when this copy cannot be taken so (not split, no direct I/O
- * on this file system, FUNNELD_CHECKPOINT_HOLD, the writer's group did
- * not end in time): nothing was written then. Checkpoint thread. */
+ * thread waits before its next group for at most S_HOLD_MAX_MS. Returns
+ * STORE_OK (len and sum of what fd holds), STORE_ERR (err filled),
+ * STORE_EAGAIN (the copy gave way to the state's map growing, after the
+ * hold), or S_UNHELD when this copy cannot be taken so (not split, no
+ * direct I/O on this file system, FUNNELD_CHECKPOINT_HOLD=1, the writer's
+ * group did not end in time): fd is then empty again. Checkpoint
+ * thread. */
 static int s_copy_held(store_t *self, int fd, const char *tmp, uint64_t *len, uint64_t *sum,
                        uint64_t *held_ms, char *err, size_t errlen)
 {
@@ -521,24 +561,33 @@ static int s_copy_held(store_t *self, int fd, const char *tmp, uint64_t *len, ui
         self->ckpt_held = true;
     else
         linger_seq = 0;
-    if (s_direct(fd, true) == -1)
+    if (self->ckpt_no_direct || s_direct(fd, true) == -1)
         return S_UNHELD;
     if (!store_hold_writer(self, S_HOLD_GROUP_MS)) {
         (void)s_direct(fd, false);
         return S_UNHELD;
     }
+    int64_t t0 = s_now_ns();
+    /* The map is not remapped from here on (the environment is read
+     * below, and by the copy); the writer is held, so no group of its
+     * waits for this lock meanwhile. */
+    pthread_rwlock_rdlock(&self->state_grow_lock);
+    /* A yield asked for before this copy began served a copy that ended. */
+    __atomic_store_n(&self->ckpt_yield, 0, __ATOMIC_RELEASE);
     /* What LMDB's plain copy writes, the writer held: the map up to the
-     * last page in use, at most the file. */
+     * last page in use, at most the file. txnid tells afterwards whether
+     * anything (a definition stored by the loop, say) wrote meanwhile. */
     MDB_envinfo info;
     MDB_stat mst;
     struct stat fst;
     mdb_filehandle_t mfd;
-    int64_t t0 = s_now_ns();
-    s_release_t r = {.store = self, .linger_seq = linger_seq,
+    size_t txnid = 0;
+    s_release_t r = {.store = self, .fd = fd, .linger_seq = linger_seq,
                      .until_ns = t0 + (int64_t)(linger_seq ? S_HOLD_TEST_MS : S_HOLD_MAX_MS) *
                                           1000000};
     if (mdb_env_info(self->state_env, &info) == 0 && mdb_env_stat(self->state_env, &mst) == 0 &&
         mdb_env_get_fd(self->state_env, &mfd) == 0 && fstat(mfd, &fst) == 0) {
+        txnid = info.me_last_txnid;
         r.len = ((uint64_t)info.me_last_pgno + 1) * mst.ms_psize;
         if (r.len > (uint64_t)fst.st_size)
             r.len = (uint64_t)fst.st_size;
@@ -559,23 +608,23 @@ static int s_copy_held(store_t *self, int fd, const char *tmp, uint64_t *len, ui
         log_warn("[store] cannot time the checkpoint's hold on the state's writer; it is "
                  "held for the whole copy");
 
-    pthread_rwlock_rdlock(&self->state_grow_lock);
     __atomic_store_n(&self->copying, 1, __ATOMIC_RELEASE);
     int rc = mdb_env_copyfd2(self->state_env, fd, 0);
     __atomic_store_n(&self->copying, 0, __ATOMIC_RELEASE);
-    pthread_rwlock_unlock(&self->state_grow_lock);
     int64_t took = s_now_ns() - t0;
-
     if (timed) {
         pthread_mutex_lock(&r.lock);
         r.done = true;
         pthread_cond_signal(&r.cond);
         pthread_mutex_unlock(&r.lock);
         pthread_join(releaser, NULL);
-    }
-    store_release_writer(self);
-    if (!timed)
+    } else {
         r.released_ns = s_now_ns();
+    }
+    if (r.summed && (mdb_env_info(self->state_env, &info) != 0 || info.me_last_txnid != txnid))
+        r.summed = false;
+    pthread_rwlock_unlock(&self->state_grow_lock);
+    store_release_writer(self);
     *held_ms = (uint64_t)(r.released_ns - t0) / 1000000;
     if (*held_ms == 0)
         *held_ms = 1; /* held, however briefly */
@@ -586,6 +635,19 @@ static int s_copy_held(store_t *self, int fd, const char *tmp, uint64_t *len, ui
     if (r.released_ns - t0 < took)
         log_info("[store] the checkpoint's copy took %.2f s; the state's writer went on "
                  "after %.2f s of it", (double)took / 1e9, (double)*held_ms / 1000);
+    if (r.stopped) {
+        bool cancelled = __atomic_load_n(&self->ckpt_cancel, __ATOMIC_ACQUIRE);
+        snprintf(err, errlen, "%s", cancelled ? "dropped: funneld stops"
+                                              : "gave way to the state's map growing");
+        return cancelled ? STORE_ERR : STORE_EAGAIN;
+    }
+    if (rc == EINVAL && ftruncate(fd, 0) == 0 && s_direct(fd, false) == 0) {
+        /* The file system took O_DIRECT, then refused a direct write. */
+        log_warn("[store] %s takes no direct writes: checkpoints are copied without holding "
+                 "the state's writer", tmp);
+        self->ckpt_no_direct = true;
+        return S_UNHELD;
+    }
     if (rc != 0) {
         snprintf(err, errlen, "copying the state to %s: %s", tmp,
                  rc == EIO ? "input/output error (is the disk full?)" : mdb_strerror(rc));

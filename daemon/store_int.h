@@ -131,6 +131,7 @@ struct store {
     bool hold_want;
     bool hold_group;
     int held;
+    bool ckpt_no_direct;  /* its file system refused a direct write */
     /* Growing the state's map ahead of a checkpoint, asked of the thread
      * that writes the state (store_state_ahead_ask, any thread) and
      * served by it at the beginning of a state group once the map is

@@ -508,15 +508,15 @@ size_t store_log_inflight(const store_t *self)
 /* -- the state's side (state owner) --------------------------------------- */
 
 /* -- a checkpoint's hold on the state's writer ----------------------------
- * The state owner waits at the beginning of each group while a checkpoint
- * holds it (store_hold_writer), and says when a group is open, so that the
- * checkpoint can let it end first: a copy taken with the writer held
- * never makes a group commit take fresh pages (see store_checkpoint.c). */
+ * The state owner waits before each group while a checkpoint holds it
+ * (store_hold_writer), and says while it is in one (store_state_enter,
+ * _leave), so that the checkpoint can let it end first: a copy taken with
+ * the writer held never makes a group commit take fresh pages (see
+ * store_checkpoint.c). */
 
 static struct timespec s_until(int timeout_ms);
 
-/* State owner, before a group. */
-static void s_hold_enter(store_t *self)
+void store_state_enter(store_t *self)
 {
     pthread_mutex_lock(&self->hold_lock);
     while (self->hold_want)
@@ -525,8 +525,7 @@ static void s_hold_enter(store_t *self)
     pthread_mutex_unlock(&self->hold_lock);
 }
 
-/* State owner, once no group is open any more (idempotent). */
-static void s_hold_leave(store_t *self)
+void store_state_leave(store_t *self)
 {
     pthread_mutex_lock(&self->hold_lock);
     if (self->hold_group) {
@@ -573,18 +572,7 @@ bool store_writer_held(const store_t *self)
     return __atomic_load_n(&self->held, __ATOMIC_ACQUIRE) != 0;
 }
 
-static int s_state_begin(store_t *self);
-
 int store_state_begin(store_t *self)
-{
-    s_hold_enter(self);
-    int rc = s_state_begin(self);
-    if (rc != STORE_OK)
-        s_hold_leave(self);
-    return rc;
-}
-
-static int s_state_begin(store_t *self)
 {
     int rc;
     /* A checkpoint about to copy the state asked for room first. */
@@ -635,19 +623,9 @@ void store_state_abort(store_t *self)
         s_state_restore(self);
     }
     store_counters_clear(self);
-    s_hold_leave(self);
 }
-
-static int s_state_commit(store_t *self);
 
 int store_state_commit(store_t *self)
-{
-    int rc = s_state_commit(self);
-    s_hold_leave(self);
-    return rc;
-}
-
-static int s_state_commit(store_t *self)
 {
     int rc;
     if (self->state_txn == NULL)
