@@ -354,6 +354,9 @@ static void s_round(nats_judge_t *self)
                          "by another instance; not alerting from here", d->stages[s].name);
         }
     }
+    /* The round counts before its alerts leave: whoever saw one of them
+     * and then asks for the stats finds the round that raised it. */
+    atomic_fetch_add(&self->rounds, 1);
     for (size_t i = 0; i < fx->n_alerts; i++) {
         hnd_alert_t *al = &fx->alerts[i];
         if (al->stage < 0 || (size_t)al->stage >= d->n_stages || !v[al->stage].written)
@@ -369,7 +372,6 @@ static void s_round(nats_judge_t *self)
     if (self->warned)
         log_info("[nats] the cluster's conversion check is judged again (%zu instances)", a.n);
     self->warned = false;
-    atomic_fetch_add(&self->rounds, 1);
 out:
     free(fx);
     free(v);

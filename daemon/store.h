@@ -89,6 +89,11 @@ store_t *store_open(const char *dir, size_t map_size, char *err, size_t errlen);
 store_t *store_open_state(const char *dir, const char *state_name, bool fresh,
                           size_t map_size, char *err, size_t errlen);
 
+/* Whether the state environments opened from now on are written through
+ * their maps (MDB_WRITEMAP, the default; see store_env.c) or with
+ * write(2) (funneld --rebuild). Before any store is opened, one thread. */
+void store_writemap(bool on);
+
 /* A shadow store: a state environment of its own, dir/state_name of
  * live's directory, over live's event log (borrowed: live must outlive
  * it). It is written like a split store's state side (store_split_begin,

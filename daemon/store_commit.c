@@ -57,6 +57,8 @@ int store_group_begin(store_t *self)
         log_err("[store] group begun while another transaction is open");
         return STORE_ERR;
     }
+    if (store_state_room(self) != STORE_OK)
+        return STORE_ERR;
     self->ret = STORE_OK;
     self->cur_valid = self->cur_dirty = false;
     self->log_full = self->state_full = false;

@@ -63,6 +63,12 @@ struct store {
     MDB_env *state_env;
     size_t log_map;
     size_t state_map;
+    /* The state is written through its map (MDB_WRITEMAP, see
+     * store_state_room): bytes of its file allocated from the start,
+     * UINT64_MAX when it is written with write(2) instead. */
+    uint64_t state_room;
+    uint64_t state_used;     /* the state's pages in use at the last group */
+    uint64_t state_grew_max; /* the most one group grew them by */
     MDB_dbi events;       /* log env */
     MDB_dbi log_meta;     /* log env: the loop's counters (store_log_stats_put) */
     MDB_dbi leads;        /* state env (with the event ids), and below */
@@ -270,6 +276,20 @@ static inline bool store_state_side(const store_t *self)
 void store_counters_flush(store_t *self);
 void store_counters_clear(store_t *self);
 bool store_env_nearly_full(MDB_env *env);
+
+/* With the state written through its map: make sure the state's file
+ * has its disk blocks allocated some way past the pages in use, before
+ * a state group begins (see store_env.c). Returns STORE_OK, or STORE_ERR
+ * with the store's error set (a full disk) and nothing written. State
+ * owner, no state transaction open. */
+int store_state_room(store_t *self);
+
+/* Open self->state_env at path: written through its map with room
+ * allocated ahead (store_state_room), or with write(2) on a filesystem
+ * that cannot allocate ahead (then said in the log). Returns 0, or -1
+ * with err filled. Owner thread. */
+int store_state_env_open(store_t *self, const char *path, size_t map_size, char *err,
+                         size_t errlen);
 int store_grow_marked(store_t *self, bool ahead);
 
 /* Ahead of a checkpoint the state's map is grown until it uses at most

@@ -87,8 +87,7 @@ static store_t *s_open_beside(store_t *live, const char *state_name, bool fresh,
             memset(&self->stats, 0, sizeof self->stats);
             self->fresh = true;
         }
-        if (store_env_open(&self->state_env, path, map_size, MDB_NOSYNC | MDB_NOMETASYNC, err,
-                       errlen) == 0 &&
+        if (store_state_env_open(self, path, map_size, err, errlen) == 0 &&
             store_open_state_dbs(self, err, errlen) == 0)
             break;
         if (self->state_env) {
@@ -227,8 +226,8 @@ int store_adopt_state(store_t *self, const char *from, const char *old_name, cha
 reopen:
     store_state_path(self, path, sizeof path);
     char oerr[1024];
-    if (store_env_open(&self->state_env, path, self->state_map ? self->state_map : (256u << 20),
-                   MDB_NOSYNC | MDB_NOMETASYNC, oerr, sizeof oerr) != 0 ||
+    if (store_state_env_open(self, path, self->state_map ? self->state_map : (256u << 20),
+                             oerr, sizeof oerr) != 0 ||
         store_open_state_dbs(self, oerr, sizeof oerr) != 0) {
         /* Nothing sensible can go on without a state. */
         log_err("[store] cannot open the state %s again: %s", path, oerr);
