@@ -204,18 +204,13 @@ static const char *s_definition_name(const Funnel__V1__QueryRequest *req)
     }
 }
 
+/* Answer req (NULL: it did not decode), which it frees or hands on. */
 static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worker_t *lab,
-                      bus_sock_t *sock,
-                      bus_msg_t *msg)
+                      bus_sock_t *sock, bus_msg_t *msg, Funnel__V1__QueryRequest *req)
 {
     Funnel__V1__QueryReply r;
 
-    if (msg->n < 2 || msg->truncated)
-        return;
     funnel__v1__query_reply__init(&r);
-    zmq_msg_t *payload = &msg->part[msg->n - 1];
-    Funnel__V1__QueryRequest *req = funnel__v1__query_request__unpack(
-        NULL, zmq_msg_size(payload), zmq_msg_data(payload));
     if (req == NULL) {
         r.error = (char *)"undecodable QueryRequest";
         query_reply(sock, msg, &r);
@@ -233,6 +228,7 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         funnel__v1__query_request__free_unpacked(req, NULL);
         return;
     }
+
     if (dname && dname[0] && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY &&
         req->quality->draft[0]) {
         r.error = (char *)"quality takes a definition or a draft, not both";
@@ -349,14 +345,34 @@ void query_sync(const query_t *q)
                  (unsigned long long)want, QUERY_APPLIED_WAIT_MS);
 }
 
+void query_sync_lead(const query_t *q, const char *lead_id)
+{
+    if (store_wait_lead_applied(q->store, lead_id, QUERY_APPLIED_WAIT_MS) != 1)
+        log_warn("[query] the state has not applied lead %s's events logged so far (it "
+                 "cannot commit, or took longer than %d ms); answering from the state as it is",
+                 lead_id, QUERY_APPLIED_WAIT_MS);
+}
+
 /* bus_recv_fn for the query ROUTER; arg is the query_server_t. */
 static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
 {
     query_server_t *self = arg;
-    query_sync(&self->q);
+    if (msg->n < 2 || msg->truncated)
+        return;
+    zmq_msg_t *payload = &msg->part[msg->n - 1];
+    Funnel__V1__QueryRequest *req = funnel__v1__query_request__unpack(
+        NULL, zmq_msg_size(payload), zmq_msg_data(payload));
+    /* Read-your-writes, before defn_lock: a query of one lead of the live
+     * state waits only for that lead's events, any other for the log. */
+    const char *dname = req ? s_definition_name(req) : NULL;
+    if (req && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD &&
+        (dname == NULL || dname[0] == '\0') && req->lead->lead_id && req->lead->lead_id[0])
+        query_sync_lead(&self->q, req->lead->lead_id);
+    else
+        query_sync(&self->q);
     /* A reload waits for this query to be answered. */
     pthread_rwlock_rdlock(self->q.defn_lock);
-    s_request(&self->q, self->leads, self->lab, sock, msg);
+    s_request(&self->q, self->leads, self->lab, sock, msg, req);
     pthread_rwlock_unlock(self->q.defn_lock);
 }
 

@@ -70,6 +70,12 @@ int64_t query_now_ms(const query_t *q);
 #define QUERY_APPLIED_WAIT_MS 10000
 void query_sync(const query_t *q);
 
+/* The same for a query of one lead: waits only until the lead's
+ * partition has applied the lead's events logged so far (at full load the
+ * state is up to two groups behind the log, and most leads have none of
+ * their events among them), within the same bound. */
+void query_sync_lead(const query_t *q, const char *lead_id);
+
 typedef struct query_server query_server_t;
 
 /* The query ROUTER also binds this endpoint in its own ZeroMQ context

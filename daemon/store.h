@@ -645,6 +645,13 @@ int store_wait_applied(store_t *self, uint64_t seq, int timeout_ms);
  * all): what a query waits for (read-your-writes). */
 int store_wait_parts_applied(store_t *self, uint64_t seq, int timeout_ms);
 
+/* What a query of one lead waits for: at most timeout_ms, until the
+ * lead's partition has applied every event of that lead logged and
+ * committed before the call (and perhaps a few of other leads; see
+ * store_split.c), rather than the whole log. 1 when it has, 0 on the
+ * timeout. Any thread but the owners. */
+int store_wait_lead_applied(store_t *self, const char *lead_id, int timeout_ms);
+
 /* Say that the state cannot commit (a store error being retried), or
  * that it commits again: while stalled, store_wait_applied() waits 2 s at
  * most. State owner. */

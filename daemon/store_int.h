@@ -207,8 +207,23 @@ struct store {
      * leads' last events, deadlines due), and the applied sequence it
      * sees; holds state_grow_lock shared. */
     MDB_txn *look_txn;
+    /* A cursor on leads in look_txn, opened by the first claim: a claim
+     * looks up an event's id key, then its lead's record, which sort
+     * side by side, and a positioned cursor finds the second on the leaf
+     * page of the first instead of descending the tree again. */
+    MDB_cursor *look_cur;
     uint64_t look_applied;
     struct store_inflight *infl; /* logged, not yet applied (store_split.c) */
+    /* The leads' newest logged sequences, for a lead query's wait
+     * (store_wait_lead_applied): S_MARKS slots by the lead id's hash, each
+     * the sequence last logged for a lead hashing there, as seq mod
+     * (2^32 - 1) + 1 (0: none since marks_base); marks_top is the newest
+     * sequence stored, the reference to decode them by. Written by the
+     * owner as it logs, read by any thread; allocated at the first
+     * event logged, marks_base the log's last sequence then. */
+    uint32_t *lead_marks;
+    uint64_t marks_top;
+    uint64_t marks_base;
     /* Published (pub_lock): the loop's counters as of each log commit
      * not yet applied, so that the state persists those matching what it
      * applied; the applied sequence, with pub_cond broadcast when it moves. */

@@ -124,8 +124,9 @@ static void s_flight_prune(struct store_inflight *f, uint64_t applied)
     s_flight_reindex(f, f->n + 1);
 }
 
-static void s_flight_add(struct store_inflight *f, const char *lead, const char *id,
-                         uint64_t seq)
+/* Returns the lead id's FNV-1a 32. */
+static uint32_t s_flight_add(struct store_inflight *f, const char *lead, const char *id,
+                             uint64_t seq)
 {
     s_key_t k;
     s_key(&k, lead, id);
@@ -151,12 +152,76 @@ static void s_flight_add(struct store_inflight *f, const char *lead, const char 
     memcpy(f->buf + f->len + k.n_lead + 1, id, k.n_id + 1);
     f->len += need;
     f->n++;
+    uint32_t h_lead = e->h_lead;
     if (2 * (f->n + 1) > f->ids.cap) {
         s_flight_reindex(f, 2 * f->n);
-        return;
+        return h_lead;
     }
     *htab_slot(&f->ids, e->h_id, s_eq_id, f, &k) = (uint32_t)f->n;
-    *htab_slot(&f->leads, e->h_lead, s_eq_lead, f, &k) = (uint32_t)f->n;
+    *htab_slot(&f->leads, h_lead, s_eq_lead, f, &k) = (uint32_t)f->n;
+    return h_lead;
+}
+
+/* -- the leads' newest logged sequences ------------------------------------
+ *
+ * A lead query must see every event of its lead acknowledged before it
+ * arrived, not every event of the log: at full load the state is up to
+ * two groups behind the log (the intake's lag bound), and waiting for all
+ * of it made a lead query's p99 the lag (56 to 127 ms). So the owner notes
+ * each event's sequence in a slot chosen by its lead, and a lead query
+ * waits for its lead's partition to apply the sequence in the lead's slot
+ * (at most the committed one). Leads sharing a slot only make a query
+ * wait longer, never less: the slot holds the newest sequence of any of
+ * them. With 2M slots and about 16,000 events in flight, about one lead
+ * query in 130 at full load waits. A hash table of exact sequences would
+ * need the owner's index of in-flight events, which only the owner may
+ * read; these slots are single words written with atomics, and an
+ * untouched one costs no memory. */
+#define S_MARKS (1u << 21)
+#define S_MARK_MOD 4294967295ull /* 2^32 - 1: a slot's sequence mod this, plus 1 */
+
+static size_t s_mark_slot(uint32_t h_lead)
+{
+    return (size_t)((h_lead * 2654435761u) >> 11) & (S_MARKS - 1);
+}
+
+static void s_mark(store_t *self, uint32_t h_lead, uint64_t seq)
+{
+    uint32_t *marks = self->lead_marks;
+    if (marks == NULL) {
+        marks = xcalloc(S_MARKS, sizeof *marks);
+        __atomic_store_n(&self->marks_base, seq - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&self->lead_marks, marks, __ATOMIC_RELEASE);
+    }
+    /* The reference first: a reader that sees the slot sees it too. */
+    __atomic_store_n(&self->marks_top, seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&marks[s_mark_slot(h_lead)], (uint32_t)(seq % S_MARK_MOD) + 1,
+                     __ATOMIC_RELEASE);
+}
+
+int store_wait_lead_applied(store_t *self, const char *lead_id, int timeout_ms)
+{
+    uint64_t committed = store_committed_seq(self);
+    const uint32_t *marks = __atomic_load_n(&self->lead_marks, __ATOMIC_ACQUIRE);
+    if (marks == NULL || self->n_parts == 0 || self->log_of)
+        return store_wait_parts_applied(self, committed, timeout_ms);
+    size_t len = strlen(lead_id);
+    uint32_t m = __atomic_load_n(&marks[s_mark_slot(fnv1a32(lead_id, len))], __ATOMIC_ACQUIRE);
+    uint64_t seq;
+    if (m == 0) {
+        /* No event of these leads logged since the slots were made. */
+        seq = __atomic_load_n(&self->marks_base, __ATOMIC_RELAXED);
+    } else {
+        /* The slot's sequence is the newest one at most S_MARK_MOD - 1
+         * below the reference; one older than that was applied long ago,
+         * and whatever it decodes to is waited for at worst. */
+        uint64_t top = __atomic_load_n(&self->marks_top, __ATOMIC_RELAXED);
+        uint64_t back = (top % S_MARK_MOD + 1 + S_MARK_MOD - m) % S_MARK_MOD;
+        seq = back <= top ? top - back : 0;
+    }
+    if (seq > committed) /* logged after this query came, not acknowledged before it */
+        seq = committed;
+    return store_wait_applied(store_part_of_lead(self, lead_id), seq, timeout_ms);
 }
 
 /* The entry of lead_id's event id (or, id NULL, lead_id's newest entry),
@@ -299,6 +364,10 @@ void store_split_free(store_t *self)
         free(f);
         self->infl = NULL;
     }
+    if (self->lead_marks) {
+        free(self->lead_marks);
+        self->lead_marks = NULL;
+    }
     free(self->lmarks);
     self->lmarks = NULL;
 }
@@ -312,6 +381,10 @@ static void s_look_end(store_t *self)
         store_t *p = self->parts[i];
         if (p->look_txn == NULL)
             continue;
+        if (p->look_cur) {
+            mdb_cursor_close(p->look_cur);
+            p->look_cur = NULL;
+        }
         mdb_txn_abort(p->look_txn);
         p->look_txn = NULL;
         pthread_rwlock_unlock(&p->state_grow_lock);
@@ -391,10 +464,15 @@ int store_log_claim(store_t *self, const char *lead_id, const char *id, bool log
     MDB_val k, v;
     int rc;
     /* The lead's partition's state. */
-    const store_t *p = store_part_of_lead(self, lead_id);
+    store_t *p = store_part_of_lead(self, lead_id);
+    if (p->look_cur == NULL && (rc = mdb_cursor_open(p->look_txn, p->leads, &p->look_cur)) != 0) {
+        p->look_cur = NULL;
+        store_fail(self, rc, false, "event id lookup");
+        return self->log_ret;
+    }
     if (!logged_only) {
         k = store_id_key(kbuf, lead_id, id);
-        rc = mdb_get(p->look_txn, p->leads, &k, &v);
+        rc = mdb_cursor_get(p->look_cur, &k, &v, MDB_SET);
         if (rc == 0)
             return 0;
         if (rc != MDB_NOTFOUND) {
@@ -409,7 +487,7 @@ int store_log_claim(store_t *self, const char *lead_id, const char *id, bool log
         return 1;
     }
     k = s_str_val(lead_id);
-    rc = mdb_get(p->look_txn, p->leads, &k, &v);
+    rc = mdb_cursor_get(p->look_cur, &k, &v, MDB_SET);
     if (rc == 0) {
         const void *buf;
         size_t len;
@@ -430,7 +508,7 @@ uint64_t store_log_append(store_t *self, const char *lead_id, const char *id,
     uint64_t seq = store_log_put(self, prev_seq, raw, len);
     if (seq == 0)
         return 0;
-    s_flight_add(self->infl, lead_id, id, seq);
+    s_mark(self, s_flight_add(self->infl, lead_id, id, seq), seq);
     return seq;
 }
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import (FUNNELD_BIN, SALES, IngestClient, QueryClient, at_rest, funnel_dict, make_batch,
+from conftest import (FUNNELD_BIN, SALES, IngestClient, QueryClient, at_rest, funnel_dict, make_batch, pb,
                       make_event, now_ms)
 
 
@@ -208,3 +208,50 @@ def test_counters_after_a_kill_while_the_partitions_lag(zctx, daemon_factory, mo
             assert st.replayed_at_start == st.last_seq, st
         # Killed again at once: the recovered counters hold.
         d.stop(signal.SIGKILL)
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_lead_query_waits_for_its_own_lead_only(zctx, daemon_factory, monkeypatch, partitions):
+    # Lead B applied; then, the partitions applying nothing logged after
+    # they started (FUNNELD_PARTITION_HOLD), lead A's event acknowledged:
+    # a query of B has nothing to wait for and is answered at once, where
+    # one of A (read-your-writes) waits its bound and says so.
+    d = daemon_factory(extra_args=["--partitions", str(partitions)])
+    c = IngestClient(zctx, d.ingest_ep)
+    t0 = now_ms() - 60_000
+    ack = c.publish([make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0)])
+    assert (ack.accepted, ack.error) == (1, "")
+    c.close()
+    q = QueryClient(zctx, d.query_ep)
+    assert q.lead("rw-B").events == 1
+    q.close()
+    d.stop_ok()
+
+    monkeypatch.setenv("FUNNELD_PARTITION_HOLD", "1")
+    d.start(zctx)
+    monkeypatch.delenv("FUNNELD_PARTITION_HOLD")
+    c = IngestClient(zctx, d.ingest_ep)
+    ack = c.publish([make_event("rw-A", "page_view", event_id="rw-A-1", at_ms=t0 + 1000),
+                     make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0)])
+    # B's event again: a duplicate, logged before; A's logged, not applied
+    assert (ack.accepted, ack.duplicates, ack.error) == (1, 1, ""), ack
+    c.close()
+    q = QueryClient(zctx, d.query_ep)
+    # The whole log's wait is 10 s: B's answer must come well before it.
+    rep = q.request(_lead_req("rw-B"), timeout=5)
+    assert rep.error == "" and rep.lead.found and rep.lead.lead.events == 1, rep
+    assert "has not applied" not in d.stderr()
+    # A's query waits for A's event, which the held partition never
+    # applies: answered from the state as it is once the bound is over.
+    rep = q.request(_lead_req("rw-A"), timeout=30)
+    assert rep.error == "" and not rep.lead.found, rep
+    assert "has not applied lead rw-A's events" in d.stderr()
+    q.close()
+    # held, it would wait for ever to catch up at a clean stop
+    d.stop(signal.SIGKILL)
+
+
+def _lead_req(lead_id):
+    req = pb.QueryRequest()
+    req.lead.lead_id = lead_id
+    return req
