@@ -172,8 +172,8 @@ static uint32_t s_flight_add(struct store_inflight *f, const char *lead, const c
  * waits for its lead's partition to apply the sequence in the lead's slot
  * (at most the committed one). Leads sharing a slot only make a query
  * wait longer, never less: the slot holds the newest sequence of any of
- * them. With 2M slots and about 16,000 events in flight, about one lead
- * query in 130 at full load waits. A hash table of exact sequences would
+ * them. With 2M slots and about 16,000 events in flight, a query of a
+ * lead with none of them waits one time in 130. A hash table of exact sequences would
  * need the owner's index of in-flight events, which only the owner may
  * read; these slots are single words written with atomics, and an
  * untouched one costs no memory. */
