@@ -306,6 +306,21 @@ class Client {
     }
   }
 
+  // Send one message (a Buffer or an array of frames); a Failure (exit
+  // code 3) when it cannot be queued within timeout seconds (0: no limit),
+  // as when funneld refused the handshake and the event saying so has not
+  // come yet.
+  async send(data, timeout) {
+    this.sock.sendTimeout = timeout > 0 ? Math.max(1, Math.round(timeout * 1000)) : -1;
+    try {
+      await this.sock.send(data);
+    } catch (e) {
+      if (e.code !== "EAGAIN") throw e;
+      fail(`cannot send to funneld at ${this.endpoint} within ${timeout}s` +
+           this.timeoutHint(), 3);
+    }
+  }
+
   timeoutHint() {
     return this.connected ? "" : " (no connection was established: is funneld running there?)";
   }
@@ -321,8 +336,8 @@ class Client {
 // requests are skipped by request_id.
 async function query(client, pb, fields, timeout) {
   const request_id = crypto.randomBytes(8).toString("hex");
-  await client.sock.send(pb.QueryRequest.encode(pb.QueryRequest.create({ request_id,
-    ...fields })).finish());
+  await client.send(pb.QueryRequest.encode(pb.QueryRequest.create({ request_id,
+    ...fields })).finish(), timeout);
   const deadline = Date.now() + timeout * 1000;
   for (;;) {
     const left = (deadline - Date.now()) / 1000;

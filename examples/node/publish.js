@@ -126,7 +126,7 @@ async function publish(client, pb, batch, timeout, tries) {
     }
     // A DEALER queues the message while it is not connected; a copy written
     // to a connection that then broke is the one a resend replaces.
-    await client.sock.send(data);
+    await client.send(data, timeout);
     const deadline = Date.now() + timeout * 1000;
     for (;;) {
       const left = (deadline - Date.now()) / 1000;
