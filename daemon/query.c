@@ -228,7 +228,6 @@ static void s_request(query_t *q, query_leads_worker_t *leads, query_leads_worke
         funnel__v1__query_request__free_unpacked(req, NULL);
         return;
     }
-
     if (dname && dname[0] && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_QUALITY &&
         req->quality->draft[0]) {
         r.error = (char *)"quality takes a definition or a draft, not both";

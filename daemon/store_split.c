@@ -173,10 +173,10 @@ static uint32_t s_flight_add(struct store_inflight *f, const char *lead, const c
  * (at most the committed one). Leads sharing a slot only make a query
  * wait longer, never less: the slot holds the newest sequence of any of
  * them. With 2M slots and about 16,000 events in flight, a query of a
- * lead with none of them waits one time in 130. A hash table of exact sequences would
- * need the owner's index of in-flight events, which only the owner may
- * read; these slots are single words written with atomics, and an
- * untouched one costs no memory. */
+ * lead with none of them waits one time in 130. A hash table of exact
+ * sequences would need the owner's index of in-flight events, which only
+ * the owner may read; these slots are single words written with atomics,
+ * and an untouched one costs no memory. */
 #define S_MARKS (1u << 21)
 #define S_MARK_MOD 4294967295ull /* 2^32 - 1: a slot's sequence mod this, plus 1 */
 
