@@ -144,10 +144,15 @@ static int s_ensure_stream(nats_t *self)
 static int s_ensure_stream_locked(nats_t *self)
 {
     pthread_mutex_lock(&self->lock);
-    bool ok = self->stream_ok;
+    bool ok = self->stream_ok, stop = self->stopping;
     pthread_mutex_unlock(&self->lock);
     if (ok)
         return 0;
+    /* Stopping: no lookup (each may wait out JetStream's timeout while the
+     * server is gone, one fetch thread after another on setup_lock, longer
+     * than a stop may take). */
+    if (stop)
+        return -1;
 
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
