@@ -743,7 +743,7 @@ int store_checkpoint_prune(const char *state_dir, unsigned keep);
 const char *store_recovery(const store_t *self);
 
 /* The name of the checkpoint this open's recovery renamed into the state
- * (restoring without copying it, see store_checkpoint.c), which is no
+ * (restoring without copying it, see store_restore.c), which is no
  * longer on disk and should be replaced by a new one once the log is
  * replayed; "" when none. Borrowed; set while opening. */
 const char *store_recovery_consumed(const store_t *self);

@@ -1,6 +1,6 @@
-/* store_checkpoint.c: durable checkpoints of the state (see store.h),
- * restoring the newest intact one when the state cannot be trusted, and
- * dropping log entries that checkpoints cover (log retention).
+/* store_checkpoint.c: writing durable checkpoints of the state (see
+ * store.h and store_ckpt_int.h for the file; store_restore.c reads them
+ * back).
  *
  * Writing one: LMDB copies the state from a read transaction of its own
  * (mdb_env_copyfd2 begins it inside the call, in the calling thread), so
@@ -70,26 +70,11 @@
  * writer of the first held copy held until the log is committed up to
  * SEQ (60 s at most).
  *
- * Restoring: the checkpoint is verified where it lies (trailer, checksum in
- * one sequential read, that it opens), then renamed into the state, or,
- * when it is the last way to recover, copied (s_restore_one).
- *
- * The file: the copy's LMDB pages, then a trailer of S_TRAILER bytes
- * ("FNLDCKP2", u64 BE seq, u64 BE length of the LMDB data, u64 BE XXH3-64
- * of that data). It is written as checkpoints/ckpt.tmp, fsync'd, renamed
- * to ckpt-<seq, 20 digits>.mdb and the directory fsync'd: a name of that
- * form is a complete file unless the disk itself lost it, which the
- * trailer (length and checksum) tells before LMDB maps a page. XXH3
- * (libxxhash) hashes at memory speed, where zlib's CRC-32 took 2.9 s of
- * CPU for a 2.6 GiB checkpoint at start-up; checkpoints written before it
- * ("FNLDCKP1": u32 BE CRC-32, 4 zero bytes) are still verified.
- *
- * Threads: store_checkpoint() runs in the checkpoint thread; restoring
- * runs in the owner thread while the store opens; listing and pruning in
- * any thread (they touch files only). */
+ * Threads: store_checkpoint() runs in the checkpoint thread; the helpers
+ * of store_ckpt_int.h in any (they touch files only). */
 #include "store_int.h"
+#include "store_ckpt_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -102,18 +87,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
-#include <zlib.h>
 
 #include "log.h"
 #include "xalloc.h"
 
-#define S_TRAILER 32
-#define S_MAGIC "FNLDCKP2"    /* XXH3-64 */
-#define S_MAGIC_CRC "FNLDCKP1" /* CRC-32, read only */
 #define S_SLICE (8u << 20)   /* written, then flushed, at a time */
 #define S_PIPE (1 << 20)      /* the copy's pipe */
-#define S_VERIFY_CHUNK (4u << 20)
 #define S_TMP "ckpt.tmp"
 #define S_ALIGN 4096u         /* O_DIRECT's alignment */
 #define S_HOLD_GROUP_MS 5000  /* the writer's group given to end */
@@ -123,7 +102,9 @@
 #define S_STOP_POLL_MS 50     /* a held copy looks at cancel and yield */
 #define S_UNHELD 1            /* s_copy_held: not taken that way */
 
-static void s_ckpt_dir(const char *state_dir, char *out, size_t cap)
+/* -- shared with store_restore.c (store_ckpt_int.h) ------------------- */
+
+void ckpt_dir(const char *state_dir, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s", state_dir, STORE_CKPT_DIR);
 }
@@ -135,8 +116,7 @@ static int s_mkdir_root(const char *root)
     return mkdir(root, 0750) == -1 && errno != EEXIST ? -1 : 0;
 }
 
-/* fsync a directory, so that a rename in it is durable. 0 or -1. */
-static int s_fsync_dir(const char *path)
+int ckpt_fsync_dir(const char *path)
 {
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd == -1)
@@ -146,51 +126,56 @@ static int s_fsync_dir(const char *path)
     return rc;
 }
 
-/* Open the LMDB file at path (a checkpoint, or a restored data.mdb)
- * read-only, without a lock file, and read its schema and applied
- * sequence. Returns 0, or an LMDB error. */
-static int s_read_meta(const char *path, uint64_t *schema, uint64_t *applied)
+int ckpt_open(const char *path, MDB_env **env, MDB_txn **txn)
 {
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi meta;
     int rc;
-
-    if ((rc = mdb_env_create(&env)) != 0)
+    *env = NULL;
+    *txn = NULL;
+    if ((rc = mdb_env_create(env)) != 0)
         return rc;
-    if ((rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
-        (rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS,
+    if ((rc = mdb_env_set_maxdbs(*env, STORE_MAXDBS)) != 0 ||
+        (rc = mdb_env_open(*env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS,
                            0640)) != 0 ||
-        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0 ||
-        (rc = store_meta_u64(txn, meta, "schema", schema)) != 0 ||
-        (rc = store_meta_u64(txn, meta, "applied_seq", applied)) != 0)
-        goto out;
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    mdb_env_close(env);
+        (rc = mdb_txn_begin(*env, NULL, MDB_RDONLY, txn)) != 0)
+        ckpt_close(env, txn);
+    return rc;
+}
+
+void ckpt_close(MDB_env **env, MDB_txn **txn)
+{
+    if (*txn)
+        mdb_txn_abort(*txn);
+    if (*env)
+        mdb_env_close(*env);
+    *txn = NULL;
+    *env = NULL;
+}
+
+int ckpt_read_meta(const char *path, uint64_t *schema, uint64_t *applied)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    int rc = ckpt_open(path, &env, &txn);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0 &&
+        (rc = store_meta_u64(txn, meta, "schema", schema)) == 0)
+        rc = store_meta_u64(txn, meta, "applied_seq", applied);
+    ckpt_close(&env, &txn);
     return rc;
 }
 
 static void s_trailer_put(unsigned char *t, uint64_t seq, uint64_t len, uint64_t sum)
 {
-    memset(t, 0, S_TRAILER);
-    memcpy(t, S_MAGIC, 8);
+    memset(t, 0, CKPT_TRAILER);
+    memcpy(t, CKPT_MAGIC, 8);
     s_be64_put(t + 8, seq);
     s_be64_put(t + 16, len);
     s_be64_put(t + 24, sum);
 }
 
-/* A running checksum of a checkpoint's data: XXH3-64, or (crc, for
- * checkpoints of the first format) zlib's CRC-32. */
-typedef struct {
-    bool crc;
-    uLong c;
-    XXH3_state_t *x;
-} s_sum_t;
-
-static void s_sum_init(s_sum_t *s, bool crc)
+void ckpt_sum_init(ckpt_sum_t *s, bool crc)
 {
     s->crc = crc;
     s->c = crc32(0L, Z_NULL, 0);
@@ -205,7 +190,7 @@ static void s_sum_init(s_sum_t *s, bool crc)
     }
 }
 
-static void s_sum_add(s_sum_t *s, const unsigned char *p, size_t n)
+void ckpt_sum_add(ckpt_sum_t *s, const unsigned char *p, size_t n)
 {
     if (s->crc)
         s->c = crc32(s->c, p, (uInt)n);
@@ -213,8 +198,7 @@ static void s_sum_add(s_sum_t *s, const unsigned char *p, size_t n)
         XXH3_64bits_update(s->x, p, n);
 }
 
-/* The checksum; frees s. */
-static uint64_t s_sum_end(s_sum_t *s)
+uint64_t ckpt_sum_end(ckpt_sum_t *s)
 {
     if (s->crc)
         return (uint32_t)s->c;
@@ -306,7 +290,7 @@ static ssize_t s_read_full(s_drain_t *d, unsigned char *buf, size_t cap)
     return (ssize_t)got;
 }
 
-static int s_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off)
+int ckpt_write_full(int fd, const unsigned char *buf, size_t n, uint64_t off)
 {
     for (size_t done = 0; done < n;) {
         ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
@@ -338,8 +322,8 @@ static void *s_drain(void *arg)
 {
     s_drain_t *d = arg;
     unsigned char *buf = xmalloc(S_SLICE);
-    s_sum_t sum;
-    s_sum_init(&sum, false);
+    ckpt_sum_t sum;
+    ckpt_sum_init(&sum, false);
     uint64_t prev_off = 0, prev_len = 0;
 
     if (d->hold)
@@ -357,9 +341,9 @@ static void *s_drain(void *arg)
         }
         if (n == 0)
             break;
-        s_sum_add(&sum, buf, (size_t)n);
+        ckpt_sum_add(&sum, buf, (size_t)n);
         if (d->err == 0) {
-            if (s_write_full(d->out, buf, (size_t)n, d->len) == -1) {
+            if (ckpt_write_full(d->out, buf, (size_t)n, d->len) == -1) {
                 d->err = errno;
             } else {
                 (void)sync_file_range(d->out, (off_t)d->len, n, SYNC_FILE_RANGE_WRITE);
@@ -376,7 +360,7 @@ static void *s_drain(void *arg)
     }
     close(d->in);
     d->in = -1;
-    d->sum = s_sum_end(&sum);
+    d->sum = ckpt_sum_end(&sum);
     free(buf);
     return NULL;
 }
@@ -455,15 +439,15 @@ static void s_mono_ts(struct timespec *ts, int64_t ns)
 static void *s_releaser(void *arg)
 {
     s_release_t *r = arg;
-    s_sum_t x;
-    s_sum_init(&x, false);
+    ckpt_sum_t x;
+    ckpt_sum_init(&x, false);
     uint64_t off = 0;
     while (r->map != NULL && off < r->len && s_now_ns() < r->until_ns) {
         size_t n = r->len - off < S_SLICE ? (size_t)(r->len - off) : S_SLICE;
-        s_sum_add(&x, r->map + off, n);
+        ckpt_sum_add(&x, r->map + off, n);
         off += n;
     }
-    uint64_t sum = s_sum_end(&x);
+    uint64_t sum = ckpt_sum_end(&x);
     struct timespec ts;
     pthread_mutex_lock(&r->lock);
     r->summed = r->map != NULL && off == r->len;
@@ -514,8 +498,8 @@ static int s_sum_back(int fd, uint64_t *len, uint64_t *sum)
         errno = ENOMEM;
         return -1;
     }
-    s_sum_t x;
-    s_sum_init(&x, false);
+    ckpt_sum_t x;
+    ckpt_sum_init(&x, false);
     uint64_t off = 0;
     int rc = 0;
     for (;;) {
@@ -528,11 +512,11 @@ static int s_sum_back(int fd, uint64_t *len, uint64_t *sum)
         }
         if (n == 0)
             break;
-        s_sum_add(&x, buf, (size_t)n);
+        ckpt_sum_add(&x, buf, (size_t)n);
         off += (uint64_t)n;
     }
     int saved = errno;
-    *sum = s_sum_end(&x);
+    *sum = ckpt_sum_end(&x);
     *len = off;
     free(buf);
     errno = saved;
@@ -736,12 +720,12 @@ static int s_copy_piped(store_t *self, int fd, const char *tmp, uint64_t *len, u
 int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
 {
     char dir[4096], tmp[4200], final[4200];
-    unsigned char trailer[S_TRAILER];
+    unsigned char trailer[CKPT_TRAILER];
     uint64_t schema = 0, seq = 0, len = 0, sum = 0, held_ms = 0;
     struct stat st;
     int fd = -1, rc;
 
-    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
+    ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
     if (s_mkdir_root(store_ckpt_root(self)) == -1 ||
         (mkdir(dir, 0750) == -1 && errno != EEXIST)) {
         snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
@@ -770,7 +754,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
                  (unsigned long long)st.st_size, (unsigned long long)len);
         goto fail;
     }
-    if ((rc = s_read_meta(tmp, &schema, &seq)) != 0) {
+    if ((rc = ckpt_read_meta(tmp, &schema, &seq)) != 0) {
         snprintf(err, errlen, "the copy %s does not open: %s", tmp, mdb_strerror(rc));
         goto fail;
     }
@@ -781,7 +765,7 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     }
     s_trailer_put(trailer, seq, len, sum);
     errno = 0;
-    if (pwrite(fd, trailer, S_TRAILER, st.st_size) != S_TRAILER || fsync(fd) == -1) {
+    if (pwrite(fd, trailer, CKPT_TRAILER, st.st_size) != CKPT_TRAILER || fsync(fd) == -1) {
         snprintf(err, errlen, "writing the trailer of %s: %s", tmp,
                  errno ? strerror(errno) : "short write");
         goto fail;
@@ -789,13 +773,13 @@ int store_checkpoint(store_t *self, store_ckpt_t *out, char *err, size_t errlen)
     close(fd);
     fd = -1;
     snprintf(final, sizeof final, "%s/ckpt-%020llu.mdb", dir, (unsigned long long)seq);
-    if (rename(tmp, final) == -1 || s_fsync_dir(dir) == -1) {
+    if (rename(tmp, final) == -1 || ckpt_fsync_dir(dir) == -1) {
         snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
         goto fail;
     }
     memset(out, 0, sizeof *out);
     out->seq = seq;
-    out->bytes = (uint64_t)st.st_size + S_TRAILER;
+    out->bytes = (uint64_t)st.st_size + CKPT_TRAILER;
     out->created_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     out->held_ms = held_ms;
     snprintf(out->name, sizeof out->name, "ckpt-%020llu.mdb", (unsigned long long)seq);
@@ -808,444 +792,3 @@ fail:
     return STORE_ERR;
 }
 
-static int s_ckpt_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const store_ckpt_t *)a)->seq, y = ((const store_ckpt_t *)b)->seq;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-size_t store_checkpoint_list(const char *state_dir, store_ckpt_t *out, size_t max)
-{
-    char dir[4096];
-    size_t n = 0;
-    s_ckpt_dir(state_dir, dir, sizeof dir);
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    store_ckpt_t all[STORE_CKPT_MAX * 2];
-    while ((e = readdir(d)) != NULL && n < sizeof all / sizeof all[0]) {
-        unsigned long long seq;
-        char tail[8];
-        /* Exactly ckpt-<20 digits>.mdb. */
-        if (strlen(e->d_name) != 29 || sscanf(e->d_name, "ckpt-%20llu%4s", &seq, tail) != 2 ||
-            strcmp(tail, ".mdb") != 0)
-            continue;
-        char path[4400];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
-            continue;
-        store_ckpt_t *c = &all[n++];
-        memset(c, 0, sizeof *c);
-        c->seq = seq;
-        c->bytes = (uint64_t)st.st_size;
-        c->created_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-        snprintf(c->name, sizeof c->name, "%s", e->d_name);
-    }
-    closedir(d);
-    qsort(all, n, sizeof all[0], s_ckpt_cmp);
-    if (n > max)
-        n = max;
-    memcpy(out, all, n * sizeof all[0]);
-    return n;
-}
-
-int store_checkpoint_prune(const char *state_dir, unsigned keep)
-{
-    store_ckpt_t list[STORE_CKPT_MAX];
-    char dir[4096], path[4400];
-    int deleted = 0;
-
-    s_ckpt_dir(state_dir, dir, sizeof dir);
-    size_t n = store_checkpoint_list(state_dir, list, STORE_CKPT_MAX);
-    for (size_t i = keep ? keep : 1; i < n; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, list[i].name);
-        if (unlink(path) == 0)
-            deleted++;
-        else
-            log_warn("[checkpoint] cannot delete %s: %s", path, strerror(errno));
-    }
-    if (deleted)
-        s_fsync_dir(dir);
-    return deleted;
-}
-
-/* The checksum (XXH3-64, or with crc CRC-32) of the first len bytes of
- * fd, read in large sequential chunks. 0, or -1 with errno. */
-static int s_sum_file(int fd, uint64_t len, bool crc, uint64_t *out)
-{
-    unsigned char *buf = xmalloc(S_VERIFY_CHUNK);
-    s_sum_t sum;
-    s_sum_init(&sum, crc);
-    uint64_t off = 0;
-    int rc = -1;
-
-    (void)posix_fadvise(fd, 0, (off_t)len, POSIX_FADV_SEQUENTIAL);
-    while (off < len) {
-        size_t want = len - off < S_VERIFY_CHUNK ? (size_t)(len - off) : S_VERIFY_CHUNK;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n == 0)
-                errno = EIO; /* shorter than it said */
-            goto out;
-        }
-        s_sum_add(&sum, buf, (size_t)n);
-        off += (uint64_t)n;
-    }
-    rc = 0;
-out:
-    *out = s_sum_end(&sum);
-    free(buf);
-    return rc;
-}
-
-/* Copy len bytes of in to out from offset 0: copy_file_range (the kernel
- * copies, or shares the blocks where the file system can), else read and
- * write. 0, or -1 with errno. */
-static int s_copy_file(int in, int out, uint64_t len)
-{
-    loff_t ioff = 0, ooff = 0;
-    while ((uint64_t)ioff < len) {
-        ssize_t n = copy_file_range(in, &ioff, out, &ooff, (size_t)(len - (uint64_t)ioff), 0);
-        if (n > 0)
-            continue;
-        if (n == 0) {
-            errno = EIO; /* shorter than it said */
-            return -1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-            return -1;
-        break; /* not between these files: by hand */
-    }
-    unsigned char *buf = xmalloc(S_VERIFY_CHUNK);
-    int rc = 0;
-    while ((uint64_t)ioff < len) {
-        size_t want = len - (uint64_t)ioff < S_VERIFY_CHUNK ? (size_t)(len - (uint64_t)ioff)
-                                                             : S_VERIFY_CHUNK;
-        ssize_t n = pread(in, buf, want, ioff);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n == 0)
-                errno = EIO;
-            rc = -1;
-            break;
-        }
-        if (s_write_full(out, buf, (size_t)n, (uint64_t)ooff) == -1) {
-            rc = -1;
-            break;
-        }
-        ioff += n;
-        ooff += n;
-    }
-    free(buf);
-    return rc;
-}
-
-/* Bring the checkpoint at src back as the state directory path's
- * data.mdb. It is verified first, in place: its trailer, its length, the
- * checksum of its data (one sequential read, which also brings its pages
- * into the page cache for the replay that follows) and that it opens with
- * the sequence its trailer says. Then, with consume, it is renamed into
- * place (its trailer cut off): nothing is copied, whatever the size of the
- * state, and the checkpoint is gone; otherwise it is copied (kernel copy).
- * Returns 1 restored (*renamed says how), 0 when the checkpoint is not
- * intact (why in reason, nothing changed), -1 on an I/O error (err). */
-static int s_restore_one(const char *src, const char *path, uint64_t want_seq, bool consume,
-                         bool *renamed, char *reason, size_t reasonlen, char *err,
-                         size_t errlen)
-{
-    char tmp[4200], final[4200], dir[4400];
-    unsigned char t[S_TRAILER];
-    struct stat st;
-    int in = -1, out = -1, ret = 0;
-
-    snprintf(tmp, sizeof tmp, "%s/data.mdb.restore", path);
-    snprintf(final, sizeof final, "%s/data.mdb", path);
-    in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in == -1 || fstat(in, &st) == -1) {
-        snprintf(reason, reasonlen, "cannot open it: %s", strerror(errno));
-        goto out;
-    }
-    if (st.st_size < S_TRAILER + 2 * 4096 ||
-        pread(in, t, S_TRAILER, st.st_size - S_TRAILER) != S_TRAILER ||
-        (memcmp(t, S_MAGIC, 8) != 0 && memcmp(t, S_MAGIC_CRC, 8) != 0)) {
-        snprintf(reason, reasonlen, "it is truncated or torn (no trailer at its end)");
-        goto out;
-    }
-    uint64_t seq = s_be64_get(t + 8), len = s_be64_get(t + 16);
-    bool crc = memcmp(t, S_MAGIC_CRC, 8) == 0;
-    uint64_t sum_want = crc ? s_be64_get(t + 24) >> 32 : s_be64_get(t + 24), sum = 0;
-    if (len != (uint64_t)st.st_size - S_TRAILER || seq != want_seq) {
-        snprintf(reason, reasonlen, "its trailer does not match its name or length");
-        goto out;
-    }
-    if (s_sum_file(in, len, crc, &sum) == -1) {
-        snprintf(reason, reasonlen, "cannot read it: %s", strerror(errno));
-        goto out;
-    }
-    if (sum != sum_want) {
-        snprintf(reason, reasonlen, "it is torn (%s %016llx, its trailer says %016llx)",
-                 crc ? "CRC-32" : "XXH3-64", (unsigned long long)sum,
-                 (unsigned long long)sum_want);
-        goto out;
-    }
-    uint64_t schema = 0, applied = 0;
-    int rc = s_read_meta(src, &schema, &applied);
-    if (rc != 0 || schema != STORE_SCHEMA || applied != seq) {
-        snprintf(reason, reasonlen, "it does not open as a state of schema %d at %llu (%s)",
-                 STORE_SCHEMA, (unsigned long long)seq,
-                 rc ? mdb_strerror(rc) : "other meta");
-        goto out;
-    }
-    if (mkdir(path, 0750) == -1 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    if (consume) {
-        /* The state is recovered from the log after a crash anyway, and
-         * its marker (written once it opens) says "open in this boot"
-         * until a clean close: a crash from here on recovers it again,
-         * from an older checkpoint. The directories are flushed all the
-         * same, so that the checkpoint's name never outlives the rename
-         * while LMDB writes to its pages. */
-        if (rename(src, final) == 0) {
-            ret = 1;
-            *renamed = true;
-            if (truncate(final, (off_t)len) == -1 || s_fsync_dir(path) == -1) {
-                snprintf(err, errlen, "cutting the trailer off %s: %s", final,
-                         strerror(errno));
-                ret = -1;
-                goto out;
-            }
-            snprintf(dir, sizeof dir, "%s", src);
-            char *slash = strrchr(dir, '/');
-            if (slash) {
-                *slash = '\0';
-                (void)s_fsync_dir(dir);
-            }
-            goto out;
-        }
-        if (errno != EXDEV) {
-            snprintf(err, errlen, "renaming %s to %s: %s", src, final, strerror(errno));
-            ret = -1;
-            goto out;
-        }
-        /* Another file system (--rebuild-dir): copied. */
-    }
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (out == -1) {
-        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    if (s_copy_file(in, out, len) == -1) {
-        snprintf(err, errlen, "copying %s to %s: %s", src, tmp, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    close(out);
-    out = -1;
-    /* No fsync: as above. */
-    if (rename(tmp, final) == -1) {
-        snprintf(err, errlen, "renaming %s to %s: %s", tmp, final, strerror(errno));
-        ret = -1;
-        goto out;
-    }
-    ret = 1;
-out:
-    if (in != -1)
-        close(in);
-    if (out != -1)
-        close(out);
-    if (ret != 1)
-        unlink(tmp);
-    return ret;
-}
-
-int store_checkpoint_restore(store_t *self, uint64_t first, uint64_t last, bool oldest,
-                             bool may_consume, uint64_t *seq, char *name, size_t namelen,
-                             bool *consumed, char *err, size_t errlen)
-{
-    store_ckpt_t list[STORE_CKPT_MAX];
-    char dir[4096], src[4400], path[4096], reason[256];
-
-    *consumed = false;
-    s_ckpt_dir(store_ckpt_root(self), dir, sizeof dir);
-    store_state_path(self, path, sizeof path);
-    size_t n = store_checkpoint_list(store_ckpt_root(self), list, STORE_CKPT_MAX);
-    for (size_t k = 0; k < n; k++) {
-        const store_ckpt_t *c = &list[oldest ? n - 1 - k : k];
-        if (c->seq > last) {
-            log_warn("[store] checkpoint %s is ahead of the event log (which ends at "
-                     "%llu): skipped", c->name, (unsigned long long)last);
-            continue;
-        }
-        if (first > 1 && c->seq + 1 < first) {
-            log_warn("[store] checkpoint %s is older than the event log (which begins "
-                     "at %llu after log_retention): skipped", c->name,
-                     (unsigned long long)first);
-            continue;
-        }
-        /* Renamed into the state only while recovery stays possible
-         * without it: the log still begins at its first event, or an
-         * older checkpoint that the log covers remains. */
-        bool consume = may_consume && !oldest && first <= 1;
-        for (size_t j = k + 1; may_consume && !oldest && !consume && j < n; j++)
-            consume = list[j].seq <= last && list[j].seq + 1 >= first;
-        snprintf(src, sizeof src, "%s/%s", dir, c->name);
-        reason[0] = '\0';
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        bool renamed = false;
-        int rc = s_restore_one(src, path, c->seq, consume, &renamed, reason, sizeof reason,
-                               err, errlen);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            log_warn("[store] checkpoint %s cannot be used: %s; trying an older one",
-                     c->name, reason);
-            continue;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        log_info("[store] checkpoint %s (%.1f MiB) verified and %s in %.2f s", c->name,
-                 (double)c->bytes / (1 << 20),
-                 renamed ? "renamed into the state" : "copied into the state",
-                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-        *seq = c->seq;
-        *consumed = renamed;
-        snprintf(name, namelen, "%s", c->name);
-        return 1;
-    }
-    return 0;
-}
-
-int store_checkpoint_lead(const char *state_dir, uint64_t first, const char *lead_id,
-                          store_ckpt_lead_t *out)
-{
-    store_ckpt_t list[STORE_CKPT_MAX];
-    char dir[4096], path[4400];
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi leads;
-    int rc, ret = STORE_ERR;
-
-    memset(out, 0, sizeof *out);
-    size_t n = store_checkpoint_list(state_dir, list, STORE_CKPT_MAX);
-    while (n > 0 && first > 1 && list[n - 1].seq + 1 < first)
-        n--; /* older than the log: not the one retention keeps it for */
-    if (n == 0)
-        return 0;
-    out->ckpt = list[n - 1];
-    s_ckpt_dir(state_dir, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/%s", dir, out->ckpt.name);
-    if ((rc = mdb_env_create(&env)) != 0)
-        goto out;
-    if ((rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
-        (rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS,
-                           0640)) != 0 ||
-        (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "leads", 0, &leads)) != 0)
-        goto out;
-    MDB_val k = {.mv_size = strlen(lead_id), .mv_data = (void *)lead_id}, v;
-    rc = mdb_get(txn, leads, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        ret = 0;
-        goto out;
-    }
-    if (rc != 0)
-        goto out;
-    const void *buf;
-    size_t len;
-    if (!store_lead_split(NULL, lead_id, &v, &buf, &len, NULL)) {
-        rc = MDB_CORRUPTED;
-        goto out;
-    }
-    const unsigned char *p = v.mv_data;
-    out->n_deadlines = p[8] < STORE_LEAD_DEADLINES ? p[8] : STORE_LEAD_DEADLINES;
-    for (size_t i = 0; i < out->n_deadlines; i++) {
-        const unsigned char *d = p + S_LEAD_FIXED + i * S_LEAD_DL;
-        memcpy(out->deadlines[i].kind, d, 16);
-        out->deadlines[i].kind[15] = '\0';
-        out->deadlines[i].due_ms = (int64_t)s_be64_get(d + 16);
-    }
-    out->buf = xmalloc(len ? len : 1);
-    memcpy(out->buf, buf, len);
-    out->len = len;
-    ret = 1;
-out:
-    if (ret == STORE_ERR)
-        log_err("[store] reading lead %s from checkpoint %s: %s", lead_id, out->ckpt.name,
-                mdb_strerror(rc));
-    if (txn)
-        mdb_txn_abort(txn);
-    if (env)
-        mdb_env_close(env);
-    return ret;
-}
-
-/* -- log retention --------------------------------------------------------- */
-
-long store_log_drop(store_t *self, uint64_t upto, size_t max)
-{
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    long n = 0;
-    int rc;
-
-    if (self->log_txn || (store_state_side(self) && self->state_txn))
-        return STORE_ERR;
-    /* The last entry stays, whatever: it is where the sequence goes on. */
-    if (self->last_seq == 0)
-        return 0;
-    if (upto >= self->last_seq)
-        upto = self->last_seq - 1;
-    if (self->first_seq == 0 || self->first_seq > upto)
-        return 0;
-    if ((rc = mdb_txn_begin(self->log_env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_cursor_open(txn, self->events, &cur)) != 0)
-        goto fail;
-    MDB_val k, v;
-    uint64_t next = self->first_seq;
-    while ((size_t)n < max) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (rc != 0 || k.mv_size != 8)
-            goto fail;
-        uint64_t seq = s_be64_get(k.mv_data);
-        if (seq > upto) {
-            next = seq;
-            break;
-        }
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            goto fail;
-        n++;
-        next = seq + 1;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0)
-        goto fail;
-    pthread_mutex_lock(&self->pub_lock);
-    self->first_seq = next;
-    self->pub_first_seq = next;
-    self->log_dropped += (uint64_t)n;
-    pthread_mutex_unlock(&self->pub_lock);
-    return n;
-
-fail:
-    if (cur)
-        mdb_cursor_close(cur);
-    if (txn)
-        mdb_txn_abort(txn);
-    log_err("[store] dropping log entries up to %llu: %s", (unsigned long long)upto,
-            mdb_strerror(rc));
-    return STORE_ERR;
-}

@@ -19,9 +19,11 @@
  *                     and a partition thread (the state): log groups,
  *                     state groups, the index of what is logged and not
  *                     applied yet, the read-your-writes wait
- *   store_checkpoint.c durable checkpoints of the state (written from a
- *                     read snapshot in another thread), restoring the
- *                     newest good one, and dropping covered log entries
+ *   store_checkpoint.c writing durable checkpoints of the state (in the
+ *                     checkpoint thread, the partition's writer held)
+ *   store_restore.c   listing, pruning and restoring checkpoints, a lead
+ *                     read from one, dropping covered log entries
+ *   store_ckpt_int.h  the checkpoint file's format, shared by those two
  *
  * Only these files include <lmdb.h>. The write side (groups, leads,
  * deadlines, marks, counters) runs on the thread that opened the store;
