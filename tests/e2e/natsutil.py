@@ -171,6 +171,10 @@ class NatsServer:
 
     def __init__(self, directory, port=None, name="nats", cluster=None):
         self.dir = str(directory)
+        # A port of its own choosing may be taken by another test between
+        # free_port() and the server's bind: then start() takes another.
+        self.chosen = port is None and cluster is None
+        self.started = False  # once up, a restart keeps its port
         self.port = port or free_port()
         self.name = name
         self.proc = None
@@ -180,6 +184,8 @@ class NatsServer:
 
     @property
     def url(self):
+        if not self.started:
+            self.chosen = False  # handed out before the start: the port stays
         return "nats://127.0.0.1:%d" % self.port
 
     def start(self):
@@ -194,11 +200,17 @@ class NatsServer:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self.proc.poll() is not None:
+                if (self.chosen and not self.started and len(self.logs) <= 3 and
+                        b"address already in use" in open(log, "rb").read()):
+                    self._log.close()
+                    self.port = free_port()
+                    return self.start()
                 pytest.fail("nats-server exited with %d:\n%s" % (self.proc.returncode,
                                                                  self.log()))
             try:
                 c = NatsClient(self.port, timeout=1.0)
                 c.close()
+                self.started = True
                 return self
             except (OSError, NatsError):
                 if time.monotonic() >= deadline:
