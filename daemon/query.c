@@ -362,12 +362,11 @@ static void s_on_request(bus_sock_t *sock, bus_msg_t *msg, void *arg)
     Funnel__V1__QueryRequest *req = funnel__v1__query_request__unpack(
         NULL, zmq_msg_size(payload), zmq_msg_data(payload));
     /* Read-your-writes, before defn_lock: a query of one lead of the live
-     * state waits only for that lead's events, any other for the log. */
+     * state reads its lead's events not applied yet from the log
+     * (query_lead.c), any other waits for the log to be applied. */
     const char *dname = req ? s_definition_name(req) : NULL;
-    if (req && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD &&
-        (dname == NULL || dname[0] == '\0') && req->lead->lead_id && req->lead->lead_id[0])
-        query_sync_lead(&self->q, req->lead->lead_id);
-    else
+    if (!(req && req->query_case == FUNNEL__V1__QUERY_REQUEST__QUERY_LEAD &&
+          (dname == NULL || dname[0] == '\0') && req->lead->lead_id && req->lead->lead_id[0]))
         query_sync(&self->q);
     /* A reload waits for this query to be answered. */
     pthread_rwlock_rdlock(self->q.defn_lock);

@@ -73,7 +73,9 @@ void query_sync(const query_t *q);
 /* The same for a query of one lead: waits only until the lead's
  * partition has applied the lead's events logged so far (at full load the
  * state is up to two groups behind the log, and most leads have none of
- * their events among them), within the same bound. */
+ * their events among them), within the same bound. A lead query of the
+ * live state calls it only when it cannot read those events from the log
+ * instead (query_lead.c). */
 void query_sync_lead(const query_t *q, const char *lead_id);
 
 typedef struct query_server query_server_t;

@@ -13,6 +13,18 @@
  * the newest few the record keeps. The definition is the one in use now,
  * so after an edit the replay says what today's rules make of the lead's
  * history, which may differ from what the stored record says.
+ *
+ * Read-your-writes without waiting: with partitions the state applies an
+ * event after its Ack, up to two groups behind the log at full load. A
+ * lead with events logged but not applied yet (store_read_lead_pending)
+ * is answered from its record as of the snapshot with those events
+ * replayed on top of it, from the log, in the same snapshot (the chain
+ * from the lead's newest entry back to the partition's applied sequence):
+ * what the partition will store once it applies them (replay.h), without
+ * waiting for its group. When another lead of the slot logged last, the
+ * entries not applied yet are scanned for the lead's newest; only when
+ * there are too many of them (a state catching up at start-up), or the
+ * slots cannot tell, does the query wait for the partition.
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -24,6 +36,7 @@
 #include "log.h"
 #include "query_int.h"
 #include "replay.h"
+#include "strcopy.h"
 #include "xalloc.h"
 
 #define S_TIMELINE_DEFAULT 100
@@ -61,6 +74,7 @@ typedef struct {
      * the events after that checkpoint's sequence (from_seq). */
     bool seeded;
     uint64_t from_seq;
+    int64_t newest_ms;          /* newest event time replayed after from_seq */
     hnd_carry_t seed_carry[2];   /* the seed's carry-overs (fit, engagement) */
 } s_work_t;
 
@@ -129,13 +143,16 @@ static void s_on_replay_event(uint64_t seq, const void *raw, size_t len,
         return;
     }
     if (seq <= w->from_seq) {
-        /* Already in the checkpoint's record the replay started from. */
+        /* Already in the record the replay started from (a checkpoint's,
+         * or the state's for the events not applied yet). */
         if (ev->type[0] != '$' && ev->occurred_at_ms <= w->as_of)
             s_keep(w, seq, ev);
         else
             funnel__v1__event__free_unpacked(ev, NULL);
         return;
     }
+    if (ev->occurred_at_ms > w->newest_ms)
+        w->newest_ms = ev->occurred_at_ms;
     if (strcmp(ev->type, INGEST_DEADLINE_TYPE) == 0) {
         const char *kind = s_attr(ev, "kind"), *due = s_attr(ev, "due_ms");
         if (kind && due) {
@@ -253,6 +270,96 @@ static int s_seed_from_checkpoint(s_work_t *w, const char *lead_id,
     return 0;
 }
 
+/* Log entries not applied yet that a lead query scans for its lead's
+ * newest when another lead of its slot logged last: the lag bound is
+ * twice group_max_events (16,000 by default), about 1.5 ms of scanning;
+ * beyond it (a state catching up at start-up) the query waits instead. */
+#define S_PENDING_SCAN_MAX 65536
+
+typedef struct {
+    const char *lead_id;
+    size_t len;
+    uint64_t newest;            /* the newest entry of the lead seen, or 0 */
+} s_head_t;
+
+static void s_on_head(uint64_t seq, const void *raw, size_t len, void *arg)
+{
+    s_head_t *h = arg;
+    const uint8_t *id;
+    size_t n;
+    if (codec_event_lead_peek(raw, len, &id, &n) == 0 && n == h->len &&
+        memcmp(id, h->lead_id, n) == 0)
+        h->newest = seq;
+}
+
+/* Whether lead_id's events are in the state as of the snapshot (0), or
+ * some are still to be applied and the log entry at *head is the lead's
+ * newest (1), or neither can be told (-1: wait, then read the state). */
+static int s_pending(const query_t *q, const char *lead_id, uint64_t *head, uint64_t *applied)
+{
+    int pending = store_read_lead_pending(q->store, lead_id, head, applied);
+    if (pending != 1)
+        return pending;
+    s_head_t h = {lead_id, strlen(lead_id), 0};
+    if (store_read_log(q->store, *head, 1, s_on_head, &h) == 1 && h.newest == *head)
+        return 1;
+    /* Another lead of the slot logged last: the lead's own newest entry,
+     * if any, is among those not applied yet. */
+    long n = store_read_log(q->store, *applied + 1, S_PENDING_SCAN_MAX, s_on_head, &h);
+    if (n < 0 || n == S_PENDING_SCAN_MAX)
+        return -1;
+    if (h.newest == 0)
+        return 0;
+    *head = h.newest;
+    return 1;
+}
+
+/* A plain lead query of a lead with events not applied yet: its record
+ * (if any), with its pending deadlines, seeds a replay of the events of
+ * its chain after the partition's applied sequence. */
+static void s_answer_pending(s_work_t *w, const char *lead_id, int found, const void *buf,
+                             size_t len, uint64_t head, uint64_t applied, int64_t now,
+                             Funnel__V1__QueryReply *r, Funnel__V1__LeadReply *lr)
+{
+    w->replay = replay_new();
+    w->as_of = INT64_MAX;
+    w->from_seq = applied;
+    if (found == 1) {
+        if (codec_lead_decode(buf, len, w->d, &w->lead) != 0) {
+            r->error = (char *)"the stored lead is not decodable";
+            return;
+        }
+        store_lead_deadline_t sd[STORE_LEAD_DEADLINES];
+        hnd_deadline_t dl[STORE_LEAD_DEADLINES];
+        long n = store_read_lead_deadlines(w->q->store, lead_id, sd, STORE_LEAD_DEADLINES);
+        if (n < 0) {
+            r->error = (char *)"storage error";
+            return;
+        }
+        memset(dl, 0, sizeof dl);
+        for (long i = 0; i < n; i++) {
+            strcopy(dl[i].kind, sizeof dl[i].kind, sd[i].kind);
+            dl[i].due_ms = sd[i].due_ms;
+        }
+        replay_seed(w->replay, &w->lead, dl, (size_t)n);
+    }
+    if (store_read_chain(w->q->store, lead_id, head, applied, w->limit, s_on_replay_event,
+                         w) < 0) {
+        r->error = (char *)"storage error reading the lead's timeline";
+        return;
+    }
+    const hnd_lead_t *lead = replay_lead(w->replay);
+    if (lead == NULL)
+        return; /* a new lead whose events were all refused */
+    /* On the event clock the state's watermark moves to these events'
+     * times once they are applied. */
+    if (w->q->event_clock && w->newest_ms > now)
+        now = w->newest_ms;
+    codec_lead_to_pb_at(lead, w->d, now, &w->pb, &w->scratch);
+    lr->found = true;
+    lr->lead = &w->pb;
+}
+
 void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
                 bus_msg_t *msg, Funnel__V1__QueryReply *r)
 {
@@ -287,9 +394,24 @@ void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
         r->error = (char *)"storage error";
         goto refuse;
     }
+    uint64_t head = 0, applied = 0;
+    int pending = s_pending(q, lq->lead_id, &head, &applied);
+    if (pending < 0) {
+        /* Read-your-writes the slow way: wait for the lead's partition to
+         * apply what its slot says was logged (bounded), then read. */
+        store_read_end(q->store);
+        query_sync_lead(q, lq->lead_id);
+        if (store_read_begin(q->store) != STORE_OK) {
+            r->error = (char *)"storage error";
+            goto refuse;
+        }
+        pending = 0;
+    }
     int64_t now = query_now_ms(q);
     int found = store_read_lead(q->store, lq->lead_id, &buf, &len);
-    if (found == 1 && !replay) {
+    if (found >= 0 && pending == 1 && !replay) {
+        s_answer_pending(w, lq->lead_id, found, buf, len, head, applied, now, r, &lr);
+    } else if (found == 1 && !replay) {
         if (codec_lead_decode(buf, len, w->d, &w->lead) == 0) {
             codec_lead_to_pb_at(&w->lead, w->d, now, &w->pb, &w->scratch);
             lr.found = true;
@@ -300,13 +422,14 @@ void query_lead(query_t *q, const Funnel__V1__LeadQuery *lq, bus_sock_t *sock,
         } else {
             r->error = (char *)"the stored lead is not decodable";
         }
-    } else if (found == 1) {
+    } else if (found == 1 || (found == 0 && pending == 1)) {
+        /* The whole chain, from the lead's newest logged event. */
         w->replay = replay_new();
         w->as_of = lq->as_of_ms ? lq->as_of_ms : INT64_MAX;
         if (s_seed_from_checkpoint(w, lq->lead_id, r) < 0) {
             /* r->error says why */
-        } else if (store_read_timeline(q->store, lq->lead_id, SIZE_MAX, s_on_replay_event,
-                                       w) < 0) {
+        } else if (store_read_chain(q->store, lq->lead_id, pending == 1 ? head : 0, UINT64_MAX,
+                                    SIZE_MAX, s_on_replay_event, w) < 0) {
             r->error = (char *)"storage error reading the lead's events";
         } else if (replay_lead(w->replay) != NULL) {
             s_replayed_pb(w, replay_lead(w->replay), lq->as_of_ms ? lq->as_of_ms : now,

@@ -468,6 +468,16 @@ void store_read_end(store_t *self);
 int store_read_lead(store_t *self, const char *lead_id, const void **buf,
                     size_t *len);
 
+/* The pending deadlines of lead_id's record in the read snapshot, at most
+ * max of them into out: their number (0 for an unknown lead), or
+ * STORE_ERR. */
+typedef struct {
+    char kind[16];
+    int64_t due_ms;
+} store_lead_deadline_t;
+long store_read_lead_deadlines(store_t *self, const char *lead_id, store_lead_deadline_t *out,
+                               size_t max);
+
 /* Call fn(lead_id, id_len, buf, len, arg) for the stored leads in id
  * order (bytewise), with each lead's Lead bytes: ascending from the first
  * id after `after` (after_len bytes; exclusive; 0 bytes: from the first),
@@ -516,6 +526,14 @@ typedef void store_event_fn(uint64_t seq, const void *raw, size_t len,
                             void *arg);
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
                          store_event_fn *fn, void *arg);
+
+/* The same from the log entry head (a newer event of the lead than its
+ * record's, store_read_lead_pending) back along the chain, at most limit
+ * events but always every one after keep_above (the events a lead query
+ * replays on top of the record): store_read_timeline is head 0 (the
+ * record's), keep_above UINT64_MAX (none). */
+long store_read_chain(store_t *self, const char *lead_id, uint64_t head, uint64_t keep_above,
+                      size_t limit, store_event_fn *fn, void *arg);
 
 /* Call fn for each log event with sequence >= from, at most max of them.
  * Returns the number visited, or STORE_ERR. */
@@ -651,6 +669,21 @@ int store_wait_parts_applied(store_t *self, uint64_t seq, int timeout_ms);
  * store_split.c), rather than the whole log. 1 when it has, 0 on the
  * timeout. Any thread but the owners. */
 int store_wait_lead_applied(store_t *self, const char *lead_id, int timeout_ms);
+
+/* What a lead query reads instead of waiting: whether lead_id's
+ * partition, as of this thread's read snapshot, lacks events of the lead
+ * that the log committed (logged and acknowledged, not applied yet).
+ *   0  it lacks none (as far as the lead's slot tells: see store_split.c);
+ *   1  it may: *head is the newest logged sequence of the lead's slot,
+ *      visible in the snapshot, and *applied the partition's applied
+ *      sequence; when the log entry at *head is lead_id's, the events
+ *      after *applied along its chain (store_read_chain) are the missing
+ *      ones, else another lead of the slot is (wait instead);
+ *  -1  it cannot tell (no slots yet, a draft's store, a state being
+ *      recovered): wait (store_wait_lead_applied) and read again.
+ * In the read snapshot, any thread. */
+int store_read_lead_pending(store_t *self, const char *lead_id, uint64_t *head,
+                            uint64_t *applied);
 
 /* Say that the state cannot commit (a store error being retried), or
  * that it commits again: while stalled, store_wait_applied() waits 2 s at

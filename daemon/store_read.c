@@ -189,6 +189,34 @@ int store_read_lead(store_t *self, const char *lead_id, const void **buf,
     return store_lead_split(NULL, lead_id, &v, buf, len, NULL);
 }
 
+long store_read_lead_deadlines(store_t *self, const char *lead_id, store_lead_deadline_t *out,
+                               size_t max)
+{
+    if (!store_snap_counts(store_part_index(self, lead_id)))
+        return 0;
+    self = store_part_of_lead(self, lead_id);
+    MDB_val k = s_str_val(lead_id), v;
+    int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0) {
+        log_err("[store] read lead: %s", mdb_strerror(rc));
+        return STORE_ERR;
+    }
+    const unsigned char *p = v.mv_data;
+    if (v.mv_size < S_LEAD_FIXED || p[8] > S_LEAD_DEADLINES ||
+        v.mv_size < S_LEAD_FIXED + (size_t)p[8] * S_LEAD_DL)
+        return 0; /* malformed: store_read_lead says so */
+    size_t n = p[8] < max ? p[8] : max;
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *d = p + S_LEAD_FIXED + i * S_LEAD_DL;
+        memcpy(out[i].kind, d, 16);
+        out[i].kind[15] = '\0';
+        out[i].due_ms = (int64_t)s_be64_get(d + 16);
+    }
+    return (long)n;
+}
+
 /* Longest lead id a scan hands out (validate.c allows 128 bytes). */
 #define S_SCAN_ID_MAX 256
 /* Event ids of one lead stepped over one by one before the scan seeks
@@ -649,12 +677,18 @@ long store_read_counters(store_t *self, const char *prefix,
 long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
                          store_event_fn *fn, void *arg)
 {
+    return store_read_chain(self, lead_id, 0, UINT64_MAX, limit, fn, arg);
+}
+
+long store_read_chain(store_t *self, const char *lead_id, uint64_t head, uint64_t keep_above,
+                      size_t limit, store_event_fn *fn, void *arg)
+{
     MDB_val k = s_str_val(lead_id), v;
     uint64_t *seqs = NULL;
     const void **raws = NULL;
     size_t *lens = NULL, n = 0, cap = 0;
-    uint64_t seq = 0;
-    int rc;
+    uint64_t seq = head;
+    int rc = 0;
 
     if (limit == 0)
         limit = 1;
@@ -662,19 +696,22 @@ long store_read_timeline(store_t *self, const char *lead_id, size_t limit,
      * primary's log. */
     if (!store_snap_counts(store_part_index(self, lead_id)))
         return 0;
-    store_t *part = store_part_of_lead(self, lead_id);
-    rc = mdb_get(S_RSTATE(part), part->leads, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0 || v.mv_size < S_LEAD_FIXED)
-        goto fail;
-    seq = s_be64_get(v.mv_data);
+    if (seq == 0) {
+        store_t *part = store_part_of_lead(self, lead_id);
+        rc = mdb_get(S_RSTATE(part), part->leads, &k, &v);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+        if (rc != 0 || v.mv_size < S_LEAD_FIXED)
+            goto fail;
+        seq = s_be64_get(v.mv_data);
+    }
     /* Newest first along the chain, then handed out oldest first. The
-     * arrays grow with the chain: limit may be SIZE_MAX (the whole chain). */
-    while (seq != 0 && n < limit) {
+     * arrays grow with the chain: limit may be SIZE_MAX (the whole chain),
+     * and every entry after keep_above is taken whatever the limit. */
+    while (seq != 0 && (n < limit || seq > keep_above)) {
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
-            if (cap > limit)
+            if (cap > limit && n < limit)
                 cap = limit;
             seqs = xrealloc(seqs, cap * sizeof *seqs);
             raws = xrealloc(raws, cap * sizeof *raws);

@@ -199,29 +199,59 @@ static void s_mark(store_t *self, uint32_t h_lead, uint64_t seq)
                      __ATOMIC_RELEASE);
 }
 
+/* The newest sequence logged for any lead of lead_id's slot (marks made). */
+static uint64_t s_slot_seq(const store_t *self, const uint32_t *marks, const char *lead_id)
+{
+    size_t len = strlen(lead_id);
+    uint32_t m = __atomic_load_n(&marks[s_mark_slot(fnv1a32(lead_id, len))], __ATOMIC_ACQUIRE);
+    if (m == 0) /* No event of these leads logged since the slots were made. */
+        return __atomic_load_n(&self->marks_base, __ATOMIC_RELAXED);
+    /* The slot's sequence is the newest one at most S_MARK_MOD - 1 below
+     * the reference; one older than that was applied long ago, and
+     * whatever it decodes to is waited for at worst. */
+    uint64_t top = __atomic_load_n(&self->marks_top, __ATOMIC_RELAXED);
+    uint64_t back = (top % S_MARK_MOD + 1 + S_MARK_MOD - m) % S_MARK_MOD;
+    return back <= top ? top - back : 0;
+}
+
 int store_wait_lead_applied(store_t *self, const char *lead_id, int timeout_ms)
 {
     uint64_t committed = store_committed_seq(self);
     const uint32_t *marks = __atomic_load_n(&self->lead_marks, __ATOMIC_ACQUIRE);
     if (marks == NULL || self->n_parts == 0 || self->log_of)
         return store_wait_parts_applied(self, committed, timeout_ms);
-    size_t len = strlen(lead_id);
-    uint32_t m = __atomic_load_n(&marks[s_mark_slot(fnv1a32(lead_id, len))], __ATOMIC_ACQUIRE);
-    uint64_t seq;
-    if (m == 0) {
-        /* No event of these leads logged since the slots were made. */
-        seq = __atomic_load_n(&self->marks_base, __ATOMIC_RELAXED);
-    } else {
-        /* The slot's sequence is the newest one at most S_MARK_MOD - 1
-         * below the reference; one older than that was applied long ago,
-         * and whatever it decodes to is waited for at worst. */
-        uint64_t top = __atomic_load_n(&self->marks_top, __ATOMIC_RELAXED);
-        uint64_t back = (top % S_MARK_MOD + 1 + S_MARK_MOD - m) % S_MARK_MOD;
-        seq = back <= top ? top - back : 0;
-    }
+    uint64_t seq = s_slot_seq(self, marks, lead_id);
     if (seq > committed) /* logged after this query came, not acknowledged before it */
         seq = committed;
     return store_wait_applied(store_part_of_lead(self, lead_id), seq, timeout_ms);
+}
+
+int store_read_lead_pending(store_t *self, const char *lead_id, uint64_t *head,
+                            uint64_t *applied)
+{
+    if (self->n_parts == 0)
+        return 0; /* applied before each Ack */
+    const uint32_t *marks = __atomic_load_n(&self->lead_marks, __ATOMIC_ACQUIRE);
+    unsigned i = store_part_index(self, lead_id);
+    if (marks == NULL || self->log_of || S_RLOG(self) == NULL || !store_snap_counts(i))
+        return -1;
+    store_t *part = store_part_of_lead(self, lead_id);
+    uint64_t seq = s_slot_seq(self, marks, lead_id), at = 0;
+    if (store_meta_u64(S_RSTATE(part), part->meta, "applied_seq", &at) != 0)
+        return -1;
+    if (seq <= at)
+        return 0;
+    /* Visible in this snapshot of the log: committed before it began, so
+     * acknowledged or about to be. A newer one is not (it may hide an
+     * older one of the lead that is): wait then. */
+    unsigned char sk[8];
+    s_be64_put(sk, seq);
+    MDB_val k = {.mv_size = 8, .mv_data = sk}, v;
+    if (mdb_get(S_RLOG(self), self->events, &k, &v) != 0)
+        return -1;
+    *head = seq;
+    *applied = at;
+    return 1;
 }
 
 /* The entry of lead_id's event id (or, id NULL, lead_id's newest entry),

@@ -211,16 +211,20 @@ def test_counters_after_a_kill_while_the_partitions_lag(zctx, daemon_factory, mo
 
 
 @pytest.mark.parametrize("partitions", [1, 2])
-def test_a_lead_query_waits_for_its_own_lead_only(zctx, daemon_factory, monkeypatch, partitions):
-    # Lead B applied; then, the partitions applying nothing logged after
-    # they started (FUNNELD_PARTITION_HOLD), lead A's event acknowledged:
-    # a query of B has nothing to wait for and is answered at once, where
-    # one of A (read-your-writes) waits its bound and says so.
-    d = daemon_factory(extra_args=["--partitions", str(partitions)])
+def test_a_lead_query_reads_its_leads_events_not_applied_yet(zctx, daemon_factory, monkeypatch,
+                                                             partitions):
+    # Leads B and C applied; then, the partitions applying nothing logged
+    # after they started (FUNNELD_PARTITION_HOLD), a new lead A's event and
+    # a second event of B acknowledged: each lead query answers at once
+    # what the partition will store once it applies them (read from the
+    # log on top of the record), where it used to wait for the partition.
+    args = ["--partitions", str(partitions)]
+    d = daemon_factory(extra_args=args)
     c = IngestClient(zctx, d.ingest_ep)
     t0 = now_ms() - 60_000
-    ack = c.publish([make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0)])
-    assert (ack.accepted, ack.error) == (1, "")
+    ack = c.publish([make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0),
+                     make_event("rw-C", "page_view", event_id="rw-C-1", at_ms=t0)])
+    assert (ack.accepted, ack.error) == (2, ""), ack
     c.close()
     q = QueryClient(zctx, d.query_ep)
     assert q.lead("rw-B").events == 1
@@ -232,23 +236,84 @@ def test_a_lead_query_waits_for_its_own_lead_only(zctx, daemon_factory, monkeypa
     monkeypatch.delenv("FUNNELD_PARTITION_HOLD")
     c = IngestClient(zctx, d.ingest_ep)
     ack = c.publish([make_event("rw-A", "page_view", event_id="rw-A-1", at_ms=t0 + 1000),
-                     make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0)])
-    # B's event again: a duplicate, logged before; A's logged, not applied
-    assert (ack.accepted, ack.duplicates, ack.error) == (1, 1, ""), ack
+                     make_event("rw-B", "page_view", event_id="rw-B-1", at_ms=t0),
+                     make_event("rw-B", "email_open", event_id="rw-B-2", at_ms=t0 + 2000),
+                     make_event("rw-A", "demo_request", event_id="rw-A-2", at_ms=t0 + 3000),
+                     # the newest of A's slot and of C's, logged after A's
+                     make_event(_SLOT_OF_A, "page_view", event_id="rw-sa-1", at_ms=t0 + 4000),
+                     make_event(_SLOT_OF_C, "page_view", event_id="rw-sc-1", at_ms=t0 + 4000)])
+    # B's first event again: a duplicate, logged before; the others
+    # logged, not applied
+    assert (ack.accepted, ack.duplicates, ack.error) == (5, 1, ""), ack
     c.close()
     q = QueryClient(zctx, d.query_ep)
-    # The whole log's wait is 10 s: B's answer must come well before it.
-    rep = q.request(_lead_req("rw-B"), timeout=5)
-    assert rep.error == "" and rep.lead.found and rep.lead.lead.events == 1, rep
+    held = {}
+    assert _mark_slot("rw-A") == _mark_slot(_SLOT_OF_A)
+    assert _mark_slot("rw-C") == _mark_slot(_SLOT_OF_C)
+    for lead in ("rw-A", "rw-B", "rw-C", _SLOT_OF_A, _SLOT_OF_C):
+        # The whole log's wait is 10 s: each answer must come well before it.
+        rep = q.request(_lead_req(lead), timeout=5)
+        assert rep.error == "" and rep.lead.found, (lead, rep)
+        held[lead] = rep.lead
     assert "has not applied" not in d.stderr()
-    # A's query waits for A's event, which the held partition never
-    # applies: answered from the state as it is once the bound is over.
-    rep = q.request(_lead_req("rw-A"), timeout=30)
-    assert rep.error == "" and not rep.lead.found, rep
-    assert "has not applied lead rw-A's events" in d.stderr()
+    assert held["rw-A"].lead.events == 2 and held["rw-B"].lead.events == 2, held
+    assert held["rw-C"].lead.events == 1, held["rw-C"]
+    assert [e.event.id for e in held["rw-A"].timeline] == ["rw-A-1", "rw-A-2"]
+    assert [e.event.id for e in held["rw-B"].timeline] == ["rw-B-1", "rw-B-2"]
+    # A replayed lead query (the whole ledger) starts from the newest event
+    # logged too, not from the record's.
+    req = _lead_req("rw-A")
+    req.lead.ledger = True
+    rep = q.request(req, timeout=5)
+    assert rep.error == "" and rep.lead.found and rep.lead.lead.events == 2, rep
+    assert [e.event_id for e in rep.lead.lead.ledger][-1] == "rw-A-2", rep.lead.lead
+    # Not from the state: the partitions stopped at the two events before.
+    assert "nothing logged after 2 is applied" in d.stderr()
     q.close()
     # held, it would wait for ever to catch up at a clean stop
     d.stop(signal.SIGKILL)
+
+    # Applied for real (the replay at the start): the records say what the
+    # held answers said, but for the scores' decay to the time each was
+    # read.
+    d.start(zctx)
+    q = QueryClient(zctx, d.query_ep)
+    stats = q.stats()
+    assert list(stats.partition_applied_seq) == [stats.last_seq] * partitions, stats
+    for lead in held:
+        rep = q.request(_lead_req(lead), timeout=5)
+        assert rep.error == "" and rep.lead.found, (lead, rep)
+        got, want = _undecayed(rep.lead), _undecayed(held[lead])
+        assert got == want, (lead, got, want)
+        assert abs(rep.lead.lead.total - held[lead].lead.total) < 0.01, (rep.lead, held[lead])
+    q.close()
+    d.stop_ok()
+
+
+def _mark_slot(lead_id):
+    # The slot of lead_id's newest logged sequence (store_split.c).
+    h = 0x811C9DC5
+    for b in lead_id.encode():
+        h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+    return (((h * 2654435761) & 0xFFFFFFFF) >> 11) & ((1 << 21) - 1)
+
+
+# Leads whose slot is rw-A's and rw-C's (found by trying rw-slot-N): a
+# query of rw-A, whose slot holds the newer event of another lead, scans
+# the entries not applied yet for rw-A's own; one of rw-C finds none.
+_SLOT_OF_A = "rw-slot-1105341"
+_SLOT_OF_C = "rw-slot-893797"
+
+
+def _undecayed(reply):
+    # A LeadReply without what decays with the time it is read at.
+    r = pb.LeadReply()
+    r.CopyFrom(reply)
+    for f in ("engagement", "total", "scores_as_of_ms"):
+        r.lead.ClearField(f)
+    for e in r.lead.ledger:
+        e.ClearField("current")
+    return r
 
 
 def _lead_req(lead_id):
