@@ -171,38 +171,41 @@ void store_stats_read(store_t *self, store_stats_t *out, uint64_t *last_seq)
     }
 }
 
-int store_read_lead(store_t *self, const char *lead_id, const void **buf,
-                    size_t *len)
+/* lead_id's record in its partition (if counted) in the read snapshot:
+ * 1 and *v, 0 for an unknown lead, or STORE_ERR (logged). */
+static int s_read_record(store_t *self, const char *lead_id, MDB_val *v)
 {
-    /* In the lead's partition, if it is counted. */
     if (!store_snap_counts(store_part_index(self, lead_id)))
         return 0;
     self = store_part_of_lead(self, lead_id);
-    MDB_val k = s_str_val(lead_id), v;
-    int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
+    MDB_val k = s_str_val(lead_id);
+    int rc = mdb_get(S_RSTATE(self), self->leads, &k, v);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0) {
         log_err("[store] read lead: %s", mdb_strerror(rc));
         return STORE_ERR;
     }
+    return 1;
+}
+
+int store_read_lead(store_t *self, const char *lead_id, const void **buf,
+                    size_t *len)
+{
+    MDB_val v;
+    int got = s_read_record(self, lead_id, &v);
+    if (got != 1)
+        return got;
     return store_lead_split(NULL, lead_id, &v, buf, len, NULL);
 }
 
 long store_read_lead_deadlines(store_t *self, const char *lead_id, store_lead_deadline_t *out,
                                size_t max)
 {
-    if (!store_snap_counts(store_part_index(self, lead_id)))
-        return 0;
-    self = store_part_of_lead(self, lead_id);
-    MDB_val k = s_str_val(lead_id), v;
-    int rc = mdb_get(S_RSTATE(self), self->leads, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0) {
-        log_err("[store] read lead: %s", mdb_strerror(rc));
-        return STORE_ERR;
-    }
+    MDB_val v;
+    int got = s_read_record(self, lead_id, &v);
+    if (got != 1)
+        return got;
     const unsigned char *p = v.mv_data;
     if (v.mv_size < S_LEAD_FIXED || p[8] > S_LEAD_DEADLINES ||
         v.mv_size < S_LEAD_FIXED + (size_t)p[8] * S_LEAD_DL)
